@@ -1,0 +1,7 @@
+"""`python -m torchlab ...` is the same as the `torchlab` command."""
+
+import sys
+
+from torchlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""The `torchlab` command: parse, dispatch to a sub-command, print.
+
+Sub-commands live in `torchlab/commands/`, one module each with `register(subparsers)`;
+they are discovered automatically. Errors a user can cause (TorchlabError) are printed in
+one line on stderr with exit status 2; there is no traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from torchlab.errors import TorchlabError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (and still exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from torchlab import __version__, commands
+
+    parser = OneLineParser(
+        prog="torchlab",
+        description="Train, check and run the torchlab models (digits MLP, ring net, MNIST CNNs, keypoints, ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"torchlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    modules = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
+    for name in ["core"] + [m for m in modules if m != "core"]:
+        importlib.import_module(f"torchlab.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and `python -m torchlab`; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except TorchlabError as exc:
+        message = " ".join(str(exc).split())
+        print(f"torchlab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("torchlab: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        from torchlab import distributed
+
+        distributed.teardown()
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

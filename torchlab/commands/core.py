@@ -1,0 +1,134 @@
+"""The core sub-commands: models, train, evaluate, predict, summary."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from torchlab.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the registered models with their parameter counts")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a task; writes checkpoints, history.csv and figures")
+    tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
+    tasks.required = True
+    from torchlab.tasks import get_task, task_names
+    from torchlab.tasks.base import add_common_arguments
+
+    for name in task_names():
+        task = get_task(name)
+        tp = tasks.add_parser(name, help=task.help, description=task.help)
+        task.add_arguments(tp)
+        add_common_arguments(tp, task)
+        tp.set_defaults(func=cmd_train, task_obj=task)
+
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint on its task's test split")
+    p.add_argument("checkpoint", help="path to a .pt file written by torchlab train")
+    _add_inference_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="run a checkpoint on images, files or test-set samples")
+    p.add_argument("checkpoint", help="path to a .pt file written by torchlab train")
+    p.add_argument("inputs", nargs="*", help="input files (images, CSV, ...) as the task accepts")
+    p.add_argument("--index", type=int, action="append", help="a test-set sample to predict (repeatable)")
+    p.add_argument("--format", choices=("json", "csv"), default="json", help="file format for written predictions")
+    p.add_argument("--submission", help="IdLookupTable.csv: write a Kaggle submission (keypoint tasks)")
+    p.add_argument("--out", help="where to write prediction files (default: next to the input)")
+    _add_inference_arguments(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("summary", help="layer-by-layer table (torchsummary) of a registered model")
+    p.add_argument("model", help="a name from `torchlab models`")
+    p.add_argument("--input-shape", type=int, nargs="+", help="one sample's shape, e.g. 1 96 96 (default: the model's)")
+    p.set_defaults(func=cmd_summary)
+
+
+def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--data-dir", default="data", help="data folder for tasks with files (default: data/)")
+    p.add_argument("--data", help="a specific data file (e.g. the keypoints training.csv)")
+    p.add_argument("--batch-size", type=int, default=1024, help="evaluation batch size (default: 1024)")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from torchlab.models import count_parameters, get_model_spec, model_names
+
+    rows = []
+    for name in model_names():
+        spec = get_model_spec(name)
+        rows.append((name, spec.cls.__name__, f"{count_parameters(spec.build()):,}", spec.description))
+    widths = [max(len(r[i]) for r in rows + [("model", "class", "parameters", "")]) for i in range(3)]
+    print(f"{'model':<{widths[0]}}  {'class':<{widths[1]}}  {'parameters':>{widths[2]}}  description")
+    for name, cls, params, desc in rows:
+        print(f"{name:<{widths[0]}}  {cls:<{widths[1]}}  {params:>{widths[2]}}  {desc}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from torchlab import distributed
+
+    summary = args.task_obj.train(args)
+    if distributed.current().is_main:
+        print_summary(summary)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model, meta, task = _load_for_task(args)
+    metrics = task.evaluate(model, meta, args)
+    print(f"checkpoint: {args.checkpoint} (task {meta['task']}, epoch {meta.get('epoch', '?')})")
+    print_summary(metrics)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model, meta, task = _load_for_task(args)
+    print(task.predict(model, meta, list(args.inputs), args))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from torchlab.models import count_parameters, get_model_spec
+
+    try:
+        spec = get_model_spec(args.model)
+    except KeyError as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    shape = tuple(args.input_shape) if args.input_shape else spec.input_shape
+    if not shape:
+        raise UsageError(f"model {args.model} has no default input shape; pass --input-shape")
+    try:
+        from torchsummary import summary
+    except ImportError:
+        raise UsageError("torchsummary is not installed; pip install torchsummary") from None
+    model = spec.build()
+    summary(model, shape, device="cpu")
+    print(f"{args.model}: {count_parameters(model):,} trainable parameters, input {shape}")
+    return 0
+
+
+def _load_for_task(args: argparse.Namespace):
+    import torchlab
+    from torchlab.tasks import get_task
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model, meta = torchlab.load(args.checkpoint, device=args.device)
+    try:
+        task = get_task(meta["task"])
+    except KeyError:
+        raise UsageError(f"{args.checkpoint} was written by task {meta['task']!r}, which this torchlab does not know") from None
+    return model, meta, task
+
+
+def print_summary(summary: dict) -> None:
+    """`key: value` lines; floats with 4 decimals (accuracy: 0.9833)."""
+    for key, value in summary.items():
+        if isinstance(value, float) and math.isfinite(value):
+            value = f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+        print(f"{key}: {value}")
+    sys.stdout.flush()

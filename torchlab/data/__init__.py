@@ -1,0 +1,5 @@
+"""Data sets (one module each) and the in-memory batcher that keeps small sets on the device."""
+
+from torchlab.data.batcher import TensorBatcher, split_indices
+
+__all__ = ["TensorBatcher", "split_indices"]

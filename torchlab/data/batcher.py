@@ -1,0 +1,114 @@
+"""Batching by index from tensors that already live on the training device.
+
+Small data sets (digits, MNIST, keypoints) fit in GPU memory many times over, so instead of a
+DataLoader with per-sample Python and host-to-device copies we keep the whole set on the
+device and slice it with a random permutation each epoch. The permutation is a function of
+(seed, epoch) alone, which makes an interrupted run resume on exactly the same batches.
+Under torchrun each rank takes every world_size-th index of the permutation (its shard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+
+from torchlab import distributed
+
+BatchTransform = Callable[[tuple[torch.Tensor, ...], torch.Generator], tuple[torch.Tensor, ...]]
+
+
+class TensorBatcher:
+    """Iterate over aligned tensors in mini-batches without leaving the device.
+
+    Args:
+        tensors: aligned tensors (first dimension = samples), e.g. (inputs, targets).
+        batch_size: samples per batch on this rank; None or <= 0 means the whole set at once.
+        shuffle: draw a fresh permutation every epoch (seeded by `seed` and the epoch).
+        drop_last: skip the last, smaller batch (keeps batch statistics and compiled shapes stable).
+        device: where to keep the tensors (moved once, here).
+        transform: optional on-device augmentation `f(batch, generator) -> batch`, training only.
+        seed: base seed for the permutation and the transform's generator.
+        shard: split the samples across torchrun ranks (True for training and evaluation).
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        batch_size: int | None = 128,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+        transform: BatchTransform | None = None,
+        seed: int = 0,
+        shard: bool = True,
+    ) -> None:
+        if not tensors:
+            raise ValueError("TensorBatcher needs at least one tensor")
+        n = tensors[0].shape[0]
+        if any(t.shape[0] != n for t in tensors):
+            raise ValueError(f"tensors disagree on the number of samples: {[t.shape[0] for t in tensors]}")
+        self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
+        self.num_samples = n
+        self.batch_size = n if not batch_size or batch_size <= 0 else min(batch_size, n)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+        world = distributed.current() if shard else distributed.World()
+        self.rank, self.world_size = world.rank, world.world_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the permutation (and augmentation randomness) of this epoch."""
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor | None:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            perm = torch.randperm(self.num_samples, generator=g).to(self.device)
+        elif self.world_size > 1:
+            perm = torch.arange(self.num_samples, device=self.device)
+        else:
+            return None  # contiguous slices, no gather needed
+        if self.world_size > 1:
+            perm = perm[self.rank :: self.world_size]
+        return perm
+
+    def __len__(self) -> int:
+        n = len(range(self.rank, self.num_samples, self.world_size))
+        full, rest = divmod(n, self.batch_size)
+        return full if (self.drop_last or rest == 0) else full + 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        perm = self._indices()
+        n = self.num_samples if perm is None else perm.numel()
+        generator = None
+        if self.transform is not None:
+            generator = torch.Generator(device=self.device).manual_seed(self.seed * 7919 + self.epoch + 1)
+        for batch_index in range(len(self)):
+            start = batch_index * self.batch_size
+            stop = min(start + self.batch_size, n)
+            if perm is None:
+                batch = tuple(t[start:stop] for t in self.tensors)
+            else:
+                idx = perm[start:stop]
+                batch = tuple(t.index_select(0, idx) for t in self.tensors)
+            if self.transform is not None:
+                batch = self.transform(batch, generator)
+            yield batch
+
+
+def split_indices(n: int, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (train, holdout) index split with `fraction` of n samples held out."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g)
+    k = max(1, int(round(n * fraction)))
+    return perm[k:], perm[:k]

@@ -1,0 +1,52 @@
+"""scikit-learn's bundled 8x8 digits (1,797 images, grey levels 0..16), as tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PIXEL_SCALE = 16.0  # the data set's grey levels run 0..16; the seed divides by 16
+SPLIT_SEED = 42
+TEST_FRACTION = 0.2
+
+
+@dataclass
+class DigitsSplit:
+    """The seed's 80/20 holdout split: inputs scaled to [0, 1], integer labels."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    images_test: np.ndarray  # (n, 8, 8) on the original 0..16 scale, for figures
+
+
+def load_digits_split(test_size: float = TEST_FRACTION, random_state: int = SPLIT_SEED) -> DigitsSplit:
+    """Load the digits and split them exactly as the seed does (train_test_split, random_state=42)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=random_state)
+    return DigitsSplit(
+        x_train=torch.from_numpy(x_train / PIXEL_SCALE).float(),
+        y_train=torch.from_numpy(y_train).long(),
+        x_test=torch.from_numpy(x_test / PIXEL_SCALE).float(),
+        y_test=torch.from_numpy(y_test).long(),
+        images_test=x_test.reshape(-1, 8, 8),
+    )
+
+
+def shift_images(x: torch.Tensor, generator: torch.Generator, max_shift: int = 1) -> torch.Tensor:
+    """Move each flattened 8x8 image by up to `max_shift` pixels in x and y (zero fill)."""
+    n = x.shape[0]
+    images = x.view(n, 1, 8, 8)
+    pad = torch.nn.functional.pad(images, (max_shift,) * 4)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator, device=x.device)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator, device=x.device)
+    rows = (dy[:, None] + torch.arange(8, device=x.device)[None, :])  # (n, 8)
+    cols = (dx[:, None] + torch.arange(8, device=x.device)[None, :])
+    out = pad[torch.arange(n, device=x.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+    return out.reshape(n, 64)

@@ -1,0 +1,66 @@
+"""Reading a user's image file into a grey array, with clear errors for anything unusable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from torchlab.errors import DataError
+
+
+def load_grey(path: str | os.PathLike) -> np.ndarray:
+    """Any image PIL can open (PNG, JPG, ..., grey, RGB, RGBA, palette) -> float32 (H, W) in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist; check the path")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                # transparent pixels count as white paper
+                rgba = img.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(background, rgba)
+            grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{path} is not a readable image ({type(exc).__name__}); use a PNG or JPG file") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{path} is too large to open safely; resize it first") from None
+    if grey.ndim != 2 or grey.shape[0] < 1 or grey.shape[1] < 1:
+        raise DataError(f"{path} has no pixels")
+    return grey
+
+
+def ink_on_black(grey: np.ndarray) -> np.ndarray:
+    """Make the strokes bright on a dark background (MNIST and the digits set draw them so)."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return 1.0 - grey if np.median(border) > 0.5 else grey
+
+
+def resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-averaging resize of a float image (values kept in their range)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.clip(grey * 255.0, 0, 255).astype(np.uint8))
+    out = img.resize((width, height), Image.Resampling.BOX if min(grey.shape) >= max(height, width) else Image.Resampling.BILINEAR)
+    return np.asarray(out, dtype=np.float32) / 255.0
+
+
+def crop_to_ink(grey: np.ndarray, threshold: float = 0.2, margin: float = 0.0) -> np.ndarray:
+    """The smallest square (plus `margin` as a fraction of its side) that holds every bright pixel."""
+    rows = np.where(grey.max(axis=1) > threshold)[0]
+    cols = np.where(grey.max(axis=0) > threshold)[0]
+    if rows.size == 0 or cols.size == 0:
+        raise DataError("the image is blank (no strokes found); draw a digit with clear contrast")
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    side = max(r1 - r0, c1 - c0)
+    side = int(np.ceil(side * (1 + 2 * margin)))
+    square = np.zeros((side, side), dtype=grey.dtype)
+    top = (side - (r1 - r0)) // 2
+    left = (side - (c1 - c0)) // 2
+    square[top : top + r1 - r0, left : left + c1 - c0] = grey[r0:r1, c0:c1]
+    return square

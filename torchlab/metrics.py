@@ -1,0 +1,59 @@
+"""Metrics as (sum, count) pairs: cheap to accumulate on the device and to all-reduce across ranks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class Metric:
+    """Accumulated as a sum and a count per batch; `compute` turns the epoch totals into a number."""
+
+    mode = "max"  # whether bigger is better ("max") or smaller ("min"), for early stopping
+
+    def batch_stats(self, output: torch.Tensor, *targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def compute(self, total: float, count: float) -> float:
+        return total / max(count, 1e-12)
+
+
+class Accuracy(Metric):
+    """Fraction of samples whose arg-max logit is the target class (multi-class)."""
+
+    def batch_stats(self, output, target, *rest):
+        correct = (output.argmax(dim=1) == target).sum()
+        return correct, torch.tensor(target.shape[0], device=output.device)
+
+
+class BinaryAccuracy(Metric):
+    """Fraction right for one logit per sample (logit >= 0 means class 1) and 0/1 float targets."""
+
+    def batch_stats(self, output, target, *rest):
+        pred = (output.reshape(-1) >= 0).to(target.dtype)
+        correct = (pred == target.reshape(-1)).sum()
+        return correct, torch.tensor(target.numel(), device=output.device)
+
+
+class RMSE(Metric):
+    """Root mean squared error over every labelled value, optionally masked and rescaled.
+
+    `scale` converts model units back to physical units (e.g. normalised keypoints -> pixels).
+    A third batch tensor, if present, is a 0/1 mask of labelled values.
+    """
+
+    mode = "min"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def batch_stats(self, output, target, *rest):
+        diff = (output.float() - target.float()) * self.scale
+        if rest:
+            mask = rest[0].float()
+            return (diff.pow(2) * mask).sum(), mask.sum()
+        return diff.pow(2).sum(), torch.tensor(diff.numel(), device=output.device, dtype=torch.float32)
+
+    def compute(self, total, count):
+        return math.sqrt(total / max(count, 1e-12))

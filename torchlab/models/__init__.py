@@ -1,0 +1,84 @@
+"""Every torchlab model, by name.
+
+Each module in this package defines plain `nn.Module`s (no training code) and registers
+them with `@register_model`; modules are discovered automatically, so adding a model
+means adding a file here. `build_model(name, **kwargs)` constructs one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its class, default constructor arguments and example input shape."""
+
+    name: str
+    cls: type[nn.Module]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None  # one sample, without the batch dimension
+    description: str = ""
+
+    def build(self, **kwargs: Any) -> nn.Module:
+        return self.cls(**{**self.defaults, **kwargs})
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_discovered = False
+
+
+def register_model(
+    name: str,
+    *,
+    defaults: dict[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    description: str = "",
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make `cls` buildable as `build_model(name)`."""
+
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
+            raise ValueError(f"model name {name!r} is registered twice")
+        doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+        _REGISTRY[name] = ModelSpec(name, cls, dict(defaults or {}), input_shape, doc)
+        return cls
+
+    return decorate
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+def model_names() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`; KeyError lists the known names."""
+    _discover()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Construct the model registered as `name`, with its defaults overridden by `kwargs`."""
+    return get_model_spec(name).build(**kwargs)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

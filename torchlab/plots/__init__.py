@@ -1,0 +1,1 @@
+"""Figures, one module per model family; `common` holds the shared ones (curves, confusion matrix)."""

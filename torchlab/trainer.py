@@ -1,0 +1,362 @@
+"""The one training loop every torchlab model goes through.
+
+    trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()},
+                      epochs=30, early_stopping=EarlyStopping("val_accuracy", "max", patience=5),
+                      checkpoint_dir="checkpoints/digit-mlp", checkpoint_meta={...})
+    result = trainer.fit(train_batches, val_batches)
+
+Each epoch: train on every batch, evaluate on the validation batches, append a history row
+(`history.csv`), update early stopping, and write `last.pt` (and `best.pt` on improvement)
+atomically. `fit(..., resume=True)` continues from `last.pt` exactly where it stopped.
+Under torchrun the model is wrapped in DistributedDataParallel, metrics are summed over
+ranks, rank 0 alone writes files, and rank 0's early-stopping decision is broadcast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from torchlab import distributed
+from torchlab.checkpoint import atomic_write_text, load_state_into, make_checkpoint, read_checkpoint, save_checkpoint
+from torchlab.device import rng_state, set_rng_state
+from torchlab.early_stopping import EarlyStopping
+from torchlab.errors import CheckpointError, TrainingError
+from torchlab.metrics import Metric
+
+LossFn = Callable[..., torch.Tensor]
+Batches = Iterable[tuple[torch.Tensor, ...]]
+EpochCallback = Callable[["Trainer", dict[str, float]], None]
+
+
+@dataclass
+class FitResult:
+    """What `Trainer.fit` returns: the history and where the run ended."""
+
+    history: list[dict[str, float]]
+    best_value: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    fit_seconds: float
+    checkpoint_dir: Path | None = None
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+@dataclass
+class Trainer:
+    """Train `model` with `loss_fn(output, *targets)` and `optimizer`; see the module docstring.
+
+    Batches are tuples `(inputs, *targets)`: a TensorBatcher, a DataLoader, or any iterable.
+    """
+
+    model: nn.Module
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    epochs: int = 10
+    scheduler: Any = None
+    scheduler_interval: str = "epoch"  # "epoch" or "batch"
+    early_stopping: EarlyStopping | None = None
+    checkpoint_dir: str | os.PathLike | None = None
+    checkpoint_meta: dict[str, Any] = field(default_factory=dict)
+    device: torch.device | str = "cpu"
+    grad_clip: float | None = None
+    amp: bool = False  # bf16 autocast, CUDA only
+    channels_last: bool = False
+    compile: bool = False
+    progress: bool | None = None  # None: on when stdout is a terminal
+    train_metrics: bool = True
+    callbacks: list[EpochCallback] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.scheduler_interval not in ("epoch", "batch"):
+            raise ValueError("scheduler_interval must be 'epoch' or 'batch'")
+        self.device = torch.device(self.device)
+        self.world = distributed.current()
+        self.history: list[dict[str, float]] = []
+        self.start_epoch = 0
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self.module = self.model  # the plain module (what gets saved)
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self.net = self.module  # what is called in the loop: maybe compiled, maybe DDP-wrapped
+        if self.compile:
+            self.net = torch.compile(self.net)
+        if self.world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if self.early_stopping is None:
+            monitor, mode = "val_loss", "min"
+            self.early_stopping = EarlyStopping(monitor, mode, patience=None, restore_best_weights=False)
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir = Path(self.checkpoint_dir)
+
+    # ----------------------------------------------------------------- batches
+    def _autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+        if self.channels_last and batch[0].dim() == 4:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last),) + batch[1:]
+        return batch
+
+    def _new_totals(self) -> torch.Tensor:
+        # row 0: loss sum, sample count; rows 1..: each metric's (sum, count)
+        return torch.zeros(1 + len(self.metrics), 2, device=self.device, dtype=torch.float64)
+
+    def _accumulate(self, totals: torch.Tensor, loss: torch.Tensor, output: torch.Tensor, targets) -> None:
+        n = output.shape[0]
+        totals[0, 0] += loss.detach().double() * n
+        totals[0, 1] += n
+        for row, metric in enumerate(self.metrics.values(), start=1):
+            s, c = metric.batch_stats(output.detach(), *targets)
+            totals[row, 0] += s.double()
+            totals[row, 1] += c.double()
+
+    def _summarise(self, totals: torch.Tensor, prefix: str) -> dict[str, float]:
+        totals = distributed.all_reduce_sum(totals).cpu().tolist()
+        loss_sum, count = totals[0]
+        out = {f"{prefix}loss": loss_sum / max(count, 1)}
+        for (name, metric), (s, c) in zip(self.metrics.items(), totals[1:]):
+            out[f"{prefix}{name}"] = metric.compute(s, c)
+        return out
+
+    # ------------------------------------------------------------------- epochs
+    def train_epoch(self, batches: Batches, epoch: int, bar: tqdm | None = None) -> dict[str, float]:
+        """One pass over the training batches; returns mean loss (and metrics) over the samples."""
+        self.net.train()
+        _set_epoch(batches, epoch)
+        totals = self._new_totals()
+        for step, batch in enumerate(batches):
+            inputs, *targets = self._to_device(batch)
+            with self._autocast():
+                output = self.net(inputs)
+                loss = self.loss_fn(output, *targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+            self.optimizer.step()
+            if self.scheduler is not None and self.scheduler_interval == "batch":
+                self.scheduler.step()
+            if self.train_metrics:
+                self._accumulate(totals, loss, output, targets)
+            else:
+                totals[0, 0] += loss.detach().double() * inputs.shape[0]
+                totals[0, 1] += inputs.shape[0]
+            if bar is not None and step % 10 == 0:
+                bar.set_postfix_str(f"epoch {epoch + 1} batch {step + 1} loss {loss.item():.4g}", refresh=False)
+                bar.refresh()
+        stats = self._summarise(totals, "train_")
+        if not self.train_metrics:
+            stats = {"train_loss": stats["train_loss"]}
+        return stats
+
+    @torch.no_grad()
+    def evaluate(self, batches: Batches, prefix: str = "val_") -> dict[str, float]:
+        """Mean loss and metrics over `batches` in eval mode (no gradients)."""
+        self.net.eval()
+        totals = self._new_totals()
+        for batch in batches:
+            inputs, *targets = self._to_device(batch)
+            with self._autocast():
+                output = self.net(inputs)
+                loss = self.loss_fn(output, *targets)
+            self._accumulate(totals, loss, output.float(), targets)
+        return self._summarise(totals, prefix)
+
+    # ---------------------------------------------------------------------- fit
+    def fit(self, train: Batches, val: Batches | None = None, *, resume: bool | str | os.PathLike = False) -> FitResult:
+        """Train for `self.epochs` epochs (or until early stopping); see the module docstring.
+
+        resume: True continues from `<checkpoint_dir>/last.pt`; a path continues from that file.
+        """
+        es = self.early_stopping
+        if val is None and es.monitor.startswith("val_"):
+            raise ValueError(f"early stopping monitors {es.monitor!r} but no validation data was given")
+        if resume:
+            self._resume(resume)
+        bar = self._progress_bar()
+        started = time.perf_counter()
+        epoch = self.start_epoch
+        try:
+            for epoch in range(self.start_epoch, self.epochs):
+                if es.should_stop:
+                    break
+                t0 = time.perf_counter()
+                row: dict[str, float] = {"epoch": epoch + 1}
+                row.update(self.train_epoch(train, epoch, bar))
+                if val is not None:
+                    row.update(self.evaluate(val))
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    self._step_epoch_scheduler(row)
+                row["lr"] = self.optimizer.param_groups[0]["lr"]
+                row["seconds"] = time.perf_counter() - t0
+                self._check_finite(row, epoch)
+                self.history.append(row)
+                improved = self._track_best(row, epoch)
+                self._write_checkpoints(epoch, improved)
+                stop = distributed.broadcast_flag(es.should_stop, self.device)
+                if stop and not es.should_stop:  # other ranks adopt rank 0's decision
+                    es.stopped_epoch = epoch
+                for callback in self.callbacks:
+                    callback(self, row)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(_short(row), refresh=True)
+                if es.should_stop:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        fit_seconds = time.perf_counter() - started
+        if es.restore_best_weights and self._best_state is not None:
+            self.module.load_state_dict(self._best_state)
+        return FitResult(
+            history=list(self.history),
+            best_value=es.best,
+            best_epoch=es.best_epoch + 1,
+            epochs_run=len(self.history),
+            stopped_early=es.should_stop,
+            fit_seconds=fit_seconds,
+            checkpoint_dir=self.checkpoint_dir,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _progress_bar(self) -> tqdm | None:
+        show = self.progress if self.progress is not None else sys.stdout.isatty()
+        if not show or not self.world.is_main:
+            return None
+        return tqdm(total=self.epochs, initial=self.start_epoch, unit="epoch", dynamic_ncols=True, leave=True)
+
+    def _step_epoch_scheduler(self, row: dict[str, float]) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(row.get(self.early_stopping.monitor, row["train_loss"]))
+        else:
+            self.scheduler.step()
+
+    def _check_finite(self, row: dict[str, float], epoch: int) -> None:
+        bad = [k for k, v in row.items() if k.endswith("loss") and not math.isfinite(v)]
+        if bad:
+            where = f"; the last good checkpoint is {self.checkpoint_dir / 'last.pt'}" if self.checkpoint_dir else ""
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise TrainingError(
+                f"{bad[0]} became {row[bad[0]]} in epoch {epoch + 1} (lr {lr:g}); "
+                f"try a lower learning rate (--lr) or gradient clipping (--grad-clip){where}"
+            )
+
+    def _track_best(self, row: dict[str, float], epoch: int) -> bool:
+        es = self.early_stopping
+        if es.monitor not in row:
+            raise ValueError(f"early stopping monitors {es.monitor!r}, which is not among {sorted(row)}")
+        improved = es.update(row[es.monitor], epoch)
+        if improved and es.restore_best_weights:
+            self._best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        return improved
+
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        """The full checkpoint dict for the state after `epoch` (0-based) finished."""
+        meta = dict(self.checkpoint_meta)
+        task = meta.pop("task", "custom")
+        model_name = meta.pop("model_name", type(self.module).__name__)
+        model_kwargs = meta.pop("model_kwargs", {})
+        return make_checkpoint(
+            task=task,
+            model_name=model_name,
+            model=self.module,
+            model_kwargs=model_kwargs,
+            epoch=epoch + 1,
+            epochs=self.epochs,
+            history=list(self.history),
+            metrics=dict(self.history[-1]) if self.history else {},
+            best={"monitor": self.early_stopping.monitor, "mode": self.early_stopping.mode,
+                  "value": self.early_stopping.best, "epoch": self.early_stopping.best_epoch + 1},
+            early_stopping=self.early_stopping.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            rng=rng_state(),
+            world_size=self.world.world_size,
+            **meta,
+        )
+
+    def _write_checkpoints(self, epoch: int, improved: bool) -> None:
+        if self.checkpoint_dir is None or not self.world.is_main:
+            return
+        checkpoint = self.checkpoint(epoch)
+        # best.pt first: a crash between the two writes leaves last.pt one epoch behind, never ahead of best.
+        if improved:
+            save_checkpoint(checkpoint, self.checkpoint_dir / "best.pt")
+        save_checkpoint(checkpoint, self.checkpoint_dir / "last.pt")
+        write_history_csv(self.history, self.checkpoint_dir / "history.csv")
+
+    def _resume(self, resume: bool | str | os.PathLike) -> None:
+        if resume is True:
+            if self.checkpoint_dir is None:
+                raise CheckpointError("resume needs a checkpoint folder (--out) that holds last.pt")
+            path = self.checkpoint_dir / "last.pt"
+        else:
+            path = Path(resume)
+        checkpoint = read_checkpoint(path, map_location=self.device)
+        if "optimizer" not in checkpoint or "epoch" not in checkpoint:
+            raise CheckpointError(f"{path} holds no training state (optimizer, epoch); it cannot be resumed")
+        load_state_into(self.module, checkpoint["state_dict"], source=str(path))
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.scheduler is not None and checkpoint.get("scheduler") is not None:
+                self.scheduler.load_state_dict(checkpoint["scheduler"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path} has optimizer state that does not fit this run ({exc})") from None
+        self.start_epoch = int(checkpoint["epoch"])
+        self.history = list(checkpoint.get("history", []))
+        if checkpoint.get("early_stopping"):
+            self.early_stopping.load_state_dict(checkpoint["early_stopping"])
+        if checkpoint.get("rng"):
+            set_rng_state(checkpoint["rng"])
+        best_path = path.parent / "best.pt"
+        if self.early_stopping.restore_best_weights and best_path.exists():
+            self._best_state = {k: v.to(self.device) for k, v in read_checkpoint(best_path, self.device)["state_dict"].items()}
+
+
+def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike) -> None:
+    """One row per epoch, one column per quantity, written atomically."""
+    if not history:
+        return
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _set_epoch(batches: Batches, epoch: int) -> None:
+    for obj in (batches, getattr(batches, "sampler", None), getattr(batches, "batch_sampler", None)):
+        if obj is not None and hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+
+
+def _short(row: dict[str, float]) -> str:
+    keys = [k for k in row if k not in ("epoch", "lr", "seconds")]
+    return " ".join(f"{k}={row[k]:.4g}" for k in keys)
