@@ -102,9 +102,9 @@ class Trainer:
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        if self.early_stopping is None:
-            monitor, mode = "val_loss", "min"
-            self.early_stopping = EarlyStopping(monitor, mode, patience=None, restore_best_weights=False)
+        self._default_monitor = self.early_stopping is None
+        if self.early_stopping is None:  # no stopping; track val_loss (train_loss without validation data)
+            self.early_stopping = EarlyStopping("val_loss", "min", patience=None, restore_best_weights=False)
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = Path(self.checkpoint_dir)
 
@@ -133,10 +133,12 @@ class Trainer:
             totals[row, 0] += s.double()
             totals[row, 1] += c.double()
 
-    def _summarise(self, totals: torch.Tensor, prefix: str) -> dict[str, float]:
+    def _summarise(self, totals: torch.Tensor, prefix: str, with_metrics: bool = True) -> dict[str, float]:
         totals = distributed.all_reduce_sum(totals).cpu().tolist()
         loss_sum, count = totals[0]
         out = {f"{prefix}loss": loss_sum / max(count, 1)}
+        if not with_metrics:
+            return out
         for (name, metric), (s, c) in zip(self.metrics.items(), totals[1:]):
             out[f"{prefix}{name}"] = metric.compute(s, c)
         return out
@@ -167,10 +169,7 @@ class Trainer:
             if bar is not None and step % 10 == 0:
                 bar.set_postfix_str(f"epoch {epoch + 1} batch {step + 1} loss {loss.item():.4g}", refresh=False)
                 bar.refresh()
-        stats = self._summarise(totals, "train_")
-        if not self.train_metrics:
-            stats = {"train_loss": stats["train_loss"]}
-        return stats
+        return self._summarise(totals, "train_", with_metrics=self.train_metrics)
 
     @torch.no_grad()
     def evaluate(self, batches: Batches, prefix: str = "val_") -> dict[str, float]:
@@ -192,6 +191,8 @@ class Trainer:
         resume: True continues from `<checkpoint_dir>/last.pt`; a path continues from that file.
         """
         es = self.early_stopping
+        if val is None and self._default_monitor:
+            es.monitor = "train_loss"
         if val is None and es.monitor.startswith("val_"):
             raise ValueError(f"early stopping monitors {es.monitor!r} but no validation data was given")
         if resume:

@@ -13,6 +13,7 @@ if not os.environ.get("DISPLAY") and os.environ.get("MPLBACKEND") is None:
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from torchlab.checkpoint import atomic_write_bytes  # noqa: E402
 
@@ -39,6 +40,7 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike, t
         if not np.all(np.isnan(values)):
             ax.plot(epochs, values, style, marker="o", markersize=3, label=key.replace("_", " "))
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")
     positive = [row.get("train_loss", 1) for row in history] + [row.get("val_loss", 1) for row in history]
     if all(v > 0 for v in positive if v == v):
@@ -54,6 +56,7 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike, t
                 if not np.all(np.isnan(values)):
                     ax.plot(epochs, values, style, marker="o", markersize=3, label=f"{prefix[:-1]} {name}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
         ax.set_title(", ".join(metric_names))
