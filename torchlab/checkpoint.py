@@ -85,10 +85,10 @@ def plain(value: Any) -> Any:
         return {str(k) if not isinstance(k, (int, str)) else k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
     if isinstance(value, torch.Tensor) or value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, (os.PathLike, torch.device)):
