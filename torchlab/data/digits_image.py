@@ -17,7 +17,7 @@ def image_to_digit_features(path: str | os.PathLike) -> np.ndarray:
     most of the box; we do the same: bright ink, cropped to its bounding square, 32x32, block sums.
     """
     grey = ink_on_black(load_grey(path))
-    square = crop_to_ink(grey, margin=0.08)
+    square = crop_to_ink(grey)
     big = resize(square, 32, 32)
     blocks = big.reshape(8, 4, 8, 4).mean(axis=(1, 3))
     blocks = blocks / max(blocks.max(), 1e-6)

@@ -1,0 +1,67 @@
+"""The command line: listings, summaries, help, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from torchlab.cli import main
+
+
+def test_models_lists_digit_mlp_with_its_parameter_count(capsys):
+    assert main(["models"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("digit-mlp "))
+    assert "DigitMLP" in line and "2,410" in line
+
+
+def test_summary_prints_the_torchsummary_table(capsys):
+    assert main(["summary", "digit-mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "Linear-1" in out and "[-1, 32]" in out and "Total params: 2,410" in out
+
+
+def test_help_mentions_every_common_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "digit-mlp", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--epochs", "--lr", "--batch-size", "--device", "--seed", "--patience", "--out", "--resume", "--recipe"):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "digit-mlp", "--epochs", "-3"], "--epochs must be a whole number >= 1"),
+        (["train", "digit-mlp", "--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+        (["train", "digit-mlp", "--lr", "0"], "--lr must be a finite number > 0"),
+        (["train", "digit-mlp", "--lr", "nan"], "--lr must be a finite number > 0"),
+        (["train", "digit-mlp", "--device", "tpu"], "unknown device"),
+        (["train", "digit-mlp", "--resume"], "--resume was given but"),
+        (["evaluate", "nowhere.pt"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(tmp_path, capsys, argv, message):
+    argv = [a if a != "nowhere.pt" else str(tmp_path / a) for a in argv]
+    if argv[0] == "train":
+        argv += ["--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_usage_errors_from_argparse_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "no-such-task"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "invalid choice" in err
+
+
+def test_malformed_checkpoint_in_a_new_process(tmp_path, cli):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    result = cli("predict", bad, "--index", "0")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("torchlab predict: error:") and len(result.stderr.strip().splitlines()) == 1
