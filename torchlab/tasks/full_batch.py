@@ -1,0 +1,40 @@
+"""Running a Trainer on a tiny full-batch problem and saving the result once.
+
+The small tasks (patch-linear, ring-mlp) take hundreds or thousands of epochs that each
+last well under a millisecond; writing last.pt/best.pt after every one of them would cost
+far more than the training. `fit_and_save` trains with checkpoint writing switched off and
+then writes last.pt, best.pt (the same final weights: these runs keep their last weights,
+as the seeds' loops do) and history.csv in one go. `--resume` still works from last.pt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from torchlab.checkpoint import make_checkpoint, save_checkpoint
+from torchlab.trainer import Batches, FitResult, Trainer, write_history_csv
+
+
+def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = False) -> FitResult:
+    """trainer.fit(train) without per-epoch files, then last.pt, best.pt and history.csv in `out`."""
+    trainer.checkpoint_dir = None
+    result = trainer.fit(train, resume=(out / "last.pt") if resume else False)
+    if trainer.world.is_main and result.epochs_run:
+        checkpoint = trainer.checkpoint(result.epochs_run - 1)
+        save_checkpoint(checkpoint, out / "last.pt")
+        save_checkpoint(checkpoint, out / "best.pt")
+        write_history_csv(result.history, out / "history.csv")
+    return result
+
+
+def save_plain(model: nn.Module, out: Path, history: list[dict[str, float]], **meta: Any) -> Path:
+    """Checkpoint a model trained outside the Trainer (no optimiser state): best.pt, last.pt, history.csv."""
+    checkpoint = make_checkpoint(model=model, epoch=len(history), history=history,
+                                 metrics=dict(history[-1]) if history else {}, **meta)
+    save_checkpoint(checkpoint, out / "last.pt")
+    path = save_checkpoint(checkpoint, out / "best.pt")
+    write_history_csv(history, out / "history.csv")
+    return path
