@@ -1,0 +1,287 @@
+"""The Kaggle Facial Keypoints CSV files, read fast and checked row by row.
+
+training.csv: 30 coordinate columns (x, y of 15 keypoints, in Kaggle's order) and `Image`,
+96*96 = 9,216 space-separated grey levels 0..255. Many coordinates are missing (empty).
+test.csv: `ImageId`, `Image`. IdLookupTable.csv: `RowId`, `ImageId`, `FeatureName`, `Location`.
+
+Pixel convention: pixel column j of an image is centred at x = j (row i at y = i), as in
+the seed's plots (matplotlib's imshow draws it so). A horizontal flip therefore maps
+x -> 95 - x (`FLIP_SUM`) and swaps every left/right keypoint pair.
+
+The image strings are parsed in bulk with NumPy on their bytes (a few hundred rows at a
+time) instead of one `np.fromstring` per row; rows that are not plain integers fall back
+to a slower per-row parser, so every malformed row is still named in the error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from torchlab.errors import DataError
+
+IMAGE_SIZE = 96
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+FLIP_SUM = float(IMAGE_SIZE - 1)  # x -> 95 - x mirrors a pixel-centred coordinate
+
+KEYPOINT_NAMES = (
+    "left_eye_center", "right_eye_center",
+    "left_eye_inner_corner", "left_eye_outer_corner",
+    "right_eye_inner_corner", "right_eye_outer_corner",
+    "left_eyebrow_inner_end", "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end", "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner", "mouth_right_corner",
+    "mouth_center_top_lip", "mouth_center_bottom_lip",
+)
+COORD_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
+# The keypoints (almost) every Kaggle row has; the other eleven are labelled in ~30% of rows.
+ALWAYS_PRESENT = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
+
+# Split of the complete rows used by the seed: train_test_split(test_size=0.1, random_state=42).
+SPLIT_FRACTION = 0.1
+SPLIT_SEED = 42
+
+_ROWS_PER_CHUNK = 256
+
+
+def flip_permutation() -> list[int]:
+    """For each keypoint, the index of its mirror image (left <-> right); the nose and lip centres map to themselves."""
+    def mirror(name: str) -> str:
+        return name.replace("left", "@").replace("right", "left").replace("@", "right")
+
+    return [KEYPOINT_NAMES.index(mirror(name)) for name in KEYPOINT_NAMES]
+
+
+@dataclass
+class KeypointTable:
+    """A training file in memory: grey images (uint8) and coordinates with NaN where unlabelled."""
+
+    images: np.ndarray  # (n, 96, 96) uint8
+    keypoints: np.ndarray  # (n, 30) float32, NaN = missing, columns in COORD_COLUMNS order
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(n, 30) bool: a coordinate counts only when both x and y of its keypoint are present."""
+        present = ~np.isnan(self.keypoints)
+        both = present[:, 0::2] & present[:, 1::2]
+        return np.repeat(both, 2, axis=1)
+
+    @property
+    def complete(self) -> np.ndarray:
+        """(n,) bool: rows with all 15 keypoints (the seed keeps only these)."""
+        return self.labelled.all(axis=1)
+
+
+# ------------------------------------------------------------------------ reading
+def read_training_csv(path: str | os.PathLike) -> KeypointTable:
+    """Read and validate a Kaggle-format training.csv; DataError names the first bad row."""
+    frame = _read_csv(path)
+    missing = [c for c in COORD_COLUMNS if c not in frame.columns]
+    if "Image" not in frame.columns:
+        raise DataError(f"{path} has no 'Image' column; a keypoints training file needs the 30 coordinate columns and Image")
+    if missing:
+        raise DataError(f"{path} lacks coordinate column(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
+                        "use Kaggle's training.csv layout")
+    keypoints = _parse_coordinates(frame, path)
+    images = parse_images(frame["Image"].tolist(), path)
+    return KeypointTable(images, keypoints, str(path))
+
+
+def read_test_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read Kaggle's test.csv: (image ids as int64, images (n, 96, 96) uint8)."""
+    frame = _read_csv(path)
+    for column in ("ImageId", "Image"):
+        if column not in frame.columns:
+            raise DataError(f"{path} has no '{column}' column; a keypoints test file has ImageId and Image")
+    ids = _integer_column(frame, "ImageId", path)
+    return ids, parse_images(frame["Image"].tolist(), path)
+
+
+def read_lookup_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read IdLookupTable.csv: (RowId, ImageId, FeatureName) for every value Kaggle asks for."""
+    frame = _read_csv(path)
+    for column in ("RowId", "ImageId", "FeatureName"):
+        if column not in frame.columns:
+            raise DataError(f"{path} has no '{column}' column; pass Kaggle's IdLookupTable.csv to --submission")
+    names = frame["FeatureName"].fillna("").astype(str).tolist()
+    for row, name in enumerate(names):
+        if name not in COORD_COLUMNS:
+            raise DataError(f"{path} row {row + 1}: FeatureName {name!r} is not one of the 30 keypoint coordinates")
+    return _integer_column(frame, "RowId", path), _integer_column(frame, "ImageId", path), names
+
+
+def _read_csv(path: str | os.PathLike):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; download the Kaggle files into data/ or pass --data PATH")
+    try:
+        # Everything as text: numbers are checked below, where a bad one can be named by its row.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="c")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:160]
+        raise DataError(f"{path} is not a readable CSV file ({detail})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; it needs a header line and one row per image") from None
+
+
+def _integer_column(frame, column: str, path) -> np.ndarray:
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() % 1 != 0))
+    if bad.size:
+        row = int(bad[0])
+        raise DataError(f"{path} row {row + 1}: {column} {frame[column].iloc[row]!r} is not a whole number")
+    return values.to_numpy().astype(np.int64)
+
+
+def _parse_coordinates(frame, path) -> np.ndarray:
+    import pandas as pd
+
+    text = frame[list(COORD_COLUMNS)]
+    values = text.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.argwhere(np.isnan(values) & text.notna().to_numpy() | np.isinf(values))
+    if bad.size:
+        row, col = map(int, bad[0])
+        raise DataError(f"{path} row {row + 1}: {COORD_COLUMNS[col]} = {text.iat[row, col]!r} is not a number")
+    outside = np.argwhere((values < 0) | (values >= IMAGE_SIZE))
+    if outside.size:
+        row, col = map(int, outside[0])
+        raise DataError(f"{path} row {row + 1}: {COORD_COLUMNS[col]} = {values[row, col]:g} lies outside the image "
+                        f"[0, {IMAGE_SIZE}); coordinates are pixels of the 96x96 image")
+    return values.astype(np.float32)
+
+
+# ------------------------------------------------------------------ image strings
+def parse_images(strings: list, path: str | os.PathLike = "data") -> np.ndarray:
+    """Space-separated grey-level strings -> (n, 96, 96) uint8, checking count and range per row."""
+    out = np.empty((len(strings), PIXELS), dtype=np.uint8)
+    for start in range(0, len(strings), _ROWS_PER_CHUNK):
+        chunk = strings[start : start + _ROWS_PER_CHUNK]
+        for offset, value in enumerate(chunk):
+            if not isinstance(value, str):
+                raise DataError(f"{path} row {start + offset + 1}: the Image value is empty; it needs {PIXELS} grey levels")
+        values = _fast_parse(chunk)
+        if values is None:  # something unusual in this chunk: the careful parser finds and names the row
+            values = np.stack([_parse_one(text, path, start + i) for i, text in enumerate(chunk)])
+        elif values.max() > 255:
+            row = int(np.flatnonzero(values.max(axis=1) > 255)[0])
+            raise DataError(f"{path} row {start + row + 1}: Image holds grey level {int(values[row].max())}; "
+                            "grey levels run 0..255")
+        out[start : start + len(chunk)] = values
+    return out.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _fast_parse(chunk: list[str]) -> np.ndarray | None:
+    """Vectorised parse of rows holding exactly 9216 integers of at most 3 digits, separated by blanks.
+
+    Works on the bytes of the whole chunk at once: find where each number starts and ends,
+    then add up units, tens and hundreds. Returns (rows, 9216) int32, or None when any row is
+    not of that simple form (the caller then parses row by row and reports the problem).
+    """
+    data = np.frombuffer(("\n".join(chunk) + "\n").encode("latin-1", errors="replace"), dtype=np.uint8)
+    digit = (data >= 48) & (data <= 57)
+    if not np.all(digit | (data == 32) | (data == 9) | (data == 10) | (data == 13)):
+        return None
+    newline = data == 10
+    row_of_byte = np.cumsum(newline) - newline  # a newline belongs to the row it ends
+    start_pos = np.flatnonzero(digit & ~np.concatenate(([False], digit[:-1])))
+    end_pos = np.flatnonzero(digit & ~np.concatenate((digit[1:], [False])))
+    lengths = end_pos - start_pos + 1
+    counts = np.bincount(row_of_byte[start_pos], minlength=len(chunk))
+    if counts.min() != PIXELS or counts.max() != PIXELS or lengths.max() > 3:
+        return None
+    values = (data[end_pos] - 48).astype(np.int32)
+    for back, weight in ((1, 10), (2, 100)):  # tens, then hundreds, for the numbers that have them
+        has = lengths > back
+        values[has] += (data[end_pos[has] - back] - 48).astype(np.int32) * weight
+    return values.reshape(len(chunk), PIXELS)
+
+
+def _parse_one(text: str, path, row: int) -> np.ndarray:
+    """The careful per-row parser: any number format, every failure named."""
+    tokens = text.split()
+    if len(tokens) != PIXELS:
+        raise DataError(f"{path} row {row + 1}: Image has {len(tokens)} grey levels, expected {PIXELS} (a 96x96 image)")
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in tokens if not _is_number(t))
+        raise DataError(f"{path} row {row + 1}: Image holds {bad[:20]!r}, which is not a number") from None
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
+        raise DataError(f"{path} row {row + 1}: Image holds grey levels outside 0..255 "
+                        f"(min {values.min():g}, max {values.max():g})")
+    return np.rint(values).astype(np.uint8)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------ writing
+def format_training_csv(images: np.ndarray, keypoints: np.ndarray) -> str:
+    """The text of a Kaggle-format training.csv (NaN -> empty cell); used by the synthetic generator."""
+    lines = [",".join(COORD_COLUMNS + ("Image",))]
+    pixels = images.reshape(len(images), -1)
+    for row, coords in enumerate(keypoints):
+        cells = ["" if np.isnan(v) else f"{v:.6f}" for v in coords]
+        lines.append(",".join(cells) + "," + " ".join(map(str, pixels[row].tolist())))
+    return "\n".join(lines) + "\n"
+
+
+def format_test_csv(images: np.ndarray, first_id: int = 1) -> str:
+    """The text of a Kaggle-format test.csv (ImageId, Image)."""
+    pixels = images.reshape(len(images), -1)
+    lines = ["ImageId,Image"] + [f"{first_id + i}," + " ".join(map(str, p.tolist())) for i, p in enumerate(pixels)]
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------- selection
+def seed_split(n_complete: int, fraction: float = SPLIT_FRACTION, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions among the complete rows, exactly as the seed's train_test_split makes them."""
+    from sklearn.model_selection import train_test_split
+
+    if n_complete < 2:
+        raise DataError(f"only {n_complete} row(s) have all 15 keypoints; at least 2 are needed for a validation split")
+    train, val = train_test_split(np.arange(n_complete), test_size=fraction, random_state=seed)
+    return np.asarray(train), np.asarray(val)
+
+
+@dataclass
+class KeypointSplit:
+    """Rows for training and validation, with their masks of labelled coordinates."""
+
+    train: np.ndarray  # row indices into the table
+    val: np.ndarray
+
+
+def split_rows(table: KeypointTable, missing: str) -> KeypointSplit:
+    """The seed's validation rows (10% of the complete rows, random_state=42) and the training rows.
+
+    missing="drop": train on the other complete rows only (the seed).
+    missing="mask": also train on every incomplete row that has at least one keypoint.
+    Either way the validation set is the same, so runs with both settings compare directly.
+    """
+    if missing not in ("drop", "mask"):
+        raise DataError(f"--missing must be 'drop' or 'mask', got {missing!r}")
+    complete = np.flatnonzero(table.complete)
+    train_pos, val_pos = seed_split(len(complete))
+    train = complete[train_pos]
+    if missing == "mask":
+        partial = np.flatnonzero(~table.complete & table.labelled.any(axis=1))
+        train = np.sort(np.concatenate([train, partial]))
+    return KeypointSplit(train=train, val=complete[val_pos])
