@@ -54,6 +54,8 @@ def pick_device(spec: str | torch.device = "auto") -> torch.device:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise DeviceError("device 'cuda' was requested but no CUDA GPU is visible; use --device cpu or auto")
+        if device.index is None and "LOCAL_RANK" in os.environ:  # under torchrun: this process's GPU
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         if device.index is not None and device.index >= count:
             raise DeviceError(
                 f"device {spec!r} was requested but only {count} CUDA GPU(s) are visible (cuda:0..cuda:{count - 1})"

@@ -1,8 +1,9 @@
 """torchrun / DistributedDataParallel plumbing, kept in one place.
 
 Under `torchrun --nproc_per_node=N -m torchlab train TASK`, torchrun sets RANK, WORLD_SIZE
-and LOCAL_RANK; `setup()` joins the process group (NCCL on CUDA, Gloo on the CPU). Without
-torchrun everything here is a no-op and the world has one rank.
+and LOCAL_RANK; `setup()` joins the process group (NCCL on CUDA, Gloo on the CPU), even
+with one process, so the DDP path can be exercised on a single GPU. Without torchrun
+everything here is a no-op and the world has one rank.
 """
 
 from __future__ import annotations
@@ -26,43 +27,58 @@ class World:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """True when a process group is running (torchrun), whatever its size."""
+        return in_group()
 
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def in_group() -> bool:
+    """Whether this process belongs to an initialised process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def setup(device: torch.device) -> World:
     """Join the process group torchrun describes (once); return this process's place in it."""
     if not launched_by_torchrun():
         return World()
-    world_size = int(os.environ["WORLD_SIZE"])
-    if world_size > 1 and not dist.is_initialized():
+    if not in_group():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
-    return World(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", 0)))
+    return current()
 
 
 def current() -> World:
     """This process's place in the world, without joining anything."""
-    if dist.is_available() and dist.is_initialized():
+    if in_group():
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return World()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum a tensor over all ranks (in place); identity with one rank."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if in_group() and dist.get_world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 
+def all_gather_int(value: int, device: torch.device) -> list[int]:
+    """Every rank's `value`, in rank order; [value] with one rank."""
+    if not (in_group() and dist.get_world_size() > 1):
+        return [int(value)]
+    mine = torch.tensor([int(value)], device=device, dtype=torch.int64)
+    parts = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, mine)
+    return [int(p.item()) for p in parts]
+
+
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
     """Rank 0's decision, known by every rank."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not (in_group() and dist.get_world_size() > 1):
         return flag
     t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, src=0)
@@ -70,10 +86,10 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
 
 
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if in_group() and dist.get_world_size() > 1:
         dist.barrier()
 
 
 def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if in_group():
         dist.destroy_process_group()

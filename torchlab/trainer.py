@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,9 @@ class Trainer:
         self.net = self.module  # what is called in the loop: maybe compiled, maybe DDP-wrapped
         if self.compile:
             self.net = torch.compile(self.net)
+        # Evaluation needs no gradient sync, so it skips the DDP wrapper: ranks may then hold
+        # shards of different sizes (each sample counted once) without waiting on each other.
+        self.eval_net = self.net
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
@@ -179,7 +183,7 @@ class Trainer:
         for batch in batches:
             inputs, *targets = self._to_device(batch)
             with self._autocast():
-                output = self.net(inputs)
+                output = self.eval_net(inputs)
                 loss = self.loss_fn(output, *targets)
             self._accumulate(totals, loss, output.float(), targets)
         return self._summarise(totals, prefix)
@@ -195,8 +199,9 @@ class Trainer:
             es.monitor = "train_loss"
         if val is None and es.monitor.startswith("val_"):
             raise ValueError(f"early stopping monitors {es.monitor!r} but no validation data was given")
+        self._check_equal_steps(train)
         if resume:
-            self._resume(resume)
+            self._resume(resume, train)
         bar = self._progress_bar()
         started = time.perf_counter()
         epoch = self.start_epoch
@@ -218,8 +223,8 @@ class Trainer:
                 improved = self._track_best(row, epoch)
                 self._write_checkpoints(epoch, improved)
                 stop = distributed.broadcast_flag(es.should_stop, self.device)
-                if stop and not es.should_stop:  # other ranks adopt rank 0's decision
-                    es.stopped_epoch = epoch
+                if stop != es.should_stop:  # every rank adopts rank 0's decision
+                    es.stopped_epoch = epoch if stop else None
                 for callback in self.callbacks:
                     callback(self, row)
                 if bar is not None:
@@ -249,6 +254,17 @@ class Trainer:
         if not show or not self.world.is_main:
             return None
         return tqdm(total=self.epochs, initial=self.start_epoch, unit="epoch", dynamic_ncols=True, leave=True)
+
+    def _check_equal_steps(self, train: Batches) -> None:
+        """Under DDP every rank must take the same number of steps, or the all-reduce hangs."""
+        if not self.world.distributed or not hasattr(train, "__len__"):
+            return
+        counts = distributed.all_gather_int(len(train), self.device)
+        if len(set(counts)) > 1:
+            raise TrainingError(
+                f"the ranks would take different numbers of training steps per epoch ({counts}); "
+                "shuffle the training TensorBatcher or use torchlab.data.batcher.make_loader, which pad the shards"
+            )
 
     def _step_epoch_scheduler(self, row: dict[str, float]) -> None:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -310,7 +326,7 @@ class Trainer:
         save_checkpoint(checkpoint, self.checkpoint_dir / "last.pt")
         write_history_csv(self.history, self.checkpoint_dir / "history.csv")
 
-    def _resume(self, resume: bool | str | os.PathLike) -> None:
+    def _resume(self, resume: bool | str | os.PathLike, train: Batches) -> None:
         if resume is True:
             if self.checkpoint_dir is None:
                 raise CheckpointError("resume needs a checkpoint folder (--out) that holds last.pt")
@@ -321,21 +337,46 @@ class Trainer:
         if "optimizer" not in checkpoint or "epoch" not in checkpoint:
             raise CheckpointError(f"{path} holds no training state (optimizer, epoch); it cannot be resumed")
         load_state_into(self.module, checkpoint["state_dict"], source=str(path))
+        self.start_epoch = int(checkpoint["epoch"])
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.scheduler is not None and checkpoint.get("scheduler") is not None:
+            if self.scheduler is not None and self.scheduler_interval == "batch":
+                # Steps per epoch depend on the number of ranks, and --epochs may have grown:
+                # replay this run's schedule instead of loading the old one.
+                self._fast_forward_scheduler(train, path)
+            elif self.scheduler is not None and checkpoint.get("scheduler") is not None:
                 self.scheduler.load_state_dict(checkpoint["scheduler"])
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{path} has optimizer state that does not fit this run ({exc})") from None
-        self.start_epoch = int(checkpoint["epoch"])
         self.history = list(checkpoint.get("history", []))
         if checkpoint.get("early_stopping"):
             self.early_stopping.load_state_dict(checkpoint["early_stopping"])
         if checkpoint.get("rng"):
             set_rng_state(checkpoint["rng"])
+        if self.world.is_main:
+            _remove_stale_temp_files(path.parent)
         best_path = path.parent / "best.pt"
         if self.early_stopping.restore_best_weights and best_path.exists():
             self._best_state = {k: v.to(self.device) for k, v in read_checkpoint(best_path, self.device)["state_dict"].items()}
+
+    def _fast_forward_scheduler(self, train: Batches, path: Path) -> None:
+        """Step the fresh per-batch scheduler to where `start_epoch` epochs of this run's batches leave it."""
+        if not hasattr(train, "__len__"):
+            raise CheckpointError(f"cannot resume from {path} with a per-batch learning-rate schedule: "
+                                  "the training batches have no length, so the schedule cannot be replayed")
+        for group in self.optimizer.param_groups:  # restart from the schedule's first value, then replay
+            group["lr"] = group.get("initial_lr", group["lr"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+            for _ in range(self.start_epoch * len(train)):
+                self.scheduler.step()
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Delete temporary files a killed writer left behind (`.last.pt.XXXX.tmp`); they are never read."""
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike) -> None:

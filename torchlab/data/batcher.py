@@ -5,6 +5,12 @@ DataLoader with per-sample Python and host-to-device copies we keep the whole se
 device and slice it with a random permutation each epoch. The permutation is a function of
 (seed, epoch) alone, which makes an interrupted run resume on exactly the same batches.
 Under torchrun each rank takes every world_size-th index of the permutation (its shard).
+When shuffling (training) the permutation is first padded with its own first indices so
+every rank gets the same number of samples, hence of batches: DDP needs every rank to take
+the same number of optimiser steps, or the gradient all-reduce waits forever. Without
+shuffling (evaluation) the shards are exact, so metrics summed over ranks count each sample once.
+
+`make_loader` is the same idea for data that must stay in a Dataset (DataLoader path).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
+
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from torchlab import distributed
 
@@ -30,6 +38,7 @@ class TensorBatcher:
         transform: optional on-device augmentation `f(batch, generator) -> batch`, training only.
         seed: base seed for the permutation and the transform's generator.
         shard: split the samples across torchrun ranks (True for training and evaluation).
+        even_shards: pad the shards to equal length (None: when shuffling, i.e. for training).
     """
 
     def __init__(
@@ -43,6 +52,7 @@ class TensorBatcher:
         transform: BatchTransform | None = None,
         seed: int = 0,
         shard: bool = True,
+        even_shards: bool | None = None,
     ) -> None:
         if not tensors:
             raise ValueError("TensorBatcher needs at least one tensor")
@@ -59,6 +69,7 @@ class TensorBatcher:
         self.epoch = 0
         world = distributed.current() if shard else distributed.World()
         self.rank, self.world_size = world.rank, world.world_size
+        self.even_shards = shuffle if even_shards is None else even_shards
 
     @property
     def device(self) -> torch.device:
@@ -77,11 +88,19 @@ class TensorBatcher:
         else:
             return None  # contiguous slices, no gather needed
         if self.world_size > 1:
+            if self.even_shards:
+                padding = self._shard_size() * self.world_size - self.num_samples
+                perm = torch.cat([perm, perm[:padding]])
             perm = perm[self.rank :: self.world_size]
         return perm
 
+    def _shard_size(self) -> int:
+        if self.world_size > 1 and self.even_shards:
+            return -(-self.num_samples // self.world_size)  # ceil: every rank the same
+        return len(range(self.rank, self.num_samples, self.world_size))
+
     def __len__(self) -> int:
-        n = len(range(self.rank, self.num_samples, self.world_size))
+        n = self._shard_size()
         full, rest = divmod(n, self.batch_size)
         return full if (self.drop_last or rest == 0) else full + 1
 
@@ -112,3 +131,28 @@ def split_indices(n: int, fraction: float, seed: int = 0) -> tuple[torch.Tensor,
     perm = torch.randperm(n, generator=g)
     k = max(1, int(round(n * fraction)))
     return perm[k:], perm[:k]
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_last: bool = False,
+    **loader_kwargs,
+) -> DataLoader:
+    """A DataLoader that reads this rank's shard of `dataset` (all of it without torchrun).
+
+    Training (shuffle=True) uses a DistributedSampler, whose order is a function of (seed,
+    epoch) and whose shards are padded to equal length; the Trainer calls its set_epoch.
+    Evaluation (shuffle=False) reads every world_size-th sample, each sample exactly once.
+    `loader_kwargs` go to DataLoader (num_workers, pin_memory, collate_fn, ...).
+    """
+    world = distributed.current()
+    if shuffle:
+        sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank,
+                                     shuffle=True, seed=seed, drop_last=False)
+    else:
+        sampler = range(world.rank, len(dataset), world.world_size)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **loader_kwargs)
