@@ -1,0 +1,110 @@
+"""DistributedDataParallel on the CPU: two Gloo processes under torchrun train like one process
+with the same global batch, shard the data (TensorBatcher and DataLoader paths), agree on early
+stopping, and write a checkpoint that loads, and resumes, in a single process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import torchlab
+from conftest import ROOT
+from ddp_worker import train_blobs
+from torchlab import distributed
+from torchlab.checkpoint import read_checkpoint
+from torchlab.cli import main
+from torchlab.data import TensorBatcher
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+DIGITS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress", "--seed", "0"]
+
+
+def in_world(monkeypatch, rank: int, world_size: int) -> None:
+    monkeypatch.setattr(distributed, "current", lambda: distributed.World(rank, world_size))
+
+
+@pytest.mark.parametrize("n", [1293, 1294, 65])
+def test_tensor_batcher_shards_cover_the_data(monkeypatch, n):
+    x = torch.arange(n)
+    train, val = {}, {}
+    for rank in (0, 1):
+        in_world(monkeypatch, rank, 2)
+        batcher = TensorBatcher((x,), 32, shuffle=True, seed=5)
+        batcher.set_epoch(3)
+        train[rank] = torch.cat([b[0] for b in batcher])
+        assert len(batcher) == len(list(batcher))
+        val[rank] = torch.cat([b[0] for b in TensorBatcher((x,), 32)])
+    # training: equal shard sizes (DDP needs equal step counts), everything seen, padding only when odd
+    assert len(train[0]) == len(train[1]) == -(-n // 2)
+    assert set(torch.cat([train[0], train[1]]).tolist()) == set(range(n))
+    assert len(set(train[0].tolist()) & set(train[1].tolist())) == n % 2
+    # evaluation: exact shards, each sample exactly once
+    assert sorted(torch.cat([val[0], val[1]]).tolist()) == list(range(n))
+
+
+def run_torchrun(out: Path, *cli_args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(WORKER), str(out), *cli_args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """One torchrun launch with two Gloo ranks: the DataLoader run, then `torchlab train digit-mlp`."""
+    out = tmp_path_factory.mktemp("ddp")
+    proc = run_torchrun(out, *DIGITS, "--batch-size", "32", "--out", str(out / "digits"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_dataloader_path_shards_and_matches_single_process(ddp_run):
+    out, _ = ddp_run
+    ranks = [json.loads((out / f"loader-rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    # DistributedSampler: equal, disjoint shards covering the 500 training samples
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 16  # 250 samples a rank, 16 a batch
+    assert not set(ranks[0]["train_indices"]) & set(ranks[1]["train_indices"])
+    assert len(ranks[0]["train_indices"]) + len(ranks[1]["train_indices"]) == 500
+    assert sorted(ranks[0]["val_indices"] + ranks[1]["val_indices"]) == list(range(100))
+    # the Trainer called set_epoch every epoch; early stopping ended both ranks at the same epoch
+    assert ranks[0]["sampler_epoch"] == ranks[0]["epochs_run"] - 1
+    assert ranks[0]["epochs_run"] == ranks[1]["epochs_run"] < 60 and ranks[0]["stopped_early"]
+    assert ranks[0]["val_accuracy"] == ranks[1]["val_accuracy"]  # all-reduced metrics
+    assert sorted(p.name for p in (out / "loader").iterdir()) == ["best.pt", "history.csv", "last.pt"]
+    single = train_blobs(None)
+    assert single["world_size"] == 1 and single["steps"] == 16  # 500 samples, 32 a batch
+    assert abs(single["val_accuracy"] - ranks[0]["val_accuracy"]) <= 0.05
+
+
+def test_torchrun_digits_matches_single_process_and_resumes_on_one(ddp_run, tmp_path, capsys):
+    out, proc = ddp_run
+    assert proc.stdout.count("test_accuracy:") == 1  # rank 0 alone prints
+    ddp_acc = float(proc.stdout.split("test_accuracy:")[1].split()[0])
+    checkpoint = read_checkpoint(out / "digits" / "last.pt")
+    assert checkpoint["world_size"] == 2 and checkpoint["epoch"] == 3
+
+    # the checkpoint loads in this (single) process and scores what the DDP run reported
+    assert main(["evaluate", str(out / "digits" / "best.pt"), "--device", "cpu"]) == 0
+    assert abs(float(capsys.readouterr().out.split("accuracy: ")[1].split()[0]) - ddp_acc) < 1e-3
+
+    # one process with the same global batch (2 x 32 = 64) lands within tolerance
+    assert main([*DIGITS, "--batch-size", "64", "--out", str(tmp_path / "single")]) == 0
+    single_acc = float(capsys.readouterr().out.split("test_accuracy:")[1].split()[0])
+    assert abs(single_acc - ddp_acc) <= 0.03
+
+    # written by 2 ranks, resumed by 1 (to 5 epochs): the schedule is replayed for one rank's batches
+    assert main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(out / "digits"), "--resume"]) == 0
+    resumed = read_checkpoint(out / "digits" / "last.pt")
+    assert resumed["epoch"] == 5 and resumed["world_size"] == 1
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5]
+    assert resumed["history"][-1]["lr"] < resumed["history"][2]["lr"]  # annealing continued
+    model, meta = torchlab.load(out / "digits" / "best.pt")
+    assert meta["world_size"] == 1 and meta["metrics"]["test_accuracy"] >= 0.9
