@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pass a checkpoint file such as {path / 'best.pt'}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # hostile bytes can trigger parser warnings; the error below says it all
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+|[\w ]*not allowed[\w ]*)", str(exc))
         detail = found.group(1).strip() if found else "an object outside tensors and plain data"
