@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = args.func(args)
     except TorchlabError as exc:
-        message = " ".join(str(exc).split())
-        print(f"torchlab {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc))
+    except OSError as exc:  # a path the user gave: missing, not a folder, no permission, disk full
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(args.command, f"{exc.strerror or exc}{where}; check the path and its permissions")
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and not _is_out_of_memory(exc):
+            raise
+        return _fail(args.command, "out of memory; try a smaller --batch-size or model, or another --device")
     except KeyboardInterrupt:
         print("torchlab: interrupted", file=sys.stderr)
         return 130
@@ -56,6 +61,18 @@ def main(argv: list[str] | None = None) -> int:
 
         distributed.teardown()
     return int(status or 0)
+
+
+def _fail(command: str, message: str) -> int:
+    """Print a user error in one line on stderr; the exit status is 2."""
+    message = " ".join(message.split())
+    print(f"torchlab {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "out of memory" in text.lower() or "can't allocate memory" in text or "OutOfMemoryError" in type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -105,8 +105,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
         from torchsummary import summary
     except ImportError:
         raise UsageError("torchsummary is not installed; pip install torchsummary") from None
+    if any(size < 1 for size in shape):
+        raise UsageError(f"--input-shape sizes must be >= 1, got {' '.join(map(str, shape))}")
     model = spec.build()
-    summary(model, shape, device="cpu")
+    try:
+        summary(model, shape, device="cpu")
+    except RuntimeError as exc:
+        detail = str(exc).splitlines()[0][:160]
+        raise UsageError(f"input shape {tuple(shape)} does not fit {args.model} ({detail}); "
+                         f"its own input shape is {spec.input_shape}") from None
     print(f"{args.model}: {count_parameters(model):,} trainable parameters, input {shape}")
     return 0
 

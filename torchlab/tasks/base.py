@@ -91,6 +91,7 @@ class Task:
             if value is not None:
                 hparams[key] = value
         validate_hparams(hparams)
+        validate_hparams({key: getattr(args, key, None) for key in ("min_delta", "grad_clip", "seed")})
         device = pick_device(getattr(args, "device", "auto") or "auto")
         world = distributed.setup(device)
         seed = int(getattr(args, "seed", 0) or 0)
@@ -154,6 +155,9 @@ def validate_hparams(hp: dict[str, Any]) -> None:
         ("lr", "--lr", lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0, "a finite number > 0"),
         ("weight_decay", "--weight-decay", lambda v: v is None or (math.isfinite(v) and v >= 0), "a finite number >= 0"),
         ("patience", "--patience", lambda v: v is None or (isinstance(v, int) and v >= 0), "a whole number >= 0"),
+        ("min_delta", "--min-delta", lambda v: v is None or (math.isfinite(v) and v >= 0), "a finite number >= 0"),
+        ("grad_clip", "--grad-clip", lambda v: v is None or (math.isfinite(v) and v > 0), "a finite number > 0"),
+        ("seed", "--seed", lambda v: v is None or 0 <= v < 2**32, "a whole number in 0..4294967295"),
     ]
     for key, flag, ok, want in checks:
         if key in hp and not ok(hp[key]):
