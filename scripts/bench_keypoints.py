@@ -1,0 +1,126 @@
+"""Keypoints benchmarks: the CSV loader's speed, and validation RMSE of every model on synthetic faces.
+
+    python scripts/bench_keypoints.py                     # loader (7,000 rows) + RMSE table
+    python scripts/bench_keypoints.py --only loader
+    python scripts/bench_keypoints.py --only rmse --synthetic 1000 --net-epochs 6 --device cpu
+
+Loader: a 7,000-row Kaggle-format training.csv (synthetic faces, tiled) is read twice, once the
+seed's way (pandas, then one `np.fromstring` per image) and once with torchlab's bulk parser;
+both results are checked equal and the ratio is printed.
+
+RMSE: the mean-keypoint baseline, keypoint-fcn and keypoint-cnn with the seed recipe, and
+keypoint-net with its default recipe (or fewer epochs with --net-epochs, said in the table),
+all on the same validation faces. Figures land in --out; a comparison figure shows the FCN
+(red), CNN (blue) and keypoint-net (orange) against the truth (green) on the same faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def bench_loader(rows: int, folder: Path) -> dict:
+    import pandas as pd
+
+    from torchlab.data.keypoints import COORD_COLUMNS, format_training_csv, read_training_csv
+    from torchlab.data.synthetic_faces import make_faces
+
+    path = folder / f"training_{rows}.csv"
+    if not path.exists():
+        table = make_faces(500, seed=11)
+        reps = -(-rows // 500)
+        images = np.tile(table.images, (reps, 1, 1))[:rows]
+        keypoints = np.tile(table.keypoints, (reps, 1))[:rows]
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(format_training_csv(images, keypoints))
+
+    start = time.perf_counter()
+    frame = pd.read_csv(path)
+    pixels = frame["Image"].apply(lambda s: np.fromstring(s, sep=" ", dtype=np.float32))
+    seed_images = np.vstack(pixels.values)
+    seed_keypoints = frame[list(COORD_COLUMNS)].to_numpy(np.float32)
+    seed_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    table = read_training_csv(path)
+    ours_seconds = time.perf_counter() - start
+
+    assert np.array_equal(seed_images.reshape(table.images.shape).astype(np.uint8), table.images)
+    assert np.allclose(seed_keypoints, table.keypoints, equal_nan=True)
+    return {"rows": rows, "file_mb": round(path.stat().st_size / 2**20, 1), "seed_seconds": round(seed_seconds, 2),
+            "torchlab_seconds": round(ours_seconds, 2), "speedup": round(seed_seconds / ours_seconds, 1)}
+
+
+def train(task: str, extra: list[str], out: Path) -> dict:
+    from torchlab.cli import build_parser
+
+    args = build_parser().parse_args(["train", task, "--out", str(out), "--no-progress", *extra])
+    return args.task_obj.train(args)
+
+
+def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path) -> list[dict]:
+    import torch
+
+    import torchlab
+    from torchlab.data.keypoints import split_rows
+    from torchlab.plots.keypoints import plot_faces
+    from torchlab.tasks.keypoints import load_table, predict_images, to_tensors
+
+    common = ["--synthetic", str(synthetic), "--device", device]
+    runs = [("keypoint-fcn", "seed", ["--recipe", "seed"]),
+            ("keypoint-cnn", "seed", ["--recipe", "seed"]),
+            ("keypoint-net", "default" + (f", {net_epochs} epochs" if net_epochs else ""),
+             ["--epochs", str(net_epochs)] if net_epochs else [])]
+    rows, predictions = [], {}
+    table = load_table(None, synthetic)
+    val_rows = split_rows(table, "mask").val
+    images = to_tensors(table, val_rows)[0]
+    for task, recipe, extra in runs:
+        summary = train(task, common + extra, folder / task)
+        if not rows:
+            rows.append({"model": "mean-keypoint baseline", "recipe": "-", "val_rmse_px": summary["baseline_rmse_px"],
+                         "epochs": 0, "fit_seconds": 0.0})
+        rows.append({"model": task, "recipe": recipe, "val_rmse_px": summary["val_rmse_px"],
+                     "epochs": summary["epochs"], "fit_seconds": summary["fit_seconds"]})
+        model, _ = torchlab.load(folder / task / "best.pt", device="cpu")
+        predictions[task] = predict_images(model, images)[:5]
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    shown = val_rows[:5]
+    plot_faces(table.images[shown], table.keypoints[shown], predictions, folder / "comparison.png",
+               title="validation faces: true (green), FCN (red), CNN (blue), keypoint-net (orange)")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("loader", "rmse"))
+    parser.add_argument("--rows", type=int, default=7000, help="rows of the loader benchmark file")
+    parser.add_argument("--synthetic", type=int, default=2000, help="synthetic faces for the RMSE table")
+    parser.add_argument("--net-epochs", type=int, help="train keypoint-net for this many epochs (default: its recipe)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=".bench/keypoints")
+    args = parser.parse_args()
+    folder = Path(args.out)
+    results: dict = {}
+    if args.only in (None, "loader"):
+        results["loader"] = bench_loader(args.rows, folder)
+        r = results["loader"]
+        print(f"loader, {r['rows']} rows ({r['file_mb']} MB): seed (pandas + np.fromstring per row) "
+              f"{r['seed_seconds']} s, torchlab {r['torchlab_seconds']} s, {r['speedup']}x faster")
+    if args.only in (None, "rmse"):
+        results["rmse"] = bench_rmse(args.synthetic, args.net_epochs, args.device, folder)
+        print(f"\nvalidation RMSE on synthetic faces (n={args.synthetic}), device {args.device}")
+        print("| model | recipe | val RMSE (px) | epochs | fit seconds |\n| --- | --- | ---: | ---: | ---: |")
+        for row in results["rmse"]:
+            print(f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} | {row['fit_seconds']} |")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Keypoint figures: faces with true (green) and predicted keypoints, per-keypoint RMSE bars, photo overlays.
+
+Colours follow the seed: green = true keypoints, red = the FCN's predictions, blue = the CNN's;
+keypoint-net's are orange.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from torchlab.plots.common import save_figure
+
+MODEL_COLOURS = {"keypoint-fcn": "red", "keypoint-cnn": "blue", "keypoint-net": "darkorange"}
+
+
+def plot_faces(
+    images: np.ndarray,
+    truth: np.ndarray | None,
+    predictions: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    title: str = "",
+    columns: int = 5,
+) -> Path:
+    """A grid of faces: true keypoints as green dots, each model's predictions as crosses in its colour.
+
+    images (k, 96, 96); truth (k, 30) with NaN where unlabelled (or None); predictions label -> (k, 30).
+    """
+    k = len(images)
+    columns = min(columns, k)
+    rows = -(-k // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.3 * rows + 0.5), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= k:
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255 if images.max() > 1.5 else 1)
+        if truth is not None:
+            ax.scatter(truth[i, 0::2], truth[i, 1::2], c="lime", s=14, edgecolors="darkgreen", linewidths=0.5,
+                       label="true")
+        for label, pred in predictions.items():
+            ax.scatter(pred[i, 0::2], pred[i, 1::2], c=MODEL_COLOURS.get(label, "magenta"), s=18, marker="x",
+                       linewidths=1.2, label=label)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05 if handles else 0, 1, 1))
+    return save_figure(fig, path)
+
+
+def plot_keypoint_rmse(
+    names: Sequence[str], rmse: Mapping[str, np.ndarray], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Horizontal bars of RMSE (pixels) per keypoint, one bar colour per model (label -> (15,))."""
+    labels = list(rmse)
+    height = 0.8 / max(len(labels), 1)
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) * max(1, len(labels) * 0.6) + 1.5))
+    positions = np.arange(len(names))
+    for j, label in enumerate(labels):
+        values = np.asarray(rmse[label], dtype=float)
+        ax.barh(positions + j * height, values, height, color=MODEL_COLOURS.get(label, "grey"), label=label)
+        for pos, value in zip(positions + j * height, values):
+            if np.isfinite(value):
+                ax.text(value, pos, f" {value:.2f}", va="center", fontsize=7)
+    ax.set_yticks(positions + height * (len(labels) - 1) / 2, [n.replace("_", " ") for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("RMSE (pixels)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "validation RMSE per keypoint")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_photo_keypoints(
+    photo: np.ndarray, points: np.ndarray, crop: tuple[int, int, int], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """The user's photo with the predicted keypoints (15, 2) in its own pixels and the square the model saw."""
+    height, width = photo.shape[:2]
+    fig, ax = plt.subplots(figsize=(6, 6 * height / max(width, 1)))
+    ax.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
+    x0, y0, size = crop
+    ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="yellow", lw=1, ls="--"))
+    marker = max(12.0, 30.0 * size / 400)
+    ax.scatter(points[:, 0], points[:, 1], c="red", s=marker, edgecolors="white", linewidths=0.6)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.axis("off")
+    ax.set_title(title or "predicted keypoints (dashed: the square the model saw)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
