@@ -14,6 +14,7 @@ seed = the seed's raw pixels, lr 1e-4, 800 epochs (which stops far from least sq
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,11 @@ from torch import nn
 
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE, PatchScaling, design_matrix, photo_patch, ramp_patch
-from torchlab.errors import UsageError
+from torchlab.errors import TrainingError, UsageError
 from torchlab.models import build_model
 from torchlab.tasks import register_task
 from torchlab.tasks.base import Task
-from torchlab.tasks.full_batch import fit_and_save, save_plain
+from torchlab.tasks.full_batch import fit_and_save, one_cpu_thread, save_plain
 
 
 def manual_descent(rows: torch.Tensor, targets: torch.Tensor, lr: float, epochs: int,
@@ -37,11 +38,14 @@ def manual_descent(rows: torch.Tensor, targets: torch.Tensor, lr: float, epochs:
     n = rows.shape[0]
     w = torch.zeros(rows.shape[1], dtype=rows.dtype, device=rows.device) if weights is None else weights.clone()
     losses = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         err = rows @ w - targets
         grad = (2.0 / n) * (rows.T @ err)
         w = w - lr * grad
         losses.append(float(err @ err) / n)
+        if not math.isfinite(losses[-1]):
+            raise TrainingError(f"the loss became {losses[-1]} in epoch {epoch + 1} (lr {lr:g}); "
+                                "divide --lr by 10 or use --scale")
     return w, losses
 
 
@@ -94,9 +98,9 @@ class PatchFit:
     """What one fit produced, in original units (grey levels, pixels)."""
 
     weights: torch.Tensor  # gradient descent, original units
-    exact: torch.Tensor  # least squares, original units
     losses: list[float]  # MSE per epoch in grey levels^2
     epochs: int
+    exact: torch.Tensor | None = None  # least squares, original units
 
     @property
     def relative_difference(self) -> float:
@@ -181,6 +185,15 @@ class PatchLinearTask(Task):
                       "normalization": {"coord_divisor": scaling.coord, "brightness_divisor": scaling.brightness,
                                         "input": "rows [1, x, y] with x = column, y = row in pixels"}}
 
+        with one_cpu_thread(ctx.device):
+            fit = self.fit(ctx, args, rows, targets, scaling, model_meta)
+        fit.exact = least_squares(rows64, targets64)
+        return self.report(ctx, args, patch, source, fit, scale)
+
+    def fit(self, ctx, args, rows: torch.Tensor, targets: torch.Tensor, scaling: PatchScaling,
+            model_meta: dict[str, Any]) -> PatchFit:
+        """Train in the chosen mode, write the checkpoint; weights and losses in original units."""
+        hp = ctx.hparams
         model = build_model("patch-linear").to(ctx.device)
         if args.mode == "manual":
             weights, losses = manual_descent(rows, targets, hp["lr"], hp["epochs"])
@@ -199,13 +212,11 @@ class PatchLinearTask(Task):
             result = fit_and_save(trainer, batches, ctx.out, resume=ctx.resume)
             history = result.history
             weights = model.weight.detach()
-        fit = PatchFit(
+        return PatchFit(
             weights=scaling.to_original(weights.detach().to("cpu", torch.float64)),
-            exact=least_squares(rows64, targets64),
             losses=[row["train_loss"] * scaling.brightness**2 for row in history],
             epochs=len(history),
         )
-        return self.report(ctx, args, patch, source, fit, scale)
 
     def report(self, ctx, args, patch: np.ndarray, source: dict, fit: PatchFit, scale: bool) -> dict[str, Any]:
         """The printed summary and the figures."""

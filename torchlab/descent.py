@@ -1,0 +1,77 @@
+"""Gradient descent and ascent on two functions of the plane, gradients by autograd.
+
+    bowl      f(x, y) = 3(x - 1)^2 + y^2 + 4          minimum 4 at (1, 0), start (2.5, 1.5)
+    mountain  B(x, y) = 4000 - 3(x - 10)^2 - (y - 3)^2  summit 4000 at (10, 3), start (0, 0)
+
+One step is p <- p - eta * grad f(p) (descent) or p <- p + eta * grad B(p) (ascent). Both
+functions curve by 6 along x and 2 along y, so each step multiplies the distance to the
+optimum along x by (1 - 6 eta) and along y by (1 - 2 eta): the path converges for
+eta < 2/6 = 1/3 and runs away for eta > 1/3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+Surface = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def bowl(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return 3 * (x - 1) ** 2 + y**2 + 4
+
+
+def mountain(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return 4000 - 3 * (x - 10) ** 2 - (y - 3) ** 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A surface, where to start, which way to go and where the optimum is."""
+
+    name: str
+    fn: Surface
+    start: tuple[float, float]
+    optimum: tuple[float, float]
+    ascent: bool
+    curvatures: tuple[float, float]  # |second derivative| along x and y
+
+    @property
+    def largest_stable_eta(self) -> float:
+        """Steps converge for eta below 2 / (largest curvature)."""
+        return 2.0 / max(self.curvatures)
+
+
+BOWL = Problem("bowl f(x,y) = 3(x-1)^2 + y^2 + 4", bowl, (2.5, 1.5), (1.0, 0.0), False, (6.0, 2.0))
+MOUNTAIN = Problem("mountain B(x,y) = 4000 - 3(x-10)^2 - (y-3)^2", mountain, (0.0, 0.0), (10.0, 3.0), True, (6.0, 2.0))
+
+
+def gradient(fn: Surface, point: torch.Tensor) -> torch.Tensor:
+    """grad fn at point (2,), by autograd."""
+    p = point.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(fn(p[0], p[1]), p)
+    return g
+
+
+def gradient_path(problem: Problem, eta: float, steps: int) -> torch.Tensor:
+    """The visited points (steps + 1, 2) in float64, starting at problem.start."""
+    sign = 1.0 if problem.ascent else -1.0
+    point = torch.tensor(problem.start, dtype=torch.float64)
+    path = [point]
+    for _ in range(steps):
+        point = point + sign * eta * gradient(problem.fn, point)
+        path.append(point)
+    return torch.stack(path)
+
+
+def path_summary(problem: Problem, path: torch.Tensor) -> dict[str, float | str]:
+    """Where the path ended, its distance to the optimum, and whether it converges."""
+    optimum = torch.tensor(problem.optimum, dtype=path.dtype)
+    first = float(torch.linalg.norm(path[0] - optimum))
+    last = float(torch.linalg.norm(path[-1] - optimum))
+    end = path[-1]
+    value = float(problem.fn(end[0], end[1]))
+    status = "diverges" if not last < first else ("converged" if last < 1e-3 * first else "converging")
+    return {"end": f"({end[0]:.4g}, {end[1]:.4g})", "value": value, "distance": last, "status": status}
