@@ -1,0 +1,229 @@
+"""MNIST from its IDX files: raw or gzipped, flat in a folder or in torchvision's layout.
+
+The four official files are
+
+    train-images-idx3-ubyte   60,000 x 28 x 28 uint8     t10k-images-idx3-ubyte   10,000 x 28 x 28
+    train-labels-idx1-ubyte   60,000 uint8 (0..9)         t10k-labels-idx1-ubyte   10,000
+
+An IDX file is a 4-byte big-endian magic number (0x00000803 for 3-D uint8 images, 0x00000801
+for 1-D uint8 labels), one big-endian uint32 per dimension, then the values. We look for each
+file (with or without `.gz`) in `<root>/MNIST/raw/` (where torchvision puts them), `<root>/raw/`
+and `<root>/` itself. `download_mnist` fetches them with torchvision for users who are online.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from torchlab.errors import DataError, UsageError
+
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+PIXEL_SCALE = 255.0
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (raw, or gzipped if the name ends in .gz) into an array.
+
+    Raises DataError naming the file when it cannot be read, has a wrong magic number, or
+    holds fewer bytes than its header promises.
+    """
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataError(f"MNIST file {path} does not exist") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"MNIST file {path} cannot be read ({type(exc).__name__}: {exc}); download it again") from None
+    if len(data) < 4:
+        raise DataError(f"MNIST file {path} is truncated ({len(data)} bytes, no IDX header); download it again")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08 or not 1 <= ndim <= 3:
+        magic = struct.unpack(">I", data[:4])[0]
+        raise DataError(
+            f"MNIST file {path} has magic number 0x{magic:08x}, not an IDX file of unsigned bytes "
+            f"(0x{LABEL_MAGIC:08x} labels or 0x{IMAGE_MAGIC:08x} images); is it the right file?"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"MNIST file {path} is truncated inside its header; download it again")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = int(np.prod(shape))
+    if len(data) - header < expected:
+        raise DataError(
+            f"MNIST file {path} is truncated: its header promises {'x'.join(map(str, shape))} = {expected:,} "
+            f"values but it holds {len(data) - header:,}; download it again"
+        )
+    return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
+
+
+def find_file(root: str | os.PathLike, stem: str) -> Path:
+    """The path of MNIST file `stem` (raw or .gz) under `root`, in torchvision's layout or flat."""
+    root = Path(root)
+    folders = [root / "MNIST" / "raw", root / "raw", root]
+    for folder in folders:
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    raise DataError(
+        f"MNIST file {stem}[.gz] not found in {root} (looked in {', '.join(str(f) for f in folders)}); "
+        "pass --data-dir with the four MNIST files, or add --download to fetch them"
+    )
+
+
+def load_split(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels int64 (n,)) of the "train" or "test" split."""
+    image_stem, label_stem = FILES[split]
+    image_path, label_path = find_file(root, image_stem), find_file(root, label_stem)
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3:
+        raise DataError(f"MNIST file {image_path} holds {images.ndim}-D data; expected images (n, rows, cols)")
+    if labels.ndim != 1:
+        raise DataError(f"MNIST file {label_path} holds {labels.ndim}-D data; expected one label per image")
+    if len(images) != len(labels):
+        raise DataError(f"{image_path} has {len(images):,} images but {label_path} has {len(labels):,} labels")
+    if labels.size and labels.max() > 9:
+        raise DataError(f"MNIST file {label_path} has label {int(labels.max())}; digit labels run 0..9")
+    return images, labels.astype(np.int64)
+
+
+def download_mnist(root: str | os.PathLike) -> Path:
+    """Fetch the four files with torchvision into `<root>/MNIST/raw/` (needs internet)."""
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(str(root), train=train, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise DataError(f"downloading MNIST into {root} failed ({type(exc).__name__}: {exc}); "
+                        "copy the four IDX files there by hand") from None
+    return Path(root) / "MNIST" / "raw"
+
+
+def binary_targets(labels: np.ndarray, digits: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the samples of two digits (a, b); the target is 1.0 for b ("is it the second digit?").
+
+    Returns (boolean mask over `labels`, float32 targets of the kept samples).
+    """
+    a, b = digits
+    keep = (labels == a) | (labels == b)
+    return keep, (labels[keep] == b).astype(np.float32)
+
+
+@dataclass
+class MnistData:
+    """Train and test splits as tensors: images float32 (n, 1, 28, 28) in [0, 1], targets.
+
+    targets are int64 class indices (10 classes) or float32 0/1 (binary `digits` subset);
+    `labels_*` keep the original digit of every sample for figures.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    labels_train: np.ndarray
+    labels_test: np.ndarray
+    digits: tuple[int, int] | None = None
+
+    @property
+    def classes(self) -> int:
+        """1 (one logit: is it digits[1]?) or 10."""
+        return 1 if self.digits else 10
+
+    def class_names(self) -> list[str]:
+        if self.digits:
+            return [str(d) for d in self.digits]
+        return [str(d) for d in range(10)]
+
+
+def load_mnist(
+    root: str | os.PathLike,
+    digits: Sequence[int] | None = None,
+    limit: int | None = None,
+    download: bool = False,
+) -> MnistData:
+    """Load MNIST from `root`; optionally a binary subset of two `digits` and at most `limit` training samples."""
+    if digits is not None:
+        digits = validate_digits(digits)
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {limit}")
+    if download:
+        download_mnist(root)
+    splits = {}
+    for split in ("train", "test"):
+        images, labels = load_split(root, split)
+        if digits is not None:
+            keep, targets = binary_targets(labels, digits)
+            images, labels = images[keep], labels[keep]
+            targets = torch.from_numpy(targets)
+        else:
+            targets = torch.from_numpy(labels.copy())
+        if split == "train" and limit is not None:
+            images, labels, targets = images[:limit], labels[:limit], targets[:limit]
+        x = torch.from_numpy(images.astype(np.float32) / PIXEL_SCALE).unsqueeze(1)
+        splits[split] = (x, targets, labels)
+    if len(splits["train"][0]) == 0:
+        raise DataError(f"no training samples left after --digits {digits}")
+    return MnistData(
+        x_train=splits["train"][0], y_train=splits["train"][1],
+        x_test=splits["test"][0], y_test=splits["test"][1],
+        labels_train=splits["train"][2], labels_test=splits["test"][2],
+        digits=tuple(digits) if digits is not None else None,
+    )
+
+
+def validate_digits(digits: Sequence[int]) -> tuple[int, int]:
+    """Two different digits 0..9, or a UsageError saying what --digits wants."""
+    digits = tuple(int(d) for d in digits)
+    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
+        raise UsageError(f"--digits takes two different digits 0..9 (e.g. --digits 4 5), got {list(digits)}")
+    return digits
+
+
+def normalization_stats(x: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of every pixel of the training images (0.1307, 0.3081 for MNIST)."""
+    x = x.double()
+    return float(x.mean()), float(x.std())
+
+
+def random_affine(
+    images: torch.Tensor, generator: torch.Generator, shift: float = 2.0, degrees: float = 10.0, scale: float = 0.1
+) -> torch.Tensor:
+    """Move each image by up to `shift` pixels, turn it by up to `degrees` and zoom it by up to `scale`.
+
+    One batched `grid_sample` on the images' device: no per-sample Python, so it costs little
+    next to a training step. Pixels that come in from outside are the background (after
+    normalisation, the value of the image's corner).
+    """
+    n, _, height, width = images.shape
+    device = images.device
+
+    def uniform(bound: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
+
+    angle = uniform(degrees) * (torch.pi / 180)
+    zoom = 1 + uniform(scale)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([
+        torch.stack([cos, -sin, uniform(2 * shift / width)], dim=1),
+        torch.stack([sin, cos, uniform(2 * shift / height)], dim=1),
+    ], dim=1)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    background = images[:, :, :1, :1]
+    moved = torch.nn.functional.grid_sample(images - background, grid.to(images.dtype), align_corners=False)
+    return moved + background

@@ -1,0 +1,123 @@
+"""MNIST figures: learning curves, confusion matrix, the most confident mistakes, first-layer
+filters and the assignment's activation panels (feature maps after every conv/pool/ReLU layer)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from torchlab.plots.common import plot_confusion_matrix, plot_history, save_figure
+
+
+def plot_misclassified(
+    images: np.ndarray, probs: np.ndarray, true: np.ndarray, classes: Sequence[str], path: str | os.PathLike,
+    limit: int = 24,
+) -> Path:
+    """The `limit` most confident mistakes: each digit titled with its true and predicted class and their probabilities."""
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != true)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:limit]
+    cols = 8
+    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.95 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if len(wrong) == 0:
+        axes[0, 0].text(0, 0.5, "no misclassified test images", fontsize=11)
+    for ax, i in zip(axes.flat, wrong):
+        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
+        t, p = int(true[i]), int(pred[i])
+        ax.set_title(f"#{i}: {classes[t]} as {classes[p]}\np({classes[p]})={probs[i, p]:.2f} p({classes[t]})={probs[i, t]:.2f}",
+                     fontsize=7.5)
+    fig.suptitle(f"{len(np.flatnonzero(pred != true))} misclassified test images; the {len(wrong)} most confident "
+                 "(true as predicted)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def first_layer_weights(model: nn.Module) -> np.ndarray:
+    """The first layer's weights as images: conv kernels (out, kh, kw) or dense units (out, 28, 28)."""
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d):
+            return layer.weight.detach().float().cpu()[:, 0].numpy()
+        if isinstance(layer, nn.Linear) and layer.in_features == 28 * 28:
+            return layer.weight.detach().float().cpu().reshape(-1, 28, 28).numpy()
+    raise ValueError(f"{type(model).__name__} has no first conv or 784-input dense layer")
+
+
+def plot_filters(model: nn.Module, path: str | os.PathLike, limit: int = 32, title: str = "") -> Path:
+    """First-layer filters, red positive and blue negative on one shared scale per filter."""
+    weights = first_layer_weights(model)[:limit]
+    cols = min(8, len(weights))
+    rows = int(np.ceil(len(weights) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.5 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, (ax, w) in enumerate(zip(axes.flat, weights)):
+        bound = float(np.abs(w).max()) or 1.0
+        ax.imshow(w, cmap="RdBu_r", vmin=-bound, vmax=bound)
+        ax.set_title(f"{k}", fontsize=8)
+    shape = "x".join(map(str, weights.shape[1:]))
+    fig.suptitle(title or f"first-layer weights ({shape}; red > 0, blue < 0)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_feature_maps(
+    maps: list[tuple[str, torch.Tensor]], image: np.ndarray, path: str | os.PathLike, channels: int = 8, title: str = ""
+) -> Path:
+    """One row per layer (conv, pool, batch norm, ReLU, ...), one column per channel (at most `channels`)."""
+    rows = len(maps) + 1
+    cols = min(channels, max(m.shape[1] for _, m in maps))
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(1.25 * (cols + 1), 1.3 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.2] + [1] * cols})
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(image, cmap="gray_r")
+    axes[0, 0].set_title("input", fontsize=8)
+    for row, (name, fmap) in enumerate(maps, start=1):
+        fmap = fmap[0].float().numpy()
+        axes[row, 0].text(0.5, 0.5, f"{name}\n{fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", ha="center",
+                          va="center", fontsize=8, transform=axes[row, 0].transAxes)
+        for c in range(min(cols, fmap.shape[0])):
+            axes[row, c + 1].imshow(fmap[c], cmap="viridis")
+            if row == 1:
+                axes[row, c + 1].set_title(f"channel {c}", fontsize=7)
+    fig.suptitle(title or "feature maps after each layer", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_mnist_figures(
+    history: list[dict[str, float]], model: nn.Module, data, probs: torch.Tensor,
+    normalise: Callable[[torch.Tensor], torch.Tensor], folder: Path, title: str = "mnist",
+) -> Path:
+    """Every MNIST figure for a finished run, in `folder`."""
+    from torchlab.models.mnist import feature_maps
+
+    folder = Path(folder)
+    true = data.y_test.long().numpy()
+    p = probs.numpy()
+    images = data.x_test[:, 0].numpy()
+    classes = data.class_names()
+    plot_history(history, folder / "curves.png", title=title)
+    plot_confusion_matrix(true, p.argmax(axis=1), folder / "confusion.png", labels=classes,
+                          title=f"{title} test set (accuracy {np.mean(true == p.argmax(axis=1)):.4f})")
+    plot_misclassified(images, p, true, classes, folder / "misclassified.png")
+    plot_filters(model, folder / "filters.png", title=f"{title}: first-layer weights (red > 0, blue < 0)")
+    device = next(model.parameters()).device
+    model.eval()
+    for k in range(2):
+        x = normalise(data.x_test[k : k + 1]).to(device)
+        maps = feature_maps(model, x)
+        if maps:
+            label = classes[int(true[k])]
+            plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
+                              title=f"{title}: feature maps of test image {k} (a {label})")
+    return folder
