@@ -83,6 +83,12 @@ def _grid(fn: PointFn, extent: float | tuple[float, float, float, float], resolu
     return x1.numpy(), x2.numpy(), values.float().numpy()
 
 
+def _image(ax, x1: np.ndarray, x2: np.ndarray, values: np.ndarray, **style):
+    """Show grid values (rows = x2, columns = x1, as `_grid` makes them) as an image over their extent."""
+    extent = (float(x1.min()), float(x1.max()), float(x2.min()), float(x2.max()))
+    return ax.imshow(np.asarray(values, dtype=float), extent=extent, origin="lower", interpolation="nearest", **style)
+
+
 def _draw_circles(ax, radii: Sequence[float], **style) -> None:
     t = np.linspace(0, 2 * np.pi, 400)
     for r in radii:
@@ -111,12 +117,12 @@ def plot_ring_regions(net: torch.nn.Module, a: float, b: float, extent: float, p
     l1 = np.abs(x1) + np.abs(x2)
     fig, axes = plt.subplots(1, 3, figsize=(15, 5))
     inside = ListedColormap(["white", "#4c72b0"])
-    axes[0].pcolormesh(x1, x2, (radius >= a) & (radius <= b), cmap=inside, shading="auto")
+    _image(axes[0], x1, x2, (radius >= a) & (radius <= b), cmap=inside, vmin=0, vmax=1)
     _square(axes[0], extent, f"circular ring {a:g} ≤ √(x1²+x2²) ≤ {b:g}")
-    axes[1].pcolormesh(x1, x2, (l1 >= a) & (l1 <= b), cmap=ListedColormap(["white", "#c44e52"]), shading="auto")
+    _image(axes[1], x1, x2, (l1 >= a) & (l1 <= b), cmap=ListedColormap(["white", "#c44e52"]), vmin=0, vmax=1)
     _square(axes[1], extent, f"L1 ring {a:g} ≤ |x1|+|x2| ≤ {b:g}")
     bound = float(np.abs(score).max()) or 1.0
-    im = axes[2].pcolormesh(x1, x2, score, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -bound, bound), shading="auto")
+    im = _image(axes[2], x1, x2, score, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -bound, bound))
     axes[2].contour(x1, x2, score, levels=[0.0], colors="k", linewidths=1.2)
     with torch.no_grad():
         inside_pts = net(points) >= 0
@@ -145,7 +151,7 @@ def plot_ring_misclassified(a: float, b: float, diamonds: Sequence[tuple[float, 
         circle = (radius >= a) & (radius <= b)
         diamond = (l1 >= a2) & (l1 <= b2)
         code = np.where(circle & diamond, 3, np.where(circle, 2, np.where(diamond, 1, 0)))
-        ax.pcolormesh(x1, x2, code, cmap=colours, vmin=-0.5, vmax=3.5, shading="auto")
+        _image(ax, x1, x2, code, cmap=colours, vmin=-0.5, vmax=3.5)
         _draw_circles(ax, [a, b], color="#4c72b0", lw=1)
         _draw_diamonds(ax, [a2, b2], color="#dd8452", lw=1)
         _square(ax, extent, f"{label} L1 ring a'={a2:.4g}, b'={b2:.4g}: misclassified area {area:.3f}\n"
@@ -170,11 +176,11 @@ def plot_trained_ring_maps(trained: PointFn, hand: torch.nn.Module, x_test: torc
     with torch.no_grad():
         trained_acc = float(((trained(x_test) >= 0).numpy() == labels).mean())
         hand_acc = float(((hand(x_test) >= 0).numpy() == labels).mean())
-    im = axes[0].pcolormesh(x1, x2, prob, cmap="RdBu_r", vmin=0, vmax=1, shading="auto")
+    im = _image(axes[0], x1, x2, prob, cmap="RdBu_r", vmin=0, vmax=1)
     axes[0].contour(x1, x2, prob, levels=[0.5], colors="k", linewidths=1.2)
     fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04, label="P(in the ring)")
     _square(axes[0], extent, f"trained 2→16→1 net: test accuracy {trained_acc:.3f}")
-    axes[1].pcolormesh(x1, x2, score >= 0, cmap=ListedColormap(["#f4f4f4", "#f4a582"]), shading="auto")
+    _image(axes[1], x1, x2, score >= 0, cmap=ListedColormap(["#f4f4f4", "#f4a582"]), vmin=0, vmax=1)
     axes[1].contour(x1, x2, score, levels=[0.0], colors="k", linewidths=1.2)
     _square(axes[1], extent, f"hand-set ring net a={hand.a:g}, b={hand.b:g}: test accuracy {hand_acc:.3f}")
     pts = x_test.numpy()
