@@ -58,6 +58,7 @@ def test_fast_parser_matches_the_careful_one_and_accepts_decimals(faces):
     (lambda rows: [r.rsplit(",", 1)[0] for r in rows], "no 'Image' column"),
     (lambda rows: rows[:3] + [rows[3].rsplit(" ", 1)[0]] + rows[4:], "row 3: Image has 9215 grey levels"),
     (lambda rows: rows[:2] + [rows[2].replace(" ", " abc ", 1)] + rows[3:], "row 2: Image holds 'abc'"),
+    (lambda rows: rows[:4] + [rows[4].replace(" ", " -3 ", 1).rsplit(" ", 1)[0]] + rows[5:], "row 4: Image holds grey"),
     (lambda rows: rows[:1] + [rows[1].replace(rows[1].split(",")[0], "seven", 1)] + rows[2:],
      "row 1: left_eye_center_x = 'seven' is not a number"),
     (lambda rows: rows[:5] + [rows[5].replace(rows[5].split(",")[2], "96.0", 1)] + rows[6:],
@@ -73,7 +74,7 @@ def test_grey_levels_above_255_are_refused(tmp_path, training_text):
     rows = list(training_text)
     head, pixels = rows[2].rsplit(",", 1)
     rows[2] = head + "," + "300 " + pixels.split(" ", 1)[1]
-    with pytest.raises(DataError, match=r"row 2: Image holds grey level 300"):
+    with pytest.raises(DataError, match=r"row 2: Image holds grey levels outside 0..255 .*max 300"):
         read_training_csv(_write(tmp_path, rows))
 
 

@@ -118,9 +118,14 @@ class KeypointNet(nn.Module):
     """Encoder 96 -> 48 -> 24 -> 12 -> 6 (residual blocks, BatchNorm), decoder back to 24x24 with skip
     connections, one heat map per keypoint, soft-argmax to pixel coordinates."""
 
-    def __init__(self, width: int = 32, keypoints: int = 15) -> None:
+    def __init__(self, width: int = 32, keypoints: int = 15, mean_keypoints: list[float] | None = None,
+                 prior_sigma: float = 1.5) -> None:
         super().__init__()
         w = width
+        self.grid = 24
+        # A learned prior added to every heat map. Started as a bump (sigma in cells) on the training
+        # set's mean keypoint, the net predicts the mean face from its first step and learns the offsets.
+        self.prior = nn.Parameter(self.mean_prior(mean_keypoints, keypoints, prior_sigma))
         self.stem = nn.Sequential(conv_bn(1, w), conv_bn(w, w, stride=2))  # 48x48
         self.layer1 = ResidualBlock(w, w)  # 48
         self.layer2 = ResidualBlock(w, 2 * w, stride=2)  # 24
@@ -141,4 +146,15 @@ class KeypointNet(nn.Module):
         c4 = self.layer4(c3)
         p3 = self.merge12(F.relu(self.lateral3(c3) + F.interpolate(self.top4(c4), scale_factor=2.0, mode="nearest")))
         p2 = self.merge24(F.relu(self.lateral2(c2) + F.interpolate(p3, scale_factor=2.0, mode="nearest")))
-        return self.soft_argmax(self.heatmaps(p2))
+        return self.soft_argmax(self.heatmaps(p2) + self.prior)
+
+    def mean_prior(self, mean_keypoints: list[float] | None, keypoints: int, sigma: float) -> torch.Tensor:
+        """(k, 24, 24) log-Gaussian bumps around the mean keypoints (pixels), or zeros without them."""
+        if mean_keypoints is None:
+            return torch.zeros(keypoints, self.grid, self.grid)
+        stride = IMAGE_SIZE // self.grid
+        centres = (torch.arange(self.grid, dtype=torch.float32) * stride + (stride - 1) / 2) / stride
+        mean = torch.tensor(mean_keypoints, dtype=torch.float32).view(keypoints, 2) / stride
+        dx = (centres.view(1, 1, -1) - mean[:, 0].view(-1, 1, 1)) ** 2
+        dy = (centres.view(1, -1, 1) - mean[:, 1].view(-1, 1, 1)) ** 2
+        return -(dx + dy) / (2 * sigma ** 2)

@@ -109,14 +109,15 @@ class KeypointTask(Task):
                             help="the horizontal flip maps x to FLIP_SUM - x (default 95: Kaggle's pixel-centred "
                                  "coordinates); for experiments only")
 
-    def model_kwargs(self, args: argparse.Namespace) -> dict[str, Any]:
+    def model_kwargs(self, args: argparse.Namespace, mean: list[float] | None = None) -> dict[str, Any]:
+        """Constructor arguments (plain data, stored in the checkpoint); `mean` = mean keypoints of the training set."""
         return {}
 
     # ------------------------------------------------------------------ train
     def train(self, args: argparse.Namespace) -> dict[str, Any]:
         if args.data is None and args.synthetic < 20:
             raise UsageError(f"--synthetic must be at least 20 faces, got {args.synthetic}")
-        model_kwargs = self.model_kwargs(args)
+        self.model_kwargs(args)  # check the model flags before anything else
         ctx = self.context(args)
         hp = ctx.hparams
         missing = args.missing or hp["missing"]
@@ -128,7 +129,12 @@ class KeypointTask(Task):
         val_t = to_tensors(table, split.val)
         baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
 
+        mean = mean_keypoints(train_t[1], train_t[2])
+        model_kwargs = self.model_kwargs(args, mean if ctx.recipe != "seed" else None)
         model = build_model(self.model_name, **model_kwargs)
+        if ctx.recipe != "seed" and hasattr(model, "fc3"):
+            with torch.no_grad():  # start the seed architectures at the mean face, too
+                model.fc3.bias.copy_(torch.tensor(mean))
         optimizer, scheduler, interval = self.make_optimizer(model, hp, len(split.train))
         augment = hp["augment"] and not args.no_augment
         transform = KeypointAugment(flip_sum=args.flip_sum) if augment else None
@@ -242,11 +248,17 @@ class KeypointTask(Task):
         return "\n".join(lines)
 
 
+def mean_keypoints(keypoints: torch.Tensor, mask: torch.Tensor) -> list[float]:
+    """The mean of each coordinate over the rows where it is labelled (the image centre where it never is)."""
+    count = mask.sum(0)
+    mean = torch.where(count > 0, (keypoints * mask).sum(0) / count.clamp_min(1), torch.tensor(47.5))
+    return [round(float(v), 4) for v in mean]
+
+
 def mean_keypoint_baseline(train_kp: torch.Tensor, train_mask: torch.Tensor,
                            val_kp: torch.Tensor, val_mask: torch.Tensor) -> float:
     """Validation RMSE (pixels) of always predicting the training set's mean of each labelled coordinate."""
-    mean = (train_kp * train_mask).sum(0) / train_mask.sum(0).clamp_min(1)
-    pred = mean.expand_as(val_kp).numpy()
+    pred = torch.tensor(mean_keypoints(train_kp, train_mask)).expand_as(val_kp).numpy()
     return overall_rmse(pred, val_kp.numpy(), val_mask.numpy())
 
 
@@ -301,10 +313,10 @@ class KeypointNetTask(KeypointTask):
         super().add_arguments(parser)
         parser.add_argument("--width", type=int, default=32, help="channels of the first stage (default: 32)")
 
-    def model_kwargs(self, args: argparse.Namespace) -> dict[str, Any]:
+    def model_kwargs(self, args: argparse.Namespace, mean: list[float] | None = None) -> dict[str, Any]:
         if args.width < 4:
             raise UsageError(f"--width must be >= 4, got {args.width}")
-        return {"width": args.width}
+        return {"width": args.width, "mean_keypoints": mean}
 
 
 for _task in (KeypointFCNTask(), KeypointCNNTask(), KeypointNetTask()):

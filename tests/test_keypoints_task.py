@@ -1,0 +1,106 @@
+"""Keypoint tasks end to end: a short training on synthetic faces, then predict on a photo and a test.csv."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import torchlab
+from torchlab.cli import build_parser, main
+from torchlab.data.keypoints import COORD_COLUMNS, KEYPOINT_NAMES
+from torchlab.data.synthetic_faces import make_faces, write_lookup_csv, write_test_csv
+from torchlab.tasks.keypoints_predict import face_to_photo, photo_to_face
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("keypoint-net")
+    args = build_parser().parse_args([
+        "train", "keypoint-net", "--synthetic", "200", "--width", "8", "--epochs", "4", "--batch-size", "16",
+        "--lr", "5e-3", "--no-augment", "--device", "cpu", "--out", str(out), "--no-progress",
+    ])
+    summary = args.task_obj.train(args)
+    return out, summary
+
+
+def test_short_training_beats_the_mean_face(trained):
+    out, summary = trained
+    assert summary["val_rmse_px"] < 0.8 * summary["baseline_rmse_px"], summary
+    assert summary["train_rows"] + summary["val_rows"] == 200
+    for name in ("loss.png", "faces.png", "keypoint_rmse.png", "training_faces.png"):
+        assert (out / "figures" / name).stat().st_size > 5000
+    model, meta = torchlab.load(out / "best.pt")
+    assert meta["task"] == "keypoint-net" and meta["data"]["missing"] == "mask"
+    assert len(meta["model"]["kwargs"]["mean_keypoints"]) == 30  # the heat-map prior starts at the mean face
+    assert abs(meta["metrics"]["val_rmse_px"] - summary["val_rmse_px"]) < 1e-3
+    assert set(f"rmse_{n}" for n in KEYPOINT_NAMES) <= set(meta["metrics"])
+
+
+def test_evaluate_reproduces_the_training_number(trained, capsys):
+    out, summary = trained
+    assert main(["evaluate", str(out / "best.pt"), "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    value = float(text.split("val_rmse_px: ")[1].split()[0])
+    assert abs(value - summary["val_rmse_px"]) < 1e-3
+
+
+def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
+    out, _ = trained
+    face = make_faces(1, seed=77, missing=False).images[0]
+    # a 240x160 photo: the face, enlarged 2.5x, in the middle of a wider grey frame
+    big = np.asarray(Image.fromarray(face).resize((240, 240), Image.Resampling.BILINEAR))
+    photo = np.full((240, 400), 128, np.uint8)
+    photo[:, 80:320] = big
+    path = tmp_path / "me.png"
+    Image.fromarray(photo).convert("RGB").save(path)
+    assert main(["predict", str(out / "best.pt"), str(path), "--out", str(tmp_path / "res"), "--device", "cpu"]) == 0
+    record = json.loads((tmp_path / "res" / "me_keypoints.json").read_text())
+    assert record["crop"] == {"x": 80, "y": 0, "size": 240} and len(record["keypoints"]) == 15
+    assert (tmp_path / "res" / "me_keypoints.png").stat().st_size > 5000
+    # the photo's keypoints are the model's 96x96 predictions mapped through the crop
+    model, _ = torchlab.load(out / "best.pt")
+    small, crop = photo_to_face(photo.astype(np.float32) / 255)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(small / 255).float()[None, None])[0].reshape(15, 2).numpy()
+    expect = face_to_photo(pred, crop)
+    got = np.array([[v["x"], v["y"]] for v in record["keypoints"].values()])
+    np.testing.assert_allclose(got, expect, atol=0.02)
+    assert main(["predict", str(out / "best.pt"), str(path), "--format", "csv", "--out", str(tmp_path / "res"),
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "res" / "me_keypoints.csv").read_text().splitlines()[1].startswith("left_eye_center,")
+
+
+def test_face_to_photo_is_the_inverse_of_the_resize():
+    # pixel centres: face pixel 0 covers photo pixels 0..2 of a 288 square (centre 1), pixel 95 covers 285..287
+    pts = face_to_photo(np.array([[0.0, 95.0]]), (10, 0, 288))
+    np.testing.assert_allclose(pts, [[11.0, 286.0]])
+
+
+def test_submission_has_kaggle_rows_clipped(trained, tmp_path):
+    out, _ = trained
+    test_csv = write_test_csv(tmp_path / "test.csv", 3)
+    lookup = write_lookup_csv(tmp_path / "IdLookupTable.csv", [1, 2, 3], features_per_image=5)
+    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(lookup), "--device", "cpu"]) == 0
+    lines = (tmp_path / "submission.csv").read_text().splitlines()
+    assert lines[0] == "RowId,Location" and len(lines) == 16
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(r[0]) for r in rows] == list(range(1, 16))
+    assert all(0.0 <= float(r[1]) <= 96.0 for r in rows)
+    lines = (tmp_path / "IdLookupTable.csv").read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines + ["16,9,nose_tip_x,"]) + "\n")
+    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(bad), "--device", "cpu",
+                 "--out", str(tmp_path / "never.csv")]) == 2
+    assert not (tmp_path / "never.csv").exists()
+
+
+def test_bad_training_file_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "training.csv"
+    bad.write_text(",".join(COORD_COLUMNS) + "\n" + ",".join(["1"] * 30) + "\n")
+    assert main(["train", "keypoint-cnn", "--data", str(bad), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    assert "no 'Image' column" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "last.pt").exists()
