@@ -63,7 +63,7 @@ def train(task: str, extra: list[str], out: Path) -> dict:
     return args.task_obj.train(args)
 
 
-def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path) -> list[dict]:
+def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path, models: list[str]) -> list[dict]:
     import torch
 
     import torchlab
@@ -81,7 +81,13 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
     val_rows = split_rows(table, "mask").val
     images = to_tensors(table, val_rows)[0]
     for task, recipe, extra in runs:
-        summary = train(task, common + extra, folder / task)
+        if task in models:
+            summary = train(task, common + extra, folder / task)
+        elif (folder / task / "best.pt").exists():  # trained by an earlier run of this script
+            summary = torchlab.load(folder / task / "best.pt")[1]["metrics"]
+            summary.update(epochs=len(torchlab.load(folder / task / "best.pt")[1]["history"]), fit_seconds=float("nan"))
+        else:
+            continue
         if not rows:
             rows.append({"model": "mean-keypoint baseline", "recipe": "-", "val_rmse_px": summary["baseline_rmse_px"],
                          "epochs": 0, "fit_seconds": 0.0})
@@ -103,6 +109,8 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=2000, help="synthetic faces for the RMSE table")
     parser.add_argument("--net-epochs", type=int, help="train keypoint-net for this many epochs (default: its recipe)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", nargs="*", default=["keypoint-fcn", "keypoint-cnn", "keypoint-net"],
+                        help="models to train now; the others are read from --out if an earlier run left them")
     parser.add_argument("--out", default=".bench/keypoints")
     args = parser.parse_args()
     folder = Path(args.out)
@@ -113,13 +121,13 @@ def main() -> None:
         print(f"loader, {r['rows']} rows ({r['file_mb']} MB): seed (pandas + np.fromstring per row) "
               f"{r['seed_seconds']} s, torchlab {r['torchlab_seconds']} s, {r['speedup']}x faster")
     if args.only in (None, "rmse"):
-        results["rmse"] = bench_rmse(args.synthetic, args.net_epochs, args.device, folder)
+        results["rmse"] = bench_rmse(args.synthetic, args.net_epochs, args.device, folder, args.models)
         print(f"\nvalidation RMSE on synthetic faces (n={args.synthetic}), device {args.device}")
         print("| model | recipe | val RMSE (px) | epochs | fit seconds |\n| --- | --- | ---: | ---: | ---: |")
         for row in results["rmse"]:
             print(f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} | {row['fit_seconds']} |")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    (folder / f"results_{args.only or 'all'}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

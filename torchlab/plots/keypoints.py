@@ -45,6 +45,8 @@ def plot_faces(
         for label, pred in predictions.items():
             ax.scatter(pred[i, 0::2], pred[i, 1::2], c=MODEL_COLOURS.get(label, "magenta"), s=18, marker="x",
                        linewidths=1.2, label=label)
+        ax.set_xlim(-0.5, images.shape[-1] - 0.5)  # predictions off the image must not rescale it
+        ax.set_ylim(images.shape[-2] - 0.5, -0.5)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
