@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a registered model, a seed example (two-neuron, f, B, numpy-layers) or all (default)")
     p.add_argument("--seed", type=int, help="repeat the random draws of an earlier run (default: fresh ones)")
     p.add_argument("--budget", type=float, default=2.0,
-                   help="finite-difference work per model in GFLOP (default: 2); more checks more entries")
+                   help="finite-difference work per model, in billions of multiply-adds (default: 2); more checks more directions")
     p.set_defaults(func=cmd_gradcheck)
 
 
@@ -33,7 +33,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     if args.target != "all" and args.target not in names:
         raise UsageError(f"unknown model or example {args.target!r}; choose one of: all, {', '.join(names)}")
     if not (math.isfinite(args.budget) and args.budget > 0):
-        raise UsageError(f"--budget must be a positive number of GFLOP, got {args.budget}")
+        raise UsageError(f"--budget must be a positive number (billions of multiply-adds), got {args.budget}")
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     print(f"seed: {seed} (torchlab gradcheck {args.target} --seed {seed} repeats these draws)")
     widths = (16, 28, 17, 11, 11, 6)

@@ -8,7 +8,7 @@ use autograd at all:
   finite-difference  per parameter tensor: central differences (L(p + h u) - L(p - h u)) / 2h
                      against autograd's grad . u, for u every single entry of a small tensor,
                      or random unit directions for a big one (as many as fit in about
-                     `budget_flops` operations); a model too slow for a row per tensor gets one row
+                     `budget` multiply-adds); a model too slow for a row per tensor gets one row
                      for all its parameters together;
   gradcheck          torch.autograd.gradcheck of (input, parameters) -> output: the whole
                      Jacobian for small models, gradcheck's fast mode for bigger ones, and
@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from torchlab.gradients.result import CheckResult, compare, failed, skipped
 
@@ -36,7 +35,7 @@ FD_BATCH = 2
 GRADCHECK_BATCH = 2
 GRADCHECK_FULL_ENTRIES = 500
 GRADCHECK_DRAWS = 3
-BUDGET_FLOPS = 2e9  # about a second of float64 work per model and check on a laptop core
+BUDGET = 2e9  # multiply-adds per model and check: a few seconds at most on a laptop core
 EPS = float(np.finfo(np.float64).eps)
 
 
@@ -124,9 +123,9 @@ def _check_group(name: str, label: str, loss, tensors: list[torch.Tensor], grads
     return compare(name, label, "finite-difference", fd, ad, rtol=FD_RTOL, atol=noise + FD_RTOL * scale, note=note)
 
 
-def finite_difference_rows(name: str, seed: int, budget_flops: float = BUDGET_FLOPS, max_probes: int = 64) -> list[CheckResult]:
+def finite_difference_rows(name: str, seed: int, budget: float = BUDGET, max_probes: int = 64) -> list[CheckResult]:
     """Autograd vs central differences: a row per parameter tensor and one for the input,
-    or, for a model too slow for that within `budget_flops`, one row for all parameters together."""
+    or, for a model too slow for that within `budget`, one row for all parameters together."""
     gen = torch.Generator().manual_seed(seed)
     model = build_float64(name, seed)
     x = _random_input(name, FD_BATCH, gen)
@@ -145,7 +144,7 @@ def finite_difference_rows(name: str, seed: int, budget_flops: float = BUDGET_FL
     def loss() -> torch.Tensor:
         return (model(x) * v).sum()
 
-    affordable = budget_flops / (2 * forward_flops(loss))  # central differences that fit in the budget
+    affordable = budget / (2 * forward_cost(model, x))  # central differences that fit in the budget
     if affordable >= len(tensors):
         groups = {label: [label] for label in tensors}
     else:
@@ -157,20 +156,38 @@ def finite_difference_rows(name: str, seed: int, budget_flops: float = BUDGET_FL
                 for label, keys in groups.items()]
 
 
-def forward_flops(fn) -> float:
-    """Floating-point operations of one call (matrix products and convolutions, as counted by
-    torch's FlopCounterMode), at least 1e5: a stand-in for its cost that does not depend on
-    how busy the machine is, so a seed repeats the same probes."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn()
-    return max(float(counter.get_total_flops()), 1e5)
+def forward_cost(model: nn.Module, x: torch.Tensor) -> float:
+    """Work of one forward pass in multiply-adds, estimated from each leaf module's output:
+    a Linear or Conv output entry costs its number of inputs, any other entry 1, and every
+    module call a flat 1e5 (Python overhead). A stand-in for time that does not depend on how
+    busy the machine is, so that a seed always repeats the same probes."""
+    total = [0.0]
+
+    def count(module: nn.Module, inputs: tuple, output: object) -> None:
+        per_entry = 1
+        if isinstance(module, nn.Linear):
+            per_entry = module.in_features
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            per_entry = module.in_channels // module.groups * int(np.prod(module.kernel_size))
+        size = output.numel() if isinstance(output, torch.Tensor) else 0
+        total[0] += 1e5 + size * per_entry
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(total[0], 1e5)
 
 
-def gradcheck_row(name: str, seed: int, budget_flops: float = BUDGET_FLOPS) -> CheckResult | None:
+def gradcheck_row(name: str, seed: int, budget: float = BUDGET) -> CheckResult | None:
     """torch.autograd.gradcheck of (input, parameters) -> output, in float64: the full
     Jacobian for models with at most `GRADCHECK_FULL_ENTRIES` entries, else gradcheck's fast
     mode (random projections of the Jacobian, one per tensor) when that fits in about
-    `budget_flops` operations. None for a model too slow for either (the finite-difference rows
+    `budget` multiply-adds. None for a model too slow for either (the finite-difference rows
     still check it)."""
     from torch.func import functional_call
 
@@ -182,7 +199,7 @@ def gradcheck_row(name: str, seed: int, budget_flops: float = BUDGET_FLOPS) -> C
         return skipped(name, "all", "gradcheck", "the model registers no input_shape")
     entries = x.numel() + sum(p.numel() for p in params.values())
     fast = entries > GRADCHECK_FULL_ENTRIES
-    if fast and 8 * (len(params) + 1) * forward_flops(lambda: model(x)) > budget_flops:
+    if fast and 8 * (len(params) + 1) * forward_cost(model, x) > budget:
         return None
 
     def fn(x: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ def derived_seed(seed: int, *labels: str) -> int:
     return (seed + zlib.crc32("/".join(labels).encode())) % 2**31
 
 
-def run_checks(name: str, seed: int, budget_flops: float = registry.BUDGET_FLOPS) -> list[CheckResult]:
+def run_checks(name: str, seed: int, budget: float = registry.BUDGET) -> list[CheckResult]:
     """All rows for one name: gradcheck and finite differences (registered models), then the
     hand / symbolic / seed checks wherever a seed gives a formula or a number."""
     from torchlab.models import model_names
@@ -33,8 +33,8 @@ def run_checks(name: str, seed: int, budget_flops: float = registry.BUDGET_FLOPS
     registered = name in model_names()
     rows: list[CheckResult] = []
     if registered:
-        for method, check in (("gradcheck", lambda s: [r for r in [registry.gradcheck_row(name, s, budget_flops)] if r]),
-                              ("finite-difference", lambda s: registry.finite_difference_rows(name, s, budget_flops))):
+        for method, check in (("gradcheck", lambda s: [r for r in [registry.gradcheck_row(name, s, budget)] if r]),
+                              ("finite-difference", lambda s: registry.finite_difference_rows(name, s, budget))):
             try:
                 rows += check(derived_seed(seed, name, method))
             except Exception as exc:  # a crashing check is a failing row, not a crashed table
