@@ -103,6 +103,7 @@ def test_trained_net_beats_the_hand_set_one_and_loads_back(tmp_path, capsys):
     _assert_png(out / "figures" / "decision_map.png")
     model, meta = torchlab.load(out / "best.pt")
     assert count_parameters(model) == 65 and meta["data"]["dataset"] == "ring"
+    assert meta["metrics"]["test_accuracy"] == pytest.approx(float(lines["test_accuracy"]), abs=1e-4)
     assert main(["evaluate", str(out / "best.pt"), "--device", "cpu"]) == 0
     assert f"accuracy: {float(lines['test_accuracy']):.4f}" in capsys.readouterr().out
     assert main(["predict", str(out / "best.pt"), "1.5,0", "0,0", "--device", "cpu"]) == 0

@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--a", type=float, default=1.0, help="inner radius (default: 1)")
     p.add_argument("--b", type=float, default=2.0, help="outer radius (default: 2)")
     p.add_argument("--point", action="append", metavar="X1,X2",
-                   help="a point to classify (repeatable; default: the notebook's seven test points)")
-    p.add_argument("--box", type=float, default=2.5, help="figures show [-box, box]^2 (default: 2.5, or 1.25*b if larger)")
+                   help="a point to classify (repeatable; write --point=-1,0.5 for a negative x1; "
+                        "default: the notebook's seven test points)")
+    p.add_argument("--box", type=float, default=2.5,
+                   help="figures show [-box, box]^2 (default: 2.5, widened when needed to show the best diamond)")
     _add_output_arguments(p, "ring")
     p.set_defaults(func=cmd_ring)
 

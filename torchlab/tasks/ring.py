@@ -102,11 +102,14 @@ class RingMLPTask(Task):
             meta={"model_name": "ring-mlp", "model_kwargs": model_kwargs, "data": data,
                   "normalization": {"input": "points (x1, x2) as they are; output: logit of 'in the ring'"}},
         )
+        def test_metrics() -> dict[str, float]:
+            model.eval()
+            with torch.no_grad():
+                return {"test_accuracy": accuracy(model(x_test.to(ctx.device)).cpu(), y_test)}
+
         with one_cpu_thread(ctx.device):
-            result = fit_and_save(trainer, batches, ctx.out, resume=ctx.resume)
-        model.eval()
-        with torch.no_grad():
-            test_acc = accuracy(model(x_test.to(ctx.device)).cpu(), y_test)
+            result = fit_and_save(trainer, batches, ctx.out, resume=ctx.resume, evaluate=test_metrics)
+        test_acc = test_metrics()["test_accuracy"]
         summary: dict[str, Any] = {
             "task": self.name, "recipe": ctx.recipe, "dataset": data["dataset"], "device": str(ctx.device),
             "train_points": len(x_train), "test_points": len(x_test), "epochs": result.epochs_run,
