@@ -4,6 +4,7 @@ stopping, and write a checkpoint that loads, and resumes, in a single process.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +24,17 @@ from torchlab.data import TensorBatcher
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 DIGITS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress", "--seed", "0"]
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run like the torchrun workers (OMP_NUM_THREADS=1): same arithmetic, no thread fights on a busy box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def in_world(monkeypatch, rank: int, world_size: int) -> None:
@@ -79,7 +91,8 @@ def test_dataloader_path_shards_and_matches_single_process(ddp_run):
     assert ranks[0]["epochs_run"] == ranks[1]["epochs_run"] < 60 and ranks[0]["stopped_early"]
     assert ranks[0]["val_accuracy"] == ranks[1]["val_accuracy"]  # all-reduced metrics
     assert sorted(p.name for p in (out / "loader").iterdir()) == ["best.pt", "history.csv", "last.pt"]
-    single = train_blobs(None)
+    with one_thread():
+        single = train_blobs(None)
     assert single["world_size"] == 1 and single["steps"] == 16  # 500 samples, 32 a batch
     assert abs(single["val_accuracy"] - ranks[0]["val_accuracy"]) <= 0.05
 
@@ -96,12 +109,14 @@ def test_torchrun_digits_matches_single_process_and_resumes_on_one(ddp_run, tmp_
     assert abs(float(capsys.readouterr().out.split("accuracy: ")[1].split()[0]) - ddp_acc) < 1e-3
 
     # one process with the same global batch (2 x 32 = 64) lands within tolerance
-    assert main([*DIGITS, "--batch-size", "64", "--out", str(tmp_path / "single")]) == 0
+    with one_thread():
+        assert main([*DIGITS, "--batch-size", "64", "--out", str(tmp_path / "single")]) == 0
     single_acc = float(capsys.readouterr().out.split("test_accuracy:")[1].split()[0])
     assert abs(single_acc - ddp_acc) <= 0.03
 
     # written by 2 ranks, resumed by 1 (to 5 epochs): the schedule is replayed for one rank's batches
-    assert main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(out / "digits"), "--resume"]) == 0
+    with one_thread():
+        assert main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(out / "digits"), "--resume"]) == 0
     resumed = read_checkpoint(out / "digits" / "last.pt")
     assert resumed["epoch"] == 5 and resumed["world_size"] == 1
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5]

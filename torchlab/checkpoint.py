@@ -46,11 +46,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Serialise a checkpoint dict (see `make_checkpoint`) atomically to `path`."""
+def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
+    """Serialise a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`
+    (and to each of `more_paths`, in order)."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    for target in (path, *more_paths):
+        atomic_write_bytes(target, buffer.getvalue())
     return Path(path)
 
 

@@ -38,6 +38,7 @@ from torchlab.early_stopping import EarlyStopping
 from torchlab.errors import CheckpointError, TrainingError
 from torchlab.metrics import Metric
 
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object for every step
 LossFn = Callable[..., torch.Tensor]
 Batches = Iterable[tuple[torch.Tensor, ...]]
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
@@ -116,29 +117,43 @@ class Trainer:
     def _autocast(self):
         if self.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return _NO_AUTOCAST
 
     def _to_device(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+        device = self.device
+        if any(t.device != device for t in batch):  # a DataLoader's CPU batch; TensorBatcher's are there already
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
         if self.channels_last and batch[0].dim() == 4:
             batch = (batch[0].contiguous(memory_format=torch.channels_last),) + batch[1:]
         return batch
 
-    def _new_totals(self) -> torch.Tensor:
-        # row 0: loss sum, sample count; rows 1..: each metric's (sum, count)
-        return torch.zeros(1 + len(self.metrics), 2, device=self.device, dtype=torch.float64)
+    def _new_totals(self) -> tuple[list[torch.Tensor], list]:
+        # sums[0], counts[0]: loss (counts[0] a Python int); sums[i], counts[i]: metric i. 0-dim float64
+        # tensors, so each batch costs one in-place add per quantity and never waits for the device.
+        def zero() -> torch.Tensor:
+            return torch.zeros((), device=self.device, dtype=torch.float64)
 
-    def _accumulate(self, totals: torch.Tensor, loss: torch.Tensor, output: torch.Tensor, targets) -> None:
+        sums = [zero() for _ in range(1 + len(self.metrics))]
+        counts = [0] + [zero() for _ in self.metrics]
+        return sums, counts
+
+    def _accumulate(self, totals, loss: torch.Tensor, output: torch.Tensor, targets, with_metrics: bool = True) -> None:
+        sums, counts = totals
         n = output.shape[0]
-        totals[0, 0] += loss.detach().double() * n
-        totals[0, 1] += n
-        for row, metric in enumerate(self.metrics.values(), start=1):
+        sums[0].add_(loss.detach(), alpha=n)
+        counts[0] += n
+        if not with_metrics:
+            return
+        for i, metric in enumerate(self.metrics.values(), start=1):
             s, c = metric.batch_stats(output.detach(), *targets)
-            totals[row, 0] += s.double()
-            totals[row, 1] += c.double()
+            sums[i] += s
+            counts[i] += c  # in place: float64 whatever the metric's dtype
 
-    def _summarise(self, totals: torch.Tensor, prefix: str, with_metrics: bool = True) -> dict[str, float]:
-        totals = distributed.all_reduce_sum(totals).cpu().tolist()
+    def _summarise(self, totals, prefix: str, with_metrics: bool = True) -> dict[str, float]:
+        sums, counts = totals
+        flat = torch.stack([*sums, *(torch.as_tensor(c, device=self.device).double() for c in counts)])
+        flat = distributed.all_reduce_sum(flat).cpu().tolist()
+        totals = list(zip(flat[: len(sums)], flat[len(sums):]))
         loss_sum, count = totals[0]
         out = {f"{prefix}loss": loss_sum / max(count, 1)}
         if not with_metrics:
@@ -165,11 +180,7 @@ class Trainer:
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
-            if self.train_metrics:
-                self._accumulate(totals, loss, output, targets)
-            else:
-                totals[0, 0] += loss.detach().double() * inputs.shape[0]
-                totals[0, 1] += inputs.shape[0]
+            self._accumulate(totals, loss, output, targets, with_metrics=self.train_metrics)
             if bar is not None and step % 10 == 0:
                 bar.set_postfix_str(f"epoch {epoch + 1} batch {step + 1} loss {loss.item():.4g}", refresh=False)
                 bar.refresh()
@@ -321,9 +332,8 @@ class Trainer:
             return
         checkpoint = self.checkpoint(epoch)
         # best.pt first: a crash between the two writes leaves last.pt one epoch behind, never ahead of best.
-        if improved:
-            save_checkpoint(checkpoint, self.checkpoint_dir / "best.pt")
-        save_checkpoint(checkpoint, self.checkpoint_dir / "last.pt")
+        paths = ["best.pt", "last.pt"] if improved else ["last.pt"]
+        save_checkpoint(checkpoint, *(self.checkpoint_dir / name for name in paths))
         write_history_csv(self.history, self.checkpoint_dir / "history.csv")
 
     def _resume(self, resume: bool | str | os.PathLike, train: Batches) -> None:
