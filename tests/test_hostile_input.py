@@ -170,3 +170,115 @@ def test_user_error_in_a_fresh_process_has_no_traceback(cli, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--epochs" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ data files
+def data_error_or(check, fn, *args):
+    """Call fn: a TorchlabError is fine (one line); any result must pass `check`; anything else fails."""
+    from torchlab.errors import TorchlabError
+
+    try:
+        result = fn(*args)
+    except TorchlabError as exc:
+        assert "\n" not in str(exc)
+        return None
+    assert check(result), result
+    return result
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_as_idx(tmp_path, data):
+    mnist = pytest.importorskip("torchlab.data.mnist")
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(data)
+    data_error_or(lambda a: a.dtype.name == "uint8" and a.ndim >= 1, mnist.read_idx, path)
+
+
+IDX_GAPS = pytest.mark.xfail(reason="gap reported to the lead: torchlab/data/mnist.py read_idx lets zlib.error "
+                                    "(corrupt .gz body) and an int64 overflow of the header's shape escape", strict=False)
+
+
+@IDX_GAPS
+@FUZZ
+@given(dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=3), body=st.binary(max_size=256))
+def test_idx_with_a_valid_magic_and_absurd_shape(tmp_path, dims, body):
+    import struct
+
+    mnist = pytest.importorskip("torchlab.data.mnist")
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(struct.pack(">HBB", 0, 8, len(dims)) + struct.pack(f">{len(dims)}I", *dims) + body)
+    data_error_or(lambda a: list(a.shape) == dims, mnist.read_idx, path)
+
+
+@IDX_GAPS
+@FUZZ
+@given(body=st.binary(min_size=1, max_size=512))
+def test_random_bytes_behind_a_gzip_header(tmp_path, body):
+    mnist = pytest.importorskip("torchlab.data.mnist")
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + body)
+    data_error_or(lambda a: a.dtype.name == "uint8", mnist.read_idx, path)
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_as_keypoints_csv(tmp_path, data):
+    keypoints = pytest.importorskip("torchlab.data.keypoints")
+    path = tmp_path / "training.csv"
+    path.write_bytes(data)
+    data_error_or(lambda table: table is not None, keypoints.read_training_csv, path)
+
+
+@pytest.mark.parametrize("coordinate, pixel", [("nan", "0"), ("inf", "0"), ("-inf", "0"), ("40", "nan"),
+                                               ("40", "inf"), ("40", "-1"), ("40", "256"), ("40", "1e400")])
+def test_keypoints_csv_with_non_finite_or_out_of_range_values(tmp_path, coordinate, pixel):
+    keypoints = pytest.importorskip("torchlab.data.keypoints")
+    path = tmp_path / "training.csv"
+    header = ",".join(keypoints.COORD_COLUMNS) + ",Image\n"
+    path.write_text(header + ",".join([coordinate] * 30) + "," + " ".join([pixel] * keypoints.PIXELS) + "\n")
+    with pytest.raises(torchlab.DataError) as info:
+        keypoints.read_training_csv(path)
+    assert "row 1" in str(info.value) and "\n" not in str(info.value)
+
+
+def image_files(folder):
+    """Images that are empty, truncated, of unusual modes and sizes, or hold NaN/inf."""
+    import numpy as np
+    from PIL import Image
+
+    files = {"empty.png": b"", "truncated.png": b"\x89PNG\r\n\x1a\n" + bytes(range(40))}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(folder / "transparent.png")
+    Image.new("I;16", (30, 30), 500).save(folder / "sixteen_bit.png")
+    Image.new("CMYK", (30, 30), (0, 0, 0, 255)).save(folder / "cmyk.jpg")
+    Image.new("1", (1, 1), 1).save(folder / "one_pixel.png")
+    Image.new("L", (3, 900), 128).save(folder / "sliver.png")
+    for label, value in (("nan", np.nan), ("inf", np.inf)):
+        pixels = np.zeros((28, 28), np.float32)
+        pixels[8:20, 12:16] = value
+        Image.fromarray(pixels, mode="F").save(folder / f"{label}.tif")
+    (folder / "folder.png").mkdir()
+    return sorted(folder.iterdir())
+
+
+def test_hostile_images_as_digit_features(tmp_path):
+    import numpy as np
+
+    from torchlab.data.digits_image import image_to_digit_features
+
+    for path in image_files(tmp_path):
+        data_error_or(lambda f: f.shape == (64,) and np.isfinite(f).all() and 0 <= f.min() and f.max() <= 16,
+                      image_to_digit_features, path)
+
+
+def test_predict_on_hostile_images_is_one_line(tmp_path, capsys):
+    model = build_model("digit-mlp")
+    save_checkpoint(make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}), tmp_path / "m.pt")
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in image_files(images):
+        if path.name in ("empty.png", "truncated.png", "folder.png", "transparent.png"):
+            status = main(["predict", str(tmp_path / "m.pt"), str(path), "--device", "cpu"])
+            assert_one_line_error(capsys, status)
