@@ -1,0 +1,257 @@
+"""MNIST: the IDX reader, binary subsets, each model learning, the task end to end on a small
+synthetic MNIST folder, image preprocessing for predict, and (when ../shared/data/mnist exists)
+a real-MNIST training run."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import torchlab
+from conftest import SHARED_MNIST
+from torchlab.data.mnist import binary_targets, find_file, load_mnist, random_affine, read_idx
+from torchlab.errors import DataError, UsageError
+from torchlab.models import build_model
+from torchlab.tasks import get_task
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine two OpenMP threads wait on each other for ages."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = magic if magic is not None else 0x0800 + array.ndim
+    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten easy classes: digit d is a bright bar at row 2 + 2d with a little noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 40, size=(n, 28, 28))
+    for i, d in enumerate(labels):
+        images[i, 2 + 2 * d : 4 + 2 * d, 4:24] = 250
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_mnist(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True, layout: str = "flat") -> Path:
+    """The four MNIST files of a synthetic set, gzipped or raw, flat or in torchvision's MNIST/raw/."""
+    target = folder / "MNIST" / "raw" if layout == "torchvision" else folder
+    target.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = synthetic_digits(n, seed)
+        for kind, array in (("images-idx3-ubyte", images), ("labels-idx1-ubyte", labels)):
+            name = f"{prefix}-{kind}"
+            data = idx_bytes(array)
+            if gz:
+                (target / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (target / name).write_bytes(data)
+    return folder
+
+
+# ------------------------------------------------------------------- reader
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_raw_and_gzip(tmp_path, gz):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / ("x.gz" if gz else "x")
+    data = idx_bytes(images)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    out = read_idx(path)
+    assert out.shape == (2, 3, 4) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, images)
+
+
+def test_read_idx_errors_name_the_file(tmp_path):
+    bad = tmp_path / "train-labels-idx1-ubyte"
+    bad.write_bytes(idx_bytes(np.zeros(5), magic=0x00000D01))  # float magic
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte has magic number 0x00000d01"):
+        read_idx(bad)
+    short = tmp_path / "t10k-images-idx3-ubyte"
+    short.write_bytes(idx_bytes(np.zeros((3, 28, 28)))[:-100])
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte is truncated: its header promises 3x28x28"):
+        read_idx(short)
+    with pytest.raises(DataError, match="does not exist"):
+        read_idx(tmp_path / "missing")
+    notgz = tmp_path / "junk.gz"
+    notgz.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="junk.gz cannot be read"):
+        read_idx(notgz)
+
+
+def test_find_file_layouts_and_missing(tmp_path):
+    write_mnist(tmp_path / "a", gz=False, layout="torchvision")
+    assert find_file(tmp_path / "a", "train-images-idx3-ubyte") == tmp_path / "a" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    write_mnist(tmp_path / "b", gz=True, layout="flat")
+    assert find_file(tmp_path / "b", "t10k-labels-idx1-ubyte").name == "t10k-labels-idx1-ubyte.gz"
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\[.gz\] not found in .*--download"):
+        find_file(tmp_path / "empty", "train-images-idx3-ubyte")
+
+
+def test_load_mnist_shapes_limit_and_mismatch(tmp_path):
+    root = write_mnist(tmp_path)
+    data = load_mnist(root, limit=100)
+    assert data.x_train.shape == (100, 1, 28, 28) and data.x_test.shape == (200, 1, 28, 28)
+    assert data.x_train.dtype == torch.float32 and 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
+    assert data.y_train.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1] and data.classes == 10
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(7))))
+    with pytest.raises(DataError, match="200 images but .* has 7 labels"):
+        load_mnist(root)
+
+
+def test_binary_subset_targets(tmp_path):
+    labels = np.array([4, 5, 1, 5, 4, 9])
+    keep, targets = binary_targets(labels, (4, 5))
+    assert keep.tolist() == [True, True, False, True, True, False]
+    assert targets.tolist() == [0.0, 1.0, 1.0, 0.0]  # "is it the second digit?"
+    data = load_mnist(write_mnist(tmp_path), digits=[4, 5], limit=30)
+    assert data.classes == 1 and data.class_names() == ["4", "5"] and len(data.y_train) == 30
+    assert set(data.labels_train.tolist()) == {4, 5}
+    np.testing.assert_array_equal(data.y_train.numpy(), (data.labels_train == 5).astype(np.float32))
+    with pytest.raises(UsageError, match="two different digits"):
+        load_mnist(tmp_path, digits=[3, 3])
+
+
+def test_random_affine_keeps_shape_and_background():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((4, 1, 28, 28), -0.4)
+    x[:, :, 10:18, 10:18] = 2.0
+    out = random_affine(x, g)
+    assert out.shape == x.shape
+    assert torch.allclose(out[:, :, 0, 0], torch.tensor(-0.4))  # background comes in, not zeros
+    assert not torch.allclose(out, x)
+
+
+# ------------------------------------------------------------------- models
+@pytest.mark.parametrize("name,classes", [("mnist-linear", 1), ("mnist-mlp", 1), ("mnist-tiny-cnn", 1),
+                                          ("mnist-simple-cnn", 10), ("mnist-cnn", 10)])
+def test_each_model_learns(name, classes):
+    torch.manual_seed(0)
+    images, labels = synthetic_digits(64, seed=3)
+    x = torch.from_numpy(images).float().unsqueeze(1) / 255.0
+    if classes == 1:
+        y = torch.from_numpy((labels >= 5).astype(np.float32))
+        loss_fn = lambda out, t: torch.nn.functional.binary_cross_entropy_with_logits(out.reshape(-1), t)  # noqa: E731
+    else:
+        y = torch.from_numpy(labels.astype(np.int64))
+        loss_fn = torch.nn.functional.cross_entropy
+    model = build_model(name, classes=classes)
+    assert model(x).shape == (64, classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], (name, losses[0], losses[-1])
+
+
+def test_tiny_cnn_matches_the_assignment_shapes():
+    from torchlab.models.mnist import feature_maps
+
+    model = build_model("mnist-tiny-cnn")
+    maps = dict(feature_maps(model, torch.zeros(2, 1, 28, 28)))
+    assert [tuple(maps[k].shape[1:]) for k in ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")] == [
+        (2, 28, 28), (2, 28, 28), (2, 14, 14), (4, 14, 14), (4, 14, 14), (4, 7, 7)]
+    assert sum(p.numel() for p in model.parameters()) == 1681
+
+
+# --------------------------------------------------------- task end to end
+def train_args(**overrides) -> argparse.Namespace:
+    base = dict(recipe="default", epochs=None, lr=None, batch_size=None, weight_decay=None, patience=None, min_delta=0.0,
+                grad_clip=None, device="cpu", seed=0, out=None, resume=False, amp=False, compile=False,
+                channels_last=False, no_progress=True, no_figures=True, data_dir="data", download=False, digits=None,
+                limit=None, val_size=None, augment=None, model=None, channels=None, hidden=None, activation=None,
+                label_smoothing=None, threads=None, fp32=False)
+    base.update(overrides)
+    return argparse.Namespace(**base)
+
+
+def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
+    root = write_mnist(tmp_path / "mnist", n_train=1000, n_test=200, layout="torchvision", gz=False)
+    out = tmp_path / "run"
+    summary = get_task("mnist").train(train_args(data_dir=str(root), epochs=3, val_size=100, out=str(out), no_figures=False))
+    assert summary["model"] == "mnist-cnn" and summary["train_samples"] == 900
+    assert summary["test_accuracy"] >= 0.95
+    for name in ("curves", "confusion", "misclassified", "filters", "feature_maps_0", "feature_maps_1"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
+
+    model, meta = torchlab.load(out / "best.pt")
+    assert meta["normalization"]["std"] > 0 and meta["classes"] == [str(d) for d in range(10)]
+    assert meta["metrics"]["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-4)
+
+    r = cli("evaluate", out / "best.pt", "--data-dir", root, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    accuracy = float(next(line for line in r.stdout.splitlines() if line.startswith("accuracy:")).split()[1])
+    assert accuracy == pytest.approx(summary["test_accuracy"], abs=1e-4)
+
+    # a dark-on-light drawing of "3" (a bar at row 8..9 in the synthetic set), bigger than 28x28
+    images, labels = synthetic_digits(10, seed=5)
+    big = np.kron(255 - images[3], np.ones((4, 4), dtype=np.uint8))
+    Image.fromarray(big).save(tmp_path / "three.png")
+    r = cli("predict", out / "best.pt", tmp_path / "three.png", "--index", "7", "--data-dir", root, "--device", "cpu",
+            "--out", tmp_path / "pred.json")
+    assert r.returncode == 0, r.stderr
+    assert "test[7]: digit 7" in r.stdout and "(true 7)" in r.stdout
+    rows = json.loads((tmp_path / "pred.json").read_text())
+    assert [row["input"] for row in rows] == ["test[7]", str(tmp_path / "three.png")]
+    assert abs(sum(rows[1]["probabilities"].values()) - 1) < 1e-2
+
+    with pytest.raises(UsageError, match=r"--index must be in 0\.\.199"):
+        get_task("mnist").predict(model, meta, [], argparse.Namespace(index=[5000], data_dir=str(root), batch_size=64))
+
+
+def test_binary_post_recipe_and_errors(tmp_path):
+    root = write_mnist(tmp_path / "mnist", n_train=400, n_test=100)
+    task = get_task("mnist")
+    summary = task.train(train_args(recipe="post", data_dir=str(root), epochs=30, out=str(tmp_path / "post"), threads=1))
+    assert summary["model"] == "mnist-linear" and summary["train_samples"] == 80  # digits 4 and 5 of 400
+    assert summary["test_accuracy"] > 0.9
+
+    with pytest.raises(UsageError, match="--hidden must be >= 1"):
+        task.train(train_args(data_dir=str(root), model="mnist-mlp", hidden=0, out=str(tmp_path / "x")))
+    with pytest.raises(DataError, match="not found"):
+        task.train(train_args(data_dir=str(tmp_path / "nowhere"), out=str(tmp_path / "y")))
+    assert not (tmp_path / "x").exists()
+
+
+def test_image_preprocessing_centres_like_mnist(tmp_path):
+    from torchlab.data.mnist_image import image_to_mnist
+
+    canvas = np.full((300, 200), 255, dtype=np.uint8)  # black ink on white, off-centre, not square
+    canvas[20:120, 20:50] = 0
+    Image.fromarray(canvas).save(tmp_path / "one.png")
+    x = image_to_mnist(tmp_path / "one.png")
+    assert x.shape == (28, 28) and x.max() == pytest.approx(1.0) and x[0].max() == 0  # bright ink, empty border
+    rows, cols = np.nonzero(x > 0.5)
+    assert rows.max() - rows.min() + 1 == 20  # the longer side fills MNIST's 20-pixel box
+    mass = x / x.sum()
+    assert abs((mass.sum(1) * np.arange(28)).sum() - 13.5) < 1 and abs((mass.sum(0) * np.arange(28)).sum() - 13.5) < 1
+
+
+# --------------------------------------------------------------- real MNIST
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not in ../shared/data/mnist")
+def test_real_mnist_cnn_reaches_98_percent(tmp_path):
+    started = time.perf_counter()
+    summary = get_task("mnist").train(train_args(data_dir=str(SHARED_MNIST), limit=20000, val_size=1000, epochs=2,
+                                                 out=str(tmp_path / "real"), threads=1))
+    assert summary["train_samples"] == 19000
+    assert summary["test_accuracy"] >= 0.98, summary
+    assert time.perf_counter() - started < 120
