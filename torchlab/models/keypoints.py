@@ -104,7 +104,9 @@ class SoftArgmax2d(nn.Module):
 
     def forward(self, heatmaps: torch.Tensor) -> torch.Tensor:
         n, k, h, w = heatmaps.shape
-        probs = torch.softmax(heatmaps.float().flatten(2), dim=-1).view(n, k, h, w)
+        # softmax in at least float32 (bf16 heat maps under autocast), float64 kept for gradient checks
+        dtype = torch.promote_types(heatmaps.dtype, torch.float32)
+        probs = torch.softmax(heatmaps.to(dtype).flatten(2), dim=-1).view(n, k, h, w)
         xs = torch.arange(w, device=heatmaps.device, dtype=probs.dtype) * self.stride + (self.stride - 1) / 2
         ys = torch.arange(h, device=heatmaps.device, dtype=probs.dtype) * self.stride + (self.stride - 1) / 2
         x = (probs.sum(dim=2) * xs).sum(dim=-1)
