@@ -27,7 +27,7 @@ def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLi
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean squared error (grey levels²)")
     ax.set_title("training error")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend()
     gap = losses - floor
     resolution = 1e-6 * max(floor, 1e-12)  # below this the float32 training loss is round-off
@@ -39,7 +39,7 @@ def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLi
     ax_gap.set_xlabel("epoch")
     ax_gap.set_ylabel("MSE − least-squares MSE")
     ax_gap.set_title("distance to the best possible fit")
-    ax_gap.grid(alpha=0.3, which="both")
+    ax_gap.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -139,7 +139,7 @@ def plot_ring_regions(net: torch.nn.Module, a: float, b: float, extent: float, p
 
 
 def plot_ring_misclassified(a: float, b: float, diamonds: Sequence[tuple[float, float, float, str]], extent: float,
-                            path: str | os.PathLike, resolution: int = 600) -> Path:
+                            path: str | os.PathLike, resolution: int = 400) -> Path:
     """For each L1 ring (a2, b2, area, label): where it and the circular ring (a, b) disagree."""
     axis = np.linspace(-extent, extent, resolution)
     x1, x2 = np.meshgrid(axis, axis)
@@ -199,10 +199,10 @@ def plot_trained_ring_maps(trained: PointFn, hand: torch.nn.Module, x_test: torc
 
 def plot_landscape_surface(net: torch.nn.Module, limit: float, path: str | os.PathLike, title: str = "") -> Path:
     """The graph z = Phi(x1, x2) as a 3-D surface."""
-    x1, x2, z = _grid(net, limit, resolution=120)
+    x1, x2, z = _grid(net, limit, resolution=61)  # odd: the grid holds x = 0 and y = 0
     fig = plt.figure(figsize=(7.5, 6))
     ax = fig.add_subplot(111, projection="3d")
-    ax.plot_surface(x1, x2, z, cmap="viridis", linewidth=0, antialiased=True, rcount=120, ccount=120)
+    ax.plot_surface(x1, x2, z, cmap="viridis", linewidth=0, antialiased=True, rcount=61, ccount=61)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_zlabel("Φ(x1, x2)")
@@ -311,7 +311,7 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
     ax_dist.set_xlabel("step")
     ax_dist.set_ylabel("distance to the optimum")
     ax_dist.set_title(f"η > {problem.largest_stable_eta:.3g} diverges (|1 − 6η| > 1)", fontsize=10)
-    ax_dist.grid(alpha=0.3, which="both")
+    ax_dist.grid(alpha=0.3)
     ax_dist.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
