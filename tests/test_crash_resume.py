@@ -85,3 +85,8 @@ def test_sigkill_mid_epoch_and_mid_write_then_resume_equals_uninterrupted(tmp_pa
     resumed_history = [row["val_loss"] for row in read_checkpoint(run / "last.pt")["history"]]
     assert resumed_history == [row["val_loss"] for row in read_checkpoint(tmp_path / "ref" / "last.pt")["history"]]
     assert (run / "history.csv").read_text().count("\n") == EPOCHS + 1
+
+    # 4. resuming a finished run with a smaller --epochs has nothing to do and changes nothing
+    before = (run / "last.pt").read_bytes()
+    train_here(run, "--resume", "--epochs", "2")
+    assert (run / "last.pt").read_bytes() == before

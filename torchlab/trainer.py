@@ -378,7 +378,7 @@ class Trainer:
             group["lr"] = group.get("initial_lr", group["lr"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
-            for _ in range(self.start_epoch * len(train)):
+            for _ in range(min(self.start_epoch, self.epochs) * len(train)):  # past --epochs: nothing left to run
                 self.scheduler.step()
 
 
