@@ -10,6 +10,8 @@ Each epoch: train on every batch, evaluate on the validation batches, append a h
 atomically. `fit(..., resume=True)` continues from `last.pt` exactly where it stopped.
 Under torchrun the model is wrapped in DistributedDataParallel, metrics are summed over
 ranks, rank 0 alone writes files, and rank 0's early-stopping decision is broadcast.
+Evaluation calls the unwrapped model (no gradient sync), so ranks may hold shards of different
+sizes there; training needs the same number of steps on every rank and `fit` checks it.
 """
 
 from __future__ import annotations
