@@ -229,7 +229,7 @@ def test_binary_post_recipe_and_errors(tmp_path):
         task.train(train_args(data_dir=str(root), model="mnist-mlp", hidden=0, out=str(tmp_path / "x")))
     with pytest.raises(DataError, match="not found"):
         task.train(train_args(data_dir=str(tmp_path / "nowhere"), out=str(tmp_path / "y")))
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing written
 
 
 def test_image_preprocessing_centres_like_mnist(tmp_path):

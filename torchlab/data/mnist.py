@@ -14,8 +14,10 @@ and `<root>/` itself. `download_mnist` fetches them with torchvision for users w
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -47,7 +49,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             data = f.read()
     except FileNotFoundError:
         raise DataError(f"MNIST file {path} does not exist") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"MNIST file {path} cannot be read ({type(exc).__name__}: {exc}); download it again") from None
     if len(data) < 4:
         raise DataError(f"MNIST file {path} is truncated ({len(data)} bytes, no IDX header); download it again")
@@ -62,7 +64,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"MNIST file {path} is truncated inside its header; download it again")
     shape = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python ints: a hostile header cannot overflow
     if len(data) - header < expected:
         raise DataError(
             f"MNIST file {path} is truncated: its header promises {'x'.join(map(str, shape))} = {expected:,} "
@@ -83,6 +85,11 @@ def find_file(root: str | os.PathLike, stem: str) -> Path:
         f"MNIST file {stem}[.gz] not found in {root} (looked in {', '.join(str(f) for f in folders)}); "
         "pass --data-dir with the four MNIST files, or add --download to fetch them"
     )
+
+
+def check_files(root: str | os.PathLike) -> list[Path]:
+    """The paths of all four MNIST files under `root`; DataError naming the first one missing."""
+    return [find_file(root, stem) for stems in FILES.values() for stem in stems]
 
 
 def load_split(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:

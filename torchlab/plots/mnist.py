@@ -56,7 +56,8 @@ def plot_filters(model: nn.Module, path: str | os.PathLike, limit: int = 32, tit
     weights = first_layer_weights(model)[:limit]
     cols = min(8, len(weights))
     rows = int(np.ceil(len(weights) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.5 * rows + 0.4), squeeze=False)
+    cell = 1.4 if len(weights) > 2 else 3.0  # a lone 28x28 weight image (mnist-linear) gets room
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (cell + 0.1) * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, w) in enumerate(zip(axes.flat, weights)):
