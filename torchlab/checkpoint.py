@@ -23,36 +23,56 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "task", "model", "state_dict")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` so that readers see the old file or the new one, never half of one."""
+def atomic_write_bytes(
+    path: str | os.PathLike, data: bytes, *, also: tuple[str | os.PathLike, ...] = (), durable: bool = True
+) -> None:
+    """Write bytes to `path` so that readers see the old file or the new one, never half of one.
+
+    The bytes go to a temporary file in the same folder, are flushed (and fsynced when
+    `durable`), and the file is renamed over `path`. Each path in `also` (same folder) gets the
+    same content first, as a hard link to the same temporary file, so one write and one fsync
+    serve several names (best.pt and last.pt after an improving epoch).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    created = [tmp]
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
+        for other in map(Path, also):
+            twin = other.parent / f".{other.name}.{os.path.basename(tmp)}"
+            try:
+                os.link(tmp, twin)
+            except OSError:  # no hard links here: write a second copy
+                atomic_write_bytes(other, data, durable=durable)
+                continue
+            created.append(str(twin))
+            os.replace(twin, other)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in created:
+            if os.path.exists(leftover):
+                os.unlink(leftover)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
-    """Serialise a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`
-    (and to each of `more_paths`, in order)."""
+    """Serialise a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`;
+    each of `more_paths` (same folder) is updated first, to the same bytes."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    for target in (path, *more_paths):
-        atomic_write_bytes(target, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), also=more_paths)
     return Path(path)
 
 

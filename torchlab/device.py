@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -108,3 +110,21 @@ def _to_plain(obj):
     if isinstance(obj, tuple):
         return [_to_plain(o) for o in obj]
     return obj
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """On the CPU, run the block with one intra-op thread, then restore the previous count.
+
+    For tiny models (the digit MLP, the ring and patch nets) a second thread costs more in
+    hand-offs than it saves, and on a busy machine it can make each step 20x slower.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -333,10 +333,12 @@ class Trainer:
         if self.checkpoint_dir is None or not self.world.is_main:
             return
         checkpoint = self.checkpoint(epoch)
-        # best.pt first: a crash between the two writes leaves last.pt one epoch behind, never ahead of best.
-        paths = ["best.pt", "last.pt"] if improved else ["last.pt"]
-        save_checkpoint(checkpoint, *(self.checkpoint_dir / name for name in paths))
-        write_history_csv(self.history, self.checkpoint_dir / "history.csv")
+        # One write (and fsync) per epoch; best.pt is renamed into place before last.pt, so a crash
+        # between the two leaves last.pt one epoch behind, never ahead of best.pt.
+        more = [self.checkpoint_dir / "best.pt"] if improved else []
+        save_checkpoint(checkpoint, self.checkpoint_dir / "last.pt", *more)
+        # history.csv is a readable copy of last.pt's history: atomic, but not worth an fsync of its own
+        write_history_csv(self.history, self.checkpoint_dir / "history.csv", durable=False)
 
     def _resume(self, resume: bool | str | os.PathLike, train: Batches) -> None:
         if resume is True:
@@ -391,7 +393,7 @@ def _remove_stale_temp_files(folder: Path) -> None:
             tmp.unlink()
 
 
-def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike) -> None:
+def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike, durable: bool = True) -> None:
     """One row per epoch, one column per quantity, written atomically."""
     if not history:
         return
@@ -402,7 +404,7 @@ def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike) 
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue(), durable=durable)
 
 
 def _set_epoch(batches: Batches, epoch: int) -> None:

@@ -6,19 +6,17 @@ far more than the training. `fit_and_save` trains with checkpoint writing switch
 then writes last.pt, best.pt (the same final weights: these runs keep their last weights,
 as the seeds' loops do) and history.csv in one go. `--resume` still works from last.pt.
 
-`one_cpu_thread` runs such a model on a single CPU thread: its matrices are so small that
+Such models run under `torchlab.device.one_cpu_thread`: their matrices are so small that
 handing work to a second thread costs more than it saves (on a busy 2-core machine a
 full-batch step of the 2->16->1 net took 0.8 ms on one thread and 15 ms on two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from torchlab.checkpoint import make_checkpoint, save_checkpoint
@@ -38,8 +36,7 @@ def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = Fal
     if trainer.world.is_main and result.epochs_run:
         checkpoint = trainer.checkpoint(result.epochs_run - 1)
         checkpoint["metrics"].update(extra)
-        save_checkpoint(checkpoint, out / "last.pt")
-        save_checkpoint(checkpoint, out / "best.pt")
+        save_checkpoint(checkpoint, out / "last.pt", out / "best.pt")
         write_history_csv(result.history, out / "history.csv")
     return result
 
@@ -48,21 +45,7 @@ def save_plain(model: nn.Module, out: Path, history: list[dict[str, float]], **m
     """Checkpoint a model trained outside the Trainer (no optimiser state): best.pt, last.pt, history.csv."""
     checkpoint = make_checkpoint(model=model, epoch=len(history), history=history,
                                  metrics=dict(history[-1]) if history else {}, **meta)
-    save_checkpoint(checkpoint, out / "last.pt")
-    path = save_checkpoint(checkpoint, out / "best.pt")
+    save_checkpoint(checkpoint, out / "last.pt", out / "best.pt")
+    path = out / "best.pt"
     write_history_csv(history, out / "history.csv")
     return path
-
-
-@contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """On the CPU, run the block with one intra-op thread (then restore the previous count)."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

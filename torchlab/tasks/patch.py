@@ -29,7 +29,8 @@ from torchlab.errors import TrainingError, UsageError
 from torchlab.models import build_model
 from torchlab.tasks import register_task
 from torchlab.tasks.base import Task
-from torchlab.tasks.full_batch import fit_and_save, one_cpu_thread, save_plain
+from torchlab.device import one_cpu_thread
+from torchlab.tasks.full_batch import fit_and_save, save_plain
 
 
 def manual_descent(rows: torch.Tensor, targets: torch.Tensor, lr: float, epochs: int,

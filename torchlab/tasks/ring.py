@@ -25,7 +25,8 @@ from torchlab.metrics import BinaryAccuracy
 from torchlab.models import build_model
 from torchlab.tasks import register_task
 from torchlab.tasks.base import Task
-from torchlab.tasks.full_batch import fit_and_save, one_cpu_thread
+from torchlab.device import one_cpu_thread
+from torchlab.tasks.full_batch import fit_and_save
 
 DEFAULT_POINTS = {"ring": 2000, "circles": 100}
 
