@@ -15,6 +15,8 @@ def load_grey(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of one image file")
     if not path.is_file():
         raise DataError(f"image {path} does not exist; check the path")
     try:

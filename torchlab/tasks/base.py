@@ -79,8 +79,7 @@ class Task:
     def context(self, args: argparse.Namespace) -> RunContext:
         """Validate the common flags, then pick the device, seed everything and join torchrun.
 
-        Nothing is written to disk here except the (empty) output folder on rank 0, and only
-        after every flag has been checked.
+        Nothing is written to disk here; the output folder appears with the first file written.
         """
         recipe = getattr(args, "recipe", None) or "default"
         if recipe not in self.recipes:
@@ -100,8 +99,9 @@ class Task:
         resume = bool(getattr(args, "resume", False))
         if resume and not (out / "last.pt").exists():
             raise UsageError(f"--resume was given but {out / 'last.pt'} does not exist; drop --resume or fix --out")
-        if world.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file; give a folder for checkpoints, history and figures")
+        # the folder itself appears with the first checkpoint: a run that fails on its data leaves nothing
         return RunContext(device, world, out, seed, hparams, recipe, not getattr(args, "no_figures", False), resume)
 
     def make_trainer(

@@ -155,6 +155,12 @@ class PatchLinearTask(Task):
         if args.ramp:
             if args.image:
                 raise UsageError("--ramp and --image exclude each other; drop one")
+            for flag, value in (("--intercept", args.intercept), ("--slope-x", args.slope_x),
+                                ("--slope-y", args.slope_y), ("--noise", args.noise)):
+                if not math.isfinite(value):
+                    raise UsageError(f"{flag} must be a finite number, got {value}")
+            if args.noise < 0:
+                raise UsageError(f"--noise is a standard deviation and must be >= 0, got {args.noise}")
             patch = ramp_patch(args.size, args.intercept, args.slope_x, args.slope_y, args.noise, seed=args.seed)
             source = {"kind": "ramp", "size": args.size, "intercept": args.intercept, "slope_x": args.slope_x,
                       "slope_y": args.slope_y, "noise": args.noise, "seed": args.seed}
