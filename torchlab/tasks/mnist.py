@@ -141,10 +141,10 @@ class MnistTask(Task):
         summary: dict[str, Any] = {
             "task": self.name, "model": model_name, "recipe": ctx.recipe, "device": str(ctx.device),
             "train_samples": len(x_train), "epochs": result.epochs_run, "fit_seconds": round(result.fit_seconds, 2),
-            "test_accuracy": round(test_accuracy, 4), "checkpoint": str(ctx.out / "best.pt"),
         }
         if "val_accuracy" in result.last:
             summary["val_accuracy"] = result.last["val_accuracy"]
+        summary.update(test_accuracy=round(test_accuracy, 4), checkpoint=str(ctx.out / "best.pt"))
         if ctx.is_main:
             store_test_accuracy(ctx.out / "best.pt", test_accuracy)
             if ctx.figures:
