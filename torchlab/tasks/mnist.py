@@ -93,7 +93,7 @@ class MnistTask(Task):
             try:
                 check_files(args.data_dir)
             except DataError:
-                if fresh_out and ctx.is_main and not any(ctx.out.iterdir()):
+                if fresh_out and ctx.out.is_dir() and not any(ctx.out.iterdir()):
                     ctx.out.rmdir()  # leave nothing behind
                 raise
         hp = ctx.hparams
