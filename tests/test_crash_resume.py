@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from conftest import ROOT
+
 from torchlab.checkpoint import read_checkpoint
 from torchlab.cli import main
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import torchlab
 from conftest import ROOT
 from ddp_worker import train_blobs
+
+import torchlab
 from torchlab import distributed
 from torchlab.checkpoint import read_checkpoint
 from torchlab.cli import main

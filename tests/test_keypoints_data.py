@@ -7,12 +7,27 @@ import pytest
 import torch
 
 from torchlab.data.keypoints import (
-    COORD_COLUMNS, FLIP_SUM, KEYPOINT_NAMES, KeypointTable, _parse_one, flip_permutation, format_training_csv,
-    parse_images, read_lookup_csv, read_test_csv, read_training_csv, split_rows,
+    COORD_COLUMNS,
+    FLIP_SUM,
+    KEYPOINT_NAMES,
+    KeypointTable,
+    _parse_one,
+    flip_permutation,
+    format_training_csv,
+    parse_images,
+    read_lookup_csv,
+    read_test_csv,
+    read_training_csv,
+    split_rows,
 )
 from torchlab.data.keypoints_augment import KeypointAugment, affine_batch, flip_batch
 from torchlab.data.synthetic_faces import (
-    TEMPLATE, drop_labels, make_faces, mirror_geometry, render_faces, sample_geometry,
+    TEMPLATE,
+    drop_labels,
+    make_faces,
+    mirror_geometry,
+    render_faces,
+    sample_geometry,
 )
 from torchlab.errors import DataError
 

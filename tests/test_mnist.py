@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_MNIST
 from PIL import Image
 
 import torchlab
-from conftest import SHARED_MNIST
 from torchlab.data.mnist import binary_targets, find_file, load_mnist, random_affine, read_idx
 from torchlab.errors import DataError, UsageError
 from torchlab.models import build_model

@@ -10,8 +10,15 @@ import torch
 
 import torchlab
 from torchlab.cli import main
-from torchlab.data.rings import (SEED_ANSWERS, SEED_TEST_POINTS, best_diamond, disk_diamond_overlap, in_l1_ring,
-                                 misclassified_area, two_circles)
+from torchlab.data.rings import (
+    SEED_ANSWERS,
+    SEED_TEST_POINTS,
+    best_diamond,
+    disk_diamond_overlap,
+    in_l1_ring,
+    misclassified_area,
+    two_circles,
+)
 from torchlab.models import build_model, count_parameters
 
 

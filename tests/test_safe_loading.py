@@ -3,7 +3,6 @@ and its payload never runs; no code path loads with weights_only=False or plain 
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import re
@@ -12,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import torchlab
-from conftest import ROOT
 from torchlab.checkpoint import FORMAT, read_checkpoint
 from torchlab.cli import main
 from torchlab.errors import CheckpointError

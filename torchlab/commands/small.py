@@ -82,8 +82,14 @@ def _parse_point(text: str) -> tuple[float, float]:
 
 
 def cmd_ring(args: argparse.Namespace) -> int:
-    from torchlab.data.rings import (SEED_ANSWERS, SEED_TEST_POINTS, best_diamond, check_radii, circular_ring_area,
-                                     misclassified_area)
+    from torchlab.data.rings import (
+        SEED_ANSWERS,
+        SEED_TEST_POINTS,
+        best_diamond,
+        check_radii,
+        circular_ring_area,
+        misclassified_area,
+    )
     from torchlab.models import build_model, count_parameters
 
     check_radii(args.a, args.b)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
-
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from torchlab import distributed

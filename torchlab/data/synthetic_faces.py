@@ -24,7 +24,13 @@ import torch
 
 from torchlab.checkpoint import atomic_write_text
 from torchlab.data.keypoints import (
-    ALWAYS_PRESENT, FLIP_SUM, IMAGE_SIZE, KEYPOINT_NAMES, KeypointTable, flip_permutation, format_test_csv,
+    ALWAYS_PRESENT,
+    FLIP_SUM,
+    IMAGE_SIZE,
+    KEYPOINT_NAMES,
+    KeypointTable,
+    flip_permutation,
+    format_test_csv,
     format_training_csv,
 )
 

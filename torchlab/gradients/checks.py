@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchlab.gradients import hand
+from torchlab.gradients import hand, symbolic
 from torchlab.gradients import numpy_layers as npl
-from torchlab.gradients import symbolic
 from torchlab.gradients.result import FORWARD_RTOL, CheckResult, as_array, compare
 
 Check = Callable[[torch.Generator], list[CheckResult]]

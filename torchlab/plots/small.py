@@ -133,7 +133,7 @@ def plot_ring_regions(net: torch.nn.Module, a: float, b: float, extent: float, p
                     label="outside", zorder=3)
     axes[2].legend(loc="upper right", fontsize=8)
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="score (≥ 0: in the ring)")
-    _square(axes[2], extent, f"ring-net decision map (black line: score = 0)")
+    _square(axes[2], extent, "ring-net decision map (black line: score = 0)")
     fig.tight_layout()
     return save_figure(fig, path)
 

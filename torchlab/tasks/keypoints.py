@@ -28,7 +28,12 @@ from torch import nn
 
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import (
-    COORD_COLUMNS, FLIP_SUM, KEYPOINT_NAMES, KeypointTable, read_training_csv, split_rows,
+    COORD_COLUMNS,
+    FLIP_SUM,
+    KEYPOINT_NAMES,
+    KeypointTable,
+    read_training_csv,
+    split_rows,
 )
 from torchlab.data.keypoints_augment import KeypointAugment
 from torchlab.errors import DataError, UsageError

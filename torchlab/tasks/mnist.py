@@ -31,7 +31,7 @@ from torch import nn
 
 from torchlab.data.batcher import TensorBatcher, split_indices
 from torchlab.data.mnist import check_files, load_mnist, load_split, normalization_stats, random_affine, validate_digits
-from torchlab.errors import DataError, UsageError
+from torchlab.errors import UsageError
 from torchlab.metrics import Accuracy, BinaryAccuracy
 from torchlab.models import build_model
 from torchlab.tasks import register_task
@@ -87,15 +87,9 @@ class MnistTask(Task):
     def train(self, args: argparse.Namespace) -> dict[str, Any]:
         recipe = self.recipes.get(args.recipe or "default", self.recipes["default"])
         settings = resolve_settings(recipe, args)
-        fresh_out = not Path(args.out or Path("checkpoints") / self.name).exists()
-        ctx = self.context(args)  # checks the common flags first, then creates the output folder
+        ctx = self.context(args)  # checks the common flags; writes nothing
         if not args.download:
-            try:
-                check_files(args.data_dir)
-            except DataError:
-                if fresh_out and ctx.out.is_dir() and not any(ctx.out.iterdir()):
-                    ctx.out.rmdir()  # leave nothing behind
-                raise
+            check_files(args.data_dir)  # a missing or broken file fails before anything is written
         hp = ctx.hparams
         if settings["threads"]:
             torch.set_num_threads(settings["threads"])

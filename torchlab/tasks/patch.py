@@ -25,11 +25,11 @@ from torch import nn
 
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE, PatchScaling, design_matrix, photo_patch, ramp_patch
+from torchlab.device import one_cpu_thread
 from torchlab.errors import TrainingError, UsageError
 from torchlab.models import build_model
 from torchlab.tasks import register_task
 from torchlab.tasks.base import Task
-from torchlab.device import one_cpu_thread
 from torchlab.tasks.full_batch import fit_and_save, save_plain
 
 

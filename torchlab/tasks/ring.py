@@ -20,12 +20,12 @@ from torch import nn
 
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.rings import check_radii, sample_ring_points, split, two_circles
+from torchlab.device import one_cpu_thread
 from torchlab.errors import UsageError
 from torchlab.metrics import BinaryAccuracy
 from torchlab.models import build_model
 from torchlab.tasks import register_task
 from torchlab.tasks.base import Task
-from torchlab.device import one_cpu_thread
 from torchlab.tasks.full_batch import fit_and_save
 
 DEFAULT_POINTS = {"ring": 2000, "circles": 100}
