@@ -8,8 +8,6 @@ one line on stderr with exit status 2; there is no traceback for them.
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 
 from torchlab.errors import TorchlabError
@@ -24,6 +22,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from torchlab import __version__, commands
+    from torchlab.commands import core
+    from torchlab.discovery import import_submodules
 
     parser = OneLineParser(
         prog="torchlab",
@@ -32,9 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"torchlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    modules = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
-    for name in ["core"] + [m for m in modules if m != "core"]:
-        importlib.import_module(f"torchlab.commands.{name}").register(sub)
+    for module in [core] + import_submodules(commands.__name__, commands.__path__, skip=("core",)):
+        module.register(sub)
     return parser
 
 

@@ -7,13 +7,13 @@ means adding a file here. `build_model(name, **kwargs)` constructs one.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+
+from torchlab.discovery import import_submodules
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,9 @@ def register_model(
 
 def _discover() -> None:
     global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    if not _discovered:
+        _discovered = True
+        import_submodules(__name__, __path__)
 
 
 def model_names() -> list[str]:

@@ -6,9 +6,7 @@ instance with `register_task`; modules are discovered automatically.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from torchlab.discovery import import_submodules
 from torchlab.tasks.base import Task
 
 _TASKS: dict[str, Task] = {}
@@ -24,12 +22,9 @@ def register_task(task: Task) -> Task:
 
 def _discover() -> None:
     global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
+    if not _discovered:
+        _discovered = True
+        import_submodules(__name__, __path__, skip=("base",))
 
 
 def task_names() -> list[str]:
