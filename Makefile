@@ -18,8 +18,14 @@ demo: $(STAMP)  ## train the digit MLP on the bundled digits; checkpoint + figur
 test: $(STAMP)  ## the whole test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)  ## benchmarks (longer trainings); figures go to BENCHMARKS.md by hand
-	@for script in scripts/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data)
+
+bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST_DIR=folder of the IDX files)
+	$(BIN)/python scripts/bench_digits.py
+	$(BIN)/python scripts/bench_trainer.py
+	$(BIN)/python scripts/bench_small.py
+	$(BIN)/python scripts/bench_mnist.py --data-dir $(MNIST_DIR)
+	$(BIN)/python scripts/bench_keypoints.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
