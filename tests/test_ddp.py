@@ -4,7 +4,6 @@ stopping, and write a checkpoint that loads, and resumes, in a single process.""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -21,20 +20,15 @@ from torchlab import distributed
 from torchlab.checkpoint import read_checkpoint
 from torchlab.cli import main
 from torchlab.data import TensorBatcher
+from torchlab.device import one_cpu_thread
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 DIGITS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress", "--seed", "0"]
 
 
-@contextlib.contextmanager
 def one_thread():
     """Run like the torchrun workers (OMP_NUM_THREADS=1): same arithmetic, no thread fights on a busy box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return one_cpu_thread(torch.device("cpu"))
 
 
 def in_world(monkeypatch, rank: int, world_size: int) -> None:
