@@ -414,5 +414,6 @@ def _set_epoch(batches: Batches, epoch: int) -> None:
 
 
 def _short(row: dict[str, float]) -> str:
-    keys = [k for k in row if k not in ("epoch", "lr", "seconds")]
-    return " ".join(f"{k}={row[k]:.4g}" for k in keys)
+    """The progress bar's epoch summary: the losses and the validation metrics (history.csv has all)."""
+    keys = ["train_loss"] + [k for k in row if k.startswith("val_")]
+    return " ".join(f"{k}={row[k]:.4g}" for k in keys if k in row)
