@@ -76,6 +76,16 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_p
     return Path(path)
 
 
+def add_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
+    """Merge `metrics` into an existing checkpoint's metadata (e.g. the test accuracy of best.pt),
+    so `torchlab.load` reports them; a missing file is left alone."""
+    path = Path(path)
+    if path.exists():
+        checkpoint = read_checkpoint(path)
+        checkpoint["metrics"] = {**checkpoint.get("metrics", {}), **plain(metrics)}
+        save_checkpoint(checkpoint, path)
+
+
 def make_checkpoint(
     *,
     task: str,

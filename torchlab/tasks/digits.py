@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchlab.checkpoint import add_metrics
 from torchlab.data.batcher import TensorBatcher, split_indices
 from torchlab.data.digits import PIXEL_SCALE, load_digits_split
 from torchlab.device import one_cpu_thread
@@ -89,7 +90,7 @@ class DigitMLPTask(Task):
             "test_accuracy": round(test_acc, 4), "checkpoint": str(ctx.out / "best.pt"),
         }
         if ctx.is_main:
-            _record_test_accuracy(ctx.out, test_acc)
+            add_metrics(ctx.out / "best.pt", {"test_accuracy": test_acc})
             if ctx.figures:
                 summary["figures"] = str(self.write_figures(result.history, data, probs, ctx.out / "figures"))
         return summary
@@ -143,17 +144,6 @@ def _test_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device) -
     with torch.no_grad():
         probs = torch.softmax(model(x.to(device)), dim=1).cpu()
     return float((probs.argmax(1) == y).float().mean()), probs.numpy()
-
-
-def _record_test_accuracy(out, acc: float) -> None:
-    """Add the test accuracy of the best weights to best.pt's metadata so `torchlab.load` reports it."""
-    from torchlab.checkpoint import read_checkpoint, save_checkpoint
-
-    path = out / "best.pt"
-    if path.exists():
-        checkpoint = read_checkpoint(path)
-        checkpoint.setdefault("metrics", {})["test_accuracy"] = acc
-        save_checkpoint(checkpoint, path)
 
 
 register_task(DigitMLPTask())

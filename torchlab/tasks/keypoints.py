@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchlab.checkpoint import add_metrics
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import (
     COORD_COLUMNS,
@@ -174,7 +175,7 @@ class KeypointTask(Task):
             "checkpoint": str(ctx.out / "best.pt"),
         }
         if ctx.is_main:
-            record_metrics(ctx.out / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
+            add_metrics(ctx.out / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
                                                  **{f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)}})
             if ctx.figures:
                 summary["figures"] = str(self.write_figures(result.history, table, split, pred, per_kp,
@@ -270,16 +271,6 @@ def mean_keypoint_baseline(train_kp: torch.Tensor, train_mask: torch.Tensor,
 def overall_rmse_from(per_keypoint: np.ndarray) -> float:
     """Overall RMSE from per-keypoint RMSEs of equally labelled keypoints (the complete validation rows)."""
     return float(np.sqrt(np.nanmean(per_keypoint ** 2)))
-
-
-def record_metrics(path: Path, metrics: dict[str, float]) -> None:
-    """Add final metrics to best.pt's metadata, so `torchlab.load` reports them."""
-    from torchlab.checkpoint import read_checkpoint, save_checkpoint
-
-    if path.exists():
-        checkpoint = read_checkpoint(path)
-        checkpoint.setdefault("metrics", {}).update(metrics)
-        save_checkpoint(checkpoint, path)
 
 
 class KeypointFCNTask(KeypointTask):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchlab.checkpoint import add_metrics
 from torchlab.data.batcher import TensorBatcher, split_indices
 from torchlab.data.mnist import check_files, load_mnist, load_split, normalization_stats, random_affine, validate_digits
 from torchlab.errors import UsageError
@@ -140,7 +141,7 @@ class MnistTask(Task):
             summary["val_accuracy"] = result.last["val_accuracy"]
         summary.update(test_accuracy=round(test_accuracy, 4), checkpoint=str(ctx.out / "best.pt"))
         if ctx.is_main:
-            store_test_accuracy(ctx.out / "best.pt", test_accuracy)
+            add_metrics(ctx.out / "best.pt", {"test_accuracy": test_accuracy})
             if ctx.figures:
                 from torchlab.plots.mnist import write_mnist_figures
 
@@ -291,16 +292,6 @@ def load_test_split(data_dir: str, meta: dict[str, Any]) -> tuple[torch.Tensor, 
         keep = torch.from_numpy((labels == digits[0]) | (labels == digits[1]))
         return x[keep], torch.from_numpy((labels[keep.numpy()] == digits[1]).astype(np.int64))
     return x, torch.from_numpy(labels)
-
-
-def store_test_accuracy(path: Path, accuracy: float) -> None:
-    """Put the test accuracy of the best weights into best.pt's metrics (so `torchlab.load` shows it)."""
-    from torchlab.checkpoint import read_checkpoint, save_checkpoint
-
-    if path.exists():
-        checkpoint = read_checkpoint(path)
-        checkpoint["metrics"] = {**checkpoint.get("metrics", {}), "test_accuracy": accuracy}
-        save_checkpoint(checkpoint, path)
 
 
 def format_predictions(results: list[dict[str, Any]]) -> str:
