@@ -100,7 +100,7 @@ def run_torchlab(args, device, x_train, y_train, x_test, y_test, channels_last, 
 
     def score(trainer: Trainer, row: dict[str, float]) -> None:  # runs after the epoch's time was taken
         elapsed = (points[-1][0] if points else 0.0) + row["seconds"]
-        points.append((elapsed, test_accuracy(trainer.net, x_test, y_test, autocast)))
+        points.append((elapsed, test_accuracy(trainer.wrapped_model, x_test, y_test, autocast)))
 
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, metrics={"accuracy": Accuracy()}, epochs=args.epochs,
                       scheduler=scheduler, scheduler_interval="batch", device=device, amp=amp,

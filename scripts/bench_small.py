@@ -20,7 +20,7 @@ from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import PatchScaling, design_matrix, ramp_patch
 from torchlab.data.rings import sample_ring_points
 from torchlab.models import build_model
-from torchlab.tasks.full_batch import fit_and_save
+from torchlab.full_batch import fit_and_save
 from torchlab.trainer import Trainer
 
 

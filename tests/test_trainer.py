@@ -55,13 +55,13 @@ def test_early_stopping_fires_at_expected_epoch_and_restores_best(blobs, tmp_pat
         blobs, tmp_path, epochs=20,
         metrics={"crafted": Scripted(script)}, train_metrics=False,
         early_stopping=EarlyStopping("val_crafted", "min", patience=3, min_delta=0.01),
-        callbacks=[lambda tr, row: weights_per_epoch.append({k: v.clone() for k, v in tr.module.state_dict().items()})],
+        callbacks=[lambda tr, row: weights_per_epoch.append({k: v.clone() for k, v in tr.model.state_dict().items()})],
     )
     result = trainer.fit(train, val)
     assert result.epochs_run == 6
     assert result.stopped_early
     assert result.best_epoch == 3 and result.best_value == pytest.approx(0.5)
-    final = trainer.module.state_dict()
+    final = trainer.model.state_dict()
     for key, value in weights_per_epoch[2].items():  # epoch 3 = index 2
         assert torch.equal(final[key], value)
     assert not torch.equal(final["0.weight"], weights_per_epoch[-1]["0.weight"])

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"torchlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in [core] + import_submodules(commands.__name__, commands.__path__, skip=("core",)):
+    for module in [core] + import_submodules(commands.__name__, commands.__path__, skip=("core", "flags")):
         module.register(sub)
     return parser
 

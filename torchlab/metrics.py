@@ -57,3 +57,29 @@ class RMSE(Metric):
 
     def compute(self, total, count):
         return math.sqrt(total / max(count, 1e-12))
+
+
+# ------------------------------------------------------ whole-set metrics (evaluation and figures)
+def accuracy(scores: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of rows whose arg-max score (probability or logit) is the target class."""
+    return float((scores.argmax(dim=1) == target.long()).float().mean())
+
+
+def binary_accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of samples whose logit is >= 0 exactly when the target is 1."""
+    return float(((logits.reshape(-1) >= 0).float() == target.reshape(-1).float()).float().mean())
+
+
+def masked_rmse(pred, truth, mask) -> float:
+    """RMSE over the labelled values (mask = 1) of NumPy arrays or tensors; NaN truths count as unlabelled."""
+    import numpy as np
+
+    pred, truth, mask = (np.asarray(a, dtype=np.float64) for a in (pred, truth, mask))
+    sq = (pred - np.nan_to_num(truth)) ** 2 * mask
+    return float(np.sqrt(sq.sum() / max(mask.sum(), 1.0)))
+
+
+def nll(probabilities: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean negative log-likelihood of the target classes under `probabilities`."""
+    picked = probabilities[torch.arange(len(target)), target.long()]
+    return float(-picked.clamp_min(1e-12).log().mean())

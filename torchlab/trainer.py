@@ -21,7 +21,6 @@ import csv
 import io
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +30,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from torchlab import distributed
 from torchlab.checkpoint import atomic_write_text, load_state_into, make_checkpoint, read_checkpoint, save_checkpoint
@@ -39,6 +37,7 @@ from torchlab.device import rng_state, set_rng_state
 from torchlab.early_stopping import EarlyStopping
 from torchlab.errors import CheckpointError, TrainingError
 from torchlab.metrics import Metric
+from torchlab.progress import EpochProgress
 
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object for every step
 LossFn = Callable[..., torch.Tensor]
@@ -68,6 +67,12 @@ class Trainer:
     """Train `model` with `loss_fn(output, *targets)` and `optimizer`; see the module docstring.
 
     Batches are tuples `(inputs, *targets)`: a TensorBatcher, a DataLoader, or any iterable.
+
+    progress: where stderr is a terminal, a per-batch bar with total and ETA inside each epoch,
+    replaced at the epoch's end by one kept line with its losses and validation metrics. Where
+    stderr is not a terminal (a file, a pipe, CI, nohup), `progress=True` writes that kept line
+    alone, one plain line per epoch; `None` (the default) writes nothing there, so a library call
+    stays quiet; `False` never writes. Only rank 0 reports (see torchlab/progress.py).
     """
 
     model: nn.Module
@@ -80,12 +85,13 @@ class Trainer:
     early_stopping: EarlyStopping | None = None
     checkpoint_dir: str | os.PathLike | None = None
     checkpoint_meta: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 1  # write last.pt (and best.pt) every N epochs and after the last; 0: never during fit
     device: torch.device | str = "cpu"
     grad_clip: float | None = None
     amp: bool = False  # bf16 autocast, CUDA only
     channels_last: bool = False
     compile: bool = False
-    progress: bool | None = None  # None: on when stdout is a terminal
+    progress: bool | None = None  # see the class docstring
     train_metrics: bool = True
     callbacks: list[EpochCallback] = field(default_factory=list)
 
@@ -97,18 +103,20 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
         self._best_state: dict[str, torch.Tensor] | None = None
-        self.module = self.model  # the plain module (what gets saved)
+        # Two names for the model: `model` is the plain nn.Module (what is saved and returned);
+        # `wrapped_model` is what the training loop calls (maybe compiled, maybe DDP-wrapped).
         if self.channels_last:
-            self.module.to(memory_format=torch.channels_last)
-        self.net = self.module  # what is called in the loop: maybe compiled, maybe DDP-wrapped
-        if self.compile:
-            self.net = torch.compile(self.net)
+            self.model.to(memory_format=torch.channels_last)
+        compiled = torch.compile(self.model) if self.compile else self.model
         # Evaluation needs no gradient sync, so it skips the DDP wrapper: ranks may then hold
         # shards of different sizes (each sample counted once) without waiting on each other.
-        self.eval_net = self.net
+        self.eval_model = compiled
+        self.wrapped_model = compiled
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            self.wrapped_model = nn.parallel.DistributedDataParallel(compiled, device_ids=ids)
+        if self.checkpoint_every < 0:
+            raise ValueError("checkpoint_every must be >= 0 (0: write checkpoints only when asked)")
         self._default_monitor = self.early_stopping is None
         if self.early_stopping is None:  # no stopping; track val_loss (train_loss without validation data)
             self.early_stopping = EarlyStopping("val_loss", "min", patience=None, restore_best_weights=False)
@@ -165,38 +173,39 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------- epochs
-    def train_epoch(self, batches: Batches, epoch: int, bar: tqdm | None = None) -> dict[str, float]:
+    def train_epoch(self, batches: Batches, epoch: int, progress: EpochProgress | None = None) -> dict[str, float]:
         """One pass over the training batches; returns mean loss (and metrics) over the samples."""
-        self.net.train()
+        self.wrapped_model.train()
         _set_epoch(batches, epoch)
         totals = self._new_totals()
-        for step, batch in enumerate(batches):
+        if progress is not None:
+            progress.start_epoch(epoch, len(batches) if hasattr(batches, "__len__") else None)
+        for batch in batches:
             inputs, *targets = self._to_device(batch)
             with self._autocast():
-                output = self.net(inputs)
+                output = self.wrapped_model(inputs)
                 loss = self.loss_fn(output, *targets)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
             self._accumulate(totals, loss, output, targets, with_metrics=self.train_metrics)
-            if bar is not None and step % 10 == 0:
-                bar.set_postfix_str(f"epoch {epoch + 1} batch {step + 1} loss {loss.item():.4g}", refresh=False)
-                bar.refresh()
+            if progress is not None:
+                progress.step(loss)  # reads the loss off the device at most twice a second
         return self._summarise(totals, "train_", with_metrics=self.train_metrics)
 
     @torch.no_grad()
     def evaluate(self, batches: Batches, prefix: str = "val_") -> dict[str, float]:
         """Mean loss and metrics over `batches` in eval mode (no gradients)."""
-        self.net.eval()
+        self.wrapped_model.eval()
         totals = self._new_totals()
         for batch in batches:
             inputs, *targets = self._to_device(batch)
             with self._autocast():
-                output = self.eval_net(inputs)
+                output = self.eval_model(inputs)
                 loss = self.loss_fn(output, *targets)
             self._accumulate(totals, loss, output.float(), targets)
         return self._summarise(totals, prefix)
@@ -215,7 +224,7 @@ class Trainer:
         self._check_equal_steps(train)
         if resume:
             self._resume(resume, train)
-        bar = self._progress_bar()
+        progress = EpochProgress.create(self.progress, self.epochs) if self.world.is_main else None
         started = time.perf_counter()
         epoch = self.start_epoch
         try:
@@ -224,8 +233,10 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 row: dict[str, float] = {"epoch": epoch + 1}
-                row.update(self.train_epoch(train, epoch, bar))
+                row.update(self.train_epoch(train, epoch, progress))
                 if val is not None:
+                    if progress is not None:
+                        progress.validating()
                     row.update(self.evaluate(val))
                 if self.scheduler is not None and self.scheduler_interval == "epoch":
                     self._step_epoch_scheduler(row)
@@ -240,17 +251,19 @@ class Trainer:
                     es.stopped_epoch = epoch if stop else None
                 for callback in self.callbacks:
                     callback(self, row)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(_short(row), refresh=True)
+                if progress is not None:
+                    progress.end_epoch(row)
+                    if es.should_stop:
+                        progress.write(f"early stopping: {es.monitor} has not improved since epoch {es.best_epoch + 1} "
+                                       f"(best {es.best:.4g})")
                 if es.should_stop:
                     break
         finally:
-            if bar is not None:
-                bar.close()
+            if progress is not None:
+                progress.close()
         fit_seconds = time.perf_counter() - started
         if es.restore_best_weights and self._best_state is not None:
-            self.module.load_state_dict(self._best_state)
+            self.model.load_state_dict(self._best_state)
         return FitResult(
             history=list(self.history),
             best_value=es.best,
@@ -262,12 +275,6 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ helpers
-    def _progress_bar(self) -> tqdm | None:
-        show = self.progress if self.progress is not None else sys.stdout.isatty()
-        if not show or not self.world.is_main:
-            return None
-        return tqdm(total=self.epochs, initial=self.start_epoch, unit="epoch", dynamic_ncols=True, leave=True)
-
     def _check_equal_steps(self, train: Batches) -> None:
         """Under DDP every rank must take the same number of steps, or the all-reduce hangs."""
         if not self.world.distributed or not hasattr(train, "__len__"):
@@ -301,19 +308,19 @@ class Trainer:
             raise ValueError(f"early stopping monitors {es.monitor!r}, which is not among {sorted(row)}")
         improved = es.update(row[es.monitor], epoch)
         if improved and es.restore_best_weights:
-            self._best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return improved
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
         """The full checkpoint dict for the state after `epoch` (0-based) finished."""
         meta = dict(self.checkpoint_meta)
         task = meta.pop("task", "custom")
-        model_name = meta.pop("model_name", type(self.module).__name__)
+        model_name = meta.pop("model_name", type(self.model).__name__)
         model_kwargs = meta.pop("model_kwargs", {})
         return make_checkpoint(
             task=task,
             model_name=model_name,
-            model=self.module,
+            model=self.model,
             model_kwargs=model_kwargs,
             epoch=epoch + 1,
             epochs=self.epochs,
@@ -330,8 +337,13 @@ class Trainer:
         )
 
     def _write_checkpoints(self, epoch: int, improved: bool) -> None:
-        if self.checkpoint_dir is None or not self.world.is_main:
+        if self.checkpoint_dir is None or not self.world.is_main or not self.checkpoint_every:
             return
+        last_epoch = epoch + 1 == self.epochs or self.early_stopping.should_stop
+        if (epoch + 1) % self.checkpoint_every and not last_epoch:
+            return
+        # With checkpoint_every > 1, best.pt is written only at a writing epoch that improved; the best
+        # weights in between stay in memory (restore_best_weights) and are what fit() leaves in the model.
         checkpoint = self.checkpoint(epoch)
         # One write (and fsync) per epoch; best.pt is renamed into place before last.pt, so a crash
         # between the two leaves last.pt one epoch behind, never ahead of best.pt.
@@ -350,7 +362,7 @@ class Trainer:
         checkpoint = read_checkpoint(path, map_location=self.device)
         if "optimizer" not in checkpoint or "epoch" not in checkpoint:
             raise CheckpointError(f"{path} holds no training state (optimizer, epoch); it cannot be resumed")
-        load_state_into(self.module, checkpoint["state_dict"], source=str(path))
+        load_state_into(self.model, checkpoint["state_dict"], source=str(path))
         self.start_epoch = int(checkpoint["epoch"])
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -411,9 +423,3 @@ def _set_epoch(batches: Batches, epoch: int) -> None:
     for obj in (batches, getattr(batches, "sampler", None), getattr(batches, "batch_sampler", None)):
         if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
-
-
-def _short(row: dict[str, float]) -> str:
-    """The progress bar's epoch summary: the losses and the validation metrics (history.csv has all)."""
-    keys = ["train_loss"] + [k for k in row if k.startswith("val_")]
-    return " ".join(f"{k}={row[k]:.4g}" for k in keys if k in row)

@@ -10,28 +10,35 @@ from torchlab.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the registered models with their parameter counts")
+    p = sub.add_parser("models", help="list the registered models with their parameter counts",
+                       description="List every registered model: name, class, trainable parameters, description.")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("train", help="train a task; writes checkpoints, history.csv and figures")
+    p = sub.add_parser("train", help="train a task; writes checkpoints, history.csv and figures",
+                       description="Train a task with one of its recipes; every setting of the recipe is a flag.")
     tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
     tasks.required = True
+    from torchlab.commands.flags import add_config_flags, add_run_flags
     from torchlab.tasks import get_task, task_names
-    from torchlab.tasks.base import add_common_arguments
 
     for name in task_names():
-        task = get_task(name)
-        tp = tasks.add_parser(name, help=task.help, description=task.help)
-        task.add_arguments(tp)
-        add_common_arguments(tp, task)
-        tp.set_defaults(func=cmd_train, task_obj=task)
+        spec = get_task(name)
+        tp = tasks.add_parser(name, help=spec.help, description=spec.description or spec.help,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_config_flags(tp, spec)
+        add_run_flags(tp, spec)
+        tp.set_defaults(func=cmd_train, task_spec=spec)
 
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint on its task's test split")
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint on its task's test split",
+                       description="Load a checkpoint written by `torchlab train` and measure it on its task's test "
+                                   "(or validation) data.")
     p.add_argument("checkpoint", help="path to a .pt file written by torchlab train")
     _add_inference_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="run a checkpoint on images, files or test-set samples")
+    p = sub.add_parser("predict", help="run a checkpoint on images, files or test-set samples",
+                       description="Load a checkpoint written by `torchlab train` and predict on the inputs its task "
+                                   "takes (images, CSV files, points) or on test-set samples (--index).")
     p.add_argument("checkpoint", help="path to a .pt file written by torchlab train")
     p.add_argument("inputs", nargs="*", help="input files (images, CSV, ...) as the task accepts")
     p.add_argument("--index", type=int, action="append", help="a test-set sample to predict (repeatable)")
@@ -41,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_inference_arguments(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("summary", help="layer-by-layer table (torchsummary) of a registered model")
+    p = sub.add_parser("summary", help="layer-by-layer table (torchsummary) of a registered model",
+                       description="Print torchsummary's layer-by-layer table (output shapes, parameters) of a model.")
     p.add_argument("model", help="a name from `torchlab models`")
     p.add_argument("--input-shape", type=int, nargs="+", help="one sample's shape, e.g. 1 96 96 (default: the model's)")
     p.set_defaults(func=cmd_summary)
@@ -69,25 +77,37 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torchlab
     from torchlab import distributed
+    from torchlab.commands.flags import overrides_from
 
-    summary = args.task_obj.train(args)
+    spec = args.task_spec
+    result = torchlab.train(spec.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
+                            resume=args.resume, progress=False if args.no_progress else None,
+                            figures=not args.no_figures, **overrides_from(args, spec))
     if distributed.current().is_main:
-        print_summary(summary)
+        print_summary(result.summary)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model, meta, task = _load_for_task(args)
-    metrics = task.evaluate(model, meta, args)
-    print(f"checkpoint: {args.checkpoint} (task {meta['task']}, epoch {meta.get('epoch', '?')})")
+    import torchlab
+
+    loaded = torchlab.open_checkpoint(args.checkpoint, device=args.device)
+    metrics = torchlab.evaluate(loaded, batch_size=args.batch_size, data_dir=args.data_dir, data=args.data)
+    print(f"checkpoint: {args.checkpoint} (task {loaded.meta['task']}, epoch {loaded.meta.get('epoch', '?')})")
     print_summary(metrics)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    model, meta, task = _load_for_task(args)
-    print(task.predict(model, meta, list(args.inputs), args))
+    import torchlab
+
+    loaded = torchlab.open_checkpoint(args.checkpoint, device=args.device)
+    records = torchlab.predict(loaded, list(args.inputs), index=args.index or (), batch_size=args.batch_size,
+                               data_dir=args.data_dir, data=args.data, out=args.out, format=args.format,
+                               submission=args.submission)
+    print("\n".join(loaded.task.format_prediction(r) for r in records))
     return 0
 
 
@@ -116,20 +136,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
                          f"its own input shape is {spec.input_shape}") from None
     print(f"{args.model}: {count_parameters(model):,} trainable parameters, input {shape}")
     return 0
-
-
-def _load_for_task(args: argparse.Namespace):
-    import torchlab
-    from torchlab.tasks import get_task
-
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model, meta = torchlab.load(args.checkpoint, device=args.device)
-    try:
-        task = get_task(meta["task"])
-    except KeyError:
-        raise UsageError(f"{args.checkpoint} was written by task {meta['task']!r}, which this torchlab does not know") from None
-    return model, meta, task
 
 
 def print_summary(summary: dict) -> None:

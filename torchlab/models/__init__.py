@@ -1,8 +1,8 @@
 """Every torchlab model, by name.
 
 Each module in this package defines plain `nn.Module`s (no training code) and registers
-them with `@register_model`; modules are discovered automatically, so adding a model
-means adding a file here. `build_model(name, **kwargs)` constructs one.
+them with `@register_model`; the modules are listed in `MODEL_MODULES`, so adding a model
+family means adding a file here and its name there. `build_model(name, **kwargs)` constructs one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from torchlab.discovery import import_submodules
+from torchlab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class ModelSpec:
         return self.cls(**{**self.defaults, **kwargs})
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_discovered = False
+MODEL_MODULES = ("digits", "keypoints", "mnist", "small")
+_MODELS: Registry[ModelSpec] = Registry("model", [f"{__name__}.{m}" for m in MODEL_MODULES])
 
 
 def register_model(
@@ -44,33 +44,20 @@ def register_model(
     """Class decorator: make `cls` buildable as `build_model(name)`."""
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"model name {name!r} is registered twice")
         doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
-        _REGISTRY[name] = ModelSpec(name, cls, dict(defaults or {}), input_shape, doc)
+        _MODELS.register(name, ModelSpec(name, cls, dict(defaults or {}), input_shape, doc))
         return cls
 
     return decorate
 
 
-def _discover() -> None:
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        import_submodules(__name__, __path__)
-
-
 def model_names() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
+    return _MODELS.names()
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; KeyError lists the known names."""
-    _discover()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return _MODELS.get(name)
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

@@ -1,43 +1,30 @@
-"""Trainable tasks, by name: `torchlab train TASK` dispatches here.
+"""Trainable tasks, by name: `torchlab.train(TASK)` and `torchlab train TASK` look them up here.
 
-Each module in this package defines one or more `Task` subclasses and registers an
-instance with `register_task`; modules are discovered automatically.
+Each module listed in `TASK_MODULES` defines a config class, its recipes and plain train /
+evaluate / predict functions, and registers a `TaskSpec`. Helper modules in this package
+are not tasks and are not listed.
 """
 
 from __future__ import annotations
 
-from torchlab.discovery import import_submodules
-from torchlab.tasks.base import Task
+from torchlab.registry import Registry
+from torchlab.tasks.base import TaskSpec
 
-_TASKS: dict[str, Task] = {}
-_discovered = False
-
-
-def register_task(task: Task) -> Task:
-    if task.name in _TASKS:
-        raise ValueError(f"task {task.name!r} is registered twice")
-    _TASKS[task.name] = task
-    return task
+TASK_MODULES = ("digits",)  # the others join as they move to configs
+_TASKS: Registry[TaskSpec] = Registry("task", [f"{__name__}.{m}" for m in TASK_MODULES])
 
 
-def _discover() -> None:
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        import_submodules(__name__, __path__, skip=("base",))
+def register_task(spec: TaskSpec) -> TaskSpec:
+    return _TASKS.register(spec.name, spec)
 
 
 def task_names() -> list[str]:
-    _discover()
-    return sorted(_TASKS)
+    return _TASKS.names()
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> TaskSpec:
     """The task registered as `name`; KeyError lists the known names."""
-    _discover()
-    if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
-    return _TASKS[name]
+    return _TASKS.get(name)
 
 
-__all__ = ["Task", "register_task", "task_names", "get_task"]
+__all__ = ["TaskSpec", "register_task", "task_names", "get_task"]

@@ -1,13 +1,17 @@
-"""`torchlab train digit-mlp`: the 64->32->10 MLP on scikit-learn's 8x8 digits.
+"""`digit-mlp`: the 64->32->10 MLP on scikit-learn's 8x8 digits.
 
-Two recipes:
+    import torchlab
+    result = torchlab.train("digit-mlp", epochs=5)          # or: torchlab train digit-mlp --epochs 5
+
+Recipes:
   default  AdamW + one-cycle LR, mini-batches of 64, label smoothing 0.1 -> ~0.98 test accuracy in < 1 s.
   seed     the notebook's loop: full-batch gradient descent, lr 0.1, 100 steps, N(0, 0.1^2) weights.
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,135 +19,143 @@ import torch
 from torch import nn
 
 from torchlab.checkpoint import add_metrics
+from torchlab.config import TrainConfig, require, setting
 from torchlab.data.batcher import TensorBatcher, split_indices
-from torchlab.data.digits import PIXEL_SCALE, load_digits_split
+from torchlab.data.digits import PIXEL_SCALE, DigitsSplit, load_digits_split
 from torchlab.device import one_cpu_thread
 from torchlab.errors import UsageError
-from torchlab.metrics import Accuracy
+from torchlab.inference import predict_outputs
+from torchlab.metrics import Accuracy, accuracy, nll
 from torchlab.models import build_model
 from torchlab.tasks import register_task
-from torchlab.tasks.base import Task
+from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
 
-class DigitMLPTask(Task):
-    name = "digit-mlp"
-    help = "64->32->10 MLP on scikit-learn's bundled 8x8 digits (the demo)"
-    recipes = {
-        "default": {"epochs": 20, "lr": 3e-2, "batch_size": 64, "weight_decay": 1e-4, "patience": None,
-                    "label_smoothing": 0.1, "val_fraction": 0.1},
-        "seed": {"epochs": 100, "lr": 0.1, "batch_size": None, "weight_decay": 0.0, "patience": None,
-                 "label_smoothing": 0.0, "val_fraction": 0.0},
+@dataclass(frozen=True)
+class DigitsConfig(TrainConfig):
+    """Every choice of a digit-mlp run."""
+
+    epochs: int = setting(20, "maximum number of epochs", resume_safe=True)
+    lr: float = setting(3e-2, "(peak) learning rate")
+    batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)")
+    weight_decay: float = setting(1e-4, "decoupled weight decay (AdamW) or L2 penalty (SGD)")
+    schedule: str = setting("onecycle", "learning-rate schedule, stepped per batch", choices=("none", "onecycle", "cosine"))
+    label_smoothing: float = setting(0.1, "cross-entropy label smoothing")
+    hidden: int = setting(32, "hidden units (32, as the seed)", group="model")
+    init_std: float | None = setting(None, "start from N(0, std^2) weights, as the seed (none: PyTorch's init)",
+                                     group="model")
+    val_fraction: float = setting(0.1, "share of the training split held out for validation", group="data")
+
+    def validate(self) -> None:
+        super().validate()
+        require(isinstance(self.hidden, int) and self.hidden >= 1, "hidden", ">= 1", self.hidden)
+        require(0.0 <= self.val_fraction < 0.5, "val_fraction", "in [0, 0.5)", self.val_fraction)
+        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "in [0, 1)", self.label_smoothing)
+        require(self.init_std is None or self.init_std > 0, "init_std", "> 0", self.init_std)
+
+
+RECIPES = {
+    "default": DigitsConfig(),
+    "seed": DigitsConfig(epochs=100, lr=0.1, batch_size=None, weight_decay=0.0, optimizer="sgd", schedule="none",
+                         label_smoothing=0.0, val_fraction=0.0, init_std=0.1),
+}
+
+
+def train(cfg: DigitsConfig, run: Run) -> RunResult:
+    """Train the digit MLP, write best.pt/last.pt/history.csv and figures; return the run's result."""
+    data = load_digits_split()
+    x_train, y_train = data.x_train, data.y_train
+    val = None
+    if cfg.val_fraction > 0:
+        keep, hold = split_indices(len(x_train), cfg.val_fraction, seed=run.seed)
+        val = TensorBatcher((x_train[hold], y_train[hold]), 4096, device=run.device)
+        x_train, y_train = x_train[keep], y_train[keep]
+    full_batch = cfg.batch_size is None
+    batches = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=not full_batch, device=run.device, seed=run.seed)
+
+    model_kwargs = {"hidden": cfg.hidden}
+    model = build_model("digit-mlp", **model_kwargs)
+    if cfg.init_std:
+        model.init_like_seed(cfg.init_std)
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
+    trainer = run.trainer(
+        model, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), optimizer,
+        metrics={"accuracy": Accuracy()}, monitor="val_loss" if val is not None else "train_loss",
+        scheduler=scheduler, scheduler_interval=interval,
+        meta={"model_name": "digit-mlp", "model_kwargs": model_kwargs,
+              "normalization": {"divide_by": PIXEL_SCALE, "input": "load_digits pixels 0..16"},
+              "classes": list(range(10))},
+    )
+    with one_cpu_thread(run.device):  # a 2,410-parameter net: a second thread only adds hand-offs
+        fit = trainer.fit(batches, val, resume=run.resume)
+    probs = predict_outputs(model, data.x_test).softmax(dim=1)
+    test_acc = accuracy(probs, data.y_test)
+    summary: dict[str, Any] = {
+        "task": run.task, "recipe": run.recipe, "device": str(run.device),
+        "epochs": fit.epochs_run, "fit_seconds": round(fit.fit_seconds, 3),
+        "test_accuracy": round(test_acc, 4), "checkpoint": str(run.out / "best.pt"),
     }
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--hidden", type=int, default=32, help="hidden units (default: 32, as the seed)")
-        parser.add_argument("--val-fraction", type=float, default=None,
-                            help="share of the training split held out for validation (default recipe: 0.1, seed: 0)")
-
-    def train(self, args: argparse.Namespace) -> dict[str, Any]:
-        if args.hidden < 1:
-            raise UsageError(f"--hidden must be >= 1, got {args.hidden}")
-        ctx = self.context(args)
-        hp = ctx.hparams
-        val_fraction = hp["val_fraction"] if args.val_fraction is None else args.val_fraction
-        if not 0.0 <= val_fraction < 0.5:
-            raise UsageError(f"--val-fraction must be in [0, 0.5), got {val_fraction}")
-        data = load_digits_split()
-        x_train, y_train = data.x_train, data.y_train
-        x_val = y_val = None
-        if val_fraction > 0:
-            keep, hold = split_indices(len(x_train), val_fraction, seed=ctx.seed)
-            x_val, y_val = x_train[hold], y_train[hold]
-            x_train, y_train = x_train[keep], y_train[keep]
-
-        model_kwargs = {"hidden": args.hidden}
-        model = build_model("digit-mlp", **model_kwargs)
-        seed_recipe = ctx.recipe == "seed"
-        if seed_recipe:
-            model.init_like_seed(0.1)
-            optimizer = torch.optim.SGD(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-            scheduler = None
-        else:
-            optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-            steps = len(TensorBatcher((x_train,), hp["batch_size"], shard=True))
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp["lr"], total_steps=hp["epochs"] * steps)
-
-        train = TensorBatcher((x_train, y_train), hp["batch_size"], shuffle=not seed_recipe, device=ctx.device, seed=ctx.seed)
-        val = TensorBatcher((x_val, y_val), 4096, device=ctx.device) if x_val is not None else None
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=hp["label_smoothing"])
-        has_val = val is not None
-        trainer = self.make_trainer(
-            ctx, args, model, loss_fn, optimizer,
-            metrics={"accuracy": Accuracy()},
-            monitor="val_loss" if has_val else "train_loss",
-            scheduler=scheduler, scheduler_interval="batch",
-            meta={"model_name": "digit-mlp", "model_kwargs": model_kwargs,
-                  "normalization": {"divide_by": PIXEL_SCALE, "input": "load_digits pixels 0..16"},
-                  "classes": list(range(10))},
-        )
-        with one_cpu_thread(ctx.device):  # a 2,410-parameter net: a second thread only adds hand-offs
-            result = trainer.fit(train, val, resume=ctx.resume)
-        test_acc, probs = _test_accuracy(model, data.x_test, data.y_test, ctx.device)
-        summary: dict[str, Any] = {
-            "task": self.name, "recipe": ctx.recipe, "device": str(ctx.device),
-            "epochs": result.epochs_run, "fit_seconds": round(result.fit_seconds, 3),
-            "test_accuracy": round(test_acc, 4), "checkpoint": str(ctx.out / "best.pt"),
-        }
-        if ctx.is_main:
-            add_metrics(ctx.out / "best.pt", {"test_accuracy": test_acc})
-            if ctx.figures:
-                summary["figures"] = str(self.write_figures(result.history, data, probs, ctx.out / "figures"))
-        return summary
-
-    def write_figures(self, history, data, probs: np.ndarray, folder) -> Any:
-        from torchlab.plots.common import plot_confusion_matrix, plot_history
-        from torchlab.plots.digits import plot_misclassified, plot_prediction
-
-        true = data.y_test.numpy()
-        pred = probs.argmax(axis=1)
-        plot_history(history, folder / "loss.png", title="digit-mlp")
-        plot_prediction(data.images_test[0], probs[0], int(true[0]), 0, folder / "prediction.png")
-        plot_misclassified(data.images_test, probs, true, np.arange(len(true)), folder / "misclassified.png")
-        plot_confusion_matrix(true, pred, folder / "confusion.png", title=f"digit-mlp test set (accuracy {np.mean(true == pred):.4f})")
-        return folder
-
-    def evaluate(self, model, meta, args) -> dict[str, float]:
-        data = load_digits_split()
-        device = next(model.parameters()).device
-        acc, probs = _test_accuracy(model, data.x_test, data.y_test, device)
-        loss = nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-12)), data.y_test).item()
-        return {"accuracy": acc, "loss": loss, "samples": len(data.y_test)}
-
-    def predict(self, model, meta, inputs, args) -> str:
-        from torchlab.data.digits_image import image_to_digit_features
-
-        rows: list[tuple[str, np.ndarray]] = []
-        data = None
-        for index in args.index or []:
-            data = data or load_digits_split()
-            if not 0 <= index < len(data.y_test):
-                raise UsageError(f"--index must be in 0..{len(data.y_test) - 1} (the digits test split), got {index}")
-            rows.append((f"test[{index}] (true {int(data.y_test[index])})", data.x_test[index].numpy()))
-        for path in inputs:
-            rows.append((path, image_to_digit_features(path) / PIXEL_SCALE))
-        if not rows:
-            raise UsageError("give an image path or --index N")
-        device = next(model.parameters()).device
-        x = torch.from_numpy(np.stack([features for _, features in rows])).float().to(device)
-        with torch.no_grad():
-            probs = torch.softmax(model(x), dim=1).cpu().numpy()
-        lines = []
-        for (label, _), p in zip(rows, probs):
-            lines.append(f"{label}: class {int(p.argmax())}")
-            lines.append("  probabilities: " + " ".join(f"{c}:{v:.3f}" for c, v in enumerate(p)))
-        return "\n".join(lines)
+    figures: list[Path] = []
+    if run.is_main:
+        add_metrics(run.out / "best.pt", {"test_accuracy": test_acc})
+        if run.figures:
+            figures = write_figures(fit.history, data, probs.numpy(), run.out / "figures")
+            summary["figures"] = str(run.out / "figures")
+    return run.result(fit, summary, figures)
 
 
-def _test_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device) -> tuple[float, np.ndarray]:
-    model.eval()
-    with torch.no_grad():
-        probs = torch.softmax(model(x.to(device)), dim=1).cpu()
-    return float((probs.argmax(1) == y).float().mean()), probs.numpy()
+def write_figures(history: list[dict[str, float]], data: DigitsSplit, probs: np.ndarray, folder: Path) -> list[Path]:
+    """Loss curves, one prediction, the misclassified test digits and the confusion matrix."""
+    from torchlab.plots.common import plot_confusion_matrix, plot_history
+    from torchlab.plots.digits import plot_misclassified, plot_prediction
+
+    true = data.y_test.numpy()
+    pred = probs.argmax(axis=1)
+    paths = [folder / name for name in ("loss.png", "prediction.png", "misclassified.png", "confusion.png")]
+    plot_history(history, paths[0], title="digit-mlp")
+    plot_prediction(data.images_test[0], probs[0], int(true[0]), 0, paths[1])
+    plot_misclassified(data.images_test, probs, true, np.arange(len(true)), paths[2])
+    plot_confusion_matrix(true, pred, paths[3], title=f"digit-mlp test set (accuracy {np.mean(true == pred):.4f})")
+    return paths
 
 
-register_task(DigitMLPTask())
+def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
+    """Accuracy and loss of a checkpoint's model on the digits test split."""
+    data = load_digits_split()
+    probs = predict_outputs(model, data.x_test, options.batch_size).softmax(dim=1)
+    return {"accuracy": accuracy(probs, data.y_test), "loss": nll(probs, data.y_test), "samples": len(data.y_test)}
+
+
+def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+    """One record per image file or test index: predicted class, its probability, all probabilities."""
+    from torchlab.data.digits_image import image_to_digit_features
+
+    rows: list[tuple[str, np.ndarray, int | None]] = []
+    data = None
+    for index in options.index:
+        data = data or load_digits_split()
+        if not 0 <= index < len(data.y_test):
+            raise UsageError(f"--index must be in 0..{len(data.y_test) - 1} (the digits test split), got {index}")
+        rows.append((f"test[{index}]", data.x_test[index].numpy(), int(data.y_test[index])))
+    for path in inputs:
+        rows.append((path, image_to_digit_features(path) / PIXEL_SCALE, None))
+    if not rows:
+        raise UsageError("give an image path or --index N")
+    x = torch.from_numpy(np.stack([features for _, features, _ in rows])).float()
+    probs = predict_outputs(model, x, options.batch_size).softmax(dim=1).numpy()
+    return [{"input": label, "prediction": int(p.argmax()), "probability": float(p.max()), "true": true,
+             "probabilities": {str(c): round(float(v), 4) for c, v in enumerate(p)}}
+            for (label, _, true), p in zip(rows, probs)]
+
+
+def format_prediction(record: dict[str, Any]) -> str:
+    true = f" (true {record['true']})" if record["true"] is not None else ""
+    probs = " ".join(f"{c}:{v:.3f}" for c, v in record["probabilities"].items())
+    return f"{record['input']}{true}: class {record['prediction']}\n  probabilities: {probs}"
+
+
+register_task(TaskSpec(
+    name="digit-mlp", help="64->32->10 MLP on scikit-learn's bundled 8x8 digits (the demo)",
+    config_class=DigitsConfig, recipes=RECIPES, train=train, evaluate=evaluate, predict=predict,
+    format_prediction=format_prediction, description=__doc__ or "",
+))

@@ -2,7 +2,7 @@
 
 The small tasks (patch-linear, ring-mlp) take hundreds or thousands of epochs that each
 last well under a millisecond; writing last.pt/best.pt after every one of them would cost
-far more than the training. `fit_and_save` trains with checkpoint writing switched off and
+far more than the training. `fit_and_save` trains with `checkpoint_every=0` and
 then writes last.pt, best.pt (the same final weights: these runs keep their last weights,
 as the seeds' loops do) and history.csv in one go. `--resume` still works from last.pt.
 
@@ -30,7 +30,7 @@ def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = Fal
     `evaluate()`, if given, runs after training; its numbers (e.g. test accuracy) join the
     checkpoint's metrics, so `torchlab.load` reports them.
     """
-    trainer.checkpoint_dir = None
+    trainer.checkpoint_every = 0
     result = trainer.fit(train, resume=(out / "last.pt") if resume else False)
     extra = evaluate() if evaluate is not None else {}
     if trainer.world.is_main and result.epochs_run:

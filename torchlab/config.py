@@ -1,0 +1,136 @@
+"""Typed training configs: every choice of a task in one frozen dataclass.
+
+A task's config class extends `TrainConfig` with its data and model fields; its named
+recipes are instances of that class. Overrides go through `with_overrides`, which
+rejects a misspelt name at once. Each field's metadata (help text, choices, the shape of
+its command-line flag) is what `torchlab train TASK --help` shows, so the CLI needs no
+list of flags of its own.
+
+    cfg = with_overrides(MnistConfig(), epochs=1, limit=2000)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from torchlab.errors import UsageError
+
+C = TypeVar("C", bound="TrainConfig")
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("none", "onecycle", "cosine")
+
+
+def setting(default: Any, help: str, *, choices: tuple | None = None, nargs: int | None = None,
+            metavar: str | tuple[str, ...] | None = None, group: str = "training", resume_safe: bool = False) -> Any:
+    """A config field with what its flag needs: help text, choices, tuple length (nargs), group.
+
+    resume_safe: the value may change when a run is resumed (more epochs, a new patience);
+    every other field fixes the data, the model or the schedule and must stay as it was.
+    """
+    meta = {"help": help, "choices": choices, "nargs": nargs, "metavar": metavar, "group": group,
+            "resume_safe": resume_safe}
+    return field(default=default, metadata=meta)
+
+
+def _whole(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The choices every task makes; task configs add their data and model fields."""
+
+    epochs: int = setting(10, "maximum number of epochs", resume_safe=True)
+    lr: float = setting(1e-3, "(peak) learning rate")
+    batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)")
+    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)")
+    optimizer: str = setting("adamw", "optimiser", choices=OPTIMIZERS)
+    schedule: str = setting("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
+    warmup: float = setting(0.3, "onecycle: share of the steps spent raising the learning rate")
+    patience: int | None = setting(None, "early stopping: epochs without improvement before stopping (none: never)",
+                                   resume_safe=True)
+    min_delta: float = setting(0.0, "early stopping: smallest change that counts as an improvement", resume_safe=True)
+    grad_clip: float | None = setting(None, "clip the gradient norm to this value (none: no clipping)")
+    amp: bool = setting(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)
+    compile: bool = setting(False, "torch.compile the model", group="speed", resume_safe=True)
+    channels_last: bool = setting(False, "channels-last memory format for conv nets", group="speed", resume_safe=True)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject values no training can use, naming the flag; task configs add their own checks."""
+        checks = [
+            ("epochs", _whole(self.epochs, 1), "a whole number >= 1"),
+            ("batch_size", self.batch_size is None or _whole(self.batch_size, 1), "a whole number >= 1"),
+            ("lr", _finite(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+            ("patience", self.patience is None or _whole(self.patience, 0), "a whole number >= 0"),
+            ("warmup", _finite(self.warmup) and 0 < self.warmup < 1, "a number in (0, 1)"),
+            ("min_delta", _finite(self.min_delta) and self.min_delta >= 0, "a finite number >= 0"),
+            ("grad_clip", self.grad_clip is None or (_finite(self.grad_clip) and self.grad_clip > 0),
+             "a finite number > 0"),
+        ]
+        for name, ok, want in checks:
+            require(ok, name, want, getattr(self, name))
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            require(getattr(self, name) in allowed, name, f"one of {', '.join(allowed)}", getattr(self, name))
+
+
+def require(ok: bool, name: str, want: str, value: Any) -> None:
+    """Raise the one-line UsageError `--name must be <want>, got <value>` unless `ok`."""
+    if not ok:
+        raise UsageError(f"{flag_name(name)} must be {want}, got {value!r}")
+
+
+def flag_name(name: str) -> str:
+    """The command-line spelling of a config field: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
+def field_names(cls_or_cfg: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls_or_cfg)]
+
+
+def with_overrides(cfg: C, **overrides: Any) -> C:
+    """A copy of `cfg` with some fields changed; a name that is not a field is a UsageError."""
+    names = field_names(cfg)
+    for key in overrides:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(f"{type(cfg).__name__} has no setting {key!r}; {hint}valid settings: {', '.join(names)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # frozen: no lists
+    return dataclasses.replace(cfg, **values)
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """Plain data (for checkpoints and printing): tuples become lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved type hints of a config class (the module uses `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)
+
+
+def resume_conflicts(saved: dict[str, Any], cfg: Any) -> list[tuple[str, Any, Any]]:
+    """(name, old, new) for every field that is not resume-safe and differs from the saved config."""
+    now = as_dict(cfg)
+    out = []
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("resume_safe") or f.name not in saved:
+            continue
+        if saved[f.name] != now[f.name]:
+            out.append((f.name, saved[f.name], now[f.name]))
+    return out
