@@ -38,6 +38,7 @@ from torchlab.early_stopping import EarlyStopping
 from torchlab.errors import CheckpointError, TrainingError
 from torchlab.metrics import Metric
 from torchlab.progress import EpochProgress
+from torchlab.tensorboard import TensorBoardLogger, require_tensorboard
 
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object for every step
 LossFn = Callable[..., torch.Tensor]
@@ -73,6 +74,9 @@ class Trainer:
     stderr is not a terminal (a file, a pipe, CI, nohup), `progress=True` writes that kept line
     alone, one plain line per epoch; `None` (the default) writes nothing there, so a library call
     stays quiet; `False` never writes. Only rank 0 reports (see torchlab/progress.py).
+
+    tensorboard_dir: also write every history quantity per epoch and the learning rate per step
+    there as TensorBoard scalars (rank 0; needs `pip install torchlab[tensorboard]`).
     """
 
     model: nn.Module
@@ -94,6 +98,7 @@ class Trainer:
     progress: bool | None = None  # see the class docstring
     train_metrics: bool = True
     callbacks: list[EpochCallback] = field(default_factory=list)
+    tensorboard_dir: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         if self.scheduler_interval not in ("epoch", "batch"):
@@ -122,6 +127,10 @@ class Trainer:
             self.early_stopping = EarlyStopping("val_loss", "min", patience=None, restore_best_weights=False)
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = Path(self.checkpoint_dir)
+        self._tensorboard: TensorBoardLogger | None = None
+        self._step = 0  # optimiser steps taken, counted from the first epoch (TensorBoard's x axis)
+        if self.tensorboard_dir is not None:
+            require_tensorboard()  # before any training: a missing package is a one-line error
 
     # ----------------------------------------------------------------- batches
     def _autocast(self):
@@ -189,6 +198,9 @@ class Trainer:
             loss.backward()
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if self._tensorboard is not None:
+                self._step += 1
+                self._tensorboard.log_step(self._step, self.optimizer.param_groups[0]["lr"])
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
@@ -225,6 +237,9 @@ class Trainer:
         if resume:
             self._resume(resume, train)
         progress = EpochProgress.create(self.progress, self.epochs) if self.world.is_main else None
+        if self.tensorboard_dir is not None and self.world.is_main:
+            self._tensorboard = TensorBoardLogger(self.tensorboard_dir)
+            self._step = self.start_epoch * len(train) if hasattr(train, "__len__") else 0
         started = time.perf_counter()
         epoch = self.start_epoch
         try:
@@ -244,6 +259,8 @@ class Trainer:
                 row["seconds"] = time.perf_counter() - t0
                 self._check_finite(row, epoch)
                 self.history.append(row)
+                if self._tensorboard is not None:
+                    self._tensorboard.log_epoch(row)
                 improved = self._track_best(row, epoch)
                 self._write_checkpoints(epoch, improved)
                 stop = distributed.broadcast_flag(es.should_stop, self.device)
@@ -261,6 +278,9 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+                self._tensorboard = None
         fit_seconds = time.perf_counter() - started
         if es.restore_best_weights and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
