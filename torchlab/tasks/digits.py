@@ -93,7 +93,7 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
     summary: dict[str, Any] = {
         "task": run.task, "recipe": run.recipe, "device": str(run.device),
         "epochs": fit.epochs_run, "fit_seconds": round(fit.fit_seconds, 3),
-        "test_accuracy": round(test_acc, 4), "checkpoint": str(run.out / "best.pt"),
+        "test_accuracy": test_acc, "checkpoint": str(run.out / "best.pt"),
     }
     figures: list[Path] = []
     if run.is_main:

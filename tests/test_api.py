@@ -1,0 +1,99 @@
+"""The Python API: recipes as typed configs, train() with overrides, evaluate() and predict() returning values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import torchlab
+from torchlab.cli import main
+from torchlab.errors import UsageError
+
+
+def test_recipes_are_frozen_typed_configs():
+    cfg = torchlab.get_recipe("digit-mlp")
+    assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.schedule) == (20, 64, "adamw", "onecycle")
+    seed = torchlab.get_recipe("digit-mlp", "seed")
+    assert (seed.epochs, seed.lr, seed.batch_size, seed.init_std) == (100, 0.1, None, 0.1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 3  # type: ignore[misc]
+    assert torchlab.recipe_names("digit-mlp") == ["default", "seed"]
+    assert "digit-mlp" in torchlab.task_names()
+
+
+def test_a_misspelt_setting_names_the_right_one():
+    with pytest.raises(UsageError, match=r"no setting 'epoch'; did you mean 'epochs'\?") as info:
+        torchlab.train("digit-mlp", epoch=1)
+    assert "\n" not in str(info.value) and "batch_size" in str(info.value)  # lists the valid settings
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": 0}, "--epochs must be a whole number >= 1"),
+    ({"hidden": 0}, "--hidden must be >= 1"),
+    ({"optimizer": "rmsprop"}, "--optimizer must be one of adamw, adam, sgd"),
+    ({"val_fraction": 0.7}, "--val-fraction must be in [0, 0.5)"),
+])
+def test_bad_values_fail_before_anything_runs(tmp_path, overrides, message):
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        torchlab.train("digit-mlp", out=tmp_path / "run", **overrides)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_task_and_recipe():
+    with pytest.raises(UsageError, match="unknown task 'digits'; choose one of: .*digit-mlp"):
+        torchlab.get_recipe("digits")
+    with pytest.raises(UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, seed"):
+        torchlab.get_recipe("digit-mlp", "fast")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "run"
+    return torchlab.train("digit-mlp", out=out, device="cpu", epochs=3, hidden=16, figures=False, progress=False)
+
+
+def test_train_returns_metrics_paths_and_history(trained):
+    assert trained.best_checkpoint.name == "best.pt" and trained.last_checkpoint.exists()
+    assert [row["epoch"] for row in trained.history] == [1, 2, 3]
+    assert 0.5 < trained.metrics["test_accuracy"] <= 1.0 and trained.fit_seconds > 0
+    assert trained.figures == [] and trained.config.hidden == 16 and trained.config.epochs == 3
+
+
+def test_the_checkpoint_records_the_settings_the_run_used(trained):
+    _, meta = torchlab.load(trained.best_checkpoint)
+    assert meta["config"]["hidden"] == 16 and meta["config"]["epochs"] == 3 and meta["config"]["lr"] == 3e-2
+
+
+def test_evaluate_and_predict_return_values(trained):
+    metrics = torchlab.evaluate(trained.best_checkpoint, device="cpu")
+    assert metrics["samples"] == 360 and metrics["accuracy"] == pytest.approx(trained.metrics["test_accuracy"], abs=1e-6)
+    records = torchlab.predict(trained.best_checkpoint, index=[0, 3], device="cpu")
+    assert [r["true"] for r in records] == [6, 7]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-2 for r in records)
+    probs = records[0]["probabilities"]
+    assert str(records[0]["prediction"]) == max(probs, key=probs.get)
+
+
+def test_resume_refuses_a_changed_model_but_takes_more_epochs(trained, capsys):
+    out = trained.best_checkpoint.parent
+    with pytest.raises(UsageError, match=r"--resume with --hidden 32 but .*last\.pt was trained with 16"):
+        torchlab.train("digit-mlp", out=out, device="cpu", epochs=4, resume=True, figures=False)
+    more = torchlab.train("digit-mlp", out=out, device="cpu", epochs=4, hidden=16, resume=True, figures=False,
+                          progress=False)
+    assert [row["epoch"] for row in more.history] == [1, 2, 3, 4]
+
+
+def test_cli_flags_come_from_the_config_with_each_recipes_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "digit-mlp", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS maximum number of epochs (default: 20; seed: 100)" in out
+    assert "--hidden HIDDEN" in out and "--val-fraction" in out and "--amp, --no-amp" in out
+
+
+def test_cli_none_sets_an_optional_field(tmp_path, capsys):
+    assert main(["train", "digit-mlp", "--batch-size", "none", "--epochs", "1", "--out", str(tmp_path),
+                 "--device", "cpu", "--no-figures", "--no-progress"]) == 0
+    _, meta = torchlab.load(tmp_path / "best.pt")
+    assert meta["config"]["batch_size"] is None
