@@ -97,3 +97,22 @@ def test_cli_none_sets_an_optional_field(tmp_path, capsys):
                  "--device", "cpu", "--no-figures", "--no-progress"]) == 0
     _, meta = torchlab.load(tmp_path / "best.pt")
     assert meta["config"]["batch_size"] is None
+
+
+def test_cli_tensorboard_flag_writes_scalars_and_figures(tmp_path, capsys):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert main(["train", "digit-mlp", "--tensorboard", "--epochs", "2", "--out", str(tmp_path), "--device", "cpu",
+                 "--no-progress"]) == 0
+    scalars: dict[str, list[float]] = {}
+    images: list[str] = []
+    for event_file in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(event_file), size_guidance={"images": 0}).Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
+        images += acc.Tags()["images"]
+    history = torchlab.load(tmp_path / "last.pt")[1]["history"]
+    val_loss = next(v for k, v in scalars.items() if k.endswith("val_loss"))
+    assert val_loss == pytest.approx([row["val_loss"] for row in history], rel=1e-6)
+    assert any("loss" in name for name in images) and len(images) == 4

@@ -53,17 +53,19 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
 
 def train(task: str, recipe: str = "default", *, out: str | os.PathLike | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, progress: bool | None = None, figures: bool = True,
-          config: TrainConfig | None = None, **overrides: Any) -> RunResult:
+          tensorboard: bool = False, config: TrainConfig | None = None, **overrides: Any) -> RunResult:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>)
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
+    tensorboard=True also logs scalars and figures to <out>/tensorboard (torchlab[tensorboard]).
     """
     spec = task_spec(task)
     if config is not None and not isinstance(config, spec.config_class):
         raise UsageError(f"config for {task} must be a {spec.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
-    options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures)
+    options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
+                         tensorboard=tensorboard)
     run = start_run(spec.name, recipe, cfg, options)
     if resume:
         check_resume(run.out / "last.pt", cfg)

@@ -92,6 +92,9 @@ def add_run_flags(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
     r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--no-figures", action="store_true", help="skip writing figures")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="also log every epoch's quantities, the lr per step and the figures to <out>/tensorboard "
+                        "(pip install torchlab[tensorboard])")
 
 
 def overrides_from(args: argparse.Namespace, spec: TaskSpec) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class RunOptions:
     resume: bool = False
     progress: bool | None = None  # None: a bar when the terminal shows one
     figures: bool = True
+    tensorboard: bool = False  # scalars and figures under <out>/tensorboard
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Run:
     resume: bool
     progress: bool | None
     figures: bool
+    tensorboard: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -72,11 +74,16 @@ class Run:
             early_stopping=early, checkpoint_dir=self.out, checkpoint_meta=checkpoint_meta,
             checkpoint_every=checkpoint_every, device=self.device, grad_clip=cfg.grad_clip,
             amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile, progress=self.progress,
+            tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
         )
 
     def result(self, fit: FitResult | None, summary: dict[str, Any], figures: list[Path] | None = None) -> RunResult:
         """The RunResult of this run: `summary` is what the CLI prints, in order."""
         best, last = self.out / "best.pt", self.out / "last.pt"
+        if self.tensorboard and figures and self.is_main:
+            from torchlab.tensorboard import log_figures
+
+            log_figures(self.out / "tensorboard", figures, step=len(fit.history) if fit else 0)
         metrics = {k: float(v) for k, v in summary.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epochs",)}
         return RunResult(
@@ -144,7 +151,12 @@ def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> 
         raise UsageError(f"--resume was given but {out / 'last.pt'} does not exist; drop --resume or fix --out")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for checkpoints, history and figures")
-    return Run(task, recipe, cfg, device, world, out, options.seed, options.resume, options.progress, options.figures)
+    if options.tensorboard:
+        from torchlab.tensorboard import require_tensorboard
+
+        require_tensorboard()  # a missing package is a one-line error before anything runs
+    return Run(task, recipe, cfg, device, world, out, options.seed, options.resume, options.progress, options.figures,
+               options.tensorboard)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
