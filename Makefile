@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)  ## train the digit MLP on the bundled digits; checkpoint + figures in checkpoints/digit-mlp
-	$(BIN)/torchlab train digit-mlp
+	$(BIN)/torchlab train digit-mlp --overwrite
 
 test: $(STAMP)  ## the whole test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest

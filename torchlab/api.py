@@ -20,6 +20,7 @@ from torch import nn
 
 from torchlab.config import TrainConfig, flag_name, resume_conflicts, with_overrides
 from torchlab.errors import CheckpointError, UsageError
+from torchlab.outdir import clear_run, locked_output
 from torchlab.tasks import TaskSpec, get_task
 from torchlab.tasks import task_names as _task_names
 from torchlab.tasks.base import InferenceOptions, RunOptions, RunResult, start_run
@@ -53,23 +54,28 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
 
 def train(task: str, recipe: str = "default", *, out: str | os.PathLike | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, progress: bool | None = None, figures: bool = True,
-          tensorboard: bool = False, config: TrainConfig | None = None, **overrides: Any) -> RunResult:
+          tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
+          **overrides: Any) -> RunResult:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>)
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
     tensorboard=True also logs scalars and figures to <out>/tensorboard (torchlab[tensorboard]).
+    A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.outdir).
     """
     spec = task_spec(task)
     if config is not None and not isinstance(config, spec.config_class):
         raise UsageError(f"config for {task} must be a {spec.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
-                         tensorboard=tensorboard)
+                         tensorboard=tensorboard, overwrite=overwrite)
     run = start_run(spec.name, recipe, cfg, options)
     if resume:
         check_resume(run.out / "last.pt", cfg)
-    return spec.train(cfg, run)
+    with locked_output(run.out, enabled=run.is_main):
+        if overwrite:
+            clear_run(run.out)
+        return spec.train(cfg, run)
 
 
 def check_resume(path: Path, cfg: TrainConfig) -> None:

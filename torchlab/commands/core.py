@@ -84,7 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = args.task_spec
     result = torchlab.train(spec.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
                             resume=args.resume, progress=False if args.no_progress else None,
-                            figures=not args.no_figures, tensorboard=args.tensorboard, **overrides_from(args, spec))
+                            figures=not args.no_figures, tensorboard=args.tensorboard,
+                            overwrite=args.overwrite, **overrides_from(args, spec))
     if distributed.current().is_main:
         print_summary(result.summary)
     return 0

@@ -90,6 +90,8 @@ def add_run_flags(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
     r.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and torch (default: 0)")
     r.add_argument("--out", help=f"output folder for checkpoints, history and figures (default: checkpoints/{spec.name})")
     r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its checkpoints, history and figures are removed first)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--no-figures", action="store_true", help="skip writing figures")
     r.add_argument("--tensorboard", action="store_true",

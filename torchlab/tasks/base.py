@@ -22,6 +22,7 @@ from torchlab.device import pick_device, seed_everything
 from torchlab.early_stopping import EarlyStopping
 from torchlab.errors import UsageError
 from torchlab.metrics import Metric
+from torchlab.outdir import check_output_folder
 from torchlab.trainer import FitResult, Trainer
 
 
@@ -36,6 +37,7 @@ class RunOptions:
     progress: bool | None = None  # None: a bar when the terminal shows one
     figures: bool = True
     tensorboard: bool = False  # scalars and figures under <out>/tensorboard
+    overwrite: bool = False  # replace a run already in `out` (its files are removed first)
 
 
 @dataclass
@@ -147,10 +149,7 @@ def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> 
     world = distributed.setup(device)
     seed_everything(options.seed + world.rank)
     out = Path(options.out) if options.out else Path("checkpoints") / task
-    if options.resume and not (out / "last.pt").exists():
-        raise UsageError(f"--resume was given but {out / 'last.pt'} does not exist; drop --resume or fix --out")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder for checkpoints, history and figures")
+    check_output_folder(out, options.resume, options.overwrite)
     if options.tensorboard:
         from torchlab.tensorboard import require_tensorboard
 
