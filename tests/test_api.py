@@ -30,7 +30,7 @@ def test_a_misspelt_setting_names_the_right_one():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"epochs": 0}, "--epochs must be a whole number >= 1"),
-    ({"hidden": 0}, "--hidden must be >= 1"),
+    ({"hidden": 0}, "--hidden must be a whole number >= 1"),
     ({"optimizer": "rmsprop"}, "--optimizer must be one of adamw, adam, sgd"),
     ({"val_fraction": 0.7}, "--val-fraction must be in [0, 0.5)"),
 ])

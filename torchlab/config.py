@@ -16,6 +16,7 @@ import difflib
 import math
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torchlab.errors import UsageError
@@ -26,16 +27,39 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("none", "onecycle", "cosine")
 
 
-def setting(default: Any, help: str, *, choices: tuple | None = None, nargs: int | None = None,
-            metavar: str | tuple[str, ...] | None = None, group: str = "training", resume_safe: bool = False) -> Any:
+def setting(default: Any, help: str, *, check: tuple[Callable[[Any], bool], str] | None = None,
+            choices: tuple | None = None, nargs: int | None = None, metavar: str | tuple[str, ...] | None = None,
+            group: str = "training", resume_safe: bool = False) -> Any:
     """A config field with what its flag needs: help text, choices, tuple length (nargs), group.
 
+    check: (predicate, what it wants), e.g. (lambda v: v >= 1, ">= 1"); a value that fails it is
+    a UsageError "--name must be >= 1, got 0" when the config is built (None always passes).
     resume_safe: the value may change when a run is resumed (more epochs, a new patience);
     every other field fixes the data, the model or the schedule and must stay as it was.
     """
-    meta = {"help": help, "choices": choices, "nargs": nargs, "metavar": metavar, "group": group,
+    meta = {"help": help, "check": check, "choices": choices, "nargs": nargs, "metavar": metavar, "group": group,
             "resume_safe": resume_safe}
     return field(default=default, metadata=meta)
+
+
+def whole(low: int) -> tuple[Callable[[Any], bool], str]:
+    """A check for a whole number >= low."""
+    return (lambda v: _whole(v, low), f"a whole number >= {low}")
+
+
+def finite() -> tuple[Callable[[Any], bool], str]:
+    """A check for any finite number."""
+    return _finite, "a finite number"
+
+
+def number(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True
+           ) -> tuple[Callable[[Any], bool], str]:
+    """A check for a finite number in the interval [low, high) (ends open or closed as asked)."""
+    def ok(v: Any) -> bool:
+        return (_finite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+    if high == math.inf:
+        return ok, f"a finite number {'>' if low_open else '>='} {low:g}"
+    return ok, f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
 def _whole(v: Any, low: int) -> bool:
@@ -50,17 +74,21 @@ def _finite(v: Any) -> bool:
 class TrainConfig:
     """The choices every task makes; task configs add their data and model fields."""
 
-    epochs: int = setting(10, "maximum number of epochs", resume_safe=True)
-    lr: float = setting(1e-3, "(peak) learning rate")
-    batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)")
-    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)")
+    epochs: int = setting(10, "maximum number of epochs", check=whole(1), resume_safe=True)
+    lr: float = setting(1e-3, "(peak) learning rate", check=number(0, low_open=True))
+    batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)",
+                                     check=whole(1))
+    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)", check=number(0))
     optimizer: str = setting("adamw", "optimiser", choices=OPTIMIZERS)
     schedule: str = setting("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
-    warmup: float = setting(0.3, "onecycle: share of the steps spent raising the learning rate")
+    warmup: float = setting(0.3, "onecycle: share of the steps spent raising the learning rate",
+                            check=number(0, 1, low_open=True))
     patience: int | None = setting(None, "early stopping: epochs without improvement before stopping (none: never)",
-                                   resume_safe=True)
-    min_delta: float = setting(0.0, "early stopping: smallest change that counts as an improvement", resume_safe=True)
-    grad_clip: float | None = setting(None, "clip the gradient norm to this value (none: no clipping)")
+                                   check=whole(0), resume_safe=True)
+    min_delta: float = setting(0.0, "early stopping: smallest change that counts as an improvement",
+                               check=number(0), resume_safe=True)
+    grad_clip: float | None = setting(None, "clip the gradient norm to this value (none: no clipping)",
+                                      check=number(0, low_open=True))
     amp: bool = setting(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)
     compile: bool = setting(False, "torch.compile the model", group="speed", resume_safe=True)
     channels_last: bool = setting(False, "channels-last memory format for conv nets", group="speed", resume_safe=True)
@@ -69,22 +97,17 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Reject values no training can use, naming the flag; task configs add their own checks."""
-        checks = [
-            ("epochs", _whole(self.epochs, 1), "a whole number >= 1"),
-            ("batch_size", self.batch_size is None or _whole(self.batch_size, 1), "a whole number >= 1"),
-            ("lr", _finite(self.lr) and self.lr > 0, "a finite number > 0"),
-            ("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
-            ("patience", self.patience is None or _whole(self.patience, 0), "a whole number >= 0"),
-            ("warmup", _finite(self.warmup) and 0 < self.warmup < 1, "a number in (0, 1)"),
-            ("min_delta", _finite(self.min_delta) and self.min_delta >= 0, "a finite number >= 0"),
-            ("grad_clip", self.grad_clip is None or (_finite(self.grad_clip) and self.grad_clip > 0),
-             "a finite number > 0"),
-        ]
-        for name, ok, want in checks:
-            require(ok, name, want, getattr(self, name))
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
-            require(getattr(self, name) in allowed, name, f"one of {', '.join(allowed)}", getattr(self, name))
+        """Reject values no training can use, naming the flag: each field's check and choices.
+
+        Task configs override this only for rules that tie several fields together.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            check, choices = f.metadata.get("check"), f.metadata.get("choices")
+            if check is not None and value is not None:
+                require(check[0](value), f.name, check[1], value)
+            if choices and value is not None:
+                require(value in choices, f.name, f"one of {', '.join(map(str, choices))}", value)
 
 
 def require(ok: bool, name: str, want: str, value: Any) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from torchlab.checkpoint import add_metrics
-from torchlab.config import TrainConfig, require, setting
+from torchlab.config import TrainConfig, number, setting, whole
 from torchlab.data.batcher import TensorBatcher, split_indices
 from torchlab.data.digits import PIXEL_SCALE, DigitsSplit, load_digits_split
 from torchlab.device import one_cpu_thread
@@ -33,29 +33,19 @@ from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make
 
 @dataclass(frozen=True)
 class DigitsConfig(TrainConfig):
-    """Every choice of a digit-mlp run."""
+    """Every choice of a digit-mlp run (the shared training fields come from TrainConfig)."""
 
-    epochs: int = setting(20, "maximum number of epochs", resume_safe=True)
-    lr: float = setting(3e-2, "(peak) learning rate")
-    batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)")
-    weight_decay: float = setting(1e-4, "decoupled weight decay (AdamW) or L2 penalty (SGD)")
-    schedule: str = setting("onecycle", "learning-rate schedule, stepped per batch", choices=("none", "onecycle", "cosine"))
-    label_smoothing: float = setting(0.1, "cross-entropy label smoothing")
-    hidden: int = setting(32, "hidden units (32, as the seed)", group="model")
+    label_smoothing: float = setting(0.1, "cross-entropy label smoothing", check=number(0, 1))
+    hidden: int = setting(32, "hidden units (32, as the seed)", check=whole(1), group="model")
     init_std: float | None = setting(None, "start from N(0, std^2) weights, as the seed (none: PyTorch's init)",
-                                     group="model")
-    val_fraction: float = setting(0.1, "share of the training split held out for validation", group="data")
-
-    def validate(self) -> None:
-        super().validate()
-        require(isinstance(self.hidden, int) and self.hidden >= 1, "hidden", ">= 1", self.hidden)
-        require(0.0 <= self.val_fraction < 0.5, "val_fraction", "in [0, 0.5)", self.val_fraction)
-        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "in [0, 1)", self.label_smoothing)
-        require(self.init_std is None or self.init_std > 0, "init_std", "> 0", self.init_std)
+                                     check=number(0, low_open=True), group="model")
+    val_fraction: float = setting(0.1, "share of the training split held out for validation", check=number(0, 0.5),
+                                  group="data")
 
 
 RECIPES = {
-    "default": DigitsConfig(),
+    "default": DigitsConfig(epochs=20, lr=3e-2, batch_size=64, weight_decay=1e-4, optimizer="adamw",
+                            schedule="onecycle"),
     "seed": DigitsConfig(epochs=100, lr=0.1, batch_size=None, weight_decay=0.0, optimizer="sgd", schedule="none",
                          label_smoothing=0.0, val_fraction=0.0, init_std=0.1),
 }

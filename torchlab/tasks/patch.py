@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchlab.config import TrainConfig, require, setting
+from torchlab.config import TrainConfig, finite, flag_name, number, setting
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE, PatchScaling, design_matrix, photo_patch, ramp_patch
 from torchlab.device import one_cpu_thread
@@ -128,12 +128,8 @@ def _vector(w: torch.Tensor) -> str:
 
 @dataclass(frozen=True)
 class PatchConfig(TrainConfig):
-    """Every choice of a patch-linear run."""
+    """Every choice of a patch-linear run (the shared training fields come from TrainConfig)."""
 
-    epochs: int = setting(300, "full-batch steps (epochs)", resume_safe=True)
-    lr: float = setting(0.5, "learning rate")
-    batch_size: int | None = setting(None, "pixels per batch (none: the whole patch in one batch)")
-    optimizer: str = setting("sgd", "optimiser (the seed's loop is plain SGD)", choices=("adamw", "adam", "sgd"))
     mode: str = setting("autograd", "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + "
                         "Trainer", choices=("manual", "autograd"), group="model")
     scale: bool = setting(True, "map x, y and brightness to [0, 1] before training", group="data")
@@ -143,29 +139,25 @@ class PatchConfig(TrainConfig):
     size: int = setting(DEFAULT_SIZE, "side of the square patch", group="data")
     ramp: bool = setting(False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo",
                          group="data")
-    intercept: float = setting(80.0, "ramp brightness at x = y = 0", group="data")
-    slope_x: float = setting(1.2, "ramp grey levels per column", group="data")
-    slope_y: float = setting(0.8, "ramp grey levels per row", group="data")
-    noise: float = setting(2.0, "ramp noise standard deviation", group="data")
+    intercept: float = setting(80.0, "ramp brightness at x = y = 0", check=finite(), group="data")
+    slope_x: float = setting(1.2, "ramp grey levels per column", check=finite(), group="data")
+    slope_y: float = setting(0.8, "ramp grey levels per row", check=finite(), group="data")
+    noise: float = setting(2.0, "ramp noise standard deviation", check=number(0), group="data")
 
     def validate(self) -> None:
         super().validate()
-        if self.ramp:
-            if self.image:
-                raise UsageError("--ramp and --image exclude each other; drop one")
-            for name in ("intercept", "slope_x", "slope_y", "noise"):
-                require(math.isfinite(getattr(self, name)), name, "a finite number", getattr(self, name))
-            require(self.noise >= 0, "noise", "a standard deviation >= 0", self.noise)
+        if self.ramp and self.image:
+            raise UsageError("--ramp and --image exclude each other; drop one")
         if self.mode == "manual":
             for name, plain in (("batch_size", None), ("weight_decay", 0.0), ("patience", None)):
                 if getattr(self, name) != plain:
-                    raise UsageError(f"--{name.replace('_', '-')} needs --mode autograd; "
+                    raise UsageError(f"{flag_name(name)} needs --mode autograd; "
                                      "the manual loop is the seed's plain full-batch descent")
 
 
 RECIPES = {
-    "default": PatchConfig(),
-    "seed": PatchConfig(epochs=800, lr=1e-4, scale=False),
+    "default": PatchConfig(epochs=300, lr=0.5, batch_size=None, optimizer="sgd", scale=True),
+    "seed": PatchConfig(epochs=800, lr=1e-4, batch_size=None, optimizer="sgd", scale=False),
 }
 
 

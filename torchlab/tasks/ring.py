@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.config import TrainConfig, require, setting
+from torchlab.config import TrainConfig, number, setting, whole
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.rings import check_radii, sample_ring_points, split, two_circles
 from torchlab.device import one_cpu_thread
@@ -52,32 +52,27 @@ def hand_set_accuracy(x: torch.Tensor, y: torch.Tensor, a: float, b: float) -> f
 
 @dataclass(frozen=True)
 class RingConfig(TrainConfig):
-    """Every choice of a ring-mlp run."""
+    """Every choice of a ring-mlp run (the shared training fields come from TrainConfig)."""
 
-    epochs: int = setting(1000, "full-batch steps (epochs)", resume_safe=True)
-    lr: float = setting(0.02, "learning rate")
-    batch_size: int | None = setting(None, "points per batch (none: all training points in one batch)")
-    weight_decay: float = setting(1e-4, "decoupled weight decay (AdamW) or L2 penalty (SGD)")
     dataset: str = setting("ring", "ring: uniform points labelled by the circular ring; circles: the assignment's "
                            "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
     points: int | None = setting(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
-                                 group="data")
+                                 check=whole(1), group="data")
     a: float = setting(1.0, "inner radius of the ring", group="data")
     b: float = setting(2.0, "outer radius of the ring", group="data")
-    box: float = setting(2.5, "ring points lie in [-box, box]^2", group="data")
-    train_fraction: float = setting(0.7, "share of the points to train on", group="data")
-    hidden: int = setting(16, "hidden units", group="model")
+    box: float = setting(2.5, "ring points lie in [-box, box]^2", check=number(0, low_open=True), group="data")
+    train_fraction: float = setting(0.7, "share of the points to train on", check=number(0, 1, low_open=True),
+                                    group="data")
+    hidden: int = setting(16, "hidden units", check=whole(1), group="model")
 
     def validate(self) -> None:
         super().validate()
         check_radii(self.a, self.b)
-        require(isinstance(self.hidden, int) and self.hidden >= 1, "hidden", ">= 1", self.hidden)
-        require(self.box > 0, "box", "> 0", self.box)
 
 
 RECIPES = {
-    "default": RingConfig(),
-    "seed": RingConfig(epochs=5000, lr=0.1, optimizer="sgd"),
+    "default": RingConfig(epochs=1000, lr=0.02, batch_size=None, weight_decay=1e-4, optimizer="adamw"),
+    "seed": RingConfig(epochs=5000, lr=0.1, batch_size=None, weight_decay=1e-4, optimizer="sgd"),
 }
 
 
