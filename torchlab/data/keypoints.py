@@ -126,11 +126,11 @@ def _read_csv(path: str | os.PathLike):
     try:
         # Everything as text: numbers are checked below, where a bad one can be named by its row.
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="c")
+    except pd.errors.EmptyDataError:  # before ValueError, of which it is a subclass
+        raise DataError(f"{path} is empty; it needs a header line and one row per image") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:160]
         raise DataError(f"{path} is not a readable CSV file ({detail})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; it needs a header line and one row per image") from None
 
 
 def _integer_column(frame, column: str, path) -> np.ndarray:

@@ -1,0 +1,282 @@
+"""Keypoints with partial labels, value by value: the masked loss's divisor, the flip moving the
+mask with its keypoints, the mean face over labelled rows only, augmentation that changes from
+epoch to epoch, and the CSV table's masks and splits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from torchlab.data.batcher import TensorBatcher
+from torchlab.data.keypoints import (
+    COORD_COLUMNS,
+    FLIP_SUM,
+    IMAGE_SIZE,
+    KEYPOINT_NAMES,
+    KeypointTable,
+    flip_permutation,
+    format_test_csv,
+    format_training_csv,
+    read_lookup_csv,
+    read_test_csv,
+    read_training_csv,
+    seed_split,
+    split_rows,
+)
+from torchlab.data.keypoints_augment import (
+    CENTRE,
+    KeypointAugment,
+    affine_batch,
+    coordinate_permutation,
+    flip_batch,
+    flip_keypoints,
+)
+from torchlab.errors import DataError
+from torchlab.tasks.keypoints import masked_mse, mean_keypoints
+
+LEFT_EYE, RIGHT_EYE = KEYPOINT_NAMES.index("left_eye_center"), KEYPOINT_NAMES.index("right_eye_center")
+NOSE = KEYPOINT_NAMES.index("nose_tip")
+
+
+def column(name: str) -> int:
+    return COORD_COLUMNS.index(name)
+
+
+# ---------------------------------------------------------------- masked loss
+def test_masked_loss_divides_by_the_labelled_count():
+    output = torch.zeros(2, 30)
+    target = torch.zeros(2, 30)
+    mask = torch.zeros(2, 30)
+    target[0, :3] = torch.tensor([1.0, 2.0, 3.0])
+    mask[0, :3] = 1
+    target[1, 5] = 100.0  # unlabelled: never counted
+    loss = masked_mse(output, target, mask)
+    assert float(loss) == pytest.approx((1 + 4 + 9) / 3)
+    full = torch.ones(2, 30)
+    assert float(masked_mse(output, target, full)) == pytest.approx(float(torch.nn.functional.mse_loss(output, target)))
+    assert float(masked_mse(output, target, torch.zeros(2, 30))) == 0.0  # nothing labelled: 0, not NaN
+
+
+def test_masked_loss_gives_unlabelled_coordinates_no_gradient():
+    output = torch.full((1, 30), 5.0, requires_grad=True)
+    mask = torch.zeros(1, 30)
+    mask[0, 4] = 1
+    masked_mse(output, torch.zeros(1, 30), mask).backward()
+    grad = output.grad[0]
+    assert float(grad[4]) == pytest.approx(2 * 5.0 / 1) and float(grad.abs().sum()) == pytest.approx(10.0)
+
+
+# -------------------------------------------------------------------- mean face
+def test_mean_face_averages_each_coordinate_over_its_labelled_rows_only():
+    keypoints = torch.zeros(3, 30)
+    mask = torch.zeros(3, 30)
+    keypoints[:, 0] = torch.tensor([10.0, 20.0, 0.0])
+    mask[:, 0] = torch.tensor([1.0, 1.0, 0.0])  # the third row's 0 is "unlabelled", not a coordinate
+    keypoints[:, 1] = torch.tensor([30.0, 60.0, 90.0])
+    mask[:, 1] = 1
+    mean = mean_keypoints(keypoints, mask)
+    assert mean[0] == 15.0 and mean[1] == 60.0
+    assert mean[2:] == [47.5] * 28  # never labelled: the image centre
+    assert len(mean) == 30
+
+
+# ------------------------------------------------------------------------- flip
+def test_flip_moves_the_mask_with_the_keypoints():
+    keypoints = torch.zeros(2, 30)
+    mask = torch.zeros(2, 30)
+    keypoints[:, 2 * LEFT_EYE : 2 * LEFT_EYE + 2] = torch.tensor([60.0, 40.0])
+    mask[:, 2 * LEFT_EYE : 2 * LEFT_EYE + 2] = 1
+    keypoints[:, 2 * NOSE : 2 * NOSE + 2] = torch.tensor([50.0, 55.0])
+    mask[:, 2 * NOSE : 2 * NOSE + 2] = 1
+    images = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    images[:, 0, 40, 60] = 1.0
+    which = torch.tensor([True, False])
+    out_images, out_kp, out_mask = flip_batch(images, keypoints, mask, which)
+    # sample 0: the left eye (60, 40) is now the right eye at (95 - 60, 40); the mask went with it
+    right = slice(2 * RIGHT_EYE, 2 * RIGHT_EYE + 2)
+    left = slice(2 * LEFT_EYE, 2 * LEFT_EYE + 2)
+    assert out_kp[0, right].tolist() == [35.0, 40.0] and out_mask[0, right].tolist() == [1.0, 1.0]
+    assert out_mask[0, left].tolist() == [0.0, 0.0]
+    assert out_kp[0, 2 * NOSE : 2 * NOSE + 2].tolist() == [45.0, 55.0]
+    assert float(out_mask[0].sum()) == 4.0
+    assert out_images[0, 0, 40, 35] == 1.0 and out_images[0, 0, 40, 60] == 0.0
+    # sample 1: untouched
+    assert torch.equal(out_kp[1], keypoints[1]) and torch.equal(out_mask[1], mask[1])
+    assert torch.equal(out_images[1], images[1])
+
+
+def test_flip_permutation_and_coordinate_columns():
+    perm = coordinate_permutation()
+    assert perm[:4].tolist() == [2, 3, 0, 1]  # left eye (x, y) <- right eye (x, y)
+    assert perm[2 * NOSE : 2 * NOSE + 2].tolist() == [2 * NOSE, 2 * NOSE + 1]
+    assert sorted(perm.tolist()) == list(range(30)) and perm.dtype == torch.int64
+    assert flip_permutation()[LEFT_EYE] == RIGHT_EYE
+    kp = torch.arange(30, dtype=torch.float32).view(1, 30)
+    flipped = flip_keypoints(kp)
+    assert flipped[0, 0] == FLIP_SUM - 2 and flipped[0, 1] == 3  # x mirrored, y kept
+    assert torch.equal(flip_keypoints(flipped), kp)  # flipping twice is the identity
+    assert flip_keypoints(kp, flip_sum=10.0)[0, 0] == 8.0
+    assert torch.equal(kp, torch.arange(30, dtype=torch.float32).view(1, 30))  # the input is not changed in place
+
+
+# -------------------------------------------------------------------- affine
+def test_affine_scale_rotation_and_masking_of_pushed_out_points():
+    kp = torch.zeros(1, 30)
+    kp[0, :4] = torch.tensor([CENTRE + 10, CENTRE, CENTRE, CENTRE - 20])
+    mask = torch.ones(1, 30)
+    images = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    _, scaled, _ = affine_batch(images, kp, mask, torch.zeros(1), torch.tensor([2.0]), torch.zeros(1, 2))
+    assert scaled[0, :4].tolist() == pytest.approx([CENTRE + 20, CENTRE, CENTRE, CENTRE - 40])
+    _, turned, _ = affine_batch(images, kp, mask, torch.tensor([math.pi / 2]), torch.ones(1), torch.zeros(1, 2))
+    assert turned[0, :2].tolist() == pytest.approx([CENTRE, CENTRE + 10], abs=1e-4)  # (+10, 0) -> (0, +10)
+    # shifted 50 px right: the point at x = 57.5 leaves the image (masked), x = 47.5 stays at 97.5 > 95: masked too
+    edge = torch.zeros(1, 30)
+    edge[0, :4] = torch.tensor([40.0, 10.0, 44.0, 10.0])
+    _, moved, moved_mask = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[51.0, 0.0]]))
+    assert moved[0, :4].tolist() == pytest.approx([91.0, 10.0, 95.0, 10.0])
+    assert moved_mask[0, :4].tolist() == [1.0, 1.0, 1.0, 1.0]  # x = 95 is the last pixel centre: inside
+    _, _, out_mask = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[51.5, 0.0]]))
+    assert out_mask[0, :4].tolist() == [1.0, 1.0, 0.0, 0.0]  # x = 95.5: outside, x and y masked together
+    _, _, low = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[-40.0, -10.0]]))
+    assert low[0, :4].tolist() == [1.0, 1.0, 1.0, 1.0]  # (0, 0) and (4, 0): on the first pixel centres
+    _, _, below = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[-40.5, 0.0]]))
+    assert below[0, :4].tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_augment_with_everything_off_is_the_identity_and_masks_zero_the_targets():
+    images = torch.rand(3, 1, IMAGE_SIZE, IMAGE_SIZE)
+    kp = torch.full((3, 30), 40.0)
+    mask = torch.ones(3, 30)
+    mask[1, 6:10] = 0
+    off = KeypointAugment(flip=0.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0)
+    out = off((images, kp, mask), torch.Generator().manual_seed(0))
+    assert torch.equal(out[0], images) and torch.equal(out[2], mask)
+    assert out[1][1, 6:10].tolist() == [0.0] * 4 and out[1][0].tolist() == [40.0] * 30
+    flip_only = KeypointAugment(flip=1.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0)
+    out = flip_only((images, kp, mask), torch.Generator().manual_seed(0))
+    assert torch.equal(out[0], images.flip(-1)) and out[1][0, 0] == FLIP_SUM - 40.0
+    bright = KeypointAugment(flip=0.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.15, contrast=0.0)
+    out = bright((torch.full((4, 1, IMAGE_SIZE, IMAGE_SIZE), 0.5), kp[:1].expand(4, 30), mask[:1].expand(4, 30)),
+                 torch.Generator().manual_seed(0))
+    shifts = out[0].mean(dim=(1, 2, 3)) - 0.5  # a uniform shift per image, within +-0.15
+    assert shifts.abs().max() <= 0.15 + 1e-6 and shifts.abs().max() > 0.01 and len(set(shifts.tolist())) == 4
+    assert torch.equal(out[1], kp[:1].expand(4, 30))  # brightness never moves a keypoint
+    default = KeypointAugment()
+    assert (default.flip, default.flip_sum, default.degrees, default.scale, default.shift) == (0.5, 95.0, 12.0, 0.08, 5.0)
+    assert (default.brightness, default.contrast) == (0.15, 0.25)
+
+
+def test_augmentation_differs_across_epochs_and_repeats_within_one():
+    table_images = torch.rand(6, 1, IMAGE_SIZE, IMAGE_SIZE)
+    kp = torch.full((6, 30), 47.5)
+    mask = torch.ones(6, 30)
+    batcher = TensorBatcher((table_images, kp, mask), 6, transform=KeypointAugment(), seed=3)
+
+    def epoch(e):
+        batcher.set_epoch(e)
+        return next(iter(batcher))
+
+    first, again, second = epoch(0), epoch(0), epoch(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], second[0]) and not torch.equal(first[1], second[1])
+    other_seed = TensorBatcher((table_images, kp, mask), 6, transform=KeypointAugment(), seed=4)
+    assert not torch.equal(next(iter(other_seed))[0], first[0])
+    plain = TensorBatcher((table_images, kp, mask), 6)
+    assert torch.equal(next(iter(plain))[0], table_images)  # no transform: the tensors as they are
+
+
+# -------------------------------------------------------------- table and CSV
+def test_labelled_needs_both_x_and_y_and_complete_needs_all():
+    kp = np.full((3, 30), 50.0, dtype=np.float32)
+    kp[1, 0] = np.nan  # x of the left eye missing: its y does not count either
+    kp[2, :] = np.nan
+    kp[2, 4:6] = 20.0
+    table = KeypointTable(np.zeros((3, 96, 96), np.uint8), kp)
+    labelled = table.labelled
+    assert labelled[0].all() and labelled[1, :2].tolist() == [False, False] and labelled[1, 2:].all()
+    assert labelled[2].tolist() == [False] * 4 + [True, True] + [False] * 24
+    assert table.complete.tolist() == [True, False, False] and len(table) == 3
+
+
+def test_split_rows_mask_adds_rows_with_any_label_and_drop_keeps_complete_rows():
+    n = 30
+    kp = np.full((n, 30), 50.0, dtype=np.float32)
+    kp[20:25, 2:] = np.nan  # partial: only the left eye
+    kp[25:, :] = np.nan  # nothing labelled
+    table = KeypointTable(np.zeros((n, 96, 96), np.uint8), kp)
+    drop, mask = split_rows(table, "drop"), split_rows(table, "mask")
+    assert len(drop.val) == 2 and sorted(drop.val.tolist()) == sorted(mask.val.tolist())
+    assert sorted(drop.train.tolist() + drop.val.tolist()) == list(range(20))
+    assert mask.train.tolist() == sorted(set(drop.train.tolist()) | set(range(20, 25)))
+    with pytest.raises(DataError, match="--missing must be 'drop' or 'mask'"):
+        split_rows(table, "keep")
+    train, val = seed_split(20)
+    assert len(val) == 2 and len(train) == 18 and sorted(np.concatenate([train, val]).tolist()) == list(range(20))
+    with pytest.raises(DataError, match="only 1 row"):
+        seed_split(1)
+    assert len(seed_split(2)[1]) == 1
+
+
+def test_csv_round_trip_keeps_missing_cells_and_values(tmp_path):
+    images = np.arange(2 * 96 * 96).reshape(2, 96, 96).astype(np.uint8)
+    kp = np.full((2, 30), 12.5, dtype=np.float32)
+    kp[1, 3] = np.nan
+    kp[0, 0] = 0.0
+    kp[0, 1] = 95.999
+    text = format_training_csv(images, kp)
+    lines = text.splitlines()
+    assert lines[0] == ",".join(COORD_COLUMNS) + ",Image" and len(lines) == 3 and text.endswith("\n")
+    assert lines[2].split(",")[3] == "" and lines[1].split(",")[0] == "0.000000"
+    (tmp_path / "t.csv").write_text(text)
+    table = read_training_csv(tmp_path / "t.csv")
+    np.testing.assert_array_equal(table.images, images)
+    np.testing.assert_allclose(table.keypoints, kp, equal_nan=True, rtol=1e-6)
+    assert table.keypoints.dtype == np.float32 and table.source == str(tmp_path / "t.csv")
+    (tmp_path / "test.csv").write_text(format_test_csv(images, first_id=7))
+    ids, test_images = read_test_csv(tmp_path / "test.csv")
+    assert ids.tolist() == [7, 8] and ids.dtype == np.int64 and np.array_equal(test_images, images)
+    assert format_test_csv(images).splitlines()[1].startswith("1,0 1 2 ")
+
+
+def test_csv_errors_name_file_row_and_column(tmp_path):
+    images = np.zeros((2, 96, 96), np.uint8)
+    kp = np.full((2, 30), 10.0, dtype=np.float32)
+    text = format_training_csv(images, kp).splitlines()
+    (tmp_path / "cols.csv").write_text("\n".join([text[0].replace("nose_tip_x", "nose_x")] + text[1:]) + "\n")
+    with pytest.raises(DataError, match=r"lacks coordinate column\(s\) nose_tip_x; use Kaggle"):
+        read_training_csv(tmp_path / "cols.csv")
+    header = text[0].split(",")
+    many = ",".join(h if i >= 4 else f"c{i}" for i, h in enumerate(header))
+    (tmp_path / "many.csv").write_text("\n".join([many] + text[1:]) + "\n")
+    with pytest.raises(DataError, match=r"left_eye_center_x, left_eye_center_y, right_eye_center_x \.\.\."):
+        read_training_csv(tmp_path / "many.csv")
+    three = ",".join(h if i >= 3 else f"c{i}" for i, h in enumerate(header))
+    (tmp_path / "three.csv").write_text("\n".join([three] + text[1:]) + "\n")
+    with pytest.raises(DataError, match=r"right_eye_center_x; use"):
+        read_training_csv(tmp_path / "three.csv")
+    negative = text[:2] + [text[2].replace("10.000000", "-0.5", 1)]
+    (tmp_path / "neg.csv").write_text("\n".join(negative) + "\n")
+    with pytest.raises(DataError, match=r"row 2: left_eye_center_x = -0.5 lies outside"):
+        read_training_csv(tmp_path / "neg.csv")
+    inf = text[:2] + [text[2].replace("10.000000", "inf", 1)]
+    (tmp_path / "inf.csv").write_text("\n".join(inf) + "\n")
+    with pytest.raises(DataError, match=r"row 2: left_eye_center_x = 'inf' is not a number"):
+        read_training_csv(tmp_path / "inf.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="is empty"):
+        read_training_csv(tmp_path / "empty.csv")
+    (tmp_path / "ids.csv").write_text("ImageId,Image\n1.5,0\n")
+    with pytest.raises(DataError, match=r"row 1: ImageId '1.5' is not a whole number"):
+        read_test_csv(tmp_path / "ids.csv")
+    (tmp_path / "noimg.csv").write_text("ImageId\n1\n")
+    with pytest.raises(DataError, match="no 'Image' column"):
+        read_test_csv(tmp_path / "noimg.csv")
+    (tmp_path / "look.csv").write_text("RowId,ImageId,FeatureName,Location\n1,2,nose_tip_y,\n")
+    rows, image_ids, names = read_lookup_csv(tmp_path / "look.csv")
+    assert rows.tolist() == [1] and image_ids.tolist() == [2] and names == ["nose_tip_y"]
+    (tmp_path / "look2.csv").write_text("RowId,ImageId\n1,2\n")
+    with pytest.raises(DataError, match="no 'FeatureName' column"):
+        read_lookup_csv(tmp_path / "look2.csv")
