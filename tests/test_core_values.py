@@ -1,0 +1,582 @@
+"""Exact values a user reads: the epoch loss in history.csv, eval mode in evaluation, gradient
+clipping, the metrics (RMSE, accuracy), early stopping's bookkeeping and the checkpoint files
+the Trainer writes. Tiny hand-computable models and data; every number is worked out here."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from torchlab import EarlyStopping, Trainer
+from torchlab import checkpoint as ckpt
+from torchlab.checkpoint import read_checkpoint
+from torchlab.data import TensorBatcher
+from torchlab.errors import CheckpointError, TrainingError
+from torchlab.metrics import RMSE, Accuracy, BinaryAccuracy, Metric
+from torchlab.trainer import write_history_csv
+
+
+def read_history(folder) -> list[dict[str, str]]:
+    with open(folder / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fixed_linear(weight: float, bias: float) -> nn.Linear:
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(weight)
+        model.bias.fill_(bias)
+    return model
+
+
+def line_data(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    return x, 2 * x + 1
+
+
+# ------------------------------------------------------------------ epoch values
+def test_epoch_loss_in_history_csv_is_weighted_by_batch_size(tmp_path):
+    x, y = line_data(5)
+    model = fixed_linear(0.5, 0.0)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=2,
+                      checkpoint_dir=tmp_path, progress=False)
+    train = TensorBatcher((x, y), 3)  # batches of 3 and 2 samples
+    val = TensorBatcher((x[:3], y[:3]), 2)  # batches of 2 and 1
+    trainer.fit(train, val)
+    pred = 0.5 * x
+    sq = ((pred - y) ** 2).squeeze(1)  # 1, 6.25, 16, 30.25, 49
+    want_train = (3 * float(sq[:3].mean()) + 2 * float(sq[3:].mean())) / 5  # == the mean over samples, 20.5
+    want_val = (2 * float(sq[:2].mean()) + 1 * float(sq[2])) / 3
+    assert want_train == pytest.approx(20.5)
+    assert want_train != pytest.approx((float(sq[:3].mean()) + float(sq[3:].mean())) / 2)  # not a mean of batch means
+    rows = read_history(tmp_path)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for row in rows:
+        assert float(row["train_loss"]) == pytest.approx(want_train, rel=1e-12)
+        assert float(row["val_loss"]) == pytest.approx(want_val, rel=1e-12)
+        assert float(row["lr"]) == 0.0
+        assert float(row["seconds"]) >= 0
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+
+
+class ModeRecorder(nn.Module):
+    """Linear layer + Dropout that records whether each forward call ran in training mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = fixed_linear(1.0, 0.0)
+        self.dropout = nn.Dropout(0.5)
+        self.modes: list[bool] = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return self.dropout(self.linear(x))
+
+
+def test_evaluation_runs_in_eval_mode_and_training_in_train_mode():
+    x, y = line_data(4)
+    model = ModeRecorder()
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=2, progress=False)
+    result = trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 4))
+    # per epoch: two training batches (train mode), one validation batch (eval mode); epoch 2 trains again
+    assert model.modes == [True, True, False, True, True, False]
+    # Dropout is off in evaluation: the validation loss is the deterministic one, (x - (2x + 1))^2 averaged
+    assert result.history[0]["val_loss"] == pytest.approx(float(((x + 1) ** 2).mean()))
+    assert result.history[1]["val_loss"] == result.history[0]["val_loss"]
+
+
+def test_batchnorm_evaluates_with_running_statistics():
+    torch.manual_seed(0)
+    x = torch.randn(16, 3) * 4 + 2
+    y = torch.randn(16, 1)
+    model = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 1))
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, progress=False)
+    val = TensorBatcher((x[:4], y[:4]), 4)
+    result = trainer.fit(TensorBatcher((x, y), 8), val)
+    model.eval()
+    with torch.no_grad():
+        want = float(nn.functional.mse_loss(model(x[:4]), y[:4]))
+        model.train()
+        batch_stats = float(nn.functional.mse_loss(model(x[:4]), y[:4]))
+    assert result.history[0]["val_loss"] == pytest.approx(want, rel=1e-6)
+    assert abs(want - batch_stats) > 1e-3  # the two modes really differ on this data
+
+
+@pytest.mark.parametrize("clip, want", [(5.0, [3.0, 4.0]), (None, [60.0, 80.0]), (1000.0, [60.0, 80.0])])
+def test_gradient_clipping_caps_the_step_norm(clip, want):
+    # loss (w.x - 10)^2 at w = 0, x = (3, 4): gradient -2 * 10 * (3, 4) = (-60, -80), norm 100
+    model = nn.Linear(2, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    x, y = torch.tensor([[3.0, 4.0]]), torch.tensor([[10.0]])
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=1.0), epochs=1,
+                      grad_clip=clip, progress=False)
+    trainer.fit(TensorBatcher((x, y), 1))
+    assert model.weight.detach().squeeze(0).tolist() == pytest.approx(want, rel=1e-6)
+
+
+# ------------------------------------------------------------------------- metrics
+def test_rmse_takes_the_square_root_and_honours_mask_and_scale():
+    out = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 4.0]])  # squared errors 0, 4, 9, 0
+    mask = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    metric = RMSE()
+    s, c = metric.batch_stats(out, target)
+    assert (float(s), float(c)) == (13.0, 4.0)
+    assert metric.compute(float(s), float(c)) == pytest.approx(math.sqrt(13 / 4))
+    s, c = metric.batch_stats(out, target, mask)
+    assert (float(s), float(c)) == (4.0, 3.0)  # the masked 9 is not counted, nor its sample
+    assert metric.compute(float(s), float(c)) == pytest.approx(math.sqrt(4 / 3))
+    s, c = RMSE(scale=2.0).batch_stats(out, target)
+    assert (float(s), float(c)) == (52.0, 4.0)
+    assert RMSE.mode == "min" and Accuracy.mode == "max" and Metric.mode == "max"
+    assert RMSE().compute(0.0, 0.0) == 0.0
+
+
+def test_masked_rmse_in_history_over_unequal_batches():
+    out_target = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    target = torch.tensor([[1.0, 2.0], [3.0, 100.0], [4.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+
+    class Zero(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return x * self.w
+
+    def masked_loss(output, target, mask):
+        return ((output - target) ** 2 * mask).sum() / mask.sum()
+
+    model = Zero()
+    trainer = Trainer(model, masked_loss, torch.optim.SGD(model.parameters(), lr=0.0), metrics={"rmse": RMSE()},
+                      epochs=1, train_metrics=False, progress=False)
+    result = trainer.fit(TensorBatcher((out_target, target, mask), 2), TensorBatcher((out_target, target, mask), 2))
+    # labelled squared errors 1, 4, 9, 16 (the 100 is masked): sqrt(30 / 4)
+    assert result.history[0]["val_rmse"] == pytest.approx(math.sqrt(30 / 4))
+    assert "train_rmse" not in result.history[0]
+
+
+def test_binary_accuracy_threshold_is_zero_for_logits():
+    logits = torch.tensor([[0.0], [-1e-6], [2.0], [-3.0], [1e-6]])
+    target = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    correct, count = BinaryAccuracy().batch_stats(logits, target)
+    assert int(correct) == 3 and int(count) == 5  # 0 -> class 1, -1e-6 -> class 0; -3 and 1e-6 are wrong
+    assert BinaryAccuracy().compute(3.0, 5.0) == pytest.approx(0.6)
+
+
+def test_accuracy_counts_arg_max_over_batches():
+    logits = torch.tensor([[0.1, 0.9, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 5.0]])
+    correct, count = Accuracy().batch_stats(logits, torch.tensor([1, 1, 2]))
+    assert int(correct) == 2 and int(count) == 3
+    assert Metric().compute(6.0, 4.0) == 1.5 and Metric().compute(0.0, 0.0) == 0.0
+    with pytest.raises(NotImplementedError):
+        Metric().batch_stats(logits, torch.tensor([1, 1, 2]))
+
+
+def test_train_accuracy_is_weighted_over_unequal_batches():
+    # the model always predicts class 0: correct for the samples labelled 0
+    x = torch.zeros(5, 1)
+    y = torch.tensor([0, 0, 1, 0, 1])  # batches [0, 0, 1] (2 right) and [0, 1] (1 right): 3 of 5
+    model = nn.Linear(1, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 0.0]))
+    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.0),
+                      metrics={"accuracy": Accuracy()}, epochs=1, progress=False)
+    result = trainer.fit(TensorBatcher((x, y), 3), TensorBatcher((x, y), 2))
+    assert result.history[0]["train_accuracy"] == pytest.approx(0.6)
+    assert result.history[0]["val_accuracy"] == pytest.approx(0.6)
+
+
+# ------------------------------------------------------------------ early stopping
+def test_wait_resets_on_improvement():
+    es = EarlyStopping("val_loss", "min", patience=2)
+    results = [es.update(v, i) for i, v in enumerate([1.0, 1.1, 0.9, 1.0])]
+    assert results == [True, False, True, False]
+    assert es.wait == 1 and not es.should_stop and es.best == 0.9 and es.best_epoch == 2
+    es.update(1.0, 4)
+    assert es.wait == 2 and es.should_stop and es.stopped_epoch == 4
+
+
+def test_min_delta_in_max_and_min_modes():
+    es = EarlyStopping("val_accuracy", "max", patience=5, min_delta=0.1)
+    assert [es.update(v, i) for i, v in enumerate([0.5, 0.55, 0.6, 0.61])] == [True, False, False, True]
+    assert es.best == 0.61 and es.best_epoch == 3 and es.wait == 0
+    es = EarlyStopping("val_loss", "min", patience=5, min_delta=0.25)
+    assert [es.update(v, i) for i, v in enumerate([1.0, 0.75, 0.74])] == [True, False, True]
+    assert es.best == 0.74 and es.best_epoch == 2
+    plain = EarlyStopping("val_accuracy", "max", patience=5)
+    assert [plain.update(v, i) for i, v in enumerate([0.5, 0.5, 0.51, 0.4])] == [True, False, True, False]
+
+
+def test_patience_zero_and_none():
+    es = EarlyStopping("val_loss", "min", patience=0)
+    es.update(1.0, 0)
+    assert not es.should_stop
+    es.update(1.0, 1)
+    assert es.should_stop and es.stopped_epoch == 1
+    never = EarlyStopping("val_loss", "min", patience=None)
+    for i in range(50):
+        never.update(1.0 + i, i)
+    assert not never.should_stop and never.wait == 49 and never.best == 1.0 and never.best_epoch == 0
+
+
+def test_early_stopping_arguments_and_state():
+    fresh = EarlyStopping()
+    assert (fresh.monitor, fresh.mode, fresh.patience, fresh.min_delta, fresh.restore_best_weights) == (
+        "val_loss", "min", 10, 0.0, True)
+    assert math.isnan(fresh.best) and fresh.best_epoch == -1 and fresh.wait == 0 and fresh.stopped_epoch is None
+    assert fresh.improves(1e300) and fresh.improves(-1e300)
+    for bad in (dict(mode="up"), dict(patience=-1), dict(min_delta=-0.1)):
+        with pytest.raises(ValueError):
+            EarlyStopping(**bad)
+    EarlyStopping(patience=0, min_delta=0.0, mode="max")  # the boundaries are allowed
+    es = EarlyStopping("val_loss", "min", patience=3)
+    for i, v in enumerate([2.0, 1.0, 1.5, 1.6]):
+        es.update(v, i)
+    state = es.state_dict()
+    assert state == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": None}
+    clone = EarlyStopping("val_loss", "min", patience=3)
+    clone.load_state_dict({**state, "best": 1, "stopped_epoch": 7})
+    assert clone.state_dict() == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": 7}
+    assert type(clone.best) is float and clone.should_stop
+    clone.load_state_dict({"best": "2.5", "best_epoch": "3", "wait": "1"})  # older files: no stopped_epoch
+    assert (clone.best, clone.best_epoch, clone.wait, clone.stopped_epoch) == (2.5, 3, 1, None)
+
+
+# ------------------------------------------------------------ checkpoint files
+def _scripted_trainer(tmp_path, script, **kwargs):
+    """A Trainer whose validation metric follows `script`, one value per epoch (keyed by the epoch)."""
+
+    class Scripted(Metric):
+        mode = "min"
+
+        def batch_stats(self, output, target, *rest):
+            return torch.tensor(0.0), torch.tensor(1.0)
+
+        def compute(self, total, count):
+            return script[len(trainer.history)]
+
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                      metrics={"s": Scripted()}, train_metrics=False, checkpoint_dir=tmp_path, progress=False,
+                      early_stopping=EarlyStopping("val_s", "min", patience=None), **kwargs)
+    x = torch.randn(8, 2)
+    data = TensorBatcher((x, x.sum(1, keepdim=True)), 4)
+    return trainer, data
+
+
+def test_best_pt_is_renamed_before_last_pt_and_only_on_improvement(tmp_path, monkeypatch):
+    renamed: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)),
+                                                              real_replace(src, dst))[1])
+    trainer, data = _scripted_trainer(tmp_path, [3.0, 2.0, 2.5], epochs=3)
+    trainer.fit(data, data)
+    assert renamed == ["best.pt", "last.pt", "history.csv"] * 2 + ["last.pt", "history.csv"]
+    best, last = read_checkpoint(tmp_path / "best.pt"), read_checkpoint(tmp_path / "last.pt")
+    assert best["epoch"] == 2 and last["epoch"] == 3
+    assert best["best"] == last["best"] == {"monitor": "val_s", "mode": "min", "value": 2.0, "epoch": 2}
+    assert last["metrics"] == last["history"][-1] and last["metrics"]["val_s"] == 2.5
+    assert [row["epoch"] for row in last["history"]] == [1, 2, 3] and last["epochs"] == 3
+    assert last["early_stopping"] == {"best": 2.0, "best_epoch": 1, "wait": 1, "stopped_epoch": None}
+    assert last["world_size"] == 1 and last["task"] == "custom" and last["model"]["name"] == "Linear"
+    assert last["scheduler"] is None and set(last["optimizer"]) == {"state", "param_groups"}
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def test_checkpoint_every_writes_every_nth_epoch_and_the_last(tmp_path, monkeypatch):
+    renamed: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)),
+                                                              real_replace(src, dst))[1])
+    trainer, data = _scripted_trainer(tmp_path, [5.0, 4.0, 3.0, 3.5, 3.6], epochs=5, checkpoint_every=2,
+                                      checkpoint_meta={"task": "toy", "model_name": "line", "model_kwargs": {"k": 1},
+                                                       "note": "kept"})
+    trainer.fit(data, data)
+    # epoch 2 (improved), epoch 4 (not improved), epoch 5 (the last)
+    assert renamed == ["best.pt", "last.pt", "history.csv", "last.pt", "history.csv", "last.pt", "history.csv"]
+    last = read_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 5 and read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+    assert last["task"] == "toy" and last["model"] == {"name": "line", "class": "Linear", "kwargs": {"k": 1}}
+    assert last["note"] == "kept" and "model_name" not in last
+    assert trainer.checkpoint_meta["task"] == "toy"  # the caller's dict is not consumed
+    none_dir = tmp_path / "none"
+    trainer, data = _scripted_trainer(none_dir, [1.0, 0.5], epochs=2, checkpoint_every=0)
+    trainer.fit(data, data)
+    assert not none_dir.exists()
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        _scripted_trainer(tmp_path, [1.0], checkpoint_every=-1)
+
+
+def test_early_stop_writes_its_last_epoch_and_restores_best(tmp_path):
+    trainer, data = _scripted_trainer(tmp_path, [3.0, 1.0, 2.0, 2.0, 0.0, 0.0], epochs=6, checkpoint_every=10)
+    trainer.early_stopping = EarlyStopping("val_s", "min", patience=2)
+    seen = []
+    trainer.callbacks.append(lambda tr, row: seen.append({k: v.clone() for k, v in tr.model.state_dict().items()}))
+    result = trainer.fit(data, data)
+    assert (result.epochs_run, result.stopped_early, result.best_epoch, result.best_value) == (4, True, 2, 1.0)
+    assert result.checkpoint_dir == tmp_path and result.last == result.history[-1]
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 4  # written although 4 is no multiple of 10
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in seen[1].items())  # epoch 2's weights
+    assert not torch.equal(trainer.model.weight, seen[3]["weight"])
+
+
+def test_atomic_write_links_fall_back_to_copies_and_modes(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError("no hard links here")
+
+    monkeypatch.setattr(ckpt.os, "link", no_links)
+    ckpt.atomic_write_bytes(tmp_path / "last.pt", b"abc", also=(tmp_path / "best.pt",))
+    assert (tmp_path / "last.pt").read_bytes() == (tmp_path / "best.pt").read_bytes() == b"abc"
+    assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]
+    umask = os.umask(0o027)
+    try:
+        ckpt.atomic_write_text(tmp_path / "h.csv", "a,b\n")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "h.csv").read_text() == "a,b\n"
+    assert (tmp_path / "h.csv").stat().st_mode & 0o777 == 0o640
+
+
+def test_atomic_write_fsyncs_only_when_durable(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(ckpt.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    ckpt.atomic_write_bytes(tmp_path / "a", b"1", durable=False)
+    assert synced == []
+    ckpt.atomic_write_bytes(tmp_path / "a", b"2")
+    assert len(synced) == 2  # the file, then its folder
+    assert (tmp_path / "a").read_bytes() == b"2"
+
+
+def test_failed_final_rename_leaves_no_temporary_files(tmp_path, monkeypatch):
+    (tmp_path / "last.pt").write_bytes(b"old")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(dst) == "last.pt":
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.atomic_write_bytes(tmp_path / "last.pt", b"new", also=(tmp_path / "best.pt",))
+    assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]
+    assert (tmp_path / "last.pt").read_bytes() == b"old" and (tmp_path / "best.pt").read_bytes() == b"new"
+
+    def replace_twin(src, dst):
+        if os.path.basename(dst) == "best.pt":
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", replace_twin)
+    with pytest.raises(OSError):
+        ckpt.atomic_write_bytes(tmp_path / "x.pt", b"x", also=(tmp_path / "best.pt",))
+    assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]  # neither the temporary file nor its twin
+
+
+def test_add_metrics_merges_and_skips_missing_files(tmp_path):
+    import numpy as np
+
+    model = nn.Linear(1, 1)
+    ckpt.save_checkpoint(ckpt.make_checkpoint(task="t", model_name="m", model=model, model_kwargs={},
+                                              metrics={"val_loss": 1.0, "test_accuracy": 0.1}), tmp_path / "best.pt")
+    ckpt.add_metrics(tmp_path / "best.pt", {"test_accuracy": 0.5, "n": np.int64(3)})
+    merged = read_checkpoint(tmp_path / "best.pt")["metrics"]
+    assert merged == {"val_loss": 1.0, "test_accuracy": 0.5, "n": 3}
+    ckpt.add_metrics(tmp_path / "nope.pt", {"a": 1})
+    assert not (tmp_path / "nope.pt").exists()
+
+
+def test_plain_and_unwrap():
+    import numpy as np
+
+    out = ckpt.plain({1: (np.float32(0.5), np.arange(2)), ("a", 1): None, "p": ckpt.Path("x"), "d": torch.device("cpu")})
+    assert out[1][0] == 0.5 and type(out[1][0]) is float and torch.equal(out[1][1], torch.tensor([0, 1]))
+    assert out["('a', 1)"] is None and out["p"] == "x" and out["d"] == "cpu"
+    with pytest.raises(TypeError, match="cannot hold object"):
+        ckpt.plain(object())
+    inner = nn.Linear(1, 1)
+
+    class Compiled(nn.Module):  # what torch.compile returns: the module as _orig_mod
+        def __init__(self):
+            super().__init__()
+            self._orig_mod = inner
+
+    class Wrapper(nn.Module):  # what DistributedDataParallel is: the module as .module
+        def __init__(self):
+            super().__init__()
+            self.module = Compiled()
+
+    assert ckpt._unwrap(Wrapper()) is inner
+    saved = ckpt.make_checkpoint(task="t", model_name="m", model=Wrapper(), model_kwargs={"a": 1})
+    assert saved["model"] == {"name": "m", "class": "Linear", "kwargs": {"a": 1}}
+    assert set(saved["state_dict"]) == {"weight", "bias"}
+    assert saved["format"] == "torchlab-checkpoint" and saved["format_version"] == 1
+
+
+def test_load_drops_heavy_state_and_names_the_path(tmp_path):
+    import torchlab
+    from torchlab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("digit-mlp", hidden=4)
+    extra = {name: {"x": 1} for name in ("optimizer", "scheduler", "rng", "early_stopping", "best_state_dict")}
+    ckpt.save_checkpoint(ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model,
+                                              model_kwargs={"hidden": 4}, epoch=2, **extra), tmp_path / "m.pt")
+    loaded, meta = torchlab.load(tmp_path / "m.pt")
+    assert not set(extra) & set(meta) and "state_dict" not in meta
+    assert meta["path"] == str(tmp_path / "m.pt") and meta["epoch"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_state_that_does_not_fit_names_the_source():
+    with pytest.raises(CheckpointError, match=r"^run\.pt does not fit model Linear: .*size mismatch"):
+        ckpt.load_state_into(nn.Linear(2, 1), {"weight": torch.zeros(1, 3), "bias": torch.zeros(1)}, source="run.pt")
+    with pytest.raises(CheckpointError, match=r"^checkpoint does not fit model Linear: Missing key"):
+        ckpt.load_state_into(nn.Linear(2, 1), {"weight": torch.zeros(1, 2)})
+
+
+def test_newer_format_and_incomplete_checkpoints_are_refused(tmp_path):
+    good = ckpt.make_checkpoint(task="t", model_name="m", model=nn.Linear(1, 1), model_kwargs={})
+    torch.save({**good, "format_version": 2}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="newer torchlab"):
+        read_checkpoint(tmp_path / "new.pt")
+    torch.save({**good, "format_version": 1}, tmp_path / "same.pt")
+    assert read_checkpoint(tmp_path / "same.pt")["task"] == "t"
+    for key in ckpt.REQUIRED_KEYS[1:]:
+        torch.save({k: v for k, v in good.items() if k != key}, tmp_path / "part.pt")
+        with pytest.raises(CheckpointError, match=f"incomplete torchlab checkpoint \\(missing {key}\\)"):
+            read_checkpoint(tmp_path / "part.pt")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        read_checkpoint(tmp_path)
+
+
+# -------------------------------------------------------------------- the rest
+def test_history_csv_has_the_union_of_columns_in_order(tmp_path):
+    write_history_csv([{"epoch": 1, "a": 0.5}, {"epoch": 2, "b": 1.5, "a": 0.25}], tmp_path / "h.csv")
+    assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,a,b", "1,0.5,", "2,0.25,1.5"]
+    write_history_csv([], tmp_path / "empty.csv")
+    assert not (tmp_path / "empty.csv").exists()
+
+
+def test_epoch_scheduler_lr_in_history():
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.8)
+    trainer = Trainer(model, nn.MSELoss(), opt, epochs=3, progress=False,
+                      scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    result = trainer.fit(TensorBatcher((x, y), 4))
+    assert [row["lr"] for row in result.history] == [0.4, 0.2, 0.1]  # the lr after each epoch's step
+
+
+def test_plateau_scheduler_follows_the_monitor_not_the_train_loss():
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    fed: list[float] = []
+    real_step = plateau.step
+    plateau.step = lambda value: (fed.append(value), real_step(value))[1]
+    val_y = y + 100
+    trainer = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=plateau)
+    result = trainer.fit(TensorBatcher((x, y), 4), TensorBatcher((x, val_y), 4))
+    assert fed == [row["val_loss"] for row in result.history]
+    model = fixed_linear(0.0, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    fed.clear()
+    real_step = plateau.step
+    plateau.step = lambda value: (fed.append(value), real_step(value))[1]
+    result = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=plateau).fit(TensorBatcher((x, y), 4))
+    assert fed == [row["train_loss"] for row in result.history]  # no validation data: the training loss
+
+
+def test_per_batch_scheduler_steps_once_per_batch():
+    x, y = line_data(6)
+    model = fixed_linear(0.0, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    result = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=sched,
+                     scheduler_interval="batch").fit(TensorBatcher((x, y * 0), 2))
+    assert [row["lr"] for row in result.history] == [0.125, 0.015625]  # 3 steps per epoch
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        Trainer(model, nn.MSELoss(), opt, scheduler_interval="step")
+
+
+def test_monitor_and_validation_errors():
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    data = TensorBatcher((x, y), 4)
+    with pytest.raises(ValueError, match="monitors 'val_loss' but no validation data"):
+        Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False,
+                early_stopping=EarlyStopping("val_loss")).fit(data)
+    with pytest.raises(ValueError, match=r"monitors 'train_rmse', which is not among \['epoch', 'lr'"):
+        Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False,
+                early_stopping=EarlyStopping("train_rmse")).fit(data)
+    default = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False)
+    result = default.fit(data)  # no validation: the default tracker follows train_loss, never stops
+    assert default.early_stopping.monitor == "train_loss" and default.early_stopping.patience is None
+    assert not default.early_stopping.restore_best_weights
+    assert result.epochs_run == 2 and not result.stopped_early and result.best_epoch == 1
+    with_val = Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False)
+    with_val.fit(data, data)
+    assert with_val.early_stopping.monitor == "val_loss"
+
+
+def test_non_finite_loss_message_names_epoch_lr_and_last_checkpoint(tmp_path):
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    calls = {"n": 0}
+
+    def loss_fn(out, target):
+        calls["n"] += 1
+        loss = nn.functional.mse_loss(out, target)
+        return loss + float("inf") if calls["n"] > 2 else loss  # finite gradients, infinite loss
+
+    trainer = Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.001), epochs=3,
+                      checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(TrainingError) as info:
+        trainer.fit(TensorBatcher((x, y), 2))
+    assert str(info.value) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
+                               f"gradient clipping (--grad-clip); the last good checkpoint is {tmp_path / 'last.pt'}")
+    model = fixed_linear(0.0, 0.0)
+    calls["n"] = 0
+    trainer = Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.5), epochs=3, progress=False)
+    with pytest.raises(TrainingError, match=r"in epoch 2 \(lr 0.5\); try .*clip\)$"):
+        trainer.fit(TensorBatcher((x, y), 2))
+
+
+def test_set_epoch_reaches_batcher_and_samplers():
+    class Recorder:
+        def __init__(self):
+            self.epochs = []
+
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+    class EpochSampler(Recorder):
+        def __iter__(self):
+            return iter(range(4))
+
+        def __len__(self):
+            return 4
+
+    x, y = line_data(4)
+    sampler = EpochSampler()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2, sampler=sampler)
+    model = fixed_linear(0.0, 0.0)
+    Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=3, progress=False).fit(loader)
+    assert sampler.epochs == [0, 1, 2]
+    batcher = TensorBatcher((x, y), 2, shuffle=True)
+    Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=2, progress=False).fit(batcher)
+    assert batcher.epoch == 1
