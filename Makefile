@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.torchlab-installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST
 	$(BIN)/python scripts/bench_small.py
 	$(BIN)/python scripts/bench_mnist.py --data-dir $(MNIST_DIR)
 	$(BIN)/python scripts/bench_keypoints.py
+
+# gpu-check needs no .venv (a lent GPU machine may have torch but no network): the venv's python when
+# present, else $(PYTHON). Options go in GPU_CHECK_ARGS, e.g. GPU_CHECK_ARGS="--out gpu.md --logs gpu-logs".
+PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+GPU_CHECK_ARGS ?=
+
+gpu-check:  ## on CUDA/MPS: accelerator tests + GPU benchmarks, one Markdown table (about 7 min); elsewhere one line
+	@$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
