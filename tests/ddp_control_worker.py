@@ -1,0 +1,78 @@
+"""Started twice by test_ddp_control.py with torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR,
+MASTER_PORT); not a test module itself. It runs under torchrun as well:
+
+    torchrun --standalone --nproc_per_node=2 tests/ddp_control_worker.py OUT
+
+Each rank drives the distributed helpers and the Trainer's control paths with deliberately
+different local inputs, and writes what it got to OUT/rank<R>.json. The process group has a
+short timeout, so a rank left waiting by a broken collective fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from torchlab import EarlyStopping, Trainer, distributed
+from torchlab.data import TensorBatcher
+from torchlab.errors import TrainingError
+
+
+def trainer(es: EarlyStopping, epochs: int) -> Trainer:
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)
+    return Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=epochs,
+                   early_stopping=es, progress=False)
+
+
+def batches(n: int) -> TensorBatcher:
+    x = torch.ones(n, 2)
+    return TensorBatcher((x, x.sum(1, keepdim=True)), 2, shard=False)
+
+
+def stop_run(stopper: bool) -> dict:
+    """Only one rank's early stopping wants to stop (after epoch 2); the other never would."""
+    if stopper:
+        es = EarlyStopping("train_loss", "min", patience=1, min_delta=1e9, restore_best_weights=False)
+    else:
+        es = EarlyStopping("train_loss", "min", patience=None, restore_best_weights=False)
+    result = trainer(es, epochs=4).fit(batches(4))
+    return {"epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+            "stopped_epoch": es.stopped_epoch}
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))
+    world = distributed.current()
+    rank = world.rank
+    report: dict = {"rank": rank, "world_size": world.world_size, "distributed": world.distributed,
+                    "is_main": world.is_main}
+    cpu = torch.device("cpu")
+    report["flag_rank0_true"] = distributed.broadcast_flag(rank == 0, cpu)
+    report["flag_rank1_true"] = distributed.broadcast_flag(rank == 1, cpu)
+    report["gathered"] = distributed.all_gather_int(10 + rank, cpu)
+    report["summed"] = distributed.all_reduce_sum(torch.tensor([rank + 1.0, 2.0 * rank])).tolist()
+    distributed.barrier()
+    report["rank0_stops"] = stop_run(stopper=rank == 0)
+    report["rank1_stops"] = stop_run(stopper=rank == 1)
+    out.joinpath(f"rank{rank}.json").write_text(json.dumps(report))
+    try:  # rank 0 has 2 batches an epoch, rank 1 has 3: fit must refuse before the first step
+        trainer(EarlyStopping("train_loss", patience=None), epochs=1).fit(batches(4 + 2 * rank))
+        report["unequal"] = "trained"
+    except TrainingError as exc:
+        report["unequal"] = str(exc)
+    out.joinpath(f"rank{rank}.json").write_text(json.dumps(report))
+    distributed.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""DDP control paths with two Gloo ranks: rank 0's early-stopping decision is the one every rank
+follows, and ranks that would take different numbers of training steps are refused with a
+TrainingError before the first step (instead of hanging in the gradient all-reduce)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+WORKER = Path(__file__).with_name("ddp_control_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    """Two worker processes with the variables torchrun would set (no launcher process: faster)."""
+    out = tmp_path_factory.mktemp("ddp_control")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+               WORLD_SIZE="2")
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(out)], env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    errors = []
+    for proc in procs:
+        try:
+            _, stderr = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        if proc.returncode != 0:
+            errors.append(stderr[-3000:])
+    assert not errors, errors
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_helpers_combine_the_ranks(ranks):
+    assert [r["world_size"] for r in ranks] == [2, 2] and [r["is_main"] for r in ranks] == [True, False]
+    assert all(r["distributed"] for r in ranks)
+    assert [r["flag_rank0_true"] for r in ranks] == [True, True]  # rank 0's flag wins
+    assert [r["flag_rank1_true"] for r in ranks] == [False, False]
+    assert [r["gathered"] for r in ranks] == [[10, 11], [10, 11]]  # every rank's value, in rank order
+    assert [r["summed"] for r in ranks] == [[3.0, 2.0], [3.0, 2.0]]
+
+
+def test_rank0_stop_decision_is_broadcast(ranks):
+    # rank 0 stops after epoch 2; rank 1 (patience None) stops with it, at the same epoch
+    assert ranks[0]["rank0_stops"] == ranks[1]["rank0_stops"] == {"epochs_run": 2, "stopped_early": True,
+                                                                   "stopped_epoch": 1}
+    # rank 1 alone wanting to stop is overruled: both ranks run all 4 epochs
+    assert ranks[0]["rank1_stops"] == ranks[1]["rank1_stops"] == {"epochs_run": 4, "stopped_early": False,
+                                                                   "stopped_epoch": None}
+
+
+def test_unequal_step_counts_raise_training_error_on_every_rank(ranks):
+    for r in ranks:
+        assert r["unequal"].startswith("the ranks would take different numbers of training steps per epoch ([2, 3])")
+        assert "make_loader" in r["unequal"]
