@@ -7,29 +7,51 @@
     model, meta = torchlab.load(result.best_checkpoint)       # the nn.Module itself
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from torchlab.api import (  # noqa: E402
-    LoadedCheckpoint,
-    evaluate,
-    get_recipe,
-    open_checkpoint,
-    predict,
-    recipe_names,
-    task_names,
-    train,
-)
-from torchlab.checkpoint import load  # noqa: E402
-from torchlab.device import pick_device, seed_everything  # noqa: E402
-from torchlab.early_stopping import EarlyStopping  # noqa: E402
-from torchlab.errors import CheckpointError, DataError, DeviceError, TorchlabError, TrainingError, UsageError  # noqa: E402
-from torchlab.models import build_model, count_parameters, get_model_spec, model_names  # noqa: E402
-from torchlab.tasks.base import RunResult  # noqa: E402
-from torchlab.trainer import FitResult, Trainer  # noqa: E402
+# Public name -> the module that defines it. Imported on first use (PEP 562), so that
+# `torchlab --help`, `--version` and argument errors answer without importing torch.
+_EXPORTS = {
+    "train": "torchlab.api", "evaluate": "torchlab.api", "predict": "torchlab.api", "get_recipe": "torchlab.api",
+    "recipe_names": "torchlab.api", "task_names": "torchlab.api", "open_checkpoint": "torchlab.api",
+    "LoadedCheckpoint": "torchlab.api", "RunResult": "torchlab.tasks.base", "load": "torchlab.checkpoint",
+    "pick_device": "torchlab.device", "seed_everything": "torchlab.device",
+    "EarlyStopping": "torchlab.early_stopping", "Trainer": "torchlab.trainer", "FitResult": "torchlab.trainer",
+    "build_model": "torchlab.models", "count_parameters": "torchlab.models", "get_model_spec": "torchlab.models",
+    "model_names": "torchlab.models",
+    "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
+    "DataError": "torchlab.errors", "CheckpointError": "torchlab.errors", "TrainingError": "torchlab.errors",
+}
+__all__ = ["__version__", *_EXPORTS]
 
-__all__ = [
-    "__version__", "train", "evaluate", "predict", "get_recipe", "recipe_names", "task_names", "open_checkpoint",
-    "LoadedCheckpoint", "RunResult", "load", "pick_device", "seed_everything", "EarlyStopping", "Trainer", "FitResult",
-    "build_model", "count_parameters", "get_model_spec", "model_names",
-    "TorchlabError", "UsageError", "DeviceError", "DataError", "CheckpointError", "TrainingError",
-]
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # next time: a plain attribute
+        return value
+    try:  # a submodule: torchlab.checkpoint, torchlab.data, ...
+        return importlib.import_module(f"torchlab.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'torchlab' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from torchlab.api import (LoadedCheckpoint, evaluate, get_recipe, open_checkpoint, predict, recipe_names,
+                              task_names, train)
+    from torchlab.checkpoint import load
+    from torchlab.device import pick_device, seed_everything
+    from torchlab.early_stopping import EarlyStopping
+    from torchlab.errors import CheckpointError, DataError, DeviceError, TorchlabError, TrainingError, UsageError
+    from torchlab.models import build_model, count_parameters, get_model_spec, model_names
+    from torchlab.tasks.base import RunResult
+    from torchlab.trainer import FitResult, Trainer
