@@ -4,9 +4,10 @@ a real-MNIST training run."""
 
 from __future__ import annotations
 
-import argparse
+import csv
 import gzip
 import json
+import re
 import struct
 import time
 from pathlib import Path
@@ -21,7 +22,6 @@ import torchlab
 from torchlab.data.mnist import binary_targets, find_file, load_mnist, random_affine, read_idx
 from torchlab.errors import DataError, UsageError
 from torchlab.models import build_model
-from torchlab.tasks import get_task
 
 
 @pytest.fixture(autouse=True)
@@ -174,28 +174,88 @@ def test_tiny_cnn_matches_the_assignment_shapes():
 
 
 # --------------------------------------------------------- task end to end
-def train_args(**overrides) -> argparse.Namespace:
-    base = dict(recipe="default", epochs=None, lr=None, batch_size=None, weight_decay=None, patience=None, min_delta=0.0,
-                grad_clip=None, device="cpu", seed=0, out=None, resume=False, amp=False, compile=False,
-                channels_last=False, no_progress=True, no_figures=True, data_dir="data", download=False, digits=None,
-                limit=None, val_size=None, augment=None, model=None, channels=None, hidden=None, activation=None,
-                label_smoothing=None, threads=None, fp32=False)
-    base.update(overrides)
-    return argparse.Namespace(**base)
+def train_mnist(recipe: str = "default", **overrides) -> dict:
+    """torchlab.train on the CPU without a progress bar or figures unless asked; returns the printed summary."""
+    options = dict(device="cpu", progress=False, figures=False)
+    options.update(overrides)
+    return torchlab.train("mnist", recipe, **options).summary
+
+
+def test_recipes_are_configs_with_the_old_values():
+    long = torchlab.get_recipe("mnist", "long")
+    assert long.epochs == 12 and long.channels == (32, 64, 128) and long.augment and long.label_smoothing == 0.1
+    default = torchlab.get_recipe("mnist")
+    assert (default.epochs, default.lr, default.batch_size, default.val_size) == (3, 2e-2, 128, 5000)
+    assert (default.optimizer, default.schedule, default.warmup) == ("adamw", "onecycle", 0.25)
+    for name in ("post", "assignment"):
+        cfg = torchlab.get_recipe("mnist", name)
+        assert (cfg.optimizer, cfg.schedule, cfg.init, cfg.normalize, cfg.val_size) == ("sgd", "none", 1.0, False, 0)
+    assert torchlab.get_recipe("mnist", "post").digits == (4, 5) and torchlab.get_recipe("mnist", "post").batch_size is None
+    assert torchlab.get_recipe("mnist", "assignment").limit == 1000
+    # what used to be switched on behind the flags is now in the recipes: channels-last for the conv ones
+    assert {n: (torchlab.get_recipe("mnist", n).amp, torchlab.get_recipe("mnist", n).channels_last)
+            for n in torchlab.recipe_names("mnist")} == {
+        "default": (True, True), "long": (True, True), "post": (True, False), "assignment": (True, True)}
+
+
+def test_command_line_flags_keep_their_spelling():
+    from torchlab.cli import build_parser
+    from torchlab.commands.flags import overrides_from
+
+    argv = ["train", "mnist", "--data-dir", "d", "--download", "--digits", "4", "5", "--limit", "100", "--val-size",
+            "10", "--no-augment", "--model", "mnist-mlp", "--channels", "4", "8", "16", "--hidden", "7", "--activation",
+            "relu", "--label-smoothing", "0.1", "--threads", "1", "--fp32", "--batch-size", "none", "--channels-last"]
+    args = build_parser().parse_args(argv)
+    cfg = torchlab.get_recipe("mnist", **overrides_from(args, args.task_spec))
+    assert (cfg.data_dir, cfg.download, cfg.digits, cfg.limit, cfg.val_size, cfg.augment) == ("d", True, (4, 5), 100, 10, False)
+    assert (cfg.model, cfg.channels, cfg.hidden, cfg.activation, cfg.label_smoothing) == ("mnist-mlp", (4, 8, 16), 7, "relu", 0.1)
+    assert (cfg.threads, cfg.amp, cfg.batch_size, cfg.channels_last) == (1, False, None, True)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epoch": 1}, "did you mean 'epochs'"),
+    ({"hidden": 0}, "--hidden must be a whole number >= 1"),
+    ({"channels": (8, 0, 32)}, "--channels must be three widths >= 1"),
+    ({"digits": (3, 3)}, "--digits takes two different digits"),
+    ({"model": "resnet"}, "--model must be one of mnist-cnn"),
+    ({"loss": "post"}, "give --digits A B"),
+    ({"val_size": -1}, "--val-size must be a whole number >= 0"),
+])
+def test_bad_settings_are_one_line_usage_errors(tmp_path, overrides, message):
+    with pytest.raises(UsageError, match=message):
+        torchlab.train("mnist", out=tmp_path / "run", device="cpu", **overrides)
+    assert not (tmp_path / "run").exists()
+
+
+def test_channels_last_changes_nothing_for_the_dense_models(tmp_path):
+    """The default recipe sets channels-last; switching to mnist-mlp must train exactly as without it."""
+    root = write_mnist(tmp_path / "mnist", n_train=200, n_test=20)
+    weights = []
+    for flag in (True, False):
+        out = tmp_path / f"run-{flag}"
+        train_mnist(data_dir=str(root), model="mnist-mlp", val_size=0, epochs=1, batch_size=32, out=out,
+                    channels_last=flag)
+        weights.append(torchlab.load(out / "last.pt")[0].state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
     root = write_mnist(tmp_path / "mnist", n_train=1000, n_test=200, layout="torchvision", gz=False)
     out = tmp_path / "run"
-    summary = get_task("mnist").train(train_args(data_dir=str(root), epochs=3, val_size=100, out=str(out), no_figures=False))
+    result = torchlab.train("mnist", data_dir=str(root), epochs=3, val_size=100, out=out, device="cpu", progress=False)
+    summary = result.summary
     assert summary["model"] == "mnist-cnn" and summary["train_samples"] == 900
-    assert summary["test_accuracy"] >= 0.95
+    assert summary["test_accuracy"] >= 0.95 and result.metrics["test_accuracy"] == summary["test_accuracy"]
+    assert list(summary)[:7] == ["task", "model", "recipe", "device", "train_samples", "epochs", "fit_seconds"]
     for name in ("curves", "confusion", "misclassified", "filters", "feature_maps_0", "feature_maps_1"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
+    assert sorted(p.name for p in result.figures) == sorted(p.name for p in (out / "figures").glob("*.png"))
 
     model, meta = torchlab.load(out / "best.pt")
     assert meta["normalization"]["std"] > 0 and meta["classes"] == [str(d) for d in range(10)]
     assert meta["metrics"]["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-4)
+    assert meta["config"]["channels"] == [8, 16, 32] and meta["model"]["kwargs"] == {"classes": 10, "channels": [8, 16, 32]}
 
     r = cli("evaluate", out / "best.pt", "--data-dir", root, "--device", "cpu")
     assert r.returncode == 0, r.stderr
@@ -209,27 +269,47 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
     r = cli("predict", out / "best.pt", tmp_path / "three.png", "--index", "7", "--data-dir", root, "--device", "cpu",
             "--out", tmp_path / "pred.json")
     assert r.returncode == 0, r.stderr
-    assert "test[7]: digit 7" in r.stdout and "(true 7)" in r.stdout
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(r"test\[7\]: digit 7 \(probability [01]\.\d{3}\) \(true 7\)", lines[0]), lines[0]
+    assert re.fullmatch(r"  probabilities: " + " ".join(rf"{d}:[01]\.\d{{3}}" for d in range(10)), lines[1]), lines[1]
+    assert re.fullmatch(re.escape(str(tmp_path / "three.png")) + r": digit \d \(probability [01]\.\d{3}\)", lines[2])
     rows = json.loads((tmp_path / "pred.json").read_text())
     assert [row["input"] for row in rows] == ["test[7]", str(tmp_path / "three.png")]
+    assert rows[0]["true"] == "7" and rows[1]["true"] is None
     assert abs(sum(rows[1]["probabilities"].values()) - 1) < 1e-2
 
+    # CSV through the csv module: a comma in the file name is quoted, not a column too many
+    odd = tmp_path / "my,digit.png"
+    odd.write_bytes((tmp_path / "three.png").read_bytes())
+    records = torchlab.predict(out / "best.pt", [odd], index=[7], data_dir=str(root), device="cpu",
+                               out=str(tmp_path / "pred.csv"), format="csv")
+    with open(tmp_path / "pred.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["input", "prediction", "probability", "true"] + [f"p_{d}" for d in range(10)]
+    assert [len(row) for row in table] == [14, 14, 14]
+    assert table[1][:4] == ["test[7]", "7", f"{records[0]['probability']:.4f}", "7"]
+    assert table[2][0] == str(odd) and table[2][1] == records[1]["prediction"] and table[2][3] == ""
+
     with pytest.raises(UsageError, match=r"--index must be in 0\.\.199"):
-        get_task("mnist").predict(model, meta, [], argparse.Namespace(index=[5000], data_dir=str(root), batch_size=64))
+        torchlab.predict(out / "best.pt", index=[5000], data_dir=str(root), batch_size=64, device="cpu")
 
 
 def test_binary_post_recipe_and_errors(tmp_path):
     root = write_mnist(tmp_path / "mnist", n_train=400, n_test=100)
-    task = get_task("mnist")
-    summary = task.train(train_args(recipe="post", data_dir=str(root), epochs=30, out=str(tmp_path / "post"), threads=1))
+    summary = train_mnist("post", data_dir=str(root), epochs=30, out=tmp_path / "post", threads=1)
     assert summary["model"] == "mnist-linear" and summary["train_samples"] == 80  # digits 4 and 5 of 400
     assert summary["test_accuracy"] > 0.9
+    _, meta = torchlab.load(tmp_path / "post" / "best.pt")
+    assert meta["digits"] == [4, 5] and meta["classes"] == ["4", "5"]
+    assert torchlab.evaluate(tmp_path / "post" / "best.pt", data_dir=str(root), device="cpu")["samples"] == 20
 
-    with pytest.raises(UsageError, match="--hidden must be >= 1"):
-        task.train(train_args(data_dir=str(root), model="mnist-mlp", hidden=0, out=str(tmp_path / "x")))
+    with pytest.raises(UsageError, match="--hidden must be a whole number >= 1"):
+        train_mnist(data_dir=str(root), model="mnist-mlp", hidden=0, out=tmp_path / "x")
     with pytest.raises(DataError, match="not found"):
-        task.train(train_args(data_dir=str(tmp_path / "nowhere"), out=str(tmp_path / "y")))
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing written
+        train_mnist(data_dir=str(tmp_path / "nowhere"), out=tmp_path / "y")
+    with pytest.raises(UsageError, match="--val-size 400 leaves no training images"):
+        train_mnist(data_dir=str(root), val_size=400, out=tmp_path / "z")
+    assert not any((tmp_path / name).exists() for name in "xyz")  # nothing written
 
 
 def test_image_preprocessing_centres_like_mnist(tmp_path):
@@ -250,8 +330,8 @@ def test_image_preprocessing_centres_like_mnist(tmp_path):
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not in ../shared/data/mnist")
 def test_real_mnist_cnn_reaches_98_percent(tmp_path):
     started = time.perf_counter()
-    summary = get_task("mnist").train(train_args(data_dir=str(SHARED_MNIST), limit=20000, val_size=1000, epochs=2,
-                                                 out=str(tmp_path / "real"), threads=1))
+    summary = train_mnist(data_dir=str(SHARED_MNIST), limit=20000, val_size=1000, epochs=2, out=tmp_path / "real",
+                          threads=1)
     assert summary["train_samples"] == 19000
     assert summary["test_accuracy"] >= 0.98, summary
     assert time.perf_counter() - started < 120

@@ -98,8 +98,9 @@ def plot_feature_maps(
 def write_mnist_figures(
     history: list[dict[str, float]], model: nn.Module, data, probs: torch.Tensor,
     normalise: Callable[[torch.Tensor], torch.Tensor], folder: Path, title: str = "mnist",
-) -> Path:
-    """Every MNIST figure for a finished run, in `folder`."""
+) -> list[Path]:
+    """Every MNIST figure for a finished run, in `folder`; returns their paths."""
+    from torchlab.inference import model_device
     from torchlab.models.mnist import feature_maps
 
     folder = Path(folder)
@@ -107,18 +108,20 @@ def write_mnist_figures(
     p = probs.numpy()
     images = data.x_test[:, 0].numpy()
     classes = data.class_names()
-    plot_history(history, folder / "curves.png", title=title)
-    plot_confusion_matrix(true, p.argmax(axis=1), folder / "confusion.png", labels=classes,
-                          title=f"{title} test set (accuracy {np.mean(true == p.argmax(axis=1)):.4f})")
-    plot_misclassified(images, p, true, classes, folder / "misclassified.png")
-    plot_filters(model, folder / "filters.png", title=f"{title}: first-layer weights (red > 0, blue < 0)")
-    device = next(model.parameters()).device
+    paths = [
+        plot_history(history, folder / "curves.png", title=title),
+        plot_confusion_matrix(true, p.argmax(axis=1), folder / "confusion.png", labels=classes,
+                              title=f"{title} test set (accuracy {np.mean(true == p.argmax(axis=1)):.4f})"),
+        plot_misclassified(images, p, true, classes, folder / "misclassified.png"),
+        plot_filters(model, folder / "filters.png", title=f"{title}: first-layer weights (red > 0, blue < 0)"),
+    ]
+    device = model_device(model)
     model.eval()
     for k in range(2):
         x = normalise(data.x_test[k : k + 1]).to(device)
         maps = feature_maps(model, x)
         if maps:
             label = classes[int(true[k])]
-            plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
-                              title=f"{title}: feature maps of test image {k} (a {label})")
-    return folder
+            paths.append(plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
+                                           title=f"{title}: feature maps of test image {k} (a {label})"))
+    return paths
