@@ -5,6 +5,8 @@
 Both loops train the same model (mnist-cnn by default, same seed, same initial weights), with
 the same optimiser, one-cycle schedule, batch size and epochs, on the same 60,000 training
 images, and are scored on the 10,000 test images after every epoch (scoring is not timed).
+The settings are the `mnist` task's default recipe (`torchlab.get_recipe("mnist")`) with the
+flags below applied; the model, loss and optimiser come from the task's own functions.
 They differ only in how batches reach the model:
 
   torchlab   the normalised images live on the device in a TensorBatcher and are sliced by a
@@ -29,29 +31,33 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import torchlab
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.mnist import FILES, find_file, load_mnist, normalization_stats
 from torchlab.device import pick_device, seed_everything
 from torchlab.errors import TorchlabError
 from torchlab.metrics import Accuracy
-from torchlab.models import build_model
-from torchlab.tasks.mnist import CONV_MODELS, make_optimizer
+from torchlab.tasks import mnist
+from torchlab.tasks.base import make_optimizer
 from torchlab.trainer import Trainer
+
+RECIPE = torchlab.get_recipe("mnist")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data", help="folder with the four MNIST IDX files (default: data/)")
-    p.add_argument("--model", default="mnist-cnn", help="10-class model to train (default: mnist-cnn)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-2)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--model", default=RECIPE.model, help=f"10-class model to train (default: {RECIPE.model})")
+    p.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    p.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
+    p.add_argument("--lr", type=float, default=RECIPE.lr)
+    p.add_argument("--weight-decay", type=float, default=RECIPE.weight_decay)
     p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default: 0.99)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast, CUDA only (default: the recipe's, on)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in both loops")
     p.add_argument("--only", choices=("torchlab", "reference"), help="run one loop only")
     return p.parse_args(argv)
@@ -81,18 +87,28 @@ def test_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast) 
     return correct / len(x)
 
 
-def fresh_model(args, device, channels_last: bool) -> nn.Module:
-    seed_everything(args.seed)
-    model = build_model(args.model, classes=10).to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+def recipe(args: argparse.Namespace) -> mnist.MnistConfig:
+    """The mnist default recipe with this script's flags applied (a UsageError names a bad one)."""
+    overrides = dict(data_dir=args.data_dir, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                     lr=args.lr, weight_decay=args.weight_decay, threads=args.threads, compile=args.compile)
+    if args.amp is not None:
+        overrides["amp"] = args.amp
+    return torchlab.get_recipe("mnist", **overrides)
 
 
-def run_torchlab(args, device, x_train, y_train, x_test, y_test, channels_last, amp, autocast):
+def fresh_model(cfg: mnist.MnistConfig, seed: int, device) -> nn.Module:
+    seed_everything(seed)
+    model, _ = mnist.make_model(cfg, classes=10)
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
+def run_torchlab(cfg, args, device, x_train, y_train, x_test, y_test, autocast):
     """The Trainer over a TensorBatcher; returns [(cumulative train seconds, test accuracy)] per epoch."""
-    model = fresh_model(args, device, channels_last)
-    train = TensorBatcher((x_train, y_train), args.batch_size, shuffle=True, device=device, seed=args.seed)
-    hp = {"lr": args.lr, "weight_decay": args.weight_decay, "epochs": args.epochs}
-    optimizer, scheduler = make_optimizer(model, "adamw", hp, len(train))
+    channels_last = cfg.channels_last
+    model = fresh_model(cfg, args.seed, device)
+    train = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=True, device=device, seed=args.seed)
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
     x_test, y_test = x_test.to(device), y_test.to(device)
     if channels_last:
         x_test = x_test.contiguous(memory_format=torch.channels_last)
@@ -102,32 +118,33 @@ def run_torchlab(args, device, x_train, y_train, x_test, y_test, channels_last, 
         elapsed = (points[-1][0] if points else 0.0) + row["seconds"]
         points.append((elapsed, test_accuracy(trainer.wrapped_model, x_test, y_test, autocast)))
 
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, metrics={"accuracy": Accuracy()}, epochs=args.epochs,
-                      scheduler=scheduler, scheduler_interval="batch", device=device, amp=amp,
-                      channels_last=channels_last, compile=args.compile, progress=False, callbacks=[score])
+    loss_fn = mnist.make_loss(10, cfg.loss, cfg.label_smoothing)
+    trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=cfg.epochs,
+                      scheduler=scheduler, scheduler_interval=interval, device=device, amp=cfg.amp,
+                      channels_last=channels_last, compile=cfg.compile, progress=False, callbacks=[score])
     trainer.fit(train)
     return points
 
 
-def run_reference(args, device, root, mean, std, x_test, y_test, channels_last, amp, autocast):
+def run_reference(cfg, args, device, root, mean, std, x_test, y_test, autocast):
     """pytorch/examples' loop: DataLoader over torchvision's MNIST, per-batch copies to the device."""
     from torchvision import datasets, transforms
 
-    model = fresh_model(args, device, channels_last)
+    channels_last = cfg.channels_last
+    model = fresh_model(cfg, args.seed, device)
     dataset = datasets.MNIST(str(root), train=True, download=False,
                              transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))]))
     accelerated = device.type != "cpu"
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
                                          num_workers=1 if accelerated else 0, pin_memory=accelerated)
-    hp = {"lr": args.lr, "weight_decay": args.weight_decay, "epochs": args.epochs}
-    optimizer, scheduler = make_optimizer(model, "adamw", hp, len(loader))
-    net = torch.compile(model) if args.compile else model
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(loader))
+    net = torch.compile(model) if cfg.compile else model
     x_test, y_test = x_test.to(device), y_test.to(device)
     if channels_last:
         x_test = x_test.contiguous(memory_format=torch.channels_last)
     points: list[tuple[float, float]] = []
     elapsed = 0.0
-    for epoch in range(args.epochs):
+    for epoch in range(cfg.epochs):
         net.train()
         start = time.perf_counter()
         for batch_idx, (data, target) in enumerate(loader):
@@ -139,7 +156,8 @@ def run_reference(args, device, root, mean, std, x_test, y_test, channels_last, 
                 loss = nn.functional.cross_entropy(net(data), target)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            if scheduler is not None and interval == "batch":
+                scheduler.step()
             if batch_idx % 10 == 0:
                 loss.item()  # pytorch/examples logs the loss every 10 batches
         if device.type == "cuda":
@@ -156,35 +174,34 @@ def time_to_target(points: list[tuple[float, float]], target: float) -> float | 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        cfg = recipe(args)
         device = pick_device(args.device)
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        data = load_mnist(args.data_dir)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        data = load_mnist(cfg.data_dir)
     except TorchlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    amp = device.type == "cuda" if args.amp is None else args.amp
-    channels_last = args.model in CONV_MODELS
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp and device.type == "cuda" else contextlib.nullcontext
-    mean, std = normalization_stats(data.x_train)
-    x_train, x_test = (data.x_train - mean) / std, (data.x_test - mean) / std
-    print(f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, {args.epochs} epochs of "
-          f"batch {args.batch_size}, amp {amp}, channels_last {channels_last}, compile {args.compile}")
+    amp = cfg.amp and device.type == "cuda"  # bf16 autocast acts on CUDA only
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+    mean, std = normalization_stats(data.x_train) if cfg.normalize else (0.0, 1.0)
+    normalization = {"mean": mean, "std": std}
+    x_train, x_test = mnist.normalise(data.x_train, normalization), mnist.normalise(data.x_test, normalization)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, model {cfg.model}, {cfg.epochs} epochs of "
+          f"batch {cfg.batch_size}, amp {amp}, channels_last {cfg.channels_last}, compile {cfg.compile}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="torchlab-mnist-") as tmp:
         if args.only != "reference":
-            results["torchlab"] = run_torchlab(args, device, x_train, data.y_train, x_test, data.y_test,
-                                               channels_last, amp, autocast)
+            results["torchlab"] = run_torchlab(cfg, args, device, x_train, data.y_train, x_test, data.y_test, autocast)
         if args.only != "torchlab":
             root = prepare_torchvision_root(args.data_dir, Path(tmp))
-            results["reference"] = run_reference(args, device, root, mean, std, x_test, data.y_test,
-                                                 channels_last, amp, autocast)
+            results["reference"] = run_reference(cfg, args, device, root, mean, std, x_test, data.y_test, autocast)
     for name, points in results.items():
         for epoch, (seconds, acc) in enumerate(points, start=1):
             print(f"{name:9s} epoch {epoch}: {seconds:7.2f} s of training, test accuracy {acc:.4f}")
     reached = {name: time_to_target(points, args.target) for name, points in results.items()}
     for name, seconds in reached.items():
-        shown = f"{seconds:.2f} s" if seconds is not None else f"not reached in {args.epochs} epochs"
+        shown = f"{seconds:.2f} s" if seconds is not None else f"not reached in {cfg.epochs} epochs"
         print(f"time to {args.target:.3f} test accuracy, {name}: {shown}")
     if len(reached) == 2 and None not in reached.values():
         print(f"speed-up (reference / torchlab): {reached['reference'] / reached['torchlab']:.2f}x")
