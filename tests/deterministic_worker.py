@@ -3,8 +3,9 @@
 
     CUBLAS_WORKSPACE_CONFIG=:4096:8 python tests/deterministic_worker.py train TASK ...
 
-Every op must then use a deterministic kernel (an op without one raises), and cuDNN picks its
-algorithms by fixed heuristics instead of timing them, so two processes compute alike.
+Every op then uses a deterministic kernel where one exists (an op without one warns on stderr:
+the test shows those warnings if the weights differ), and cuDNN picks its algorithms by fixed
+heuristics instead of timing them, so two processes compute alike.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 
 def main() -> int:
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     from torchlab.cli import main as cli_main
 
