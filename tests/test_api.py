@@ -116,3 +116,23 @@ def test_cli_tensorboard_flag_writes_scalars_and_figures(tmp_path, capsys):
     val_loss = next(v for k, v in scalars.items() if k.endswith("val_loss"))
     assert val_loss == pytest.approx([row["val_loss"] for row in history], rel=1e-6)
     assert any("loss" in name for name in images) and len(images) == 4
+
+
+@pytest.mark.parametrize("epochs, steps", [(1, 1), (1, 2), (1, 4), (2, 2)])
+def test_one_cycle_survives_very_short_runs(epochs, steps):
+    """warmup * steps == 1 used to divide by zero inside OneCycleLR (1 epoch of 4 batches at warmup 0.25)."""
+    import torch
+
+    from torchlab.config import TrainConfig
+    from torchlab.tasks.base import make_optimizer
+
+    model = torch.nn.Linear(2, 1)
+    optimizer, scheduler, _ = make_optimizer(model, TrainConfig(epochs=epochs, lr=0.1, schedule="onecycle",
+                                                                warmup=0.25), steps)
+    seen = [optimizer.param_groups[0]["lr"]]
+    for _ in range(epochs * steps):
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        seen.append(optimizer.param_groups[0]["lr"])
+    assert max(seen) == pytest.approx(0.1)  # the peak is reached, or kept when there is no room for a cycle

@@ -166,9 +166,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
     kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
     optimizer = kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, cfg.epochs * max(1, steps_per_epoch))
-    if cfg.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup)
+    if cfg.schedule == "onecycle" and total >= 3:
+        # OneCycleLR needs at least one step in each phase; very short runs get a longer warm-up share.
+        warmup = min(max(cfg.warmup, 1.5 / total), (total - 1.5) / total)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=warmup)
         return optimizer, scheduler, "batch"
+    if cfg.schedule == "onecycle":  # one or two steps in all: no room for a cycle, keep the peak rate
+        return optimizer, None, "epoch"
     if cfg.schedule == "cosine":
         return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), "batch"
     return optimizer, None, "epoch"
