@@ -135,4 +135,5 @@ def test_one_cycle_survives_very_short_runs(epochs, steps):
         if scheduler is not None:
             scheduler.step()
         seen.append(optimizer.param_groups[0]["lr"])
-    assert max(seen) == pytest.approx(0.1)  # the peak is reached, or kept when there is no room for a cycle
+    assert 0.05 <= max(seen) <= 0.1 + 1e-12  # it climbs near the peak (or keeps it when there is no room to cycle)
+    assert scheduler is None or seen[-1] < 0.01  # and anneals at the end
