@@ -25,3 +25,7 @@ class CheckpointError(TorchlabError):
 
 class TrainingError(TorchlabError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class ExportError(TorchlabError):
+    """A model could not be exported, or the exported file does not reproduce the checkpoint's outputs."""

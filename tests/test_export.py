@@ -1,0 +1,170 @@
+"""Export: every registered model to ONNX and TorchScript, free batch size, metadata, parity with the checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from torchlab.checkpoint import make_checkpoint, save_checkpoint
+from torchlab.errors import ExportError, UsageError
+from torchlab.export import TOLERANCE, export, read_metadata
+from torchlab.models import build_model, get_model_spec, model_names
+
+ONNX_MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+needs_onnx = pytest.mark.skipif(bool(ONNX_MISSING), reason=f"optional torchlab[onnx] packages absent: {ONNX_MISSING}")
+NORMALIZATION = {"mean": 0.1307, "std": 0.3081, "input": "pixels / 255"}
+
+
+def write_checkpoint(name, folder):
+    torch.manual_seed(0)
+    model = build_model(name)
+    checkpoint = make_checkpoint(task="test-task", model_name=name, model=model, model_kwargs={}, epoch=3,
+                                 normalization=NORMALIZATION, classes=["a", "b"])
+    return save_checkpoint(checkpoint, folder / "best.pt"), model.eval()
+
+
+def batch(name, n, seed):
+    return torch.randn(n, *get_model_spec(name).input_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def run_onnx(path, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def run_torchscript(path, x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(str(path))(x).detach().numpy()
+
+
+def assert_close(got, model, x):
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= TOLERANCE * max(1.0, np.abs(expected).max())
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_exports_with_free_batch_size_metadata_and_parity(name, fmt, tmp_path):
+    if fmt == "onnx" and ONNX_MISSING:
+        pytest.skip(f"optional torchlab[onnx] packages absent: {ONNX_MISSING}")
+    ckpt, model = write_checkpoint(name, tmp_path)
+    out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=batch(name, 3, seed=0))
+    assert out == tmp_path / f"model.{fmt}" and out.stat().st_size > 0
+    meta = read_metadata(out) if fmt == "torchscript" else _onnx_meta(out)
+    assert meta["normalization"] == NORMALIZATION
+    assert meta["model"] == name and meta["task"] == "test-task" and meta["classes"] == ["a", "b"]
+    assert meta["input_shape"] == ["batch", *get_model_spec(name).input_shape]
+    run = run_onnx if fmt == "onnx" else run_torchscript
+    for n in (1, 3):  # neither is the batch size the export traced with (2)
+        assert_close(run(out, batch(name, n, seed=n)), model, batch(name, n, seed=n))
+
+
+def _onnx_meta(path):
+    """The metadata as a plain onnxruntime user reads it (the README's recipe), checked against read_metadata."""
+    import json
+
+    import onnxruntime as ort
+
+    props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    meta = {key: json.loads(value) for key, value in props.items()}
+    assert meta == read_metadata(path)
+    return meta
+
+
+@needs_onnx
+def test_onnx_batch_dimension_is_symbolic(tmp_path):
+    import onnx
+
+    ckpt, _ = write_checkpoint("mnist-cnn", tmp_path)
+    graph = onnx.load(str(export(ckpt, "onnx", tmp_path / "m.onnx"))).graph
+    first = [graph.input[0].type.tensor_type.shape.dim[0], graph.output[0].type.tensor_type.shape.dim[0]]
+    assert all(d.dim_param and not d.dim_value for d in first)
+
+
+def test_digit_mlp_parity_on_real_digits(tmp_path):
+    from sklearn.datasets import load_digits
+
+    ckpt, model = write_checkpoint("digit-mlp", tmp_path)
+    digits = torch.tensor(load_digits().data[:64], dtype=torch.float32) / 16.0
+    out = export(ckpt, "torchscript", tmp_path / "d.pt", inputs=digits)
+    assert_close(run_torchscript(out, digits), model, digits)
+
+
+def test_failed_parity_check_writes_nothing(tmp_path, monkeypatch):
+    import torchlab.export as export_module
+
+    ckpt, _ = write_checkpoint("ring-mlp", tmp_path)
+    real = export_module._run_torchscript
+    monkeypatch.setattr(export_module, "_run_torchscript", lambda data, x: real(data, x) + 0.01)
+    with pytest.raises(ExportError, match="nothing was written"):
+        export(ckpt, "torchscript", tmp_path / "r.pt")
+    assert not (tmp_path / "r.pt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_user_errors_are_one_line(tmp_path, monkeypatch):
+    ckpt, _ = write_checkpoint("ring-net", tmp_path)
+    with pytest.raises(UsageError, match="unknown export format 'tflite'"):
+        export(ckpt, "tflite")
+    with pytest.raises(UsageError, match="is a folder"):
+        export(ckpt, "torchscript", out=tmp_path)
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if the optional extra were not installed
+    with pytest.raises(UsageError, match=r"pip install torchlab\[onnx\]"):
+        export(ckpt, "onnx", out=tmp_path / "r.onnx")
+    assert not (tmp_path / "r.onnx").exists()
+
+
+def test_cli_export_prints_the_parity_and_normalisation(tmp_path, capsys):
+    from torchlab.cli import main
+
+    ckpt, model = write_checkpoint("mnist-tiny-cnn", tmp_path)
+    assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(tmp_path / "t.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {tmp_path / 't.pt'}" in printed
+    assert '"mean": 0.1307' in printed and "parity: max |exported - checkpoint|" in printed
+    x = batch("mnist-tiny-cnn", 3, seed=9)
+    assert_close(run_torchscript(tmp_path / "t.pt", x), model, x)
+    assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_torchscript_metadata_reads_back_from_bytes(tmp_path):
+    ckpt, _ = write_checkpoint("patch-linear", tmp_path)
+    out = export(ckpt, "torchscript", tmp_path / "p.pt")
+    extra = {"torchlab.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.load(io.BytesIO(out.read_bytes()), _extra_files=extra)
+    assert b'"normalization": {"mean": 0.1307' in extra["torchlab.json"]
+
+
+@needs_onnx
+def test_readme_onnxruntime_recipe_runs_on_an_exported_digit_mlp(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    from torchlab.cli import main
+
+    section = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split(
+        "## Export for inference outside torchlab")[1]
+    recipe = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "import torch" not in recipe and "torchlab" not in recipe
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "digit-mlp", "--out", "run", "--no-figures", "--no-progress", "--epochs", "5"]) == 0
+    assert main(["export", "run/best.pt", "--format", "onnx", "--out", "digit-mlp.onnx"]) == 0
+    capsys.readouterr()
+    exec(compile(recipe, "README.md", "exec"), {})
+    predicted, true = capsys.readouterr().out.strip().split("] [")
+    agree = sum(a == b for a, b in zip(predicted.strip("[").split(", "), true.strip("]").split(", ")))
+    assert agree >= 7  # a 5-epoch digit MLP gets at least 7 of the first 8 digits right

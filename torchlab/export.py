@@ -1,0 +1,200 @@
+"""Export a checkpoint for inference outside torchlab: ONNX (for onnxruntime) or TorchScript.
+
+    path = export("checkpoints/digit-mlp/best.pt", fmt="onnx", out="digit-mlp.onnx")
+
+The file maps `input`, a batch of any size of shape (batch, *input_shape), to the model's raw
+`output` (logits or regression values, exactly what the nn.Module returns). The input is NOT
+normalised inside the file: the checkpoint's normalisation, together with task, model, classes
+and input shape, is recorded as JSON strings in the file's metadata (ONNX `metadata_props`;
+TorchScript extra file `torchlab.json`); `read_metadata(path)` returns it as a dict.
+
+With `check=True` the exported bytes are loaded back (onnxruntime / torch.jit.load) and run on a
+batch of inputs; the export fails, and nothing is written, unless every output is within
+`TOLERANCE × max(1, largest |checkpoint output|)` of the checkpoint model's. The ONNX file comes
+from PyTorch's torch.export-based exporter (`torch.onnx.export(dynamo=True)`), which needs the
+optional extra `pip install torchlab[onnx]` (onnx, onnxscript and onnxruntime). TorchScript needs
+nothing more but is deprecated upstream; prefer ONNX.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchlab.checkpoint import atomic_write_bytes, load
+from torchlab.errors import CheckpointError, ExportError, UsageError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+TOLERANCE = 1e-4  # relative to max(1, largest |output|): float32 kernels differ in summation order
+CHECK_BATCH = 8  # inputs in the parity check (the export itself traces a batch of 2: the batch size stays free)
+META_KEYS = ("task", "recipe", "epoch", "normalization", "classes", "digits", "keypoint_names")
+TORCHSCRIPT_META = "torchlab.json"
+ONNX_HINT = "ONNX export needs onnx, onnxscript and onnxruntime: pip install torchlab[onnx]"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_checked` wrote and how close the exported outputs came to the checkpoint's."""
+
+    path: Path
+    fmt: str
+    metadata: dict[str, Any]
+    max_difference: float | None  # None when the check was skipped
+    allowed_difference: float | None
+    checked_inputs: int
+
+
+def export(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
+           check: bool = True, inputs: torch.Tensor | None = None) -> Path:
+    """Write `checkpoint`'s model as an ONNX or TorchScript file and return its path (see the module docstring).
+
+    out: the file to write (default: `<model name>.onnx` / `.torchscript.pt` beside the checkpoint).
+    inputs: the batch for the parity check (default: CHECK_BATCH standard-normal samples, seed 0).
+    """
+    return export_checked(checkpoint, fmt, out, check, inputs).path
+
+
+def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
+                   check: bool = True, inputs: torch.Tensor | None = None) -> ExportReport:
+    """`export`, returning the parity check's numbers as well."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        _require_onnx(check)
+    model, meta = load(checkpoint, device="cpu")
+    spec = _input_shape(meta, checkpoint)
+    out = Path(out) if out is not None else Path(checkpoint).parent / f"{meta['model']['name']}{FORMATS[fmt]}"
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name such as {out / (meta['model']['name'] + FORMATS[fmt])}")
+    metadata = _metadata(meta, spec, Path(checkpoint))
+    example = torch.randn(2, *spec, generator=torch.Generator().manual_seed(1))
+    data = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
+    difference = allowed = None
+    if check:
+        if inputs is None:
+            inputs = torch.randn(CHECK_BATCH, *spec, generator=torch.Generator().manual_seed(0))
+        inputs = inputs.float()
+        if tuple(inputs.shape[1:]) != tuple(spec):
+            raise UsageError(f"parity inputs have shape {tuple(inputs.shape)}; the model takes (batch, {', '.join(map(str, spec))})")
+        with torch.no_grad():
+            expected = model(inputs).numpy()
+        got = _run_onnx(data, inputs) if fmt == "onnx" else _run_torchscript(data, inputs)
+        difference = float(abs(got - expected).max()) if expected.size else 0.0
+        allowed = TOLERANCE * max(1.0, float(abs(expected).max()) if expected.size else 1.0)
+        if got.shape != expected.shape or not difference <= allowed:
+            raise ExportError(
+                f"the exported {fmt} model does not reproduce {checkpoint}: outputs of shape {got.shape} differ by up to "
+                f"{difference:.3g} (allowed {allowed:.3g}); nothing was written"
+            )
+    atomic_write_bytes(out, data)
+    return ExportReport(out, fmt, metadata, difference, allowed, 0 if inputs is None or not check else len(inputs))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The torchlab metadata recorded in an exported .onnx or TorchScript file, values decoded from JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist or is not a file; give an exported .onnx or TorchScript file")
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return {key: json.loads(value) for key, value in props.items()}
+    extra = {TORCHSCRIPT_META: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return json.loads(extra[TORCHSCRIPT_META])
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _require_onnx(check: bool) -> None:
+    needed = ["onnx", "onnxscript"] + (["onnxruntime"] if check else [])
+    import importlib.util
+
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"{ONNX_HINT} (missing: {', '.join(missing)})")
+
+
+def _input_shape(meta: dict[str, Any], checkpoint: str | os.PathLike) -> tuple[int, ...]:
+    from torchlab.models import get_model_spec
+
+    shape = get_model_spec(meta["model"]["name"]).input_shape
+    if shape is None:
+        raise CheckpointError(f"{checkpoint}: model {meta['model']['name']} declares no input shape, so it cannot be exported")
+    return tuple(shape)
+
+
+def _metadata(meta: dict[str, Any], input_shape: tuple[int, ...], checkpoint: Path) -> dict[str, Any]:
+    import torchlab
+
+    out = {"model": meta["model"]["name"], "model_kwargs": meta["model"].get("kwargs", {}),
+           "input_shape": ["batch", *input_shape], "output": "the model's raw outputs (logits or values), one row per input",
+           "source": checkpoint.name, "torchlab_version": torchlab.__version__}
+    out.update({key: meta[key] for key in META_KEYS if meta.get(key) is not None})
+    if "normalization" not in out:
+        out["normalization"] = None  # say so explicitly: the inputs go in as they are
+    return json.loads(json.dumps(out, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return str(value)
+
+
+def _onnx_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any]) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, input_names=["input"], output_names=["output"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+            )
+        except Exception as exc:  # the exporter raises many types; one line says which model failed
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ExportError(f"could not export {metadata['model']} to ONNX ({type(exc).__name__}: {first})") from None
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    proto.doc_string = f"torchlab {metadata['model']} exported from {metadata['source']}"
+    return proto.SerializeToString()
+
+
+def _torchscript_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream; trace warnings name Python branches
+        try:
+            traced = torch.jit.trace(model, example, check_trace=False)  # the parity check below does better
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ExportError(f"could not trace {metadata['model']} to TorchScript ({type(exc).__name__}: {first})") from None
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_META: json.dumps(metadata)})
+    return buffer.getvalue()
+
+
+def _run_onnx(data: bytes, inputs: torch.Tensor):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": inputs.numpy()})[0]
+
+
+def _run_torchscript(data: bytes, inputs: torch.Tensor):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    with torch.no_grad():
+        return module(inputs).numpy()
