@@ -130,9 +130,11 @@ def mnist_figure(output: str) -> str:
         if not loop["epochs"]:
             continue
         seconds, acc = loop["epochs"][-1]
-        reached = (f"{loop['reached']:.2f} s to {target:.1%}" if loop["reached"] is not None
-                   else f"{target:.1%} not reached" if target is not None else "")
-        parts.append(f"{name} {reached} ({acc:.4f} after {len(loop['epochs'])} epochs, {seconds:.2f} s)".replace("  ", " "))
+        if loop["reached"] is not None:
+            head = f"{name} {loop['reached']:.2f} s to {target:.1%}"
+        else:
+            head = f"{name} {target:.1%} not reached" if target is not None else name
+        parts.append(f"{head} ({acc:.4f} after {len(loop['epochs'])} epochs, {seconds:.2f} s)")
     if parsed["speedup"] is not None:
         parts.append(f"torchlab {parsed['speedup']:.1f}× faster to {target:.1%}")
     return "; ".join(parts)
@@ -210,11 +212,12 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
         return (["scripts/bench_mnist.py", "--device", device, "--data-dir", str(mnist.resolve()), *only, *extra],
                 f"python scripts/bench_mnist.py {' '.join(flags)}{note}")
 
-    def train(task: str, on: str, *flags: str, paths: tuple[tuple[str, Path], ...] = ()) -> tuple[list[str], str]:
+    def train(name: str, task: str, on: str, *flags: str,
+              paths: tuple[tuple[str, Path], ...] = ()) -> tuple[list[str], str]:
         given = [f"{flag} {path}" for flag, path in paths]
         absolute = [x for flag, path in paths for x in (flag, str(path.resolve()))]
         argv = ["-m", "torchlab", "train", task, *absolute, *flags, "--device", on,
-                "--out", str(Path(scratch) / f"{task}-{on}"), "--no-figures", "--no-progress"]
+                "--out", str(Path(scratch) / name), "--no-figures", "--no-progress"]
         return argv, " ".join(["torchlab train", task, *given, *flags, "--device", on])
 
     epochs = ["--epochs", str(args.keypoint_epochs)]
@@ -222,12 +225,12 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
         ("tests", (["-m", "pytest", "-m", "accelerator", "tests/test_accelerator.py", "-rfEs", "-p", "no:cacheprovider"],
                    "pytest -m accelerator tests/test_accelerator.py"), 240, parse_pytest, None),
         ("mnist", mnist_bench(), 120, mnist_figure, no_mnist),
-        ("digits", train("digit-mlp", device), 60, summary_figure, None),
-        ("digits-cpu", train("digit-mlp", "cpu"), 60, summary_figure, None),
-        ("keypoints", train("keypoint-net", device, *epochs, paths=(("--data", faces_csv),)), 180, summary_figure,
-         no_faces),
+        ("digits", train("digits", "digit-mlp", device), 60, summary_figure, None),
+        ("digits-cpu", train("digits-cpu", "digit-mlp", "cpu"), 60, summary_figure, None),
+        ("keypoints", train("keypoints", "keypoint-net", device, *epochs, paths=(("--data", faces_csv),)), 180,
+         summary_figure, no_faces),
         ("mnist-compile", mnist_bench("--compile"), 240, mnist_figure, no_mnist),
-        ("mnist-long", train("mnist", device, "--recipe", "long", paths=(("--data-dir", mnist),)), 120,
+        ("mnist-long", train("mnist-long", "mnist", device, "--recipe", "long", paths=(("--data-dir", mnist),)), 120,
          summary_figure, no_mnist),
     ]
     return [Step(name, argv, shown, cap, figure, skip) for name, (argv, shown), cap, figure, skip in steps]

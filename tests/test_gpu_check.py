@@ -241,3 +241,15 @@ def test_main_stops_starting_steps_when_the_budget_is_spent(monkeypatch, capsys)
     monkeypatch.setattr(gpu_check, "plan", lambda args, device, scratch: steps)
     assert gpu_check.main(["--budget", "5"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("| skipped: time budget of 5 s used up |")
+
+
+def test_every_planned_torchlab_command_parses(tmp_path):
+    """The flags the check passes to `torchlab train` exist (a renamed flag would fail here, not on the GPU)."""
+    from torchlab.cli import build_parser
+
+    (tmp_path / "mnist").mkdir()
+    steps = [s for s in gpu_check.plan(options(tmp_path), "cuda", str(tmp_path / "s")) if s.argv[:2] == ["-m", "torchlab"]]
+    assert [s.name for s in steps] == ["digits", "digits-cpu", "keypoints", "mnist-long"]
+    for step in steps:
+        args = build_parser().parse_args(step.argv[2:])
+        assert args.no_figures and args.no_progress and args.device in ("cuda", "cpu")
