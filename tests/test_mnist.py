@@ -185,7 +185,7 @@ def test_recipes_are_configs_with_the_old_values():
     long = torchlab.get_recipe("mnist", "long")
     assert long.epochs == 12 and long.channels == (32, 64, 128) and long.augment and long.label_smoothing == 0.1
     default = torchlab.get_recipe("mnist")
-    assert (default.epochs, default.lr, default.batch_size, default.val_size) == (3, 2e-2, 128, 5000)
+    assert (default.epochs, default.lr, default.batch_size, default.val_size) == (3, 2e-2, 128, None)
     assert (default.optimizer, default.schedule, default.warmup) == ("adamw", "onecycle", 0.25)
     for name in ("post", "assignment"):
         cfg = torchlab.get_recipe("mnist", name)
@@ -335,3 +335,11 @@ def test_real_mnist_cnn_reaches_98_percent(tmp_path):
     assert summary["train_samples"] == 19000
     assert summary["test_accuracy"] >= 0.98, summary
     assert time.perf_counter() - started < 120
+
+
+def test_default_validation_is_a_share_so_any_limit_works(tmp_path):
+    """--limit 3000 used to fail: the fixed 5,000 validation images were more than the data."""
+    root = write_mnist(tmp_path / "data", n_train=600, n_test=100)
+    summary = train_mnist(data_dir=str(root), limit=300, epochs=1, out=tmp_path / "run")
+    assert summary["train_samples"] == 275  # 300 - round(300 / 12) held out for validation
+    assert 0.0 <= summary["val_accuracy"] <= 1.0

@@ -11,9 +11,24 @@ from torchlab.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_api_example_trains_mnist(tmp_path, capsys, monkeypatch):
+    """The first block: torchlab.train / evaluate / predict on MNIST (a small synthetic IDX set in data/mnist)."""
+    from test_mnist import write_mnist
+
+    write_mnist(tmp_path / "data" / "mnist", n_train=600, n_test=100)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(python_blocks()[0], "README.md", "exec"), {})
+    test_accuracy, fit_seconds, checkpoint = capsys.readouterr().out.splitlines()[0].split()
+    assert 0.0 <= float(test_accuracy) <= 1.0 and float(fit_seconds) > 0
+    assert checkpoint == "checkpoints/mnist/best.pt" and (tmp_path / checkpoint).exists()
+
+
 def test_readme_python_example_runs(tmp_path, capsys, monkeypatch):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    block = next(b for b in python_blocks() if "torchlab.Trainer(" in b)
     monkeypatch.chdir(tmp_path)
     assert main(["train", "digit-mlp", "--no-figures", "--epochs", "3"]) == 0
     capsys.readouterr()

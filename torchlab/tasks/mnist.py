@@ -76,7 +76,8 @@ class MnistConfig(TrainConfig):
                                              "(e.g. --digits 4 5)", nargs=2, metavar=("A", "B"), group="data")
     limit: int | None = setting(None, "use only the first N training images (after --digits; none: all)",
                                 check=whole(1), group="data")
-    val_size: int = setting(5000, "training images held out for validation", check=whole(0), group="data")
+    val_size: int | None = setting(None, "training images held out for validation (none: 1/12 of them, so 5,000 of "
+                                   "MNIST's 60,000 and a share of any --limit)", check=whole(0), group="data")
     augment: bool = setting(False, "random shifts, turns and zooms of the training images", group="data")
     normalize: bool = setting(True, "subtract the training pixels' mean and divide by their std", group="data")
     model: str = setting("mnist-cnn", "which classifier", choices=MODELS, group="model")
@@ -102,6 +103,8 @@ class MnistConfig(TrainConfig):
             raise UsageError("--loss post (the post recipe) trains a binary classifier; give --digits A B "
                              "(e.g. --digits 4 5)")
 
+
+VAL_SHARE = 12  # by default one training image in 12 is held out: 5,000 of MNIST's 60,000
 
 # Every recipe sets bf16 autocast (CUDA only); the conv recipes also set channels-last.
 RECIPES = {
@@ -199,7 +202,8 @@ def train(cfg: MnistConfig, run: Run) -> RunResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_mnist(cfg.data_dir, cfg.digits, cfg.limit, download=cfg.download and run.is_main)
-    x_train, y_train, x_val, y_val = hold_out(data.x_train, data.y_train, cfg.val_size, run.seed)
+    val_size = cfg.val_size if cfg.val_size is not None else round(len(data.x_train) / VAL_SHARE)
+    x_train, y_train, x_val, y_val = hold_out(data.x_train, data.y_train, val_size, run.seed)
     mean, std = normalization_stats(x_train) if cfg.normalize else (0.0, 1.0)
     normalization = {"mean": mean, "std": std, "input": "pixels / 255"}
 
