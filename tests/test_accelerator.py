@@ -324,6 +324,16 @@ def test_every_registered_task_has_small_data_flags_the_cli_accepts(task, tmp_pa
     assert args.no_figures and args.no_progress
 
 
+def test_the_feature_tests_flags_are_flags_the_cli_accepts(tmp_path):
+    """What the accelerator tests pass besides the small-data flags parses here, on the CPU."""
+    runs = [(task, flags) for table in (RESUME_FLAGS, OOM_FLAGS) for task, flags in table.items() if task in TASKS]
+    runs += [(task, [flag]) for flag in ("--amp", "--channels-last", "--compile")
+             for task in (*CONV_TASKS, *COMPILE_TASKS) if task in TASKS]
+    for task, flags in runs:
+        build_parser().parse_args(["train", task, "--device", "cpu", "--out", str(tmp_path), "--resume",
+                                   *task_args(task, tmp_path), *flags])
+
+
 def test_task_args_fill_in_the_mnist_folder_and_name_the_table_for_unknown_tasks():
     assert task_args("mnist", "/data/m")[:2] == ["--data-dir", "/data/m"]
     assert set(TASK_FLAGS) >= {"digit-mlp"}
