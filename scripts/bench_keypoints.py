@@ -56,11 +56,11 @@ def bench_loader(rows: int, folder: Path) -> dict:
             "torchlab_seconds": round(ours_seconds, 2), "speedup": round(seed_seconds / ours_seconds, 1)}
 
 
-def train(task: str, extra: list[str], out: Path) -> dict:
-    from torchlab.cli import build_parser
+def train(task: str, recipe: str, out: Path, **overrides) -> dict:
+    """The task's recipe through torchlab.train; returns the summary `torchlab train` prints."""
+    import torchlab
 
-    args = build_parser().parse_args(["train", task, "--out", str(out), "--no-progress", *extra])
-    return args.task_obj.train(args)
+    return torchlab.train(task, recipe, out=out, progress=False, **overrides).summary
 
 
 def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path, models: list[str]) -> list[dict]:
@@ -68,21 +68,19 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
 
     import torchlab
     from torchlab.data.keypoints import split_rows
+    from torchlab.inference import predict_outputs
+    from torchlab.keypoints_eval import load_table, to_tensors
     from torchlab.plots.keypoints import plot_faces
-    from torchlab.tasks.keypoints import load_table, predict_images, to_tensors
 
-    common = ["--synthetic", str(synthetic), "--device", device]
-    runs = [("keypoint-fcn", "seed", ["--recipe", "seed"]),
-            ("keypoint-cnn", "seed", ["--recipe", "seed"]),
-            ("keypoint-net", "default" + (f", {net_epochs} epochs" if net_epochs else ""),
-             ["--epochs", str(net_epochs)] if net_epochs else [])]
+    runs = [("keypoint-fcn", "seed", {}), ("keypoint-cnn", "seed", {}),
+            ("keypoint-net", "default", {"epochs": net_epochs} if net_epochs else {})]
     rows, predictions = [], {}
     table = load_table(None, synthetic)
     val_rows = split_rows(table, "mask").val
     images = to_tensors(table, val_rows)[0]
     for task, recipe, extra in runs:
         if task in models:
-            summary = train(task, common + extra, folder / task)
+            summary = train(task, recipe, folder / task, device=device, synthetic=synthetic, **extra)
         elif (folder / task / "best.pt").exists():  # trained by an earlier run of this script
             summary = torchlab.load(folder / task / "best.pt")[1]["metrics"]
             summary.update(epochs=len(torchlab.load(folder / task / "best.pt")[1]["history"]), fit_seconds=float("nan"))
@@ -91,10 +89,11 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
         if not rows:
             rows.append({"model": "mean-keypoint baseline", "recipe": "-", "val_rmse_px": summary["baseline_rmse_px"],
                          "epochs": 0, "fit_seconds": 0.0})
-        rows.append({"model": task, "recipe": recipe, "val_rmse_px": summary["val_rmse_px"],
+        label = recipe + (f", {extra['epochs']} epochs" if extra else "")
+        rows.append({"model": task, "recipe": label, "val_rmse_px": summary["val_rmse_px"],
                      "epochs": summary["epochs"], "fit_seconds": summary["fit_seconds"]})
         model, _ = torchlab.load(folder / task / "best.pt", device="cpu")
-        predictions[task] = predict_images(model, images)[:5]
+        predictions[task] = predict_outputs(model, images[:5]).numpy()
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     shown = val_rows[:5]
     plot_faces(table.images[shown], table.keypoints[shown], predictions, folder / "comparison.png",

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from torchlab.cli import main
+from torchlab.keypoints_eval import masked_mse, mean_keypoint_baseline, per_keypoint_rmse
 from torchlab.models import build_model, count_parameters
 from torchlab.models.keypoints import SoftArgmax2d
-from torchlab.tasks.keypoints import masked_mse, mean_keypoint_baseline, per_keypoint_rmse
 
 
 def test_parameter_counts_match_the_seed():

@@ -11,9 +11,10 @@ from PIL import Image
 
 import torchlab
 from torchlab.cli import build_parser, main
+from torchlab.commands.flags import overrides_from
 from torchlab.data.keypoints import COORD_COLUMNS, KEYPOINT_NAMES
 from torchlab.data.synthetic_faces import make_faces, write_lookup_csv, write_test_csv
-from torchlab.tasks.keypoints_predict import face_to_photo, photo_to_face
+from torchlab.keypoints_predict import face_to_photo, photo_to_face
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,11 @@ def trained(tmp_path_factory):
         "train", "keypoint-net", "--synthetic", "200", "--width", "8", "--epochs", "4", "--batch-size", "16",
         "--lr", "5e-3", "--no-augment", "--device", "cpu", "--out", str(out), "--no-progress",
     ])
-    summary = args.task_obj.train(args)
-    return out, summary
+    assert overrides_from(args, args.task_spec) == {"synthetic": 200, "width": 8, "epochs": 4, "batch_size": 16,
+                                                    "lr": 5e-3, "augment": False}
+    result = torchlab.train("keypoint-net", args.recipe, out=out, device="cpu", progress=False,
+                            **overrides_from(args, args.task_spec))
+    return out, result.summary
 
 
 def test_short_training_beats_the_mean_face(trained):
@@ -58,7 +62,7 @@ def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
     path = tmp_path / "me.png"
     Image.fromarray(photo).convert("RGB").save(path)
     assert main(["predict", str(out / "best.pt"), str(path), "--out", str(tmp_path / "res"), "--device", "cpu"]) == 0
-    record = json.loads((tmp_path / "res" / "me_keypoints.json").read_text())
+    [record] = json.loads((tmp_path / "res" / "me_keypoints.json").read_text())
     assert record["crop"] == {"x": 80, "y": 0, "size": 240} and len(record["keypoints"]) == 15
     assert (tmp_path / "res" / "me_keypoints.png").stat().st_size > 5000
     # the photo's keypoints are the model's 96x96 predictions mapped through the crop
@@ -104,3 +108,70 @@ def test_bad_training_file_is_one_line_error(tmp_path, capsys):
     assert main(["train", "keypoint-cnn", "--data", str(bad), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "no 'Image' column" in capsys.readouterr().err
     assert not (tmp_path / "o" / "last.pt").exists()
+
+
+def test_recipes_are_configs_with_the_old_values():
+    for task in ("keypoint-fcn", "keypoint-cnn"):
+        cfg = torchlab.get_recipe(task)
+        assert (cfg.epochs, cfg.lr, cfg.optimizer, cfg.schedule, cfg.missing, cfg.augment) == (
+            30, 1e-3, "adam", "cosine", "mask", True)
+    net = torchlab.get_recipe("keypoint-net")
+    assert (net.epochs, net.lr, net.weight_decay, net.optimizer, net.schedule, net.warmup, net.width) == (
+        100, 2e-3, 1e-4, "adamw", "onecycle", 0.2, 32)
+    for task in ("keypoint-fcn", "keypoint-cnn", "keypoint-net"):
+        seed = torchlab.get_recipe(task, "seed")
+        assert (seed.epochs, seed.lr, seed.batch_size, seed.weight_decay, seed.optimizer, seed.schedule) == (
+            20, 1e-3, 64, 0.0, "adam", "none")
+        assert (seed.missing, seed.augment, seed.mean_init) == ("drop", False, False)
+    args = build_parser().parse_args(["train", "keypoint-cnn", "--missing", "drop", "--flip-sum", "96", "--augment",
+                                      "--data", "t.csv"])
+    assert overrides_from(args, args.task_spec) == {"missing": "drop", "flip_sum": 96.0, "augment": True, "data": "t.csv"}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["keypoint-net", "--width", "3"], "--width must be a whole number >= 4, got 3"),
+    (["keypoint-fcn", "--synthetic", "5"], "--synthetic must be a whole number >= 20, got 5"),
+    (["keypoint-cnn", "--flip-sum", "nan"], "--flip-sum must be a finite number"),
+])
+def test_bad_settings_are_one_line_errors_before_anything_is_written(tmp_path, capsys, flags, message):
+    assert main(["train", *flags, "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_validation_faces_and_a_test_csv(trained, tmp_path, capsys):
+    out, _ = trained
+    assert main(["predict", str(out / "best.pt"), "--index", "0", "--index", "3", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * 16 and lines[0].startswith("validation face 0: RMSE ") and lines[0].endswith(" px")
+    assert lines[16].startswith("validation face 3: RMSE ")
+    assert lines[1].startswith("  left_eye_center: predicted (") and " true (" in lines[1]
+    # the same as values: one record per face, its RMSE over the 30 coordinates
+    [record] = torchlab.predict(out / "best.pt", index=[3], device="cpu")
+    pred = np.array([[p["x"], p["y"]] for p in record["keypoints"].values()])
+    true = np.array([[p["x"], p["y"]] for p in record["true"].values()])
+    assert record["rmse_px"] == pytest.approx(np.sqrt(np.mean((pred - true) ** 2)))
+    assert lines[16] == f"validation face 3: RMSE {record['rmse_px']:.3f} px"
+
+    test_csv = write_test_csv(tmp_path / "test.csv", 3)
+    [record] = torchlab.predict(out / "best.pt", [test_csv], device="cpu", format="csv", out=str(tmp_path / "res"))
+    assert record["image_ids"] == [1, 2, 3] and np.array(record["keypoints"]).shape == (3, 30)
+    rows = (tmp_path / "res" / "test_keypoints.csv").read_text().splitlines()
+    assert rows[0].split(",") == ["ImageId", *COORD_COLUMNS] and len(rows) == 4
+    assert float(rows[2].split(",")[1]) == pytest.approx(record["keypoints"][1][0], abs=1e-3)
+
+
+def test_a_checkpoint_without_a_config_still_evaluates(trained, tmp_path, capsys):
+    """best.pt as written before typed configs: no "config", the recipe's hyper-parameters as "hparams"."""
+    from torchlab.checkpoint import read_checkpoint, save_checkpoint
+
+    out, summary = trained
+    checkpoint = read_checkpoint(out / "best.pt")
+    del checkpoint["config"]
+    checkpoint["hparams"] = {"epochs": 4, "lr": 5e-3, "batch_size": 16, "weight_decay": 1e-4, "patience": None,
+                             "missing": "mask", "augment": True, "optimizer": "adamw", "schedule": "onecycle"}
+    save_checkpoint(checkpoint, tmp_path / "old.pt")
+    metrics = torchlab.evaluate(tmp_path / "old.pt", device="cpu")
+    assert metrics["val_rmse_px"] == pytest.approx(summary["val_rmse_px"], abs=1e-3)
+    assert len(torchlab.predict(tmp_path / "old.pt", index=[0], device="cpu")) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torchlab.registry import Registry
 from torchlab.tasks.base import TaskSpec
 
-TASK_MODULES = ("digits", "mnist", "patch", "ring")  # keypoints joins when it moves to configs
+TASK_MODULES = ("digits", "keypoints", "mnist", "patch", "ring")
 _TASKS: Registry[TaskSpec] = Registry("task", [f"{__name__}.{m}" for m in TASK_MODULES])
 
 

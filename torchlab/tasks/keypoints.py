@@ -1,4 +1,7 @@
-"""`torchlab train keypoint-fcn | keypoint-cnn | keypoint-net`: 15 facial keypoints from 96x96 grey faces.
+"""`keypoint-fcn`, `keypoint-cnn`, `keypoint-net`: 15 facial keypoints from 96x96 grey faces.
+
+    import torchlab
+    result = torchlab.train("keypoint-net", epochs=5)       # or: torchlab train keypoint-net --epochs 5
 
 Data: a Kaggle-format training.csv (`--data`) or, offline, synthetic faces in the same format.
 Validation is always the seed's: 10% of the rows that have all 15 keypoints, split with
@@ -17,8 +20,8 @@ Recipes:
 
 from __future__ import annotations
 
-import argparse
-import math
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,294 +30,192 @@ import torch
 from torch import nn
 
 from torchlab.checkpoint import add_metrics
+from torchlab.config import TrainConfig, finite, setting, whole
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.keypoints import (
-    COORD_COLUMNS,
-    FLIP_SUM,
-    KEYPOINT_NAMES,
-    KeypointTable,
-    read_training_csv,
-    split_rows,
-)
+from torchlab.data.keypoints import FLIP_SUM, KEYPOINT_NAMES, KeypointSplit, KeypointTable, split_rows
 from torchlab.data.keypoints_augment import KeypointAugment
 from torchlab.errors import DataError, UsageError
-from torchlab.metrics import RMSE
+from torchlab.inference import predict_outputs
+from torchlab.keypoints_eval import (
+    DEFAULT_SYNTHETIC,
+    PIXEL_SCALE,
+    SYNTHETIC_SEED,
+    load_table,
+    masked_mse,
+    mean_keypoint_baseline,
+    mean_keypoints,
+    overall_rmse_from,
+    per_keypoint_rmse,
+    to_tensors,
+    validation_data,
+)
+from torchlab.keypoints_predict import format_prediction, predict_photo, predict_test_csv, predict_validation_rows
+from torchlab.metrics import RMSE, masked_rmse
 from torchlab.models import build_model
 from torchlab.tasks import register_task
-from torchlab.tasks.base import Task
-
-PIXEL_SCALE = 255.0
-DEFAULT_SYNTHETIC = 2000
-SYNTHETIC_SEED = 0
-
-SEED_RECIPE = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "patience": None,
-               "missing": "drop", "augment": False, "optimizer": "adam", "schedule": "none"}
+from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
 
-def masked_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the labelled coordinates (mask = 1); unlabelled ones get no gradient.
+@dataclass(frozen=True)
+class KeypointConfig(TrainConfig):
+    """Every choice of a keypoint-fcn or keypoint-cnn run (the shared training fields come from TrainConfig)."""
 
-    With a full mask this is exactly nn.MSELoss() (the seed's loss).
-    """
-    diff = (output.float() - target.float()) * mask
-    return diff.pow(2).sum() / mask.sum().clamp_min(1.0)
+    data: str | None = setting(None, "Kaggle-format training.csv (none: synthetic faces, generated offline)",
+                               group="data")
+    synthetic: int = setting(DEFAULT_SYNTHETIC, "number of synthetic faces when --data is not given", check=whole(20),
+                             group="data")
+    missing: str = setting("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
+                           "coordinates out of the loss", choices=("drop", "mask"), group="data")
+    augment: bool = setting(True, "random flips, rotations, scales and shifts of the training faces", group="data")
+    flip_sum: float = setting(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centred "
+                              "coordinates); for experiments only", check=finite(), group="data")
+    mean_init: bool = setting(True, "start the output at the training set's mean keypoints", group="model")
 
-
-def per_keypoint_rmse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(15,) RMSE in pixels of each keypoint over its labelled x and y values (NaN if never labelled)."""
-    sq = ((pred - np.nan_to_num(truth)) ** 2 * mask).reshape(len(pred), -1, 2).sum(axis=(0, 2))
-    count = mask.reshape(len(pred), -1, 2).sum(axis=(0, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sqrt(sq / count)
-
-
-def overall_rmse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
-    return float(np.sqrt(((pred - np.nan_to_num(truth)) ** 2 * mask).sum() / max(mask.sum(), 1)))
-
-
-def to_tensors(table: KeypointTable, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images (n, 1, 96, 96) in [0, 1], keypoints (n, 30) with 0 where unlabelled, mask (n, 30))."""
-    images = torch.from_numpy(table.images[rows]).float().div_(PIXEL_SCALE).unsqueeze(1)
-    mask = torch.from_numpy(table.labelled[rows]).float()
-    keypoints = torch.from_numpy(np.nan_to_num(table.keypoints[rows])) * mask
-    return images, keypoints, mask
-
-
-@torch.no_grad()
-def predict_images(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """(n, 1, 96, 96) in [0, 1] -> (n, 30) pixel coordinates, in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = [model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, len(COORD_COLUMNS)), np.float32)
-
-
-def load_table(data: str | None, synthetic: int, synthetic_seed: int = SYNTHETIC_SEED) -> KeypointTable:
-    """The training table: a Kaggle CSV when `data` is given, else `synthetic` generated faces."""
-    if data:
-        return read_training_csv(data)
-    from torchlab.data.synthetic_faces import make_faces
-
-    return make_faces(synthetic, seed=synthetic_seed)
-
-
-class KeypointTask(Task):
-    """One keypoint model trained through the Trainer; subclasses name the model and its recipes."""
-
-    model_name = ""
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--data", help="Kaggle-format training.csv (default: synthetic faces, generated offline)")
-        parser.add_argument("--synthetic", type=int, default=DEFAULT_SYNTHETIC,
-                            help=f"number of synthetic faces when --data is not given (default: {DEFAULT_SYNTHETIC})")
-        parser.add_argument("--missing", choices=("drop", "mask"),
-                            help="rows with missing keypoints: drop them (the seed) or mask the missing "
-                                 "coordinates out of the loss (default recipe)")
-        parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
-        parser.add_argument("--flip-sum", type=float, default=FLIP_SUM,
-                            help="the horizontal flip maps x to FLIP_SUM - x (default 95: Kaggle's pixel-centred "
-                                 "coordinates); for experiments only")
-
-    def model_kwargs(self, args: argparse.Namespace, mean: list[float] | None = None) -> dict[str, Any]:
-        """Constructor arguments (plain data, stored in the checkpoint); `mean` = mean keypoints of the training set."""
+    def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
+        """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints."""
         return {}
 
-    # ------------------------------------------------------------------ train
-    def train(self, args: argparse.Namespace) -> dict[str, Any]:
-        if args.data is None and args.synthetic < 20:
-            raise UsageError(f"--synthetic must be at least 20 faces, got {args.synthetic}")
-        self.model_kwargs(args)  # check the model flags before anything else
-        ctx = self.context(args)
-        hp = ctx.hparams
-        missing = args.missing or hp["missing"]
-        table = load_table(args.data, args.synthetic)
-        split = split_rows(table, missing)
-        if len(split.train) == 0:
-            raise DataError("no training rows are left after the validation split; use more data")
-        train_t = to_tensors(table, split.train)
-        val_t = to_tensors(table, split.val)
-        baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
 
-        mean = mean_keypoints(train_t[1], train_t[2])
-        model_kwargs = self.model_kwargs(args, mean if ctx.recipe != "seed" else None)
-        model = build_model(self.model_name, **model_kwargs)
-        if ctx.recipe != "seed" and hasattr(model, "fc3"):
-            with torch.no_grad():  # start the seed architectures at the mean face, too
-                model.fc3.bias.copy_(torch.tensor(mean))
-        optimizer, scheduler, interval = self.make_optimizer(model, hp, len(split.train))
-        augment = hp["augment"] and not args.no_augment
-        transform = KeypointAugment(flip_sum=args.flip_sum) if augment else None
-        train = TensorBatcher(train_t, hp["batch_size"], shuffle=True, device=ctx.device, transform=transform,
-                              seed=ctx.seed)
-        val = TensorBatcher(val_t, 256, device=ctx.device)
-        data_meta = {"csv": str(Path(args.data).resolve()) if args.data else None,
-                     "synthetic": None if args.data else args.synthetic, "synthetic_seed": SYNTHETIC_SEED,
-                     "missing": missing, "train_rows": len(split.train), "val_rows": len(split.val)}
-        trainer = self.make_trainer(
-            ctx, args, model, masked_mse, optimizer,
-            metrics={"rmse": RMSE()}, monitor="val_rmse", mode="min",
-            scheduler=scheduler, scheduler_interval=interval,
-            meta={"model_name": self.model_name, "model_kwargs": model_kwargs,
-                  "normalization": {"divide_by": PIXEL_SCALE, "input": "96x96 grey levels 0..255",
-                                    "output": "pixels, pixel j centred at x = j"},
-                  "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": args.flip_sum, "augment": augment,
-                  "data": data_meta},
-        )
-        result = trainer.fit(train, val, resume=ctx.resume)
-        pred = predict_images(model, val_t[0])
-        truth, mask = val_t[1].numpy(), val_t[2].numpy()
-        rmse = overall_rmse(pred, truth, mask)
-        per_kp = per_keypoint_rmse(pred, truth, mask)
-        summary: dict[str, Any] = {
-            "task": self.name, "recipe": ctx.recipe, "device": str(ctx.device),
-            "data": data_meta["csv"] or f"synthetic faces ({args.synthetic})", "missing": missing,
-            "augment": augment, "train_rows": len(split.train), "val_rows": len(split.val),
-            "epochs": result.epochs_run, "best_epoch": result.best_epoch, "fit_seconds": round(result.fit_seconds, 2),
-            "val_rmse_px": round(rmse, 4), "baseline_rmse_px": round(baseline, 4),
-            "worst_keypoint": f"{KEYPOINT_NAMES[int(np.nanargmax(per_kp))]} ({np.nanmax(per_kp):.3f} px)",
-            "checkpoint": str(ctx.out / "best.pt"),
-        }
-        if ctx.is_main:
-            add_metrics(ctx.out / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
-                                                 **{f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)}})
-            if ctx.figures:
-                summary["figures"] = str(self.write_figures(result.history, table, split, pred, per_kp,
-                                                            ctx.out / "figures"))
-        return summary
+@dataclass(frozen=True)
+class KeypointNetConfig(KeypointConfig):
+    """Every choice of a keypoint-net run: the keypoint fields plus the network's width."""
 
-    def make_optimizer(self, model: nn.Module, hp: dict[str, Any], n_train: int):
-        """(optimizer, scheduler or None, scheduler interval) as the recipe says."""
-        if hp["optimizer"] == "adam":
-            optimizer = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    width: int = setting(32, "channels of the first stage", check=whole(4), group="model")
+
+    def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
+        return {"width": self.width, "mean_keypoints": mean if self.mean_init else None}
+
+
+# default (fcn, cnn): every row (masked), augmentation, cosine LR; seed: the practical, nothing added
+DEFAULT = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "cosine"}
+NET_DEFAULT = {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "optimizer": "adamw",
+               "schedule": "onecycle", "warmup": 0.2}
+SEED = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "none",
+        "missing": "drop", "augment": False, "mean_init": False}
+RECIPES: dict[str, dict[str, KeypointConfig]] = {
+    "keypoint-fcn": {"default": KeypointConfig(**DEFAULT), "seed": KeypointConfig(**SEED)},
+    "keypoint-cnn": {"default": KeypointConfig(**DEFAULT), "seed": KeypointConfig(**SEED)},
+    "keypoint-net": {"default": KeypointNetConfig(**NET_DEFAULT), "seed": KeypointNetConfig(**SEED)},
+}
+
+
+def train(cfg: KeypointConfig, run: Run, model_name: str) -> RunResult:
+    """Train `model_name` on the faces `cfg` describes; write best.pt/last.pt/history.csv and figures."""
+    table = load_table(cfg.data, cfg.synthetic)
+    split = split_rows(table, cfg.missing)
+    if len(split.train) == 0:
+        raise DataError("no training rows are left after the validation split; use more data")
+    train_t, val_t = to_tensors(table, split.train), to_tensors(table, split.val)
+    baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
+    mean = mean_keypoints(train_t[1], train_t[2])
+    model_kwargs = cfg.model_kwargs(mean)
+    model = build_model(model_name, **model_kwargs)
+    if cfg.mean_init and hasattr(model, "fc3"):
+        with torch.no_grad():  # start the seed architectures at the mean face, too
+            model.fc3.bias.copy_(torch.tensor(mean))
+    transform = KeypointAugment(flip_sum=cfg.flip_sum) if cfg.augment else None
+    batches = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=run.device, transform=transform,
+                            seed=run.seed)
+    val = TensorBatcher(val_t, 256, device=run.device)
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
+    data_meta = {"csv": str(Path(cfg.data).resolve()) if cfg.data else None,
+                 "synthetic": None if cfg.data else cfg.synthetic, "synthetic_seed": SYNTHETIC_SEED,
+                 "missing": cfg.missing, "train_rows": len(split.train), "val_rows": len(split.val)}
+    trainer = run.trainer(
+        model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", mode="min",
+        scheduler=scheduler, scheduler_interval=interval,
+        meta={"model_name": model_name, "model_kwargs": model_kwargs,
+              "normalization": {"divide_by": PIXEL_SCALE, "input": "96x96 grey levels 0..255",
+                                "output": "pixels, pixel j centred at x = j"},
+              "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": cfg.flip_sum, "augment": cfg.augment,
+              "data": data_meta},
+    )
+    fit = trainer.fit(batches, val, resume=run.resume)
+    pred = predict_outputs(model, val_t[0], 256).numpy()
+    rmse = masked_rmse(pred, val_t[1], val_t[2])
+    per_kp = per_keypoint_rmse(pred, val_t[1].numpy(), val_t[2].numpy())
+    summary: dict[str, Any] = {
+        "task": run.task, "recipe": run.recipe, "device": str(run.device),
+        "data": data_meta["csv"] or f"synthetic faces ({cfg.synthetic})", "missing": cfg.missing,
+        "augment": cfg.augment, "train_rows": len(split.train), "val_rows": len(split.val),
+        "epochs": fit.epochs_run, "best_epoch": fit.best_epoch, "fit_seconds": round(fit.fit_seconds, 2),
+        "val_rmse_px": round(rmse, 4), "baseline_rmse_px": round(baseline, 4),
+        "worst_keypoint": f"{KEYPOINT_NAMES[int(np.nanargmax(per_kp))]} ({np.nanmax(per_kp):.3f} px)",
+        "checkpoint": str(run.out / "best.pt"),
+    }
+    figures: list[Path] = []
+    if run.is_main:
+        add_metrics(run.out / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
+                                          **{f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)}})
+        if run.figures:
+            figures = write_figures(fit.history, table, split, pred, per_kp, run.out / "figures", model_name)
+            summary["figures"] = str(run.out / "figures")
+    return run.result(fit, summary, figures)
+
+
+def write_figures(history: list[dict[str, float]], table: KeypointTable, split: KeypointSplit, pred: np.ndarray,
+                  per_kp: np.ndarray, folder: Path, name: str) -> list[Path]:
+    """Loss curves, predictions on validation faces, RMSE per keypoint, and some training faces."""
+    from torchlab.plots.common import plot_history
+    from torchlab.plots.keypoints import plot_faces, plot_keypoint_rmse
+
+    paths = [folder / f for f in ("loss.png", "faces.png", "keypoint_rmse.png", "training_faces.png")]
+    plot_history(history, paths[0], title=f"{name}: masked MSE (pixels²) and RMSE (pixels)")
+    shown = np.arange(min(10, len(split.val)))
+    rows = split.val[shown]
+    plot_faces(table.images[rows], table.keypoints[rows], {name: pred[shown]}, paths[1],
+               title=f"{name} on validation faces (green: true)")
+    plot_keypoint_rmse(KEYPOINT_NAMES, {name: per_kp}, paths[2],
+                       title=f"{name}: validation RMSE per keypoint (overall {overall_rmse_from(per_kp):.3f} px)")
+    sample = split.train[:9]
+    plot_faces(table.images[sample], table.keypoints[sample], {}, paths[3], columns=3,
+               title="training faces and their labelled keypoints")
+    return paths
+
+
+def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
+    """RMSE (pixels) overall and per keypoint on the checkpoint's validation faces, and the mean-face baseline."""
+    table, split = validation_data(meta, options.data)
+    images, truth, mask = to_tensors(table, split.val)
+    train_t = to_tensors(table, split.train)
+    pred = predict_outputs(model, images, options.batch_size).numpy()
+    per_kp = per_keypoint_rmse(pred, truth.numpy(), mask.numpy())
+    out = {"val_rmse_px": masked_rmse(pred, truth, mask),
+           "baseline_rmse_px": mean_keypoint_baseline(train_t[1], train_t[2], truth, mask),
+           "val_rows": len(split.val)}
+    out.update({f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)})
+    return out
+
+
+def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+    """One record per validation face (--index), photo, or test.csv (optionally written as a Kaggle submission)."""
+    csv_inputs = [str(p).lower().endswith(".csv") for p in inputs]
+    if options.submission and not any(csv_inputs):
+        raise UsageError("--submission needs Kaggle's test.csv as the input: torchlab predict CKPT test.csv "
+                         "--submission IdLookupTable.csv")
+    records: list[dict[str, Any]] = []
+    if options.index:
+        table, split = validation_data(meta, options.data)
+        records += predict_validation_rows(model, table, split.val, list(options.index), options.batch_size)
+    for path, is_csv in zip(inputs, csv_inputs):
+        if is_csv:
+            records.append(predict_test_csv(model, path, options.out, options.format, options.batch_size,
+                                            options.submission))
         else:
-            optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-        steps = hp["epochs"] * math.ceil(n_train / hp["batch_size"])
-        if hp["schedule"] == "onecycle":
-            return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp["lr"], total_steps=steps,
-                                                                  pct_start=0.2), "batch"
-        if hp["schedule"] == "cosine":
-            return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps), "batch"
-        return optimizer, None, "epoch"
-
-    def write_figures(self, history, table: KeypointTable, split, pred: np.ndarray, per_kp: np.ndarray, folder: Path):
-        from torchlab.plots.common import plot_history
-        from torchlab.plots.keypoints import plot_faces, plot_keypoint_rmse
-
-        plot_history(history, folder / "loss.png", title=f"{self.name}: masked MSE (pixels²) and RMSE (pixels)")
-        shown = np.arange(min(10, len(split.val)))
-        rows = split.val[shown]
-        plot_faces(table.images[rows], table.keypoints[rows], {self.model_name: pred[shown]}, folder / "faces.png",
-                   title=f"{self.name} on validation faces (green: true)")
-        plot_keypoint_rmse(KEYPOINT_NAMES, {self.model_name: per_kp}, folder / "keypoint_rmse.png",
-                           title=f"{self.name}: validation RMSE per keypoint (overall {overall_rmse_from(per_kp):.3f} px)")
-        sample = split.train[:9]
-        plot_faces(table.images[sample], table.keypoints[sample], {}, folder / "training_faces.png", columns=3,
-                   title="training faces and their labelled keypoints")
-        return folder
-
-    # --------------------------------------------------------------- evaluate
-    def validation_data(self, meta: dict[str, Any], args: argparse.Namespace):
-        """The checkpoint's validation faces: from --data, else the file or synthetic set it was trained on."""
-        data = meta.get("data", {})
-        path = getattr(args, "data", None) or data.get("csv")
-        table = load_table(path, int(data.get("synthetic") or DEFAULT_SYNTHETIC), int(data.get("synthetic_seed", 0)))
-        split = split_rows(table, data.get("missing", "mask"))
-        return table, split
-
-    def evaluate(self, model, meta, args) -> dict[str, float]:
-        table, split = self.validation_data(meta, args)
-        images, truth, mask = to_tensors(table, split.val)
-        train_t = to_tensors(table, split.train)
-        pred = predict_images(model, images, args.batch_size or 256)
-        per_kp = per_keypoint_rmse(pred, truth.numpy(), mask.numpy())
-        out = {"val_rmse_px": overall_rmse(pred, truth.numpy(), mask.numpy()),
-               "baseline_rmse_px": mean_keypoint_baseline(train_t[1], train_t[2], truth, mask),
-               "val_rows": len(split.val)}
-        out.update({f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)})
-        return out
-
-    # ---------------------------------------------------------------- predict
-    def predict(self, model, meta, inputs, args) -> str:
-        from torchlab.tasks import keypoints_predict as kp_predict
-
-        if args.submission and not any(str(p).lower().endswith(".csv") for p in inputs):
-            raise UsageError("--submission needs Kaggle's test.csv as the input: torchlab predict CKPT test.csv "
-                             "--submission IdLookupTable.csv")
-        lines: list[str] = []
-        if args.index:
-            table, split = self.validation_data(meta, args)
-            lines += kp_predict.predict_validation_rows(model, table, split.val, args.index)
-        for path in inputs:
-            if str(path).lower().endswith(".csv"):
-                lines += kp_predict.predict_test_csv(model, path, args)
-            else:
-                lines += kp_predict.predict_photo(model, path, args)
-        if not lines:
-            raise UsageError("give a photo, a test.csv, or --index N (a validation face)")
-        return "\n".join(lines)
+            records.append(predict_photo(model, path, options.out, options.format))
+    if not records:
+        raise UsageError("give a photo, a test.csv, or --index N (a validation face)")
+    return records
 
 
-def mean_keypoints(keypoints: torch.Tensor, mask: torch.Tensor) -> list[float]:
-    """The mean of each coordinate over the rows where it is labelled (the image centre where it never is)."""
-    count = mask.sum(0)
-    mean = torch.where(count > 0, (keypoints * mask).sum(0) / count.clamp_min(1), torch.tensor(47.5))
-    return [round(float(v), 4) for v in mean]
-
-
-def mean_keypoint_baseline(train_kp: torch.Tensor, train_mask: torch.Tensor,
-                           val_kp: torch.Tensor, val_mask: torch.Tensor) -> float:
-    """Validation RMSE (pixels) of always predicting the training set's mean of each labelled coordinate."""
-    pred = torch.tensor(mean_keypoints(train_kp, train_mask)).expand_as(val_kp).numpy()
-    return overall_rmse(pred, val_kp.numpy(), val_mask.numpy())
-
-
-def overall_rmse_from(per_keypoint: np.ndarray) -> float:
-    """Overall RMSE from per-keypoint RMSEs of equally labelled keypoints (the complete validation rows)."""
-    return float(np.sqrt(np.nanmean(per_keypoint ** 2)))
-
-
-class KeypointFCNTask(KeypointTask):
-    name = "keypoint-fcn"
-    help = "the practical's fully connected keypoint net (9216->1024->512->30) on Kaggle-format faces"
-    model_name = "keypoint-fcn"
-    recipes = {
-        "default": {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "patience": None,
-                    "missing": "mask", "augment": True, "optimizer": "adam", "schedule": "cosine"},
-        "seed": dict(SEED_RECIPE),
-    }
-
-
-class KeypointCNNTask(KeypointTask):
-    name = "keypoint-cnn"
-    help = "the practical's 3-conv keypoint CNN on Kaggle-format faces"
-    model_name = "keypoint-cnn"
-    recipes = {
-        "default": {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "patience": None,
-                    "missing": "mask", "augment": True, "optimizer": "adam", "schedule": "cosine"},
-        "seed": dict(SEED_RECIPE),
-    }
-
-
-class KeypointNetTask(KeypointTask):
-    name = "keypoint-net"
-    help = "torchlab's keypoint CNN (residual, BatchNorm, heat maps + soft-argmax) with augmentation"
-    model_name = "keypoint-net"
-    recipes = {
-        "default": {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "patience": None,
-                    "missing": "mask", "augment": True, "optimizer": "adamw", "schedule": "onecycle"},
-        "seed": dict(SEED_RECIPE),
-    }
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument("--width", type=int, default=32, help="channels of the first stage (default: 32)")
-
-    def model_kwargs(self, args: argparse.Namespace, mean: list[float] | None = None) -> dict[str, Any]:
-        if args.width < 4:
-            raise UsageError(f"--width must be >= 4, got {args.width}")
-        return {"width": args.width, "mean_keypoints": mean}
-
-
-for _task in (KeypointFCNTask(), KeypointCNNTask(), KeypointNetTask()):
-    register_task(_task)
-
+TASKS = {
+    "keypoint-fcn": "the practical's fully connected keypoint net (9216->1024->512->30) on Kaggle-format faces",
+    "keypoint-cnn": "the practical's 3-conv keypoint CNN on Kaggle-format faces",
+    "keypoint-net": "torchlab's keypoint CNN (residual, BatchNorm, heat maps + soft-argmax) with augmentation",
+}
+for _name, _help in TASKS.items():
+    register_task(TaskSpec(
+        name=_name, help=_help, config_class=type(RECIPES[_name]["default"]), recipes=RECIPES[_name],
+        train=partial(train, model_name=_name), evaluate=evaluate, predict=predict,
+        format_prediction=format_prediction, description=__doc__ or "",
+    ))
