@@ -1,0 +1,33 @@
+"""scripts/train_keypoints.py runs for one small epoch and leaves a checkpoint `torchlab evaluate` can use."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import torchlab
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_keypoints.py"
+
+
+def test_train_keypoints_script_one_small_epoch(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--synthetic", "64", "--epochs", "1",
+                           "--batch-size", "32", "--width", "8", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = re.search(r"1 epochs in [\d.]+ s on (\d+) faces; validation RMSE ([\d.]+) px \(mean face: ([\d.]+) px\)",
+                      proc.stdout)
+    assert found, proc.stdout
+    assert int(found.group(1)) == 62  # 64 faces less the seed's 10% of the complete ones
+    assert re.search(r"best\.pt \(epoch 1\) puts validation face 0's nose tip at \(\d+\.\d, \d+\.\d\)", proc.stdout)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "faces.png", "keypoint_rmse.png", "loss.png", "training_faces.png"]
+    # the checkpoint carries what `torchlab evaluate` needs to find the same validation faces
+    metrics = torchlab.evaluate(tmp_path / "best.pt", device="cpu")
+    assert metrics["val_rows"] == 2
+    assert metrics["val_rmse_px"] == pytest.approx(float(found.group(2)), abs=1e-3)
+    assert metrics["baseline_rmse_px"] == pytest.approx(float(found.group(3)), abs=1e-3)
