@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.torchlab-installed
 
-.PHONY: demo test test-fast bench gpu-check clean
+.PHONY: demo test test-fast bench gpu-check mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST
 	$(BIN)/python scripts/bench_small.py
 	$(BIN)/python scripts/bench_mnist.py --data-dir $(MNIST_DIR)
 	$(BIN)/python scripts/bench_keypoints.py
+
+# MODULE=torchlab/early_stopping.py runs one core module; empty runs them all (scripts/mutation.py --list).
+MODULE ?=
+
+mutation: $(STAMP)  ## mutation testing of the core with mutmut, under nice (slow: minutes per module); see TESTING.md
+	$(BIN)/python scripts/mutation.py $(MODULE)
 
 # gpu-check needs no .venv (a lent GPU machine may have torch but no network): the venv's python when
 # present, else $(PYTHON). Options go in GPU_CHECK_ARGS, e.g. GPU_CHECK_ARGS="--out gpu.md --logs gpu-logs".

@@ -12,7 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT
+from ddp_control_worker import batches, stop_run, trainer
+
+from torchlab import EarlyStopping, distributed
 
 WORKER = Path(__file__).with_name("ddp_control_worker.py")
 
@@ -45,7 +49,18 @@ def ranks(tmp_path_factory) -> list[dict]:
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-def test_helpers_combine_the_ranks(ranks):
+def test_helpers_combine_the_ranks(ranks, monkeypatch):
+    # one process, no group: every helper gives the local value
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("RANK", raising=False)
+    assert distributed.setup(cpu) == distributed.World() == distributed.current()
+    assert distributed.broadcast_flag(True, cpu) is True and distributed.broadcast_flag(False, cpu) is False
+    assert distributed.all_gather_int(10, cpu) == [10]
+    assert distributed.all_reduce_sum(torch.tensor([1.0, 2.0])).tolist() == [1.0, 2.0]
+    distributed.barrier()
+    distributed.teardown()
+    assert not distributed.World().distributed and distributed.World().is_main
+    # two ranks
     assert [r["world_size"] for r in ranks] == [2, 2] and [r["is_main"] for r in ranks] == [True, False]
     assert all(r["distributed"] for r in ranks)
     assert [r["flag_rank0_true"] for r in ranks] == [True, True]  # rank 0's flag wins
@@ -55,6 +70,9 @@ def test_helpers_combine_the_ranks(ranks):
 
 
 def test_rank0_stop_decision_is_broadcast(ranks):
+    # both ranks end like one process with rank 0's early stopping
+    assert stop_run(stopper=True) == {"epochs_run": 2, "stopped_early": True, "stopped_epoch": 1}
+    assert stop_run(stopper=False) == {"epochs_run": 4, "stopped_early": False, "stopped_epoch": None}
     # rank 0 stops after epoch 2; rank 1 (patience None) stops with it, at the same epoch
     assert ranks[0]["rank0_stops"] == ranks[1]["rank0_stops"] == {"epochs_run": 2, "stopped_early": True,
                                                                    "stopped_epoch": 1}
@@ -64,6 +82,8 @@ def test_rank0_stop_decision_is_broadcast(ranks):
 
 
 def test_unequal_step_counts_raise_training_error_on_every_rank(ranks):
+    # one process has nobody to disagree with: 3 batches train
+    assert trainer(EarlyStopping("train_loss", patience=None), epochs=1).fit(batches(6)).epochs_run == 1
     for r in ranks:
         assert r["unequal"].startswith("the ranks would take different numbers of training steps per epoch ([2, 3])")
         assert "make_loader" in r["unequal"]

@@ -1,0 +1,166 @@
+"""Mutation testing of torchlab's core with mutmut, one module at a time (see TESTING.md).
+
+    python scripts/mutation.py                               # every core module, one after the other
+    python scripts/mutation.py torchlab/early_stopping.py    # one module (make mutation MODULE=...)
+    python scripts/mutation.py --list                        # the core modules and the tests each one runs
+
+Each module runs in its own folder, build/mutation/<module>/, holding a copy of torchlab/ and
+tests/ and a pyproject.toml whose [tool.mutmut] section is the project's plus two lines: mutate
+only this module, and run only the tests that exercise it (MODULES below). mutmut then makes its
+mutants/ folder there, so runs of different modules never share state and the work tree stays
+untouched. mutmut runs under `nice -n 10`, one torch thread per test process, and
+MUTATION_JOBS (default 2) mutants at a time.
+
+The summary counts a mutant as killed when a test failed or timed out on it (mutmut's own
+score), and leaves out of the denominator the equivalent mutants listed in TESTING.md's table
+(names in backquotes): those cannot change behaviour, so no test can kill them. It exits 1 when
+a module stays under TARGET. Inspect one mutant with `cd build/mutation/<module> && mutmut show NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 0.90
+# module -> the tests that exercise it (files or pytest node ids); fast ones, no long trainings
+MODULES: dict[str, list[str]] = {
+    "torchlab/early_stopping.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py"],
+    "torchlab/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
+                            "tests/test_ddp_control.py"],
+    "torchlab/checkpoint.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_checkpoint.py"],
+    "torchlab/metrics.py": ["tests/test_core_values.py", "tests/test_trainer.py"],
+    "torchlab/data/batcher.py": ["tests/test_data_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
+                                 "tests/test_ddp.py::test_tensor_batcher_shards_cover_the_data"],
+    "torchlab/distributed.py": ["tests/test_ddp_control.py", "tests/test_data_values.py",
+                                "tests/test_ddp.py::test_tensor_batcher_shards_cover_the_data"],
+    "torchlab/data/keypoints_augment.py": ["tests/test_keypoints_values.py", "tests/test_keypoints_data.py"],
+    "torchlab/data/keypoints.py": ["tests/test_keypoints_values.py", "tests/test_keypoints_data.py"],
+    "torchlab/data/mnist.py": ["tests/test_data_values.py", "tests/test_mnist.py::test_read_idx_raw_and_gzip",
+                               "tests/test_mnist.py::test_read_idx_errors_name_the_file",
+                               "tests/test_mnist.py::test_find_file_layouts_and_missing",
+                               "tests/test_mnist.py::test_load_mnist_shapes_limit_and_mismatch",
+                               "tests/test_mnist.py::test_binary_subset_targets",
+                               "tests/test_mnist.py::test_random_affine_keeps_shape_and_background"],
+}
+CAUGHT = {"killed", "timeout"}
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return "[" + ", ".join(toml_value(v) for v in value) + "]"
+
+
+def equivalents() -> dict[str, str]:
+    """Mutant name -> reason, from the rows of TESTING.md's equivalent-mutant table."""
+    table: dict[str, str] = {}
+    testing = ROOT / "TESTING.md"
+    if testing.exists():
+        for line in testing.read_text().splitlines():
+            found = re.match(r"\|\s*`([^`]+__mutmut_\d+)`\s*\|\s*(.*?)\s*\|\s*$", line)
+            if found:
+                table[found.group(1)] = found.group(2)
+    return table
+
+
+def prepare(module: str) -> Path:
+    """A fresh build/mutation/<module>/ with torchlab/, tests/ and this module's mutmut settings."""
+    work = ROOT / "build" / "mutation" / module.removesuffix(".py").replace("/", ".")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "torchlab", work / "torchlab", ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    settings = dict(project["tool"]["mutmut"])
+    settings["only_mutate"] = [module]
+    settings["pytest_add_cli_args_test_selection"] = MODULES[module]
+    lines = ["[tool.mutmut]"] + [f"{key} = {toml_value(value)}" for key, value in settings.items()]
+    pytest_settings = project["tool"]["pytest"]["ini_options"]
+    lines += ["", "[tool.pytest.ini_options]"] + [f"{k} = {toml_value(v)}" for k, v in pytest_settings.items()]
+    (work / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    return work
+
+
+def statuses(work: Path) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
+                         capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r"^\s+(\S+__mutmut_\d+): (.+)$", out, flags=re.M))
+
+
+def run_module(module: str, jobs: int) -> dict:
+    work = prepare(module)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
+    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"mutmut failed on {module} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    found = statuses(work)
+    known = equivalents()
+    equivalent = sorted(name for name in found if name in known)
+    counted = {name: status for name, status in found.items() if name not in known}
+    killed = sum(status in CAUGHT for status in counted.values())
+    summary = {
+        "module": module, "mutants": len(found), "equivalent": len(equivalent), "killed": killed,
+        "survived": sorted(n for n, s in counted.items() if s == "survived"),
+        "other": {n: s for n, s in counted.items() if s not in CAUGHT and s != "survived"},
+        "kill_rate": killed / len(counted) if counted else 1.0,
+        "equivalent_still_killed": sorted(n for n in equivalent if found[n] in CAUGHT),
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def report(summary: dict) -> None:
+    s = summary
+    print(f"{s['module']}: {s['killed']}/{s['mutants'] - s['equivalent']} killed = {100 * s['kill_rate']:.1f}% "
+          f"({s['mutants']} mutants, {s['equivalent']} equivalent left out)")
+    for name in s["survived"]:
+        print(f"    survived: {name}")
+    for name, status in s["other"].items():
+        print(f"    {status}: {name}")
+    for name in s["equivalent_still_killed"]:
+        print(f"    listed as equivalent but killed (drop it from TESTING.md): {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="core modules to mutate (default: all of them)")
+    parser.add_argument("--list", action="store_true", help="print the core modules and their tests, and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module}: {' '.join(tests)}")
+        return 0
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        print(f"not a core module: {', '.join(unknown)}; choose from {', '.join(MODULES)}", file=sys.stderr)
+        return 2
+    jobs = int(os.environ.get("MUTATION_JOBS", "2"))
+    results = []
+    for module in args.modules or list(MODULES):
+        results.append(run_module(module, jobs))
+        report(results[-1])
+    if len(results) > 1:
+        print("\nmodule                                 killed   rate")
+        for s in results:
+            print(f"{s['module']:<38} {s['killed']:>4}/{s['mutants'] - s['equivalent']:<4} {100 * s['kill_rate']:5.1f}%")
+    return 0 if all(s["kill_rate"] >= TARGET for s in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
