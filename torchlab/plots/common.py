@@ -13,7 +13,7 @@ if not os.environ.get("DISPLAY") and os.environ.get("MPLBACKEND") is None:
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from torchlab.checkpoint import atomic_write_bytes  # noqa: E402
 
@@ -27,6 +27,37 @@ def save_figure(fig: "plt.Figure", path: str | os.PathLike, dpi: int = 120) -> P
     return Path(path)
 
 
+MARKERS_UP_TO = 30  # epochs; longer curves are plain lines (1000 markers merge into a blob)
+
+
+def epoch_axis(ax, epochs: Sequence[float]) -> None:
+    """Whole-number epoch ticks; a short run gets one tick per epoch and half an epoch of margin."""
+    ax.set_xlabel("epoch")
+    if len(epochs) and max(epochs) - min(epochs) <= 12:
+        ax.set_xticks(sorted(set(int(e) for e in epochs)))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+
+
+def curve_style(points: int) -> dict:
+    """Markers on short curves (a single point is only a marker), none on long ones."""
+    return {"marker": "o", "markersize": 4 if points > 1 else 6} if points <= MARKERS_UP_TO else {}
+
+
+def plain_log_axis(ax, axis: str = "y") -> None:
+    """A log axis labelled with plain numbers (0.2, 0.5, 1, 2) instead of 2×10⁰-style labels."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    if hi / lo < 10:  # under a decade: enough labels to read values off
+        subs: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+    else:
+        subs = (1.0, 2.0, 5.0) if hi / lo < 100 else (1.0,)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "") -> Path:
     """Train/val loss per epoch (left) and every other train/val metric (right, if any)."""
     epochs = [row["epoch"] for row in history]
@@ -34,29 +65,29 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike, t
                           | {k[6:] for row in history for k in row if k.startswith("train_") and k != "train_loss"})
     ncols = 2 if metric_names else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 4), squeeze=False)
+    style = curve_style(len(epochs))
     ax = axes[0, 0]
-    for key, style in (("train_loss", "-"), ("val_loss", "--")):
+    for key, line in (("train_loss", "-"), ("val_loss", "--")):
         values = [row.get(key, np.nan) for row in history]
         if not np.all(np.isnan(values)):
-            ax.plot(epochs, values, style, marker="o", markersize=3, label=key.replace("_", " "))
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.plot(epochs, values, line, label=key.replace("_", " "), **style)
+    epoch_axis(ax, epochs)
     ax.set_ylabel("loss")
     positive = [row.get("train_loss", 1) for row in history] + [row.get("val_loss", 1) for row in history]
     if all(v > 0 for v in positive if v == v):
         ax.set_yscale("log")
+        plain_log_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title("loss")
     if metric_names:
         ax = axes[0, 1]
         for name in metric_names:
-            for prefix, style in (("train_", "-"), ("val_", "--")):
+            for prefix, line in (("train_", "-"), ("val_", "--")):
                 values = [row.get(prefix + name, np.nan) for row in history]
                 if not np.all(np.isnan(values)):
-                    ax.plot(epochs, values, style, marker="o", markersize=3, label=f"{prefix[:-1]} {name}")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                    ax.plot(epochs, values, line, label=f"{prefix[:-1]} {name}", **style)
+        epoch_axis(ax, epochs)
         ax.grid(alpha=0.3)
         ax.legend()
         ax.set_title(", ".join(metric_names))

@@ -1,4 +1,8 @@
-"""Digit figures in the seed's colours: red = true class, green = predicted, blue = the others."""
+"""Digit figures: each test image beside its ten class probabilities.
+
+The bars read without a legend: the true class's bar is green, a wrong prediction's bar is red,
+the other classes are grey, and the bars are labelled "true" / "predicted" where they stand.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,32 @@ import numpy as np
 
 from torchlab.plots.common import save_figure
 
+TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "tab:green", "tab:red", "0.7"
+
 
 def bar_colours(true: int, pred: int, classes: int = 10) -> list[str]:
-    return ["red" if c == true else ("green" if c == pred else "blue") for c in range(classes)]
+    """Green for the true class (so a right prediction is one green bar), red for a wrong prediction."""
+    return [TRUE_COLOUR if c == true else (WRONG_COLOUR if c == pred else OTHER_COLOUR) for c in range(classes)]
 
 
 def _draw(ax_img, ax_bar, image: np.ndarray, probs: np.ndarray, true: int, index: int) -> None:
     pred = int(np.argmax(probs))
+    right = pred == true
     ax_img.imshow(image, cmap="gray_r" if image.max() > 1.5 else "gray")
-    ax_img.set_title(f"test image {index}\ntrue {true}, predicted {pred}", fontsize=9)
+    ax_img.set_title(f"test image {index}: a {true}\npredicted {pred} ({'right' if right else 'wrong'})", fontsize=9,
+                     color="black" if right else WRONG_COLOUR)
     ax_img.axis("off")
     ax_bar.bar(range(len(probs)), probs, color=bar_colours(true, pred, len(probs)))
+    labels = {pred: "predicted\n= true" if right else "predicted"}
+    if not right:
+        labels[true] = "true"
+    for c, text in labels.items():
+        ax_bar.text(c, probs[c] + 0.02, f"{text}\n{probs[c]:.2f}", ha="center", va="bottom", fontsize=7,
+                    color=TRUE_COLOUR if c == true else WRONG_COLOUR)
     ax_bar.set_xticks(range(len(probs)))
-    ax_bar.set_ylim(0, 1)
+    ax_bar.set_ylim(0, 1.25)  # room for the labels above a bar near 1
+    ax_bar.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax_bar.spines[["top", "right"]].set_visible(False)
     ax_bar.set_xlabel("class")
     ax_bar.set_ylabel("probability")
 
@@ -31,7 +48,6 @@ def plot_prediction(image: np.ndarray, probs: np.ndarray, true: int, index: int,
     """One test image beside its ten class probabilities."""
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
     _draw(ax_img, ax_bar, image, probs, true, index)
-    fig.suptitle("red = true class, green = predicted, blue = others", fontsize=8, y=0.02)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -40,15 +56,21 @@ def plot_misclassified(
     images: np.ndarray, probs: np.ndarray, true: np.ndarray, indices: np.ndarray, path: str | os.PathLike, limit: int = 5
 ) -> Path:
     """The first `limit` misclassified test images, each above its probability bars."""
-    wrong = [i for i in range(len(true)) if int(np.argmax(probs[i])) != int(true[i])][:limit]
+    errors = [i for i in range(len(true)) if int(np.argmax(probs[i])) != int(true[i])]
+    wrong = errors[:limit]
     cols = max(len(wrong), 1)
-    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 5), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols, 5.2), squeeze=False)
     if not wrong:
         axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
         axes[0, 0].axis("off")
         axes[1, 0].axis("off")
     for col, i in enumerate(wrong):
         _draw(axes[0, col], axes[1, col], images[i], probs[i], int(true[i]), int(indices[i]))
-    fig.suptitle("misclassified test images (red = true class, green = predicted)", fontsize=10)
+    shown = f"the first {len(wrong)} shown" if len(errors) > len(wrong) else "all shown"
+    fig.suptitle(f"{_errors(len(errors))} in {len(true)} test images, {shown}", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _errors(n: int) -> str:
+    return f"{n} error" if n == 1 else f"{n} errors"

@@ -80,20 +80,43 @@ def plot_keypoint_rmse(
     return save_figure(fig, path)
 
 
+# keypoint groups of the photo overlay: (label, words in the keypoint's name, marker, colour)
+POINT_GROUPS = (
+    ("eye centres", ("eye_center",), "o", "red"),
+    ("eye corners", ("eye_inner_corner", "eye_outer_corner"), "^", "orange"),
+    ("eyebrow ends", ("eyebrow",), "s", "magenta"),
+    ("nose tip", ("nose",), "D", "cyan"),
+    ("mouth corners and lips", ("mouth",), "v", "yellow"),
+)
+
+
 def plot_photo_keypoints(
     photo: np.ndarray, points: np.ndarray, crop: tuple[int, int, int], path: str | os.PathLike, title: str = ""
 ) -> Path:
-    """The user's photo with the predicted keypoints (15, 2) in its own pixels and the square the model saw."""
+    """The user's photo with the predicted keypoints (15, 2) in its own pixels and the square the model saw.
+
+    The points are grouped (eyes, eye corners, eyebrows, nose, mouth) by marker and colour in a
+    legend, which also explains the dashed square: the centre crop that was resized to 96x96 for
+    the model; keypoints outside it are extrapolations.
+    """
+    from torchlab.data.keypoints import IMAGE_SIZE, KEYPOINT_NAMES
+
     height, width = photo.shape[:2]
-    fig, ax = plt.subplots(figsize=(6, 6 * height / max(width, 1)))
+    fig, ax = plt.subplots(figsize=(6, 6 * height / max(width, 1) + 0.9))
     ax.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
     x0, y0, size = crop
-    ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="yellow", lw=1, ls="--"))
-    marker = max(12.0, 30.0 * size / 400)
-    ax.scatter(points[:, 0], points[:, 1], c="red", s=marker, edgecolors="white", linewidths=0.6)
+    ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="yellow", lw=1.2, ls="--",
+                               label=f"the square the model saw ({size}x{size} px, resized to {IMAGE_SIZE}x{IMAGE_SIZE})"))
+    marker = max(16.0, 36.0 * size / 400)
+    for label, words, shape, colour in POINT_GROUPS:
+        rows = [i for i, name in enumerate(KEYPOINT_NAMES[: len(points)]) if any(w in name for w in words)]
+        if rows:
+            ax.scatter(points[rows, 0], points[rows, 1], c=colour, marker=shape, s=marker, edgecolors="black",
+                       linewidths=0.6, label=f"{label} ({len(rows)})", zorder=3)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.axis("off")
-    ax.set_title(title or "predicted keypoints (dashed: the square the model saw)", fontsize=9)
+    ax.set_title(title or "predicted keypoints", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=7.5, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)

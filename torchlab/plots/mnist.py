@@ -35,8 +35,10 @@ def plot_misclassified(
         t, p = int(true[i]), int(pred[i])
         ax.set_title(f"#{i}: {classes[t]} as {classes[p]}\np({classes[p]})={probs[i, p]:.2f} p({classes[t]})={probs[i, t]:.2f}",
                      fontsize=7.5)
-    fig.suptitle(f"{len(np.flatnonzero(pred != true))} misclassified test images; the {len(wrong)} most confident "
-                 "(true as predicted)", fontsize=10)
+    errors = len(np.flatnonzero(pred != true))
+    shown = "all shown" if len(wrong) == errors else f"the {len(wrong)} most confident shown"
+    fig.suptitle(f"{errors} {'error' if errors == 1 else 'errors'} in {len(true)} test images, {shown} "
+                 "(#index: true as predicted)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -52,46 +54,59 @@ def first_layer_weights(model: nn.Module) -> np.ndarray:
 
 
 def plot_filters(model: nn.Module, path: str | os.PathLike, limit: int = 32, title: str = "") -> Path:
-    """First-layer filters, red positive and blue negative on one shared scale per filter."""
+    """First-layer filters on one colour scale shared by all of them (red > 0, blue < 0), with its colour bar."""
     weights = first_layer_weights(model)[:limit]
     cols = min(8, len(weights))
     rows = int(np.ceil(len(weights) / cols))
     cell = 1.4 if len(weights) > 2 else 3.0  # a lone 28x28 weight image (mnist-linear) gets room
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (cell + 0.1) * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.0, (cell + 0.1) * rows + 0.5), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
+    bound = float(np.abs(weights).max()) or 1.0
     for k, (ax, w) in enumerate(zip(axes.flat, weights)):
-        bound = float(np.abs(w).max()) or 1.0
-        ax.imshow(w, cmap="RdBu_r", vmin=-bound, vmax=bound)
+        image = ax.imshow(w, cmap="RdBu_r", vmin=-bound, vmax=bound)
         ax.set_title(f"{k}", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.9 if rows > 1 else 1.0, label="weight (one scale for all filters)")
     shape = "x".join(map(str, weights.shape[1:]))
     fig.suptitle(title or f"first-layer weights ({shape}; red > 0, blue < 0)", fontsize=10)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 
 def plot_feature_maps(
     maps: list[tuple[str, torch.Tensor]], image: np.ndarray, path: str | os.PathLike, channels: int = 8, title: str = ""
 ) -> Path:
-    """One row per layer (conv, pool, batch norm, ReLU, ...), one column per channel (at most `channels`)."""
+    """One row per layer (conv, pool, batch norm, ReLU, ...), one column per channel (at most `channels`).
+
+    Each row shares one colour scale, shown by the colour bar at its end, so its channels compare:
+    red/blue around 0 for a layer with negative outputs, dark to bright from 0 for the others.
+    """
     rows = len(maps) + 1
     cols = min(channels, max(m.shape[1] for _, m in maps))
-    fig, axes = plt.subplots(rows, cols + 1, figsize=(1.25 * (cols + 1), 1.3 * rows), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.2] + [1] * cols})
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(1.25 * (cols + 1) + 1.0, 1.3 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.2] + [1] * cols}, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     axes[0, 0].imshow(image, cmap="gray_r")
     axes[0, 0].set_title("input", fontsize=8)
     for row, (name, fmap) in enumerate(maps, start=1):
         fmap = fmap[0].float().numpy()
+        shown = fmap[: min(cols, fmap.shape[0])]
         axes[row, 0].text(0.5, 0.5, f"{name}\n{fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", ha="center",
                           va="center", fontsize=8, transform=axes[row, 0].transAxes)
-        for c in range(min(cols, fmap.shape[0])):
-            axes[row, c + 1].imshow(fmap[c], cmap="viridis")
+        low, high = float(shown.min()), float(shown.max())
+        if low < 0:
+            bound = max(-low, high) or 1.0
+            style = {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
+        else:
+            style = {"cmap": "viridis", "vmin": 0.0, "vmax": high or 1.0}
+        for c, channel in enumerate(shown):
+            im = axes[row, c + 1].imshow(channel, **style)
             if row == 1:
                 axes[row, c + 1].set_title(f"channel {c}", fontsize=7)
+        bar = fig.colorbar(im, ax=axes[row, 1:], fraction=0.02, pad=0.01, aspect=8)
+        bar.ax.tick_params(labelsize=6)
     fig.suptitle(title or "feature maps after each layer", fontsize=10)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -123,5 +138,5 @@ def write_mnist_figures(
         if maps:
             label = classes[int(true[k])]
             paths.append(plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
-                                           title=f"{title}: feature maps of test image {k} (a {label})"))
+                                           title=f"{title}: feature maps of test image {k} (a {label}); one colour scale per row"))
     return paths

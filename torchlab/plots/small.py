@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import ListedColormap, TwoSlopeNorm
+from matplotlib.ticker import MaxNLocator
 
 from torchlab.plots.common import save_figure
 
@@ -294,11 +295,18 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
     ax.quiver(qx.ravel(), qy.ravel(), g[:, 0], g[:, 1], color="0.35", alpha=0.7, width=0.003, scale=30)
     for (eta, points), colour in zip(paths.items(), plt.cm.tab10.colors):
         pts = points.numpy()
-        ax.plot(pts[:, 0], pts[:, 1], "o-", color=colour, ms=3.5, lw=1.3, label=f"η = {eta:g}")
+        kept, exit_point, step = clip_to_view(pts, extent)
+        label = f"η = {eta:g}" + (f" (leaves the view at step {step})" if step is not None else "")
+        ax.plot(kept[:, 0], kept[:, 1], "o-", color=colour, ms=3.5, lw=1.3, label=label)
+        if exit_point is not None:  # the last segment up to the edge, with an arrow: the path goes on outside
+            ax.annotate("", xy=exit_point, xytext=kept[-1], annotation_clip=False,
+                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.3, "mutation_scale": 14})
         distance = np.hypot(pts[:, 0] - ox, pts[:, 1] - oy)
         ax_dist.semilogy(np.arange(len(pts)), distance, "o-", color=colour, ms=3, label=f"η = {eta:g}")
-    ax.plot(ox, oy, "r*", ms=15, label="summit" if problem.ascent else "minimum")
-    ax.plot(sx, sy, "ks", ms=7, label="start")
+    # drawn last and on top: no path hides the optimum or the start
+    ax.plot(ox, oy, "*", color="red", mec="white", mew=1.0, ms=17, zorder=5,
+            label="summit" if problem.ascent else "minimum")
+    ax.plot(sx, sy, "s", color="black", mec="white", ms=8, zorder=5, label="start")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_aspect("equal")
@@ -309,9 +317,33 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
                  f"{'ascent' if problem.ascent else 'descent'}", fontsize=10)
     ax_dist.axhline(np.hypot(sx - ox, sy - oy), color="k", ls=":", lw=1, label="starting distance")
     ax_dist.set_xlabel("step")
+    ax_dist.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax_dist.set_ylabel("distance to the optimum")
     ax_dist.set_title(f"η > {problem.largest_stable_eta:.3g} diverges (|1 − 6η| > 1)", fontsize=10)
     ax_dist.grid(alpha=0.3)
     ax_dist.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def clip_to_view(points: np.ndarray, extent: tuple[float, float, float, float]
+                 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """The path up to its last point before it first leaves the view box, where it crosses the box's
+    edge, and the step that lands outside (None, None when the whole path stays in view)."""
+    x_lo, x_hi, y_lo, y_hi = extent
+    finite = np.isfinite(points).all(axis=1)
+    inside = finite & (points[:, 0] >= x_lo) & (points[:, 0] <= x_hi) & (points[:, 1] >= y_lo) & (points[:, 1] <= y_hi)
+    if inside.all():
+        return points, None, None
+    step = int(np.argmin(inside))  # the first point outside
+    if step == 0:  # starts outside: nothing to draw inside
+        return points[:0], None, 0
+    a = points[step - 1]
+    b = np.nan_to_num(points[step], nan=0.0, posinf=1e300, neginf=-1e300)
+    d = b - a
+    with np.errstate(divide="ignore", invalid="ignore"):  # how far along a -> b each edge lies
+        tx = np.where(d[0] > 0, (x_hi - a[0]) / d[0], np.where(d[0] < 0, (x_lo - a[0]) / d[0], np.inf))
+        ty = np.where(d[1] > 0, (y_hi - a[1]) / d[1], np.where(d[1] < 0, (y_lo - a[1]) / d[1], np.inf))
+    t = float(min(tx, ty, 1.0))
+    return points[:step], a + t * d, step
+
