@@ -83,7 +83,8 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
             inputs = torch.randn(CHECK_BATCH, *spec, generator=torch.Generator().manual_seed(0))
         inputs = inputs.float()
         if tuple(inputs.shape[1:]) != tuple(spec):
-            raise UsageError(f"parity inputs have shape {tuple(inputs.shape)}; the model takes (batch, {', '.join(map(str, spec))})")
+            wanted = ", ".join(map(str, spec))
+            raise UsageError(f"parity inputs have shape {tuple(inputs.shape)}; the model takes (batch, {wanted})")
         with torch.no_grad():
             expected = model(inputs).numpy()
         got = _run_onnx(data, inputs) if fmt == "onnx" else _run_torchscript(data, inputs)

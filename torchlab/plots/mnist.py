@@ -138,5 +138,6 @@ def write_mnist_figures(
         if maps:
             label = classes[int(true[k])]
             paths.append(plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
-                                           title=f"{title}: feature maps of test image {k} (a {label}); one colour scale per row"))
+                                           title=f"{title}: feature maps of test image {k} (a {label}); "
+                                                 "one colour scale per row"))
     return paths
