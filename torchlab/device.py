@@ -55,7 +55,7 @@ def pick_device(spec: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise DeviceError("device 'cuda' was requested but no CUDA GPU is visible; use --device cpu or auto")
+            raise DeviceError(f"device {spec!r} was requested but no CUDA GPU is visible; use --device cpu or auto")
         if device.index is None and "LOCAL_RANK" in os.environ:  # under torchrun: this process's GPU
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         if device.index is not None and device.index >= count:
@@ -65,7 +65,7 @@ def pick_device(spec: str | torch.device = "auto") -> torch.device:
         return device
     if device.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise DeviceError("device 'mps' was requested but Apple MPS is not available here; use --device cpu or auto")
+            raise DeviceError(f"device {spec!r} was requested but Apple MPS is not available here; use --device cpu or auto")
         return device
     raise DeviceError(f"unsupported device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}")
 
@@ -91,7 +91,11 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what rng_state() returned (states for missing devices are skipped)."""
+    """Restore what rng_state() returned (states for missing devices are skipped).
+
+    RNG states are CPU byte tensors; a checkpoint read with map_location="cuda" moves them to
+    the GPU, so they are brought back first (torch.set_rng_state refuses anything else).
+    """
     if "python" in state:
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
@@ -99,11 +103,11 @@ def set_rng_state(state: dict) -> None:
         name, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "torch" in state:
-        torch.set_rng_state(state["torch"])
+        torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
 
 
 def _to_plain(obj):

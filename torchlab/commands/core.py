@@ -83,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec = args.task_spec
     result = torchlab.train(spec.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
-                            resume=args.resume, progress=False if args.no_progress else None,
+                            resume=args.resume, progress=not args.no_progress,
                             figures=not args.no_figures, tensorboard=args.tensorboard,
                             overwrite=args.overwrite, **overrides_from(args, spec))
     if distributed.current().is_main:
