@@ -3,6 +3,8 @@
     python scripts/mutation.py                               # every core module, one after the other
     python scripts/mutation.py torchlab/early_stopping.py    # one module (make mutation MODULE=...)
     python scripts/mutation.py --list                        # the core modules and the tests each one runs
+    python scripts/mutation.py --again torchlab/trainer.py   # after adding tests: rerun only the mutants
+                                                             # the last run of that module did not kill
 
 Each module runs in its own folder, build/mutation/<module>/, holding a copy of torchlab/ and
 tests/ and a pyproject.toml whose [tool.mutmut] section is the project's plus two lines: mutate
@@ -34,8 +36,8 @@ TARGET = 0.90
 # module -> the tests that exercise it (files or pytest node ids); fast ones, no long trainings
 MODULES: dict[str, list[str]] = {
     "torchlab/early_stopping.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py"],
-    "torchlab/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
-                            "tests/test_ddp_control.py"],
+    # the Trainer's DDP logic is tested in one process (test_core_values); the 2-rank run serves distributed.py
+    "torchlab/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py"],
     "torchlab/checkpoint.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_checkpoint.py"],
     "torchlab/metrics.py": ["tests/test_core_values.py", "tests/test_trainer.py"],
     "torchlab/data/batcher.py": ["tests/test_data_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
@@ -78,7 +80,7 @@ def equivalents() -> dict[str, str]:
 
 def prepare(module: str) -> Path:
     """A fresh build/mutation/<module>/ with torchlab/, tests/ and this module's mutmut settings."""
-    work = ROOT / "build" / "mutation" / module.removesuffix(".py").replace("/", ".")
+    work = work_folder(module)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -102,13 +104,34 @@ def statuses(work: Path) -> dict[str, str]:
     return dict(re.findall(r"^\s+(\S+__mutmut_\d+): (.+)$", out, flags=re.M))
 
 
-def run_module(module: str, jobs: int) -> dict:
-    work = prepare(module)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
-    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"mutmut failed on {module} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+def work_folder(module: str) -> Path:
+    return ROOT / "build" / "mutation" / module.removesuffix(".py").replace("/", ".")
+
+
+def refresh_tests(module: str) -> tuple[Path, list[str]]:
+    """For --again: the last run's folder with today's tests, and the mutants it did not kill."""
+    work = work_folder(module)
+    if not (work / "summary.json").exists():
+        raise SystemExit(f"no earlier run of {module} to continue; run it without --again first")
+    if (work / module).read_bytes() != (ROOT / module).read_bytes():
+        raise SystemExit(f"{module} changed since its last run: its mutants are stale; run it without --again")
+    shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return work, [name for name, status in statuses(work).items() if status not in CAUGHT]
+
+
+def run_module(module: str, jobs: int, again: bool = False) -> dict:
+    names: list[str] = []
+    if again:
+        work, names = refresh_tests(module)
+    else:
+        work = prepare(module)
+    if names or not again:
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
+        proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"mutmut failed on {module} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     found = statuses(work)
     known = equivalents()
     equivalent = sorted(name for name in found if name in known)
@@ -141,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="core modules to mutate (default: all of them)")
     parser.add_argument("--list", action="store_true", help="print the core modules and their tests, and exit")
+    parser.add_argument("--again", action="store_true",
+                        help="keep the last run's mutants and rerun only those it did not kill, with today's tests")
     args = parser.parse_args(argv)
     if args.list:
         for module, tests in MODULES.items():
@@ -153,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = int(os.environ.get("MUTATION_JOBS", "2"))
     results = []
     for module in args.modules or list(MODULES):
-        results.append(run_module(module, jobs))
+        results.append(run_module(module, jobs, args.again))
         report(results[-1])
     if len(results) > 1:
         print("\nmodule                                 killed   rate")

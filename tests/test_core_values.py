@@ -580,3 +580,114 @@ def test_set_epoch_reaches_batcher_and_samplers():
     batcher = TensorBatcher((x, y), 2, shuffle=True)
     Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=2, progress=False).fit(batcher)
     assert batcher.epoch == 1
+
+
+def test_plateau_scheduler_with_a_missing_monitor_is_the_monitor_error():
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    trainer = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=plateau,
+                      early_stopping=EarlyStopping("train_rmse"))
+    with pytest.raises(ValueError, match="monitors 'train_rmse', which is not among"):
+        trainer.fit(TensorBatcher((x, y), 4))
+    assert plateau.best == pytest.approx(float(((x * 2 + 1) ** 2).mean()))  # it was fed the training loss
+
+
+def test_channels_last_converts_the_model_and_four_dimensional_inputs_only():
+    seen: list[tuple[int, bool]] = []
+
+    class Conv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 3, padding=1)
+
+        def forward(self, x):
+            seen.append((x.dim(), x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)))
+            return self.conv(x).flatten(1).mean(1, keepdim=True) if x.dim() == 4 else x[:, :1]
+
+    model = Conv()
+    x = torch.randn(4, 2, 3, 3)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1,
+                      channels_last=True, progress=False)
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    trainer.fit(TensorBatcher((x, torch.zeros(4, 1)), 2), TensorBatcher((x, torch.zeros(4, 1)), 4))
+    assert seen == [(4, True)] * 3  # two training batches and one validation batch, all channels-last
+    seen.clear()
+    flat = fixed_linear(1.0, 0.0)  # 2-D inputs have no channels-last layout: they pass unchanged
+    x1, y1 = line_data(4)
+    result = Trainer(flat, nn.MSELoss(), torch.optim.SGD(flat.parameters(), lr=0.0), epochs=1, channels_last=True,
+                     progress=False).fit(TensorBatcher((x1, y1), 4))
+    assert result.history[0]["train_loss"] == pytest.approx(float(((x1 + 1) ** 2).mean()))
+    plain = Conv()
+    Trainer(plain, nn.MSELoss(), torch.optim.SGD(plain.parameters(), lr=0.0), epochs=1,
+            progress=False).fit(TensorBatcher((x, torch.zeros(4, 1)), 4))
+    assert seen == [(4, False)] and not plain.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+# ------------------------------------------- the Trainer's side of DDP, in one process
+class TwoRanks:
+    """Stands for this process's place in a 2-rank world (the collectives themselves are faked)."""
+
+    rank, world_size, local_rank, distributed, is_main = 0, 2, 0, True, True
+
+
+def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
+    from torchlab import distributed
+
+    x, y = line_data(4)
+    data = TensorBatcher((x, y), 2)
+    rank0 = {"stop after epoch": 2}
+    monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: len(trainer.history) >= rank0["stop after epoch"])
+    model = fixed_linear(0.0, 0.0)
+    es = EarlyStopping("train_loss", patience=None, restore_best_weights=False)  # this rank would never stop
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=5, early_stopping=es,
+                      progress=False)
+    result = trainer.fit(data)
+    assert (result.epochs_run, result.stopped_early, es.stopped_epoch) == (2, True, 1)
+    # and the other way round: this rank wants to stop after epoch 1, rank 0 does not
+    monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: False)
+    model = fixed_linear(0.0, 0.0)
+    es = EarlyStopping("train_loss", patience=0, min_delta=1e9, restore_best_weights=False)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, early_stopping=es,
+                      progress=False)
+    result = trainer.fit(data)
+    assert (result.epochs_run, result.stopped_early, es.stopped_epoch) == (3, False, None)
+
+
+def test_unequal_step_counts_are_refused_before_training(monkeypatch):
+    from torchlab import distributed
+
+    asked = []
+    monkeypatch.setattr(distributed, "all_gather_int", lambda n, device: asked.append(n) or [n, n + 1])
+    x, y = line_data(6)
+    model = fixed_linear(0.0, 0.0)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=1, progress=False)
+    trainer.world = TwoRanks()
+    with pytest.raises(TrainingError, match=r"^the ranks would take different numbers of training steps per epoch "
+                                            r"\(\[3, 4\]\); shuffle the training TensorBatcher or use "):
+        trainer.fit(TensorBatcher((x, y), 2))
+    assert asked == [3] and trainer.history == [] and model.weight.item() == 0.0
+    monkeypatch.setattr(distributed, "all_gather_int", lambda n, device: [n, n])
+    assert trainer.fit(TensorBatcher((x, y), 2)).epochs_run == 1  # equal counts: training goes on
+    asked.clear()
+    monkeypatch.setattr(distributed, "all_gather_int", lambda n, device: asked.append(n) or [n, n + 1])
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=1, progress=False)
+    trainer.world = TwoRanks()
+    assert trainer.fit(iter(list(TensorBatcher((x, y), 2)))).epochs_run == 1  # no length: nothing to compare
+    assert asked == []
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=1, progress=False)
+    assert trainer.fit(TensorBatcher((x, y), 2)).epochs_run == 1 and asked == []  # one process: never asked
+
+
+def test_only_rank_0_writes_files(tmp_path):
+    class Rank1:
+        rank, world_size, local_rank, distributed, is_main = 1, 2, 1, False, False
+
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2,
+                      checkpoint_dir=tmp_path / "run", progress=True)
+    trainer.world = Rank1()
+    result = trainer.fit(TensorBatcher((x, y), 2))
+    assert result.epochs_run == 2 and not (tmp_path / "run").exists()

@@ -203,3 +203,15 @@ def test_per_batch_schedule_needs_batches_with_a_length(tmp_path):
     train, _ = data()
     with pytest.raises(CheckpointError, match="batches have no length"):
         trainer.fit(iter(list(train)), resume=tmp_path / "a" / "last.pt")
+
+
+def test_resume_names_a_checkpoint_of_another_model_and_skips_unremovable_leftovers(tmp_path):
+    run(tmp_path / "a", crash_after=1)
+    (tmp_path / "a" / ".stuck.tmp").mkdir()  # a leftover that cannot be unlinked (a folder): left alone
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Dropout(0.1), nn.Linear(4, 1))  # 4 hidden units, not 8
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2, progress=False)
+    train, _ = data()
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'a' / 'last.pt'} does not fit model Sequential"):
+        trainer.fit(train, resume=tmp_path / "a" / "last.pt")
+    weights, result = run(tmp_path / "a", resume=True)
+    assert result.epochs_run == EPOCHS and (tmp_path / "a" / ".stuck.tmp").is_dir()
