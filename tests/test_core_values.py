@@ -175,6 +175,7 @@ def test_accuracy_counts_arg_max_over_batches():
     correct, count = Accuracy().batch_stats(logits, torch.tensor([1, 1, 2]))
     assert int(correct) == 2 and int(count) == 3
     assert Metric().compute(6.0, 4.0) == 1.5 and Metric().compute(0.0, 0.0) == 0.0
+    assert Metric().compute(0.75, 1.0) == 0.75 and RMSE().compute(4.0, 1.0) == 2.0  # exact for one sample
     with pytest.raises(NotImplementedError):
         Metric().batch_stats(logits, torch.tensor([1, 1, 2]))
 

@@ -37,6 +37,7 @@ def test_batches_in_order_with_the_last_one_smaller_or_dropped():
     for whole in (None, 0, -1, 100):
         batcher = TensorBatcher((x,), whole)
         assert batcher.batch_size == 7 and values(batcher) == [list(range(7))]
+    assert values(TensorBatcher((x[:3],), 1)) == [[0], [1], [2]]  # one sample a batch is a batch size too
     pairs = TensorBatcher((x, x * 10), 4)
     assert [b[1].tolist() for b in pairs] == [[0, 10, 20, 30], [40, 50, 60]]
     assert pairs.num_samples == 7 and pairs.device == torch.device("cpu") and pairs.epoch == 0

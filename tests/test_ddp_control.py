@@ -31,15 +31,17 @@ def free_port() -> int:
 def ranks(tmp_path_factory) -> list[dict]:
     """Two worker processes with the variables torchrun would set (no launcher process: faster)."""
     out = tmp_path_factory.mktemp("ddp_control")
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    env = {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"}
+    env = dict(env, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
                WORLD_SIZE="2")
-    procs = [subprocess.Popen([sys.executable, str(WORKER), str(out)], env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+    local = [{}, {"LOCAL_RANK": "1"}]  # rank 0 without LOCAL_RANK: it defaults to 0
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(out)], env=dict(env, RANK=str(r), **local[r]),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
     errors = []
     for proc in procs:
         try:
-            _, stderr = proc.communicate(timeout=180)
+            _, stderr = proc.communicate(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
             _, stderr = proc.communicate()
@@ -52,8 +54,17 @@ def ranks(tmp_path_factory) -> list[dict]:
 def test_helpers_combine_the_ranks(ranks, monkeypatch):
     # one process, no group: every helper gives the local value
     cpu = torch.device("cpu")
-    monkeypatch.delenv("RANK", raising=False)
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert not distributed.launched_by_torchrun()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # half of torchrun's variables is not torchrun
+    assert not distributed.launched_by_torchrun()
     assert distributed.setup(cpu) == distributed.World() == distributed.current()
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.launched_by_torchrun()
+    monkeypatch.delenv("WORLD_SIZE")
+    assert not distributed.launched_by_torchrun()
+    assert not distributed.in_group()
     assert distributed.broadcast_flag(True, cpu) is True and distributed.broadcast_flag(False, cpu) is False
     assert distributed.all_gather_int(10, cpu) == [10]
     assert distributed.all_reduce_sum(torch.tensor([1.0, 2.0])).tolist() == [1.0, 2.0]
@@ -62,6 +73,9 @@ def test_helpers_combine_the_ranks(ranks, monkeypatch):
     assert not distributed.World().distributed and distributed.World().is_main
     # two ranks
     assert [r["world_size"] for r in ranks] == [2, 2] and [r["is_main"] for r in ranks] == [True, False]
+    assert [r["local_rank"] for r in ranks] == [0, 1] and all(r["setup_again"] for r in ranks)
+    assert ranks[0]["barrier_wait"] > 0.5  # rank 0 waited for rank 1 at the barrier
+    assert not any(r["in_group_after_teardown"] for r in ranks)
     assert all(r["distributed"] for r in ranks)
     assert [r["flag_rank0_true"] for r in ranks] == [True, True]  # rank 0's flag wins
     assert [r["flag_rank1_true"] for r in ranks] == [False, False]

@@ -280,3 +280,42 @@ def test_csv_errors_name_file_row_and_column(tmp_path):
     (tmp_path / "look2.csv").write_text("RowId,ImageId\n1,2\n")
     with pytest.raises(DataError, match="no 'FeatureName' column"):
         read_lookup_csv(tmp_path / "look2.csv")
+
+
+def _one_effect(**on) -> KeypointAugment:
+    off = dict(flip=0.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0)
+    return KeypointAugment(**{**off, **on})
+
+
+def test_augmentation_draws_stay_within_their_ranges_and_use_them():
+    """One effect at a time on 800 samples: each random draw spans its whole range and no more."""
+    n = 800
+    images = torch.full((n, 1, 4, 4), 0.5)
+    images[:, :, :2] = 0.4  # a little contrast to scale
+    kp = torch.zeros(n, 30)
+    kp[:, 0], kp[:, 1] = CENTRE + 10, CENTRE  # the left eye 10 px right of the centre
+    mask = torch.ones(n, 30)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    flipped = _one_effect(flip=0.25)((images, kp, mask), g())[1][:, 2 * RIGHT_EYE] == FLIP_SUM - (CENTRE + 10)
+    assert 0.2 < flipped.float().mean() < 0.3
+    turned = _one_effect(degrees=12.0)((images, kp, mask), g())[1]
+    angles = torch.rad2deg(torch.atan2(turned[:, 1] - CENTRE, turned[:, 0] - CENTRE))
+    assert angles.abs().max() <= 12.0 + 1e-3 and angles.min() < -11.5 and angles.max() > 11.5
+    scaled = _one_effect(scale=0.08)((images, kp, mask), g())[1]
+    factor = (scaled[:, 0] - CENTRE) / 10
+    assert factor.min() >= 0.92 - 1e-5 and factor.max() <= 1.08 + 1e-5 and factor.min() < 0.925 and factor.max() > 1.075
+    shifted = _one_effect(shift=5.0)((images, kp, mask), g())[1]
+    dx, dy = shifted[:, 0] - (CENTRE + 10), shifted[:, 1] - CENTRE
+    for d in (dx, dy):
+        assert d.abs().max() <= 5.0 + 1e-4 and d.min() < -4.8 and d.max() > 4.8
+    assert abs(float(torch.corrcoef(torch.stack([dx, dy]))[0, 1])) < 0.15  # two independent draws
+    out = _one_effect(brightness=0.15)((images, kp, mask), g())[0]
+    shift = (out - images).mean(dim=(1, 2, 3))
+    assert shift.abs().max() <= 0.15 + 1e-6 and shift.min() < -0.14 and shift.max() > 0.14
+    assert torch.allclose(out - images, shift.view(-1, 1, 1, 1).expand_as(out), atol=1e-6)  # one shift per image
+    out = _one_effect(contrast=0.25)((images, kp, mask), g())[0]
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), images.mean(dim=(1, 2, 3)), atol=1e-6)  # about each image's mean
+    ratio = (out[:, 0, 0, 0] - out[:, 0, 3, 3]) / (images[0, 0, 0, 0] - images[0, 0, 3, 3])
+    assert ratio.min() >= 0.75 - 1e-4 and ratio.max() <= 1.25 + 1e-4 and ratio.min() < 0.76 and ratio.max() > 1.24
+    clamped = _one_effect(brightness=0.9)((images, kp, mask), g())[0]
+    assert clamped.min() >= 0.0 and clamped.max() <= 1.0 and clamped.min() == 0.0 and clamped.max() == 1.0
