@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import re
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from torchlab.errors import CheckpointError
+from torchlab.messages import shorten
 
 FORMAT = "torchlab-checkpoint"
 FORMAT_VERSION = 1
@@ -136,16 +138,23 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} does not exist; train first (torchlab train TASK) or check the path")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pass a checkpoint file such as {path / 'best.pt'}")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block the read forever
+        raise CheckpointError(f"{path} is not a regular file (a pipe, socket or device); pass a checkpoint file")
     try:
         with warnings.catch_warnings():  # hostile bytes can trigger parser warnings; the error below says it all
             warnings.simplefilter("ignore")
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+|[\w ]*not allowed[\w ]*)", str(exc))
-        detail = found.group(1).strip() if found else "an object outside tensors and plain data"
+        found = re.search(r"unsupported (?:global:? )?GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+        target = found.group(1) if found else _pickled_global(path)
+        if target:  # a reference to a Python callable: unpickling it is how a file runs code
+            raise CheckpointError(
+                f"{path} was refused: it refers to the Python object {target}, which a safe (weights_only) "
+                "load does not unpickle because that could run code; torchlab only opens checkpoints it wrote"
+            ) from None
         raise CheckpointError(
-            f"{path} was refused: it holds {detail}, which a safe (weights_only) load does not allow and could "
-            "run code; torchlab only opens checkpoints it wrote"
+            f"{path} is not a readable checkpoint (not a torch file, or a pickle a safe load cannot read); "
+            "retrain or point at best.pt/last.pt of a finished run"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(
@@ -153,7 +162,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "retrain or point at best.pt/last.pt of a finished run"
         ) from None
     except Exception as exc:  # any other parser failure on hostile bytes
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}); check the path") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}); "
+                              "retrain or point at best.pt/last.pt of a finished run") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a torchlab checkpoint (no '{FORMAT}' marker)")
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
@@ -166,6 +176,35 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint
 
 
+def _pickled_global(path: Path, limit: int = 1 << 20) -> str | None:
+    """The first Python object a plain pickle file refers to ('posix.system'), or None when its first
+    `limit` bytes are not such a pickle. Reads the opcodes with pickletools; nothing is unpickled."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(io.BytesIO(f.read(limit))):
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"{strings[-2]}.{strings[-1]}"
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # not a pickle, or cut off at `limit`: nothing to name
+        return None
+    return None
+
+
+def check_finite_weights(state_dict: dict[str, Any], path: str | os.PathLike) -> None:
+    """A CheckpointError naming the first tensor that holds NaN or infinite values."""
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path} holds non-finite weights ({bad:,} NaN or infinite values in {name}); "
+                                  "its predictions would be NaN: use an earlier checkpoint or retrain")
+
+
 def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Load weights, turning shape/key mismatches into a CheckpointError that names them."""
     try:
@@ -174,7 +213,8 @@ def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], sourc
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise CheckpointError(
-            f"{source} does not fit model {type(_unwrap(model)).__name__}: {detail[:200]}"
+            f"{source} does not fit model {type(_unwrap(model)).__name__}: {shorten(detail, 200)}; "
+            "its weights were saved for other model settings: retrain, or use the checkpoint unchanged"
         ) from None
 
 
@@ -196,6 +236,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
         raise CheckpointError(f"{path} names an unknown model {spec.get('name')!r}; is torchlab up to date?") from None
     except TypeError as exc:
         raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take ({exc})") from None
+    check_finite_weights(checkpoint["state_dict"], path)
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     model.to(device).eval()
     heavy = {"state_dict", "optimizer", "scheduler", "rng", "early_stopping", "best_state_dict"}

@@ -8,7 +8,10 @@ one line on stderr with exit status 2; there is no traceback for them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 
 from torchlab.errors import TorchlabError
 
@@ -42,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status = args.func(args)
+        with _notes_on_one_line(args.command):
+            status = args.func(args)
     except TorchlabError as exc:
         return _fail(args.command, str(exc))
     except OSError as exc:  # a path the user gave: missing, not a folder, no permission, disk full
-        where = f": {exc.filename}" if exc.filename else ""
-        return _fail(args.command, f"{exc.strerror or exc}{where}; check the path and its permissions")
+        from torchlab.messages import os_error_message
+
+        return _fail(args.command, os_error_message(exc))
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, MemoryError) and not _is_out_of_memory(exc):
             raise
@@ -67,6 +72,25 @@ def _fail(command: str, message: str) -> int:
     message = " ".join(message.split())
     print(f"torchlab {command}: error: {message}", file=sys.stderr)
     return 2
+
+
+@contextlib.contextmanager
+def _notes_on_one_line(command: str) -> Iterator[None]:
+    """Show the library's notes (torchlab.guards.Note warnings) as `torchlab CMD: note: ...` lines on stderr."""
+    from torchlab.guards import Note
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, Note):
+            print(f"torchlab {command}: note: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", Note)
+        warnings.showwarning = show
+        yield
 
 
 def _is_out_of_memory(exc: RuntimeError) -> bool:
