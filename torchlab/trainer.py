@@ -315,12 +315,18 @@ class Trainer:
     def _check_finite(self, row: dict[str, float], epoch: int) -> None:
         bad = [k for k, v in row.items() if k.endswith("loss") and not math.isfinite(v)]
         if bad:
-            where = f"; the last good checkpoint is {self.checkpoint_dir / 'last.pt'}" if self.checkpoint_dir else ""
+            last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+            where = f"; the last good checkpoint is {last}" if last is not None and last.exists() else ""
             lr = self.optimizer.param_groups[0]["lr"]
-            raise TrainingError(
-                f"{bad[0]} became {row[bad[0]]} in epoch {epoch + 1} (lr {lr:g}); "
-                f"try a lower learning rate (--lr) or gradient clipping (--grad-clip){where}"
-            )
+            config = self.checkpoint_meta.get("config") or {}
+            odd = [k for k, v in config.items() if isinstance(v, float) and not math.isfinite(v)]
+            if odd:  # a NaN or infinite setting, not the step size, makes the loss non-finite
+                advice = f"--{odd[0].replace('_', '-')} is {config[odd[0]]}: give it a finite value"
+            elif bad[0].startswith("val_") and math.isfinite(row.get("train_loss", math.nan)):
+                advice = "the training loss is finite, so the validation data hold values the model cannot score"
+            else:
+                advice = "try a lower learning rate (--lr) or gradient clipping (--grad-clip)"
+            raise TrainingError(f"{bad[0]} became {row[bad[0]]} in epoch {epoch + 1} (lr {lr:g}); {advice}{where}")
 
     def _track_best(self, row: dict[str, float], epoch: int) -> bool:
         es = self.early_stopping
