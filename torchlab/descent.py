@@ -55,14 +55,20 @@ def gradient(fn: Surface, point: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def gradient_path(problem: Problem, eta: float, steps: int) -> torch.Tensor:
-    """The visited points (steps + 1, 2) in float64, starting at problem.start."""
+def gradient_path(problem: Problem, eta: float, steps: int,
+                  on_steps: Callable[[int], None] | None = None) -> torch.Tensor:
+    """The visited points (steps + 1, 2) in float64, starting at problem.start.
+
+    on_steps(n) is called after every 1000 steps (and the last few) with how many were taken since.
+    """
     sign = 1.0 if problem.ascent else -1.0
     point = torch.tensor(problem.start, dtype=torch.float64)
     path = [point]
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         point = point + sign * eta * gradient(problem.fn, point)
         path.append(point)
+        if on_steps is not None and (step % 1000 == 0 or step == steps):
+            on_steps(step % 1000 or 1000)
     return torch.stack(path)
 
 

@@ -55,12 +55,15 @@ def count_pieces_numeric(net: LandscapeNet, a: float, b: float, lo: float, hi: f
     return int(changes.sum()) + 1  # each kink sits between two grid points whose slopes differ
 
 
-def activation_regions(net: LandscapeNet, limit: float = 2.0, resolution: int = 400) -> int:
+def activation_regions(net: LandscapeNet, limit: float = 2.0, resolution: int = 400, chunk: int = 40_000) -> int:
     """How many planar pieces the surface shows on [-limit, limit]^2: distinct on/off patterns
-    of the hidden units over a fine grid (regions thinner than the grid can be missed)."""
+    of the hidden units over a fine grid (regions thinner than the grid can be missed).
+
+    Patterns are compared as whole rows (torch.unique over dim 0), chunk by chunk, so any
+    number of hidden units is counted exactly and memory stays at `chunk` rows at a time.
+    """
     axis = torch.linspace(-limit, limit, resolution)
     grid = torch.cartesian_prod(axis, axis)
     with torch.no_grad():
-        pattern = (net.hidden(grid) > 0).long()
-    codes = (pattern * (2 ** torch.arange(pattern.shape[1]))).sum(dim=1)
-    return int(torch.unique(codes).numel())
+        seen = [torch.unique(net.hidden(grid[i : i + chunk]) > 0, dim=0) for i in range(0, len(grid), chunk)]
+    return int(torch.unique(torch.cat(seen), dim=0).shape[0])

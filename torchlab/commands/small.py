@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from torchlab.errors import UsageError
+from torchlab.guards import at_most, finite_pair, require_finite
+
+# Limits on the size flags, so that every command ends within a minute or so on a laptop CPU.
+MAX_POINTS = 1000  # ring --point: one printed line each
+MAX_HIDDEN = 256  # landscape --hidden/--compare: the activation regions are counted on a 400x400 grid
+MAX_COMPARE = 6  # landscape --compare: one curve each in one figure
+MAX_PATH_STEPS = 20_000  # descent: --steps times the number of --eta values (one autograd call per step)
+MAX_ETAS = 10  # descent --eta: one path each in one figure
+PROGRESS_FROM = 20_000  # descent shows a progress bar (on a terminal) from this many steps in all
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,11 +81,7 @@ def _print(rows: dict[str, Any]) -> None:
 
 
 def _parse_point(text: str) -> tuple[float, float]:
-    try:
-        x1, x2 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--point takes X1,X2 (e.g. 1.5,0.2), got {text!r}") from None
-    return x1, x2
+    return finite_pair(text, "--point", "1.5,0.2")
 
 
 # ------------------------------------------------------------------------ ring
@@ -83,6 +89,7 @@ def _parse_point(text: str) -> tuple[float, float]:
 
 def cmd_ring(args: argparse.Namespace) -> int:
     from torchlab.data.rings import (
+        RADIUS_LIMIT,
         SEED_ANSWERS,
         SEED_TEST_POINTS,
         best_diamond,
@@ -93,6 +100,9 @@ def cmd_ring(args: argparse.Namespace) -> int:
     from torchlab.models import build_model, count_parameters
 
     check_radii(args.a, args.b)
+    if not (math.isfinite(args.box) and 0 < args.box <= 2 * RADIUS_LIMIT):
+        raise UsageError(f"--box must be in (0, {2 * RADIUS_LIMIT:g}], got {args.box:g}")
+    at_most("the number of --point flags", len(args.point or ()), MAX_POINTS, "one printed line each")
     points = [_parse_point(t) for t in args.point] if args.point else SEED_TEST_POINTS
     net = build_model("ring-net", a=args.a, b=args.b)
     x = torch.tensor(points, dtype=torch.float32)
@@ -162,6 +172,11 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
     if args.hidden < 1 or any(n < 1 for n in args.compare):
         raise UsageError("hidden sizes (--hidden, --compare) must be >= 1")
+    why = "the activation regions are counted on a 400x400 grid, one column per unit"
+    at_most("--hidden", args.hidden, MAX_HIDDEN, why)
+    at_most("every --compare size", max(args.compare), MAX_HIDDEN, why)
+    at_most("the number of --compare sizes", len(args.compare), MAX_COMPARE, "one curve each in one figure")
+    require_finite("--line A B", *args.line)
     if args.weights == "seed" and args.hidden != 3:
         raise UsageError(f"the notebook's weights are for --hidden 3, got --hidden {args.hidden}; add --weights random")
     if not (math.isfinite(args.limit) and args.limit > 0):
@@ -208,25 +223,46 @@ def cmd_descent(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    at_most("the number of --eta values", len(args.eta), MAX_ETAS, "one path each in one figure")
+    at_most("--steps", args.steps, MAX_PATH_STEPS // len(args.eta),
+            f"at most {MAX_PATH_STEPS:,} steps over the {len(args.eta)} learning rates, one autograd call each")
     if any(not (math.isfinite(eta) and eta > 0) for eta in args.eta):
         raise UsageError(f"every --eta must be a finite number > 0, got {list(args.eta)}")
     rows: dict[str, Any] = {}
     figures = {}
+    bar = _step_bar(2 * len(args.eta) * args.steps)
     for problem, key in ((BOWL, "descent"), (MOUNTAIN, "ascent")):
         rows[key] = (f"{problem.name} from {problem.start}, optimum {problem.optimum}; "
                      f"eta < {problem.largest_stable_eta:.4g} converges")
-        paths = {eta: gradient_path(problem, eta, args.steps) for eta in args.eta}
+        paths = {eta: gradient_path(problem, eta, args.steps, bar.update if bar else None) for eta in args.eta}
         for eta, points in paths.items():
             s = path_summary(problem, points)
             rows[f"{key} eta={eta:g}"] = (f"after {args.steps} steps at {s['end']}, value {s['value']:.6g}, "
                                           f"distance {s['distance']:.4g}: {s['status']}")
         figures[key] = paths
+    if bar is not None:
+        bar.close()
     if not args.no_figures:
         from torchlab.plots.small import plot_descent
 
         folder = Path(args.out) / "figures"
-        plot_descent(BOWL, figures["descent"], folder / "descent_bowl.png")
-        plot_descent(MOUNTAIN, figures["ascent"], folder / "ascent_mountain.png")
+        with warnings.catch_warnings():  # a diverged path overflows to inf: matplotlib's log axis says so
+            warnings.simplefilter("ignore", RuntimeWarning)
+            plot_descent(BOWL, figures["descent"], folder / "descent_bowl.png")
+            plot_descent(MOUNTAIN, figures["ascent"], folder / "ascent_mountain.png")
         rows["figures"] = str(folder)
     _print(rows)
     return 0
+
+
+def _step_bar(total: int) -> Any:
+    """A tqdm bar on stderr for long descents, when stderr is a terminal (None otherwise)."""
+    import sys
+
+    from torchlab.progress import mode
+
+    if total < PROGRESS_FROM or mode(None, sys.stderr) is None:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="gradient steps", unit="step", file=sys.stderr, leave=False, mininterval=0.5)
