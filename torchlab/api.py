@@ -11,16 +11,22 @@ The CLI (`torchlab train/evaluate/predict`) is a thin layer over these functions
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from torchlab.config import TrainConfig, flag_name, resume_conflicts, with_overrides
+from torchlab.config import TrainConfig, field_names, flag_name, resume_conflicts, with_overrides
 from torchlab.errors import CheckpointError, UsageError
+from torchlab.guards import Note
+from torchlab.messages import shorten
 from torchlab.outdir import clear_run, locked_output
+from torchlab.records import FORMATS, write_records
 from torchlab.tasks import TaskSpec, get_task
 from torchlab.tasks import task_names as _task_names
 from torchlab.tasks.base import InferenceOptions, RunOptions, RunResult, start_run
@@ -70,6 +76,10 @@ def train(task: str, recipe: str = "default", *, out: str | os.PathLike | None =
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
                          tensorboard=tensorboard, overwrite=overwrite)
     run = start_run(spec.name, recipe, cfg, options)
+    if cfg.amp and run.device.type != "cuda" and run.is_main and (overrides.get("amp") or config is not None):
+        where = "the CPU" if run.device.type == "cpu" else run.device.type.upper()
+        warnings.warn(f"--amp does nothing on {where}: bf16 autocast runs on CUDA only, so this run trains in "
+                      "float32", Note, stacklevel=2)
     if resume:
         check_resume(run.out / "last.pt", cfg)
     with locked_output(run.out, enabled=run.is_main):
@@ -112,10 +122,47 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
     model, meta = load(checkpoint, device=device)
     try:
         task = get_task(meta["task"])
-    except KeyError:
+    except (KeyError, TypeError):
         raise CheckpointError(f"{checkpoint} was written by task {meta.get('task')!r}, "
                               "which this torchlab does not know") from None
-    return LoadedCheckpoint(Path(checkpoint), model, meta, task)
+    saved = meta.get("config")
+    if saved is not None:
+        settings = set(field_names(task.config_class))
+        foreign = [name for name in saved if name not in settings] if isinstance(saved, dict) else ["config"]
+        if foreign:
+            raise CheckpointError(f"{checkpoint} says task {task.name} but its config field {foreign[0]!r} is not a "
+                                  f"setting of {task.name}; its 'task' field does not fit its metadata: retrain")
+    return LoadedCheckpoint(Path(checkpoint), model, Metadata(meta), task)
+
+
+class MissingField(KeyError):
+    """A metadata field a task needs is not in the checkpoint (its dotted name is args[0])."""
+
+
+class Metadata(dict):
+    """Checkpoint metadata whose missing fields raise MissingField with their dotted name ('data.points')."""
+
+    def __init__(self, items: dict[str, Any], prefix: str = "") -> None:
+        super().__init__({k: Metadata(v, f"{prefix}{k}.") if type(v) is dict else v for k, v in items.items()})
+        self.prefix = prefix
+
+    def __missing__(self, key: Any) -> Any:
+        raise MissingField(f"{self.prefix}{key}")
+
+
+def _call_task(loaded: LoadedCheckpoint, fn: Any, *args: Any) -> Any:
+    """fn(model, meta, *args), a missing metadata field turned into a CheckpointError that names it."""
+    try:
+        return fn(loaded.model, loaded.meta, *args)
+    except MissingField as exc:
+        raise CheckpointError(f"{loaded.path} has no metadata field {exc.args[0]!r}, which task {loaded.task.name} "
+                              "needs; it was written by another task or an older torchlab: retrain") from None
+    except RuntimeError as exc:  # the task built the inputs; a model that cannot take them is not its model
+        if not re.search(r"shape|size|channels|dimension", str(exc)) or "out of memory" in str(exc).lower():
+            raise
+        raise CheckpointError(f"{loaded.path} says task {loaded.task.name} but its model "
+                              f"{loaded.meta.get('model', {}).get('name')!r} does not take that task's inputs "
+                              f"({shorten(str(exc), 120)}); its 'task' field does not fit its model: retrain") from None
 
 
 def _options(batch_size: int | None, **kwargs: Any) -> InferenceOptions:
@@ -131,18 +178,43 @@ def evaluate(checkpoint: str | os.PathLike | LoadedCheckpoint, *, device: str = 
     if loaded.task.evaluate is None:
         raise UsageError(f"task {loaded.task.name} has no evaluate command")
     options = _options(batch_size, data_dir=data_dir, data=data)
-    return loaded.task.evaluate(loaded.model, loaded.meta, options)
+    return _call_task(loaded, loaded.task.evaluate, options)
 
 
 def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] | tuple[str, ...] = (), *,
             index: list[int] | tuple[int, ...] = (), device: str = "auto", batch_size: int | None = 1024,
             data_dir: str = "data", data: str | None = None, out: str | None = None, format: str = "json",
             submission: str | None = None) -> list[dict[str, Any]]:
-    """Predictions of a checkpoint for `inputs` (files or values, as its task takes) and test `index`es."""
+    """Predictions of a checkpoint for `inputs` (files or values, as its task takes) and test `index`es.
+
+    `out` is a folder: the records go to <out>/predictions.<format> (json or csv) for every task;
+    a task may write more files there (keypoint overlays).
+    """
+    if format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if out is None and format != "json":
+        raise UsageError(f"--format {format} needs --out FOLDER (the predictions are written to FOLDER/predictions.{format})")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file; predict writes FOLDER/predictions.{format}: give a folder")
     loaded = open_checkpoint(checkpoint, device)
     if loaded.task.predict is None:
         raise UsageError(f"task {loaded.task.name} has no predict command")
     options = _options(batch_size, data_dir=data_dir, data=data, index=tuple(index), out=out, format=format,
                        submission=submission)
-    return loaded.task.predict(loaded.model, loaded.meta, [str(i) for i in inputs], options)
+    records = _call_task(loaded, loaded.task.predict, [str(i) for i in inputs], options)
+    if out is not None:
+        write_records(records if format == "json" else [_flat(r) for r in records],
+                      Path(out) / f"predictions.{format}", format)
+    return records
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """One CSV row: nested dicts become prefixed columns (probabilities_3), lists JSON text."""
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            row.update(_flat(value, f"{prefix}{key}_"))
+        else:
+            row[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return row
 

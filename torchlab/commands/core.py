@@ -42,9 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="path to a .pt file written by torchlab train")
     p.add_argument("inputs", nargs="*", help="input files (images, CSV, ...) as the task accepts")
     p.add_argument("--index", type=int, action="append", help="a test-set sample to predict (repeatable)")
-    p.add_argument("--format", choices=("json", "csv"), default="json", help="file format for written predictions")
+    p.add_argument("--format", choices=("json", "csv"), default="json",
+                   help="format of FOLDER/predictions.FORMAT (default: json; csv needs --out)")
     p.add_argument("--submission", help="IdLookupTable.csv: write a Kaggle submission (keypoint tasks)")
-    p.add_argument("--out", help="where to write prediction files (default: next to the input)")
+    p.add_argument("--out", metavar="FOLDER",
+                   help="write the predictions to FOLDER/predictions.FORMAT (a task may add files there, "
+                        "such as keypoint overlays)")
     _add_inference_arguments(p)
     p.set_defaults(func=cmd_predict)
 

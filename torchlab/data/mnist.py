@@ -73,8 +73,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
 
 
-def find_file(root: str | os.PathLike, stem: str) -> Path:
-    """The path of MNIST file `stem` (raw or .gz) under `root`, in torchvision's layout or flat."""
+FOUND_NOWHERE = "pass --data-dir with the four MNIST files"
+TRAIN_ADVICE = FOUND_NOWHERE + ", or add --download to fetch them"  # only `train` has --download
+
+
+def find_file(root: str | os.PathLike, stem: str, advice: str = TRAIN_ADVICE) -> Path:
+    """The path of MNIST file `stem` (raw or .gz) under `root`, in torchvision's layout or flat;
+    `advice` ends the error when it is missing (the caller knows which flags it offers)."""
     root = Path(root)
     folders = [root / "MNIST" / "raw", root / "raw", root]
     for folder in folders:
@@ -82,20 +87,20 @@ def find_file(root: str | os.PathLike, stem: str) -> Path:
             if (folder / name).is_file():
                 return folder / name
     raise DataError(
-        f"MNIST file {stem}[.gz] not found in {root} (looked in {', '.join(str(f) for f in folders)}); "
-        "pass --data-dir with the four MNIST files, or add --download to fetch them"
+        f"MNIST file {stem}[.gz] not found in {root} (looked in {', '.join(str(f) for f in folders)}); {advice}"
     )
 
 
-def check_files(root: str | os.PathLike) -> list[Path]:
+def check_files(root: str | os.PathLike, advice: str = TRAIN_ADVICE) -> list[Path]:
     """The paths of all four MNIST files under `root`; DataError naming the first one missing."""
-    return [find_file(root, stem) for stems in FILES.values() for stem in stems]
+    return [find_file(root, stem, advice) for stems in FILES.values() for stem in stems]
 
 
-def load_split(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 28, 28), labels int64 (n,)) of the "train" or "test" split."""
+def load_split(root: str | os.PathLike, split: str, advice: str = FOUND_NOWHERE) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels int64 (n,)) of the "train" or "test" split; `advice` as find_file's
+    (the default, for evaluate and predict, does not offer train's --download)."""
     image_stem, label_stem = FILES[split]
-    image_path, label_path = find_file(root, image_stem), find_file(root, label_stem)
+    image_path, label_path = find_file(root, image_stem, advice), find_file(root, label_stem, advice)
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3:
         raise DataError(f"MNIST file {image_path} holds {images.ndim}-D data; expected images (n, rows, cols)")
@@ -173,7 +178,7 @@ def load_mnist(
         download_mnist(root)
     splits = {}
     for split in ("train", "test"):
-        images, labels = load_split(root, split)
+        images, labels = load_split(root, split, TRAIN_ADVICE)
         if digits is not None:
             keep, targets = binary_targets(labels, digits)
             images, labels = images[keep], labels[keep]

@@ -23,7 +23,8 @@ from torchlab.config import TrainConfig, number, setting, whole
 from torchlab.data.batcher import TensorBatcher, split_indices
 from torchlab.data.digits import PIXEL_SCALE, DigitsSplit, load_digits_split
 from torchlab.device import one_cpu_thread
-from torchlab.errors import UsageError
+from torchlab.errors import DataError, UsageError
+from torchlab.guards import check_memory, refuse_unused, require_regular_file
 from torchlab.inference import predict_outputs
 from torchlab.metrics import Accuracy, accuracy, nll
 from torchlab.models import build_model
@@ -54,6 +55,10 @@ RECIPES = {
 def train(cfg: DigitsConfig, run: Run) -> RunResult:
     """Train the digit MLP, write best.pt/last.pt/history.csv and figures; return the run's result."""
     data = load_digits_split()
+    # weights, gradients and two AdamW states (16 bytes per parameter), three activations per sample and unit
+    params = (64 + 1 + 10) * cfg.hidden + 10
+    check_memory(16 * params + 12 * cfg.hidden * len(data.x_train), f"--hidden {cfg.hidden}", "lower --hidden",
+                 run.device)
     x_train, y_train = data.x_train, data.y_train
     val = None
     if cfg.val_fraction > 0:
@@ -111,6 +116,7 @@ def write_figures(history: list[dict[str, float]], data: DigitsSplit, probs: np.
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """Accuracy and loss of a checkpoint's model on the digits test split."""
+    refuse_unused(options, "digit-mlp evaluate (its data is scikit-learn's bundled digits)", "data")
     data = load_digits_split()
     probs = predict_outputs(model, data.x_test, options.batch_size).softmax(dim=1)
     return {"accuracy": accuracy(probs, data.y_test), "loss": nll(probs, data.y_test), "samples": len(data.y_test)}
@@ -120,6 +126,7 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     """One record per image file or test index: predicted class, its probability, all probabilities."""
     from torchlab.data.digits_image import image_to_digit_features
 
+    refuse_unused(options, "digit-mlp predict", "data", "submission")
     rows: list[tuple[str, np.ndarray, int | None]] = []
     data = None
     for index in options.index:
@@ -128,7 +135,12 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
             raise UsageError(f"--index must be in 0..{len(data.y_test) - 1} (the digits test split), got {index}")
         rows.append((f"test[{index}]", data.x_test[index].numpy(), int(data.y_test[index])))
     for path in inputs:
-        rows.append((path, image_to_digit_features(path) / PIXEL_SCALE, None))
+        require_regular_file(path, "image")
+        try:
+            features = image_to_digit_features(path)
+        except DataError as exc:  # name the file: one bad image fails the whole batch
+            raise DataError(str(exc) if path in str(exc) else f"{path}: {exc}") from None
+        rows.append((path, features / PIXEL_SCALE, None))
     if not rows:
         raise UsageError("give an image path or --index N")
     x = torch.from_numpy(np.stack([features for _, features, _ in rows])).float()

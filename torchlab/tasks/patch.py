@@ -27,6 +27,7 @@ from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE, PatchScaling, design_matrix, photo_patch, ramp_patch
 from torchlab.device import one_cpu_thread
 from torchlab.errors import TrainingError, UsageError
+from torchlab.guards import check_memory, finite_pair, refuse_unused
 from torchlab.models import build_model
 from torchlab.full_batch import fit_and_save, save_plain
 from torchlab.inference import predict_outputs
@@ -176,6 +177,8 @@ def train(cfg: PatchConfig, run: Run) -> RunResult:
     """Fit the three weights by gradient descent (manual or autograd), compare with least squares."""
     if cfg.mode == "manual" and run.resume:
         raise UsageError("--resume needs --mode autograd (the manual loop keeps no optimiser state)")
+    # per pixel: float64 design rows and targets, float32 copies, least squares' work space (~128 bytes)
+    check_memory(128 * cfg.size**2, f"a {cfg.size}x{cfg.size} patch", "lower --size", run.device)
     patch, source = load_patch(cfg, run.seed)  # bad paths and crops fail here, before anything is written
     scaling = PatchScaling.unit(patch.shape[0]) if cfg.scale else PatchScaling()
     rows64, targets64 = design_matrix(patch)
@@ -253,7 +256,7 @@ def report(cfg: PatchConfig, run: Run, patch: np.ndarray, source: dict[str, Any]
 # -------------------------------------------------------------------- inference
 def patch_from_meta(meta: dict[str, Any]) -> np.ndarray:
     """Rebuild the patch a checkpoint was trained on."""
-    source = meta.get("source", {})
+    source = meta["source"]
     if source.get("kind") == "ramp":
         return ramp_patch(source["size"], source["intercept"], source["slope_x"], source["slope_y"],
                           source["noise"], seed=source["seed"])
@@ -270,6 +273,7 @@ def predict_rows(model: nn.Module, meta: dict[str, Any], rows: torch.Tensor) -> 
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """MSE of the checkpoint on its patch, next to least squares."""
+    refuse_unused(options, "patch-linear evaluate (its patch is rebuilt from the checkpoint)", "data")
     patch = patch_from_meta(meta)
     rows, targets = design_matrix(patch)
     mse = float(torch.mean((predict_rows(model, meta, rows) - targets) ** 2))
@@ -280,12 +284,10 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per pixel position x,y given or patch pixel --index: the predicted brightness."""
+    refuse_unused(options, "patch-linear predict", "data", "submission")
     points: list[tuple[str, float, float, float | None]] = []
     for text in inputs:
-        try:
-            x, y = (float(v) for v in text.split(","))
-        except ValueError:
-            raise UsageError(f"give pixel positions as x,y (column,row), e.g. 3,17; got {text!r}") from None
+        x, y = finite_pair(text, "a pixel position x,y (column,row)", "3,17")
         points.append((f"x={x:g}, y={y:g}", x, y, None))
     if options.index:
         patch = patch_from_meta(meta)

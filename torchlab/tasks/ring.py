@@ -24,6 +24,7 @@ from torchlab.data.batcher import TensorBatcher
 from torchlab.data.rings import check_radii, sample_ring_points, split, two_circles
 from torchlab.device import one_cpu_thread
 from torchlab.errors import UsageError
+from torchlab.guards import check_memory, finite_pair, refuse_unused
 from torchlab.full_batch import fit_and_save
 from torchlab.inference import predict_outputs
 from torchlab.metrics import BinaryAccuracy, binary_accuracy
@@ -86,6 +87,10 @@ def data_spec(cfg: RingConfig, seed: int) -> dict[str, Any]:
 def train(cfg: RingConfig, run: Run) -> RunResult:
     """Train the 2->h->1 net on ring points; one checkpoint at the end (see torchlab.full_batch)."""
     data = data_spec(cfg, run.seed)
+    n = data["points"] * (2 if data["dataset"] == "circles" else 1)
+    # per point: coordinates, label and about four float32 activations (and gradients) per hidden unit
+    check_memory(n * (16 + 16 * cfg.hidden), f"--points {data['points']:,} with --hidden {cfg.hidden}",
+                 "lower --points or --hidden", run.device)
     x_train, y_train, x_test, y_test = make_points(data)
     if len(x_test) == 0:
         raise UsageError("no test points left; lower --train-fraction or raise --points")
@@ -142,6 +147,7 @@ def write_figures(model: nn.Module, history: list[dict[str, float]], data: dict[
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """Accuracy and loss on the checkpoint's test points, next to the hand-set net's accuracy."""
+    refuse_unused(options, "ring-mlp evaluate (its points are rebuilt from the checkpoint)", "data")
     data = meta["data"]
     _, _, x_test, y_test = make_points(data)
     logits = predict_outputs(model, x_test, options.batch_size)
@@ -152,12 +158,10 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per point x1,x2 given or test point --index: in the ring or not, and the probability."""
+    refuse_unused(options, "ring-mlp predict", "data", "submission")
     rows: list[tuple[str, list[float], int | None]] = []
     for text in inputs:
-        try:
-            x1, x2 = (float(v) for v in text.split(","))
-        except ValueError:
-            raise UsageError(f"give points as x1,x2 (e.g. 1.5,0.2); got {text!r}") from None
+        x1, x2 = finite_pair(text, "a point x1,x2", "1.5,0.2")
         rows.append((f"({x1:g}, {x2:g})", [x1, x2], None))
     if options.index:
         _, _, x_test, y_test = make_points(meta["data"])
