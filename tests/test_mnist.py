@@ -267,13 +267,13 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
     big = np.kron(255 - images[3], np.ones((4, 4), dtype=np.uint8))
     Image.fromarray(big).save(tmp_path / "three.png")
     r = cli("predict", out / "best.pt", tmp_path / "three.png", "--index", "7", "--data-dir", root, "--device", "cpu",
-            "--out", tmp_path / "pred.json")
+            "--out", tmp_path / "pred")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert re.fullmatch(r"test\[7\]: digit 7 \(probability [01]\.\d{3}\) \(true 7\)", lines[0]), lines[0]
     assert re.fullmatch(r"  probabilities: " + " ".join(rf"{d}:[01]\.\d{{3}}" for d in range(10)), lines[1]), lines[1]
     assert re.fullmatch(re.escape(str(tmp_path / "three.png")) + r": digit \d \(probability [01]\.\d{3}\)", lines[2])
-    rows = json.loads((tmp_path / "pred.json").read_text())
+    rows = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     assert [row["input"] for row in rows] == ["test[7]", str(tmp_path / "three.png")]
     assert rows[0]["true"] == "7" and rows[1]["true"] is None
     assert abs(sum(rows[1]["probabilities"].values()) - 1) < 1e-2
@@ -282,10 +282,10 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
     odd = tmp_path / "my,digit.png"
     odd.write_bytes((tmp_path / "three.png").read_bytes())
     records = torchlab.predict(out / "best.pt", [odd], index=[7], data_dir=str(root), device="cpu",
-                               out=str(tmp_path / "pred.csv"), format="csv")
-    with open(tmp_path / "pred.csv", newline="") as f:
+                               out=str(tmp_path / "csv"), format="csv")
+    with open(tmp_path / "csv" / "predictions.csv", newline="") as f:
         table = list(csv.reader(f))
-    assert table[0] == ["input", "prediction", "probability", "true"] + [f"p_{d}" for d in range(10)]
+    assert table[0] == ["input", "prediction", "probability", "true"] + [f"probabilities_{d}" for d in range(10)]
     assert [len(row) for row in table] == [14, 14, 14]
     assert table[1][:4] == ["test[7]", "7", f"{records[0]['probability']:.4f}", "7"]
     assert table[2][0] == str(odd) and table[2][1] == records[1]["prediction"] and table[2][3] == ""

@@ -49,7 +49,6 @@ from torchlab.errors import UsageError
 from torchlab.inference import class_probabilities, predict_outputs
 from torchlab.metrics import Accuracy, BinaryAccuracy, accuracy, nll
 from torchlab.models import build_model
-from torchlab.records import FORMATS, write_records
 from torchlab.tasks import register_task
 from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
@@ -264,12 +263,10 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per image file or test index: predicted class, its probability, all probabilities.
 
-    With `options.out` the records are also written there as JSON or CSV (`options.format`).
+    (torchlab.predict writes the records to <out>/predictions.<format> when asked.)
     """
     from torchlab.data.mnist_image import image_to_mnist
 
-    if options.out and options.format not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {options.format!r}")
     classes = meta["classes"]
     rows: list[tuple[str, torch.Tensor, str | None]] = []
     if options.index:
@@ -289,15 +286,7 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
         best = int(p.argmax())
         records.append({"input": label, "prediction": classes[best], "probability": float(p[best]), "true": true,
                         "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}})
-    if options.out:
-        write_records(records if options.format == "json" else flat_records(records), options.out, options.format)
     return records
-
-
-def flat_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """CSV rows: input, prediction, probability, true, then one p_<class> column per class."""
-    return [{**{k: r[k] for k in ("input", "prediction", "probability", "true")},
-             **{f"p_{c}": v for c, v in r["probabilities"].items()}} for r in records]
 
 
 def format_prediction(record: dict[str, Any]) -> str:
