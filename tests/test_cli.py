@@ -65,3 +65,17 @@ def test_malformed_checkpoint_in_a_new_process(tmp_path, cli):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("torchlab predict: error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["no-such-command"], ["ring", "--a", "x"],
+                                  ["evaluate"], ["train", "--help"]])
+def test_help_version_and_usage_errors_do_not_import_torch(argv):
+    """Start-up: these answer in a fraction of a second because torch (2-5 s to import) is never loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom torchlab.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    loads_torch = proc.stdout.strip().splitlines()[-1]
+    assert loads_torch == ("True" if argv == ["train", "--help"] else "False"), proc.stderr

@@ -23,7 +23,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
+    """The whole command line. with_tasks=False leaves out the per-task `train` parsers (and torch)."""
     from torchlab import __version__, commands
     from torchlab.commands import core
     from torchlab.discovery import import_submodules
@@ -35,14 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"torchlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in [core] + import_submodules(commands.__name__, commands.__path__, skip=("core", "flags")):
+    core.register(sub, with_tasks=with_tasks)
+    for module in import_submodules(commands.__name__, commands.__path__, skip=("core", "flags")):
         module.register(sub)
     return parser
 
 
+def _asks_for_train(argv: list[str]) -> bool:
+    """Whether the command is `train`: only then are the task modules (and torch) imported to parse."""
+    words = [a for a in argv if not a.startswith("-")]
+    return bool(words) and words[0] == "train"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m torchlab`; returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(with_tasks=_asks_for_train(argv))
     args = parser.parse_args(argv)
     try:
         with _notes_on_one_line(args.command):

@@ -9,7 +9,7 @@ import sys
 from torchlab.errors import UsageError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
     p = sub.add_parser("models", help="list the registered models with their parameter counts",
                        description="List every registered model: name, class, trainable parameters, description.")
     p.set_defaults(func=cmd_models)
@@ -18,16 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train a task with one of its recipes; every setting of the recipe is a flag.")
     tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
     tasks.required = True
-    from torchlab.commands.flags import add_config_flags, add_run_flags
-    from torchlab.tasks import get_task, task_names
-
-    for name in task_names():
-        spec = get_task(name)
-        tp = tasks.add_parser(name, help=spec.help, description=spec.description or spec.help,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_config_flags(tp, spec)
-        add_run_flags(tp, spec)
-        tp.set_defaults(func=cmd_train, task_spec=spec)
+    if with_tasks:
+        _add_task_parsers(tasks)
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on its task's test split",
                        description="Load a checkpoint written by `torchlab train` and measure it on its task's test "
@@ -56,6 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a name from `torchlab models`")
     p.add_argument("--input-shape", type=int, nargs="+", help="one sample's shape, e.g. 1 96 96 (default: the model's)")
     p.set_defaults(func=cmd_summary)
+
+
+def _add_task_parsers(tasks: argparse._SubParsersAction) -> None:
+    """One `train TASK` parser per registered task, its flags generated from the task's config."""
+    from torchlab.commands.flags import add_config_flags, add_run_flags
+    from torchlab.tasks import get_task, task_names
+
+    for name in task_names():
+        spec = get_task(name)
+        tp = tasks.add_parser(name, help=spec.help, description=spec.description or spec.help,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_config_flags(tp, spec)
+        add_run_flags(tp, spec)
+        tp.set_defaults(func=cmd_train, task_spec=spec)
 
 
 def _add_inference_arguments(p: argparse.ArgumentParser) -> None:

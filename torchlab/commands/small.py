@@ -9,10 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from torchlab.errors import UsageError
-from torchlab.guards import at_most, finite_pair, require_finite
 
 # Limits on the size flags, so that every command ends within a minute or so on a laptop CPU.
 MAX_POINTS = 1000  # ring --point: one printed line each
@@ -81,6 +78,8 @@ def _print(rows: dict[str, Any]) -> None:
 
 
 def _parse_point(text: str) -> tuple[float, float]:
+    from torchlab.guards import finite_pair
+
     return finite_pair(text, "--point", "1.5,0.2")
 
 
@@ -88,6 +87,9 @@ def _parse_point(text: str) -> tuple[float, float]:
 
 
 def cmd_ring(args: argparse.Namespace) -> int:
+    import torch
+
+    from torchlab.guards import at_most
     from torchlab.data.rings import (
         RADIUS_LIMIT,
         SEED_ANSWERS,
@@ -154,6 +156,8 @@ def _matrix(t: torch.Tensor) -> str:
 
 def _grid_disagreement(net: torch.nn.Module, a: float, b: float, box: float, resolution: int = 1000) -> float:
     """Area where the net's answer differs from the circular ring, measured on a grid over [-box, box]^2."""
+    import torch
+
     from torchlab.data.rings import in_circular_ring
 
     axis = torch.linspace(-box, box, resolution, dtype=torch.float64)
@@ -167,6 +171,9 @@ def _grid_disagreement(net: torch.nn.Module, a: float, b: float, box: float, res
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
+    import torch
+
+    from torchlab.guards import at_most, require_finite
     from torchlab.landscape import activation_regions, count_pieces, count_pieces_numeric, kinks_on_line
     from torchlab.models import build_model, count_parameters
 
@@ -219,6 +226,7 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def cmd_descent(args: argparse.Namespace) -> int:
+    from torchlab.guards import at_most
     from torchlab.descent import BOWL, MOUNTAIN, gradient_path, path_summary
 
     if args.steps < 1:
