@@ -6,16 +6,16 @@ import argparse
 import json
 
 
+HELP = "export a checkpoint to ONNX or TorchScript, checked against the checkpoint's outputs"
+DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxruntime) or a TorchScript "
+               "file, with a free batch size. The input normalisation, task, classes and input shape go into the "
+               "file's metadata; the inputs are not normalised inside the file. Unless --no-check, the exported "
+               "file is run on a batch of inputs and must give the checkpoint's outputs (to 1e-4 relative to the "
+               "largest output), or nothing is written. ONNX needs `pip install torchlab[onnx]`.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="export a checkpoint to ONNX or TorchScript, checked against the checkpoint's outputs",
-        description="Write the checkpoint's model as an ONNX file (run it with onnxruntime) or a TorchScript "
-        "file, with a free batch size. The input normalisation, task, classes and input shape go into the "
-        "file's metadata; the inputs are not normalised inside the file. Unless --no-check, the exported "
-        "file is run on a batch of inputs and must give the checkpoint's outputs (to 1e-4 relative to the "
-        "largest output), or nothing is written. ONNX needs `pip install torchlab[onnx]`.",
-    )
+    p = sub.add_parser("export", help=HELP, description=DESCRIPTION)
     p.add_argument("checkpoint", help="a torchlab checkpoint, e.g. checkpoints/digit-mlp/best.pt")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript"],
                    help="onnx (default) or torchscript")

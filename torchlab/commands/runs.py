@@ -21,15 +21,15 @@ from torchlab.errors import TorchlabError, UsageError
 RUN_FILES = ("last.pt", "best.pt", "history.csv")
 
 
+HELP = "list the training runs under a folder (default: checkpoints) with task, recipe, epochs, best value, date"
+DESCRIPTION = ("List every run folder (one holding last.pt, best.pt or history.csv) under FOLDER, "
+               "one line each: task, recipe, epochs run of the maximum, the best value of the monitored "
+               "quantity and its epoch, test metrics, and when the run last wrote. Read from the checkpoints' "
+               "metadata; nothing is trained or evaluated.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "runs",
-        help="list the training runs under a folder (default: checkpoints) with task, recipe, epochs, best value, date",
-        description="List every run folder (one holding last.pt, best.pt or history.csv) under FOLDER, "
-        "one line each: task, recipe, epochs run of the maximum, the best value of the monitored "
-        "quantity and its epoch, test metrics, and when the run last wrote. Read from the checkpoints' "
-        "metadata; nothing is trained or evaluated.",
-    )
+    p = sub.add_parser("runs", help=HELP, description=DESCRIPTION)
     p.add_argument("folder", nargs="?", default="checkpoints", help="where to look, recursively (default: checkpoints)")
     p.set_defaults(func=cmd_runs)
     s = sub.add_parser(

@@ -20,12 +20,24 @@ MAX_ETAS = 10  # descent --eta: one path each in one figure
 PROGRESS_FROM = 20_000  # descent shows a progress bar (on a terminal) from this many steps in all
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "ring", help="the hand-set 2->4->3->1 ring net: test points, misclassified area, best diamond, figures",
-        description="Build the hand-set ReLU net for the L1 ring a <= |x1|+|x2| <= b (31 parameters), score the "
+RING_HELP = "the hand-set 2->4->3->1 ring net: test points, misclassified area, best diamond, figures"
+RING_DESCRIPTION = ("Build the hand-set ReLU net for the L1 ring a <= |x1|+|x2| <= b (31 parameters), score the "
                     "notebook's seven test points (or --point), measure the area it gets wrong when it stands in for "
                     "the circular ring a <= |x| <= b, and find the L1 ring (a', b') that gets the least wrong.")
+
+LANDSCAPE_HELP = "2->n->1 ReLU network landscapes: value at (1,-1), surface, contours, linear pieces"
+LANDSCAPE_DESCRIPTION = ("Evaluate a 2->n->1 ReLU net (the notebook's n=3 weights, or random ones), draw its graph as a "
+                         "3-D surface and as contours with the kink lines, and count the linear pieces along the line "
+                         "x2 = a*x1 + b for several n, from the kinks and by autograd slopes.")
+
+DESCENT_HELP = "gradient descent on f = 3(x-1)^2 + y^2 + 4 and ascent on the mountain B, several learning rates"
+DESCENT_DESCRIPTION = ("Follow the gradient (from autograd) downhill on f(x,y) = 3(x-1)^2 + y^2 + 4 from (2.5, 1.5) and "
+                       "uphill on B(x,y) = 4000 - 3(x-10)^2 - (y-3)^2 from (0, 0) for each learning rate; steps "
+                       "larger than 1/3 diverge.")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ring", help=RING_HELP, description=RING_DESCRIPTION)
     p.add_argument("--a", type=float, default=1.0, help="inner radius (default: 1)")
     p.add_argument("--b", type=float, default=2.0, help="outer radius (default: 2)")
     p.add_argument("--point", action="append", metavar="X1,X2",
@@ -36,11 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_output_arguments(p, "ring")
     p.set_defaults(func=cmd_ring)
 
-    p = sub.add_parser(
-        "landscape", help="2->n->1 ReLU network landscapes: value at (1,-1), surface, contours, linear pieces",
-        description="Evaluate a 2->n->1 ReLU net (the notebook's n=3 weights, or random ones), draw its graph as a "
-                    "3-D surface and as contours with the kink lines, and count the linear pieces along the line "
-                    "x2 = a*x1 + b for several n, from the kinks and by autograd slopes.")
+    p = sub.add_parser("landscape", help=LANDSCAPE_HELP, description=LANDSCAPE_DESCRIPTION)
     p.add_argument("--hidden", type=int, default=3, help="hidden units of the drawn net (default: 3)")
     p.add_argument("--weights", choices=("seed", "random"), default="seed",
                    help="seed: the notebook's n=3 weights (default); random: N(0,1) weights, N(0,0.2^2) biases")
@@ -53,11 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_output_arguments(p, "landscape")
     p.set_defaults(func=cmd_landscape)
 
-    p = sub.add_parser(
-        "descent", help="gradient descent on f = 3(x-1)^2 + y^2 + 4 and ascent on the mountain B, several learning rates",
-        description="Follow the gradient (from autograd) downhill on f(x,y) = 3(x-1)^2 + y^2 + 4 from (2.5, 1.5) and "
-                    "uphill on B(x,y) = 4000 - 3(x-10)^2 - (y-3)^2 from (0, 0) for each learning rate; steps "
-                    "larger than 1/3 diverge.")
+    p = sub.add_parser("descent", help=DESCENT_HELP, description=DESCENT_DESCRIPTION)
     p.add_argument("--eta", type=float, nargs="+", default=(0.05, 0.1, 0.25, 0.35), metavar="ETA",
                    help="learning rates (default: 0.05 0.1 0.25 0.35)")
     p.add_argument("--steps", type=int, default=20, help="steps per path (default: 20, as the notebook)")
