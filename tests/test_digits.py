@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -74,7 +76,7 @@ def test_train_then_predict_in_a_new_process(tmp_path, cli):
     predicted = cli("predict", tmp_path / "best.pt", "--index", "0", "--index", "3")
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
-    assert lines[0].startswith("test[0] (true 6): class ")
+    assert re.fullmatch(r"test\[0\]: digit \d \(probability [01]\.\d{3}\) \(true 6\)", lines[0]), lines[0]
     probs = [float(p.split(":")[1]) for p in lines[1].split("probabilities: ")[1].split()]
     assert len(probs) == 10 and abs(sum(probs) - 1) < 0.01
     evaluated = cli("evaluate", tmp_path / "best.pt")
@@ -97,7 +99,7 @@ def test_predict_on_an_image_file(tmp_path, capsys):
         Image.fromarray((big * 255).astype(np.uint8)).save(path)
         capsys.readouterr()
         assert main(["predict", str(tmp_path / "best.pt"), str(path)]) == 0
-        predicted = int(capsys.readouterr().out.split("class ")[1].split()[0])
+        predicted = int(capsys.readouterr().out.split(": digit ")[1].split()[0])
         hits += predicted == int(data.y_test[i])
     assert hits >= 17  # 8x8 -> 96x96 -> 8x8 is not lossless; ~93% come back right
 

@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m torchlab`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(with_tasks=_asks_for_train(argv))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the sub-command whose --help lists what it does take
+        where = " ".join(["torchlab", args.command] + ([args.task] if getattr(args, "task", None) else []))
+        parser.exit(2, f"{where}: error: unrecognized arguments: {' '.join(unknown)} (see {where} --help)\n")
     try:
         with _notes_on_one_line(args.command):
             status = args.func(args)

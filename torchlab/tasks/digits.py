@@ -151,9 +151,11 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
 
 
 def format_prediction(record: dict[str, Any]) -> str:
+    """`test[0]: digit 6 (probability 0.896) (true 6)` and every class's probability, worded as mnist's."""
     true = f" (true {record['true']})" if record["true"] is not None else ""
     probs = " ".join(f"{c}:{v:.3f}" for c, v in record["probabilities"].items())
-    return f"{record['input']}{true}: class {record['prediction']}\n  probabilities: {probs}"
+    head = f"{record['input']}: digit {record['prediction']} (probability {record['probability']:.3f}){true}"
+    return f"{head}\n  probabilities: {probs}"
 
 
 register_task(TaskSpec(
