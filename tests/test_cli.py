@@ -79,3 +79,12 @@ def test_help_version_and_usage_errors_do_not_import_torch(argv):
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     loads_torch = proc.stdout.strip().splitlines()[-1]
     assert loads_torch == ("True" if argv == ["train", "--help"] else "False"), proc.stderr
+
+
+@pytest.mark.parametrize("argv, where", [(["train", "digit-mlp", "--bogus"], "torchlab train digit-mlp"),
+                                         (["models", "--x"], "torchlab models")])
+def test_an_unknown_flag_points_to_the_sub_commands_help(capsys, argv, where):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err == f"{where}: error: unrecognized arguments: {argv[-1]} (see {where} --help)"
