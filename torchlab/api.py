@@ -99,8 +99,8 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
     if conflicts:
         name, old, new = conflicts[0]
         raise UsageError(f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
-                         f"resume with the same {flag_name(name)} (only epochs, patience and speed flags may change) "
-                         "or start a new run with another --out")
+                         f"resume with the same {flag_name(name)} (only epochs, batch size, early stopping and "
+                         "speed settings may change) or start a new run with another --out")
 
 
 @dataclass

@@ -77,7 +77,7 @@ class TrainConfig:
     epochs: int = setting(10, "maximum number of epochs", check=whole(1), resume_safe=True)
     lr: float = setting(1e-3, "(peak) learning rate", check=number(0, low_open=True))
     batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)",
-                                     check=whole(1))
+                                     check=whole(1), resume_safe=True)  # e.g. resuming 2 processes' run on 1
     weight_decay: float = setting(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)", check=number(0))
     optimizer: str = setting("adamw", "optimiser", choices=OPTIMIZERS)
     schedule: str = setting("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
