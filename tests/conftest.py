@@ -44,3 +44,14 @@ def blobs():
     y = torch.arange(300) % 3
     x = centres[y] + 0.6 * torch.randn(300, 2, generator=g)
     return x, y
+
+
+@pytest.fixture(scope="session")
+def tiny_keypoint_checkpoint(tmp_path_factory):
+    """best.pt of a keypoint-net trained for one short epoch on 40 synthetic faces (for predict plumbing, not accuracy)."""
+    import torchlab
+
+    out = tmp_path_factory.mktemp("tiny-keypoint-net")
+    torchlab.train("keypoint-net", out=out, device="cpu", progress=False, figures=False, synthetic=40, width=4,
+                   epochs=1, batch_size=16, augment=False)
+    return out / "best.pt"

@@ -62,8 +62,9 @@ def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
     path = tmp_path / "me.png"
     Image.fromarray(photo).convert("RGB").save(path)
     assert main(["predict", str(out / "best.pt"), str(path), "--out", str(tmp_path / "res"), "--device", "cpu"]) == 0
-    [record] = json.loads((tmp_path / "res" / "me_keypoints.json").read_text())
+    [record] = json.loads((tmp_path / "res" / "predictions.json").read_text())
     assert record["crop"] == {"x": 80, "y": 0, "size": 240} and len(record["keypoints"]) == 15
+    assert record["found_by"] == "detector" and "no frontal face" in record["note"]  # a drawn face: centre square
     assert (tmp_path / "res" / "me_keypoints.png").stat().st_size > 5000
     # the photo's keypoints are the model's 96x96 predictions mapped through the crop
     model, _ = torchlab.load(out / "best.pt")
@@ -75,7 +76,9 @@ def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
     np.testing.assert_allclose(got, expect, atol=0.02)
     assert main(["predict", str(out / "best.pt"), str(path), "--format", "csv", "--out", str(tmp_path / "res"),
                  "--device", "cpu"]) == 0
-    assert (tmp_path / "res" / "me_keypoints.csv").read_text().splitlines()[1].startswith("left_eye_center,")
+    header, row = (tmp_path / "res" / "predictions.csv").read_text().splitlines()
+    values = dict(zip(header.split(","), row.split(",")))
+    assert float(values["keypoints_left_eye_center_x"]) == pytest.approx(expect[0, 0], abs=1e-3)
 
 
 def test_face_to_photo_is_the_inverse_of_the_resize():
@@ -88,8 +91,9 @@ def test_submission_has_kaggle_rows_clipped(trained, tmp_path):
     out, _ = trained
     test_csv = write_test_csv(tmp_path / "test.csv", 3)
     lookup = write_lookup_csv(tmp_path / "IdLookupTable.csv", [1, 2, 3], features_per_image=5)
-    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(lookup), "--device", "cpu"]) == 0
-    lines = (tmp_path / "submission.csv").read_text().splitlines()
+    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(lookup), "--device", "cpu",
+                 "--out", str(tmp_path / "kaggle")]) == 0
+    lines = (tmp_path / "kaggle" / "submission.csv").read_text().splitlines()
     assert lines[0] == "RowId,Location" and len(lines) == 16
     rows = [line.split(",") for line in lines[1:]]
     assert [int(r[0]) for r in rows] == list(range(1, 16))
@@ -98,8 +102,8 @@ def test_submission_has_kaggle_rows_clipped(trained, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines + ["16,9,nose_tip_x,"]) + "\n")
     assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(bad), "--device", "cpu",
-                 "--out", str(tmp_path / "never.csv")]) == 2
-    assert not (tmp_path / "never.csv").exists()
+                 "--out", str(tmp_path / "never")]) == 2
+    assert not (tmp_path / "never").exists()
 
 
 def test_bad_training_file_is_one_line_error(tmp_path, capsys):

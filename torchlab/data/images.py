@@ -21,7 +21,7 @@ def load_grey(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"image {path} does not exist; check the path")
     try:
         with Image.open(path) as img:
-            img.load()
+            img = upright(img)
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 # transparent pixels count as white paper
                 rgba = img.convert("RGBA")
@@ -35,6 +35,22 @@ def load_grey(path: str | os.PathLike) -> np.ndarray:
     if grey.ndim != 2 or grey.shape[0] < 1 or grey.shape[1] < 1:
         raise DataError(f"{path} has no pixels")
     return grey
+
+
+def upright(img: "Image.Image") -> "Image.Image":
+    """The image as a viewer shows it: turned by its EXIF orientation tag (phone photos), pixels loaded."""
+    from PIL import ImageOps
+
+    img.load()
+    return ImageOps.exif_transpose(img)
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 RGB (H, W, 3), turned upright like `load_grey` (for drawing on it)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(upright(img).convert("RGB"))
 
 
 def ink_on_black(grey: np.ndarray) -> np.ndarray:

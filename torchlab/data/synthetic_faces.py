@@ -17,6 +17,7 @@ keep only the four that Kaggle labels almost everywhere (eye centres, nose tip, 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -223,14 +224,20 @@ def drop_labels(keypoints: np.ndarray, rng: np.random.Generator, complete_fracti
     return flat
 
 
-def make_faces(n: int, seed: int = 0, missing: bool = True) -> KeypointTable:
-    """n synthetic faces with Kaggle-like missing labels (or all labels with missing=False)."""
+def make_faces(n: int, seed: int = 0, missing: bool = True,
+               progress: Callable[[int], None] | None = None) -> KeypointTable:
+    """n synthetic faces with Kaggle-like missing labels (or all labels with missing=False).
+
+    progress(done) is called after each chunk of CHUNK faces with the number drawn so far.
+    """
     rng = np.random.default_rng(seed)
     images, keypoints = [], []
     for start in range(0, n, CHUNK):
         geometry = sample_geometry(min(CHUNK, n - start), rng)
         images.append(render_faces(geometry))
         keypoints.append(geometry["keypoints"])
+        if progress is not None:
+            progress(start + len(geometry["keypoints"]))
     kp = np.concatenate(keypoints) if keypoints else np.zeros((0, len(KEYPOINT_NAMES), 2))
     table_kp = drop_labels(kp, rng) if missing else kp.reshape(len(kp), -1).astype(np.float32)
     imgs = np.concatenate(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)

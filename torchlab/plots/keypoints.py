@@ -91,28 +91,37 @@ POINT_GROUPS = (
 
 
 def plot_photo_keypoints(
-    photo: np.ndarray, points: np.ndarray, crop: tuple[int, int, int], path: str | os.PathLike, title: str = ""
+    photo: np.ndarray, points: np.ndarray | Sequence[np.ndarray], crop: tuple[int, int, int] | Sequence[tuple[int, int, int]],
+    path: str | os.PathLike, title: str = "", labels: Sequence[str] | None = None,
 ) -> Path:
-    """The user's photo with the predicted keypoints (15, 2) in its own pixels and the square the model saw.
+    """The user's photo with each face's predicted keypoints (15, 2) in its own pixels and the square the model saw.
 
-    The points are grouped (eyes, eye corners, eyebrows, nose, mouth) by marker and colour in a
-    legend, which also explains the dashed square: the centre crop that was resized to 96x96 for
-    the model; keypoints outside it are extrapolations.
+    One face: `points` (15, 2) and `crop` (x0, y0, side); several: a list of each. The points are
+    grouped (eyes, eye corners, eyebrows, nose, mouth) by marker and colour in a legend, which also
+    explains the dashed squares: what was resized to 96x96 for the model (keypoints outside a square
+    are extrapolations). Each square is labelled (`labels`, default "face 1", "face 2", ...).
     """
     from torchlab.data.keypoints import IMAGE_SIZE, KEYPOINT_NAMES
 
+    faces = np.asarray(points, dtype=np.float64).reshape(-1, len(KEYPOINT_NAMES), 2)
+    crops = [tuple(crop)] if np.ndim(crop) == 1 else [tuple(c) for c in crop]
+    labels = list(labels) if labels is not None else [f"face {k + 1}" for k in range(len(faces))]
     height, width = photo.shape[:2]
     fig, ax = plt.subplots(figsize=(6, 6 * height / max(width, 1) + 0.9))
     ax.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
-    x0, y0, size = crop
-    ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="yellow", lw=1.2, ls="--",
-                               label=f"the square the model saw ({size}x{size} px, resized to {IMAGE_SIZE}x{IMAGE_SIZE})"))
-    marker = max(16.0, 36.0 * size / 400)
+    what = (f"the square the model saw ({crops[0][2]}x{crops[0][2]} px, resized to {IMAGE_SIZE}x{IMAGE_SIZE})"
+            if len(crops) == 1 else f"the squares the model saw (each resized to {IMAGE_SIZE}x{IMAGE_SIZE})")
+    for k, ((x0, y0, size), label) in enumerate(zip(crops, labels)):
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="yellow", lw=1.2, ls="--",
+                                   label=what if k == 0 else None))
+        ax.text(max(x0, 0), max(y0, 0), f" {label}", color="black", fontsize=8, va="top", ha="left",
+                bbox={"facecolor": "yellow", "alpha": 0.8, "pad": 1.5, "linewidth": 0})
+    marker = max(16.0, 36.0 * min(c[2] for c in crops) / 400)
     for label, words, shape, colour in POINT_GROUPS:
-        rows = [i for i, name in enumerate(KEYPOINT_NAMES[: len(points)]) if any(w in name for w in words)]
-        if rows:
-            ax.scatter(points[rows, 0], points[rows, 1], c=colour, marker=shape, s=marker, edgecolors="black",
-                       linewidths=0.6, label=f"{label} ({len(rows)})", zorder=3)
+        rows = [i for i, name in enumerate(KEYPOINT_NAMES) if any(w in name for w in words)]
+        xy = faces[:, rows].reshape(-1, 2)
+        ax.scatter(xy[:, 0], xy[:, 1], c=colour, marker=shape, s=marker, edgecolors="black",
+                   linewidths=0.6, label=f"{label} ({len(xy)})", zorder=3)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.axis("off")

@@ -139,6 +139,8 @@ class InferenceOptions:
     out: str | None = None
     format: str = "json"
     submission: str | None = None
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # faces given by hand: (x, y, w, h) in photo pixels
+    detect: bool | None = None  # find faces in photos: None = when OpenCV is installed, True = must, False = never
 
 
 def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> Run:

@@ -20,6 +20,8 @@ Recipes:
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from torchlab.checkpoint import add_metrics
 from torchlab.config import TrainConfig, finite, setting, whole
@@ -35,9 +38,12 @@ from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import FLIP_SUM, KEYPOINT_NAMES, KeypointSplit, KeypointTable, split_rows
 from torchlab.data.keypoints_augment import KeypointAugment
 from torchlab.errors import DataError, UsageError
+from torchlab.guards import check_memory
 from torchlab.inference import predict_outputs
 from torchlab.keypoints_eval import (
     DEFAULT_SYNTHETIC,
+    DEVICE_FACE_BYTES,
+    FACE_BYTES,
     PIXEL_SCALE,
     SYNTHETIC_SEED,
     load_table,
@@ -52,6 +58,7 @@ from torchlab.keypoints_eval import (
 from torchlab.keypoints_predict import format_prediction, predict_photo, predict_test_csv, predict_validation_rows
 from torchlab.metrics import RMSE, masked_rmse
 from torchlab.models import build_model
+from torchlab.progress import mode
 from torchlab.tasks import register_task
 from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
@@ -86,6 +93,8 @@ class KeypointNetConfig(KeypointConfig):
         return {"width": self.width, "mean_keypoints": mean if self.mean_init else None}
 
 
+GENERATION_PROGRESS_FROM = 5000  # synthetic faces (about 20 s on a 2-core CPU); fewer are drawn without progress
+
 # default (fcn, cnn): every row (masked), augmentation, cosine LR; seed: the practical, nothing added
 DEFAULT = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "cosine"}
 NET_DEFAULT = {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "optimizer": "adamw",
@@ -101,7 +110,11 @@ RECIPES: dict[str, dict[str, KeypointConfig]] = {
 
 def train(cfg: KeypointConfig, run: Run, model_name: str) -> RunResult:
     """Train `model_name` on the faces `cfg` describes; write best.pt/last.pt/history.csv and figures."""
-    table = load_table(cfg.data, cfg.synthetic)
+    if not cfg.data:
+        check_synthetic_memory(cfg.synthetic, run.device)
+    report, done = generation_progress(0 if cfg.data else cfg.synthetic, run.progress if run.is_main else False)
+    table = load_table(cfg.data, cfg.synthetic, progress=report)
+    done()
     split = split_rows(table, cfg.missing)
     if len(split.train) == 0:
         raise DataError("no training rows are left after the validation split; use more data")
@@ -153,6 +166,32 @@ def train(cfg: KeypointConfig, run: Run, model_name: str) -> RunResult:
     return run.result(fit, summary, figures)
 
 
+def check_synthetic_memory(n: int, device: torch.device) -> None:
+    """Refuse --synthetic n before drawing a face when its training tensors cannot fit in memory."""
+    advice = f"lower --synthetic (a face takes about {FACE_BYTES // 1000} KB while training)"
+    check_memory(n * FACE_BYTES, f"--synthetic {n:,}", advice, "cpu")
+    if device.type == "cuda":
+        check_memory(n * DEVICE_FACE_BYTES, f"--synthetic {n:,}", "lower --synthetic", device)
+
+
+def generation_progress(n: int, setting: bool | None) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+    """(progress callback or None, close) for drawing n synthetic faces: a bar on a terminal, a line per
+    tenth with progress=True elsewhere; nothing below GENERATION_PROGRESS_FROM faces."""
+    style = mode(setting, sys.stderr)
+    if n < GENERATION_PROGRESS_FROM or style is None:
+        return None, lambda: None
+    if style == "bars":
+        bar = tqdm(total=n, desc="drawing synthetic faces", unit="face", file=sys.stderr, leave=False, mininterval=0.5)
+        return (lambda done: bar.update(done - bar.n)), bar.close
+    shown = [0]
+
+    def line(done: int) -> None:
+        if done * 10 // n > shown[0] or done == n:
+            shown[0] = done * 10 // n
+            tqdm.write(f"drawing synthetic faces: {done:,}/{n:,} ({100 * done // n}%)", file=sys.stderr)
+    return line, lambda: None
+
+
 def write_figures(history: list[dict[str, float]], table: KeypointTable, split: KeypointSplit, pred: np.ndarray,
                   per_kp: np.ndarray, folder: Path, name: str) -> list[Path]:
     """Loss curves, predictions on validation faces, RMSE per keypoint, and some training faces."""
@@ -188,11 +227,17 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
-    """One record per validation face (--index), photo, or test.csv (optionally written as a Kaggle submission)."""
+    """Records for the validation faces (--index), each face of each photo, and each test.csv (or Kaggle submission).
+
+    Files go only into options.out (a folder): photo overlays, test.csv tables, submission.csv.
+    """
     csv_inputs = [str(p).lower().endswith(".csv") for p in inputs]
+    photos = csv_inputs.count(False)
     if options.submission and not any(csv_inputs):
         raise UsageError("--submission needs Kaggle's test.csv as the input: torchlab predict CKPT test.csv "
-                         "--submission IdLookupTable.csv")
+                         "--submission IdLookupTable.csv --out FOLDER")
+    if options.boxes and photos != 1:
+        raise UsageError(f"--box gives faces in one photo, but {photos} photos were given: predict one photo with --box")
     records: list[dict[str, Any]] = []
     if options.index:
         table, split = validation_data(meta, options.data)
@@ -202,7 +247,7 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
             records.append(predict_test_csv(model, path, options.out, options.format, options.batch_size,
                                             options.submission))
         else:
-            records.append(predict_photo(model, path, options.out, options.format))
+            records += predict_photo(model, path, options.out, options.boxes, options.detect)
     if not records:
         raise UsageError("give a photo, a test.csv, or --index N (a validation face)")
     return records
