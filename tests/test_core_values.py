@@ -42,17 +42,18 @@ def line_data(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 # ------------------------------------------------------------------ epoch values
 def test_epoch_loss_in_history_csv_is_weighted_by_batch_size(tmp_path):
     x, y = line_data(5)
-    model = fixed_linear(0.5, 0.0)
+    model = fixed_linear(0.3, 0.1)
     trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=2,
                       checkpoint_dir=tmp_path, progress=False)
     train = TensorBatcher((x, y), 3)  # batches of 3 and 2 samples
     val = TensorBatcher((x[:3], y[:3]), 2)  # batches of 2 and 1
     trainer.fit(train, val)
-    pred = 0.5 * x
-    sq = ((pred - y) ** 2).squeeze(1)  # 1, 6.25, 16, 30.25, 49
-    want_train = (3 * float(sq[:3].mean()) + 2 * float(sq[3:].mean())) / 5  # == the mean over samples, 20.5
+    pred = 0.3 * x + 0.1
+    sq = ((pred - y) ** 2).squeeze(1)
+    # the batch losses (float32) summed in float64, weighted by the batch sizes
+    want_train = (3 * float(sq[:3].mean()) + 2 * float(sq[3:].mean())) / 5
     want_val = (2 * float(sq[:2].mean()) + 1 * float(sq[2])) / 3
-    assert want_train == pytest.approx(20.5)
+    assert want_train == pytest.approx(float(sq.double().mean()), rel=1e-6)  # the mean over samples
     assert want_train != pytest.approx((float(sq[:3].mean()) + float(sq[3:].mean())) / 2)  # not a mean of batch means
     rows = read_history(tmp_path)
     assert [r["epoch"] for r in rows] == ["1", "2"]
@@ -692,3 +693,65 @@ def test_only_rank_0_writes_files(tmp_path):
     trainer.world = Rank1()
     result = trainer.fit(TensorBatcher((x, y), 2))
     assert result.epochs_run == 2 and not (tmp_path / "run").exists()
+
+
+def test_no_epoch_to_run_keeps_the_weights(tmp_path):
+    x, y = line_data(4)
+    model = fixed_linear(0.5, 0.25)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=0, progress=False,
+                      early_stopping=EarlyStopping("train_loss", patience=2))
+    result = trainer.fit(TensorBatcher((x, y), 2))
+    assert (result.epochs_run, result.history, result.best_epoch, result.last) == (0, [], 0, {})
+    assert (model.weight.item(), model.bias.item()) == (0.5, 0.25)
+    assert trainer.checkpoint(-1)["metrics"] == {} and trainer.checkpoint(-1)["epoch"] == 0
+
+
+def test_compile_wraps_the_training_model_only_when_asked():
+    model = fixed_linear(0.0, 0.0)
+    plain = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1))
+    assert plain.wrapped_model is model and plain.eval_model is model and plain.model is model
+    compiled = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), compile=True)
+    assert compiled.wrapped_model is not model and compiled.wrapped_model._orig_mod is model  # built lazily
+    assert compiled.eval_model is compiled.wrapped_model and compiled.model is model
+
+
+def test_under_a_process_group_training_goes_through_ddp(tmp_path):
+    import torch.distributed as dist
+
+    x, y = line_data(6)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = fixed_linear(0.0, 0.0)
+        trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, progress=False)
+        assert isinstance(trainer.wrapped_model, nn.parallel.DistributedDataParallel)
+        assert trainer.wrapped_model.module is model and trainer.eval_model is model
+        ddp = trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 3))
+    finally:
+        dist.destroy_process_group()
+    model = fixed_linear(0.0, 0.0)
+    alone = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, progress=False)
+    single = alone.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 3))
+    for a, b in zip(ddp.history, single.history):  # one rank under DDP trains exactly like no DDP
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+
+
+def test_checkpoint_every_third_epoch(tmp_path):
+    trainer, data = _scripted_trainer(tmp_path, [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.25], epochs=7, checkpoint_every=3)
+    written = []
+    trainer.callbacks.append(lambda tr, row: written.append(read_checkpoint(tmp_path / "last.pt")["epoch"]
+                                                            if (tmp_path / "last.pt").exists() else None))
+    trainer.fit(data, data)
+    assert written == [None, None, 3, 3, 3, 6, 7]
+
+
+def test_one_fsync_per_epoch_and_a_durable_history_by_default(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(ckpt.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    trainer, data = _scripted_trainer(tmp_path / "run", [3.0, 2.0, 2.5], epochs=3)
+    trainer.fit(data, data)
+    assert len(synced) == 3 * 2  # last.pt (best.pt is a hard link to the same bytes) and its folder, per epoch
+    synced.clear()
+    write_history_csv([{"epoch": 1}], tmp_path / "h.csv")
+    assert len(synced) == 2  # called directly, the CSV is fsynced (file and folder)

@@ -201,8 +201,28 @@ def test_per_batch_schedule_needs_batches_with_a_length(tmp_path):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
     trainer = Trainer(model, nn.MSELoss(), opt, epochs=2, scheduler=sched, scheduler_interval="batch", progress=False)
     train, _ = data()
-    with pytest.raises(CheckpointError, match="batches have no length"):
+    with pytest.raises(CheckpointError, match=f"^cannot resume from {tmp_path / 'a' / 'last.pt'} with a per-batch "
+                                              "learning-rate schedule: the training batches have no length"):
         trainer.fit(iter(list(train)), resume=tmp_path / "a" / "last.pt")
+
+
+def test_resume_without_scheduler_history_or_best_pt(tmp_path):
+    # a run with a schedule, resumed without one: the saved schedule is not needed
+    run(tmp_path / "a", "step-per-epoch", crash_after=2)
+    weights, result = run(tmp_path / "a", None, resume=True)
+    assert [row["epoch"] for row in result.history] == list(range(1, EPOCHS + 1))
+    assert [row["lr"] for row in result.history[2:]] == [result.history[1]["lr"]] * (EPOCHS - 2)  # no more steps
+    # an older file without history: the resumed run's history starts at the resumed epoch
+    run(tmp_path / "b", crash_after=2)
+    last = read_checkpoint(tmp_path / "b" / "last.pt")
+    save_checkpoint({k: v for k, v in last.items() if k != "history"}, tmp_path / "b" / "last.pt")
+    weights, result = run(tmp_path / "b", resume=True)
+    assert [row["epoch"] for row in result.history] == list(range(3, EPOCHS + 1))
+    # best.pt gone (restore_best_weights on): the run resumes and keeps the best weights it sees from then on
+    run(tmp_path / "c", script=EARLY_SCRIPT, patience=3, epochs=10, crash_after=2)
+    (tmp_path / "c" / "best.pt").unlink()
+    weights, result = run(tmp_path / "c", script=EARLY_SCRIPT, patience=3, epochs=10, resume=True)
+    assert result.best_epoch == 3 and read_checkpoint(tmp_path / "c" / "best.pt")["epoch"] == 3
 
 
 def test_resume_names_a_checkpoint_of_another_model_and_skips_unremovable_leftovers(tmp_path):
