@@ -37,8 +37,12 @@ TARGET = 0.90
 MODULES: dict[str, list[str]] = {
     "torchlab/early_stopping.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py"],
     # the Trainer's DDP logic is tested in one process (test_core_values); the 2-rank run serves distributed.py
-    "torchlab/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py"],
-    "torchlab/checkpoint.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_checkpoint.py"],
+    "torchlab/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
+                            "tests/test_tensorboard.py"],
+    "torchlab/checkpoint.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_checkpoint.py",
+                               "tests/test_safe_loading.py", "tests/test_hostile_input.py::test_random_bytes_as_checkpoint",
+                               "tests/test_hostile_input.py::test_corrupted_checkpoint_loads_or_fails_cleanly",
+                               "tests/test_hostile_input.py::test_checkpoint_with_wrong_types_inside"],
     "torchlab/metrics.py": ["tests/test_core_values.py", "tests/test_trainer.py"],
     "torchlab/data/batcher.py": ["tests/test_data_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
                                  "tests/test_ddp.py::test_tensor_batcher_shards_cover_the_data"],

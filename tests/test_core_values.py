@@ -755,3 +755,32 @@ def test_one_fsync_per_epoch_and_a_durable_history_by_default(tmp_path, monkeypa
     synced.clear()
     write_history_csv([{"epoch": 1}], tmp_path / "h.csv")
     assert len(synced) == 2  # called directly, the CSV is fsynced (file and folder)
+
+
+def test_non_regular_files_and_non_finite_weights_are_refused(tmp_path):
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="pipe.pt is not a regular file"):
+        read_checkpoint(fifo)  # at once: reading a FIFO would block
+    state = {"a": torch.zeros(3), "steps": torch.tensor([7]), "b": torch.tensor([1.0, float("nan"), float("inf")])}
+    with pytest.raises(CheckpointError, match=r"^m\.pt holds non-finite weights \(2 NaN or infinite values in b\)"):
+        ckpt.check_finite_weights(state, "m.pt")
+    ckpt.check_finite_weights({"a": torch.zeros(3), "n": torch.tensor([2**62]), "note": "text"}, "m.pt")
+    with pytest.raises(CheckpointError, match=r"\(1,500 NaN"):
+        ckpt.check_finite_weights({"big": torch.full((1500,), float("nan"))}, "m.pt")
+
+
+def test_pickled_global_names_the_callable_a_pickle_refers_to(tmp_path):
+    import pickle
+
+    path = tmp_path / "p.pkl"
+    for protocol in (0, 2, 4):  # GLOBAL opcodes in old protocols, STACK_GLOBAL from protocol 4
+        path.write_bytes(pickle.dumps(os.path.join, protocol=protocol))
+        assert ckpt._pickled_global(path) == "posixpath.join"
+    path.write_bytes(pickle.dumps({"weights": [1.0, 2.0], "name": "x"}, protocol=4))
+    assert ckpt._pickled_global(path) is None  # plain data refers to nothing
+    path.write_bytes(b"\x80\x04not a pickle at all")
+    assert ckpt._pickled_global(path) is None
+    path.write_bytes(pickle.dumps(("a" * 100, os.path.join), protocol=4))
+    assert ckpt._pickled_global(path, limit=50) is None  # cut off before the reference
+    assert ckpt._pickled_global(path) == "posixpath.join"

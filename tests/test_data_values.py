@@ -306,3 +306,19 @@ def test_mnist_normalisation_comes_from_the_training_images_only(tmp_path):
     assert saved["normalization"]["mean"] == pytest.approx(float(pixels.mean()), rel=1e-12)
     assert saved["normalization"]["std"] == pytest.approx(float(pixels.std()), rel=1e-12)
     assert saved["train_samples"] == 15
+
+
+def test_missing_file_advice_fits_the_command(tmp_path):
+    write_split(tmp_path, "t10k", np.zeros((1, 2, 2)), np.zeros(1))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\[\.gz\] not found .*; pass --data-dir with the four "
+                                        r"MNIST files, or add --download to fetch them$"):
+        mnist.load_mnist(tmp_path)  # training offers --download
+    with pytest.raises(DataError, match=r"not found .*; pass --data-dir with the four MNIST files$"):
+        mnist.load_split(tmp_path, "train")  # evaluate and predict have no --download
+    with pytest.raises(DataError, match=r"not found .*\); do this$"):
+        mnist.load_split(tmp_path, "train", "do this")
+    with pytest.raises(DataError, match=r"not found .*\); or that$"):
+        mnist.check_files(tmp_path, "or that")
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found .*\); then$"):
+        mnist.load_split(tmp_path, "test", "then")  # the labels are looked up with the same advice
