@@ -364,3 +364,17 @@ def test_amp_on_the_cpu_gives_a_one_line_note(tmp_path, capsys):
                      "so this run trains in float32"]
     with pytest.warns(Note, match="--amp does nothing on the CPU"):
         quiet_train("ring-mlp", tmp_path / "r2", amp=True, epochs=1, points=100)
+
+
+def test_mnist_predict_refuses_flags_it_cannot_honour(tmp_path, capsys):
+    """--submission was accepted and ignored by mnist predict; --box/--detect are for keypoint photos only."""
+    from test_mnist import write_mnist
+
+    root = write_mnist(tmp_path / "data", n_train=240, n_test=40)
+    torchlab.train("mnist", data_dir=str(root), epochs=1, val_size=0, model="mnist-linear", out=tmp_path / "run",
+                   device="cpu", figures=False, progress=False)
+    for flags, word in ((["--submission", "ids.csv"], "--submission"), (["--box", "1,2,3,4"], "--box "),
+                        (["--no-detect"], "--detect")):
+        status = main(["predict", str(tmp_path / "run" / "best.pt"), "--index", "0", "--data-dir", str(root), *flags])
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and word in err and "is not used by mnist predict" in err and "\n" not in err

@@ -184,8 +184,12 @@ def evaluate(checkpoint: str | os.PathLike | LoadedCheckpoint, *, device: str = 
 def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] | tuple[str, ...] = (), *,
             index: list[int] | tuple[int, ...] = (), device: str = "auto", batch_size: int | None = 1024,
             data_dir: str = "data", data: str | None = None, out: str | None = None, format: str = "json",
-            submission: str | None = None) -> list[dict[str, Any]]:
+            submission: str | None = None, boxes: list[tuple[float, float, float, float]] | tuple = (),
+            detect: bool | None = None) -> list[dict[str, Any]]:
     """Predictions of a checkpoint for `inputs` (files or values, as its task takes) and test `index`es.
+
+    Keypoint photos: `boxes` gives faces by hand as (x, y, w, h) in photo pixels; `detect` finds
+    them with OpenCV (None: when it is installed, True: must, False: centre crop).
 
     `out` is a folder: the records go to <out>/predictions.<format> (json or csv) for every task;
     a task may write more files there (keypoint overlays).
@@ -200,7 +204,7 @@ def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] 
     if loaded.task.predict is None:
         raise UsageError(f"task {loaded.task.name} has no predict command")
     options = _options(batch_size, data_dir=data_dir, data=data, index=tuple(index), out=out, format=format,
-                       submission=submission)
+                       submission=submission, boxes=tuple(tuple(b) for b in boxes), detect=detect)
     records = _call_task(loaded, loaded.task.predict, [str(i) for i in inputs], options)
     if out is not None:
         write_records(records if format == "json" else [_flat(r) for r in records],

@@ -99,4 +99,5 @@ def refuse_unused(options: Any, command: str, *names: str) -> None:
     defaults = {f.name: f.default for f in fields(options)}
     for name in names:
         if getattr(options, name) != defaults[name]:
-            raise UsageError(f"--{name.replace('_', '-')} is not used by {command}; drop it")
+            flag = {"boxes": "--box"}.get(name, f"--{name.replace('_', '-')}")
+            raise UsageError(f"{flag} is not used by {command}; drop it")

@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
     p.add_argument("--index", type=int, action="append", help="a test-set sample to predict (repeatable)")
     p.add_argument("--format", choices=("json", "csv"), default="json",
                    help="format of FOLDER/predictions.FORMAT (default: json; csv needs --out)")
+    p.add_argument("--box", action="append", metavar="X,Y,W,H", dest="boxes", default=[],
+                   help="keypoint tasks: a face given by hand, in photo pixels (repeatable); skips detection")
+    p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=None,
+                   help="keypoint tasks: find faces with OpenCV (default: when torchlab[faces] is installed; "
+                        "--no-detect: centre crop)")
     p.add_argument("--submission", help="IdLookupTable.csv: write a Kaggle submission (keypoint tasks)")
     p.add_argument("--out", metavar="FOLDER",
                    help="write the predictions to FOLDER/predictions.FORMAT (a task may add files there, "
@@ -112,11 +117,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import torchlab
+    from torchlab.faces import parse_box
 
     loaded = torchlab.open_checkpoint(args.checkpoint, device=args.device)
     records = torchlab.predict(loaded, list(args.inputs), index=args.index or (), batch_size=args.batch_size,
                                data_dir=args.data_dir, data=args.data, out=args.out, format=args.format,
-                               submission=args.submission)
+                               submission=args.submission, boxes=[parse_box(b) for b in args.boxes],
+                               detect=args.detect)
     print("\n".join(loaded.task.format_prediction(r) for r in records))
     return 0
 

@@ -126,7 +126,7 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     """One record per image file or test index: predicted class, its probability, all probabilities."""
     from torchlab.data.digits_image import image_to_digit_features
 
-    refuse_unused(options, "digit-mlp predict", "data", "submission")
+    refuse_unused(options, "digit-mlp predict", "data", "submission", "boxes", "detect")
     rows: list[tuple[str, np.ndarray, int | None]] = []
     data = None
     for index in options.index:

@@ -46,6 +46,7 @@ from torchlab.data.mnist import (
     validate_digits,
 )
 from torchlab.errors import UsageError
+from torchlab.guards import refuse_unused
 from torchlab.inference import class_probabilities, predict_outputs
 from torchlab.metrics import Accuracy, BinaryAccuracy, accuracy, nll
 from torchlab.models import build_model
@@ -254,6 +255,7 @@ def load_test_split(data_dir: str, meta: dict[str, Any]) -> tuple[torch.Tensor, 
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """Accuracy and loss of a checkpoint's model on the MNIST test set (its two digits, if binary)."""
+    refuse_unused(options, "mnist evaluate (it reads the IDX files in --data-dir)", "data")
     x, y = load_test_split(options.data_dir, meta)
     probs = probabilities(model, normalise(x, meta.get("normalization")), options.batch_size)
     return {"accuracy": accuracy(probs, y), "loss": nll(probs, y), "samples": len(y)}
@@ -267,6 +269,7 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     """
     from torchlab.data.mnist_image import image_to_mnist
 
+    refuse_unused(options, "mnist predict", "data", "submission", "boxes", "detect")
     classes = meta["classes"]
     rows: list[tuple[str, torch.Tensor, str | None]] = []
     if options.index:

@@ -284,7 +284,7 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per pixel position x,y given or patch pixel --index: the predicted brightness."""
-    refuse_unused(options, "patch-linear predict", "data", "submission")
+    refuse_unused(options, "patch-linear predict", "data", "submission", "boxes", "detect")
     points: list[tuple[str, float, float, float | None]] = []
     for text in inputs:
         x, y = finite_pair(text, "a pixel position x,y (column,row)", "3,17")

@@ -158,7 +158,7 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per point x1,x2 given or test point --index: in the ring or not, and the probability."""
-    refuse_unused(options, "ring-mlp predict", "data", "submission")
+    refuse_unused(options, "ring-mlp predict", "data", "submission", "boxes", "detect")
     rows: list[tuple[str, list[float], int | None]] = []
     for text in inputs:
         x1, x2 = finite_pair(text, "a point x1,x2", "1.5,0.2")
