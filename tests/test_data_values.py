@@ -322,3 +322,42 @@ def test_missing_file_advice_fits_the_command(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found .*\); then$"):
         mnist.load_split(tmp_path, "test", "then")  # the labels are looked up with the same advice
+
+
+def test_four_byte_idx_is_truncated_inside_its_header(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"\x00\x00\x08\x01")
+    with pytest.raises(DataError, match="truncated inside its header"):
+        mnist.read_idx(path)
+
+
+def test_random_affine_draws_angle_zoom_and_shift_in_that_order(monkeypatch):
+    import math
+
+    captured = []
+    real = torch.nn.functional.affine_grid
+
+    def affine_grid(theta, *args, **kwargs):
+        captured.append(theta)
+        return real(theta, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "affine_grid", affine_grid)
+    images = torch.rand(3, 1, 10, 20)
+    mnist.random_affine(images, torch.Generator().manual_seed(5), shift=2.0, degrees=10.0, scale=0.1)
+    g = torch.Generator().manual_seed(5)
+    u = [torch.rand(3, generator=g) * 2 - 1 for _ in range(4)]
+    angle, zoom = u[0] * 10.0 * math.pi / 180, 1 + u[1] * 0.1
+    want = torch.stack([torch.stack([angle.cos() / zoom, -angle.sin() / zoom, u[2] * 2 * 2.0 / 20], 1),
+                        torch.stack([angle.sin() / zoom, angle.cos() / zoom, u[3] * 2 * 2.0 / 10], 1)], 1)
+    assert len(captured) == 1 and torch.allclose(captured[0], want, atol=1e-6)
+
+
+def test_load_mnist_downloads_first_when_asked(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(mnist, "download_mnist", lambda root: calls.append(root))
+    write_split(tmp_path, "train", np.zeros((2, 2, 2)), np.array([1, 2]))
+    write_split(tmp_path, "t10k", np.zeros((1, 2, 2)), np.array([1]))
+    mnist.load_mnist(tmp_path)
+    assert calls == []
+    mnist.load_mnist(tmp_path, download=True)
+    assert calls == [tmp_path]

@@ -319,3 +319,41 @@ def test_augmentation_draws_stay_within_their_ranges_and_use_them():
     assert ratio.min() >= 0.75 - 1e-4 and ratio.max() <= 1.25 + 1e-4 and ratio.min() < 0.76 and ratio.max() > 1.24
     clamped = _one_effect(brightness=0.9)((images, kp, mask), g())[0]
     assert clamped.min() >= 0.0 and clamped.max() <= 1.0 and clamped.min() == 0.0 and clamped.max() == 1.0
+
+
+def test_plain_whole_numbers_take_the_fast_parser(monkeypatch):
+    import torchlab.data.keypoints as keypoints
+
+    pixels = np.arange(9216) % 256  # every grey level from 0 to 255
+    text = " ".join(map(str, pixels))
+    careful = keypoints._parse_one
+    monkeypatch.setattr(keypoints, "_parse_one", lambda *a: pytest.fail("the careful parser ran on plain numbers"))
+    assert np.array_equal(keypoints.parse_images([text])[0].ravel(), pixels)
+    monkeypatch.setattr(keypoints, "_parse_one", careful)
+    decimals = " ".join(["12.6", "0.4"] + ["7"] * 9214)  # not whole numbers: the careful parser rounds them
+    assert keypoints.parse_images([decimals])[0].ravel()[:3].tolist() == [13, 0, 7]
+    with pytest.raises(DataError, match="row 1: the Image value is empty"):
+        keypoints.parse_images([float("nan")])
+
+
+def test_text_that_is_no_number_is_refused_not_taken_as_missing(tmp_path):
+    images = np.zeros((1, 96, 96), np.uint8)
+    kp = np.full((1, 30), 10.0, dtype=np.float32)
+    header, row = format_training_csv(images, kp).splitlines()
+    (tmp_path / "na.csv").write_text(header + "\n" + row.replace("10.000000", "NA", 1) + "\n")
+    with pytest.raises(DataError, match=r"row 1: left_eye_center_x = 'NA' is not a number"):
+        read_training_csv(tmp_path / "na.csv")
+    (tmp_path / "look.csv").write_text("RowId,ImageId,FeatureName,Location\n1,2,,\n")
+    with pytest.raises(DataError, match=r"row 1: FeatureName '' is not one of the 30 keypoint coordinates"):
+        read_lookup_csv(tmp_path / "look.csv")
+
+
+def test_seed_split_is_scikit_learns_with_the_seeds_settings():
+    from sklearn.model_selection import train_test_split
+
+    train, val = seed_split(50)
+    want_train, want_val = train_test_split(np.arange(50), test_size=0.1, random_state=42)
+    assert train.tolist() == want_train.tolist() and val.tolist() == want_val.tolist()
+    train, val = seed_split(50, fraction=0.2, seed=1)
+    want_train, want_val = train_test_split(np.arange(50), test_size=0.2, random_state=1)
+    assert val.tolist() == want_val.tolist() and len(train) == 40
