@@ -378,3 +378,20 @@ def test_mnist_predict_refuses_flags_it_cannot_honour(tmp_path, capsys):
         status = main(["predict", str(tmp_path / "run" / "best.pt"), "--index", "0", "--data-dir", str(root), *flags])
         err = capsys.readouterr().err.strip()
         assert status == 2 and word in err and "is not used by mnist predict" in err and "\n" not in err
+
+
+def test_cli_box_reaches_keypoint_predict(tmp_path, capsys, tiny_keypoint_checkpoint):
+    """`torchlab predict KP.pt photo --box X,Y,W,H --box ...`: one record per given face, none detected."""
+    import json
+
+    from PIL import Image
+
+    Image.fromarray(np.full((200, 300), 128, dtype=np.uint8)).save(tmp_path / "photo.png")
+    status = main(["predict", str(tiny_keypoint_checkpoint), str(tmp_path / "photo.png"), "--box", "10,20,80,80",
+                   "--box", "150,40,100,100", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert status == 0, capsys.readouterr().err
+    records = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [r["found_by"] for r in records] == ["box", "box"] and [r["faces"] for r in records] == [2, 2]
+    assert [r["box"]["x"] for r in records] == [10, 150]
+    bad = main(["predict", str(tiny_keypoint_checkpoint), str(tmp_path / "photo.png"), "--box", "1,2,3"])
+    assert bad == 2 and "X,Y,W,H" in capsys.readouterr().err
