@@ -117,3 +117,18 @@ def test_predict_errors(tmp_path, capsys):
     Image.new("L", (40, 40), 255).save(blank)
     assert main(["predict", str(tmp_path / "best.pt"), str(blank)]) == 2
     assert "blank" in capsys.readouterr().err
+
+
+def test_fast_loader_equals_scikit_learns_split():
+    """load_digits_split reads sklearn's file directly; it must give exactly train_test_split(..., random_state=42)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from torchlab.data.digits import load_digits_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
+    split = load_digits_split()
+    assert np.array_equal(split.x_train.double().numpy(), x_train / 16) and np.array_equal(split.images_test * 1.0,
+                                                                                          x_test.reshape(-1, 8, 8))
+    assert np.array_equal(split.y_train.numpy(), y_train) and np.array_equal(split.y_test.numpy(), y_test)
