@@ -149,3 +149,21 @@ def _assert_png(path) -> None:
         assert img.format == "PNG" and min(img.size) > 300
         assert np.asarray(img.convert("L")).std() > 5  # not a blank canvas
     assert math.isfinite(path.stat().st_size)
+
+
+@pytest.mark.parametrize("flags, advice", [
+    (["--epochs", "20"], "Train longer (--epochs) or raise --lr."),                       # scaled: no --scale advice
+    (["--no-scale", "--lr", "1e-4", "--epochs", "20"], "use --scale"),
+])
+def test_one_mse_everywhere_and_advice_that_fits_the_run(tmp_path, capsys, flags, advice):
+    """final_mse used to be the loss before the last step while the interpretation quoted another MSE,
+    and the advice said --scale to a run that already had it."""
+    import re
+
+    assert main(["train", "patch-linear", *flags, "--out", str(tmp_path), "--device", "cpu", "--no-figures",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    final = float(re.search(r"^final_mse: ([\d.]+)", out, re.M).group(1))
+    quoted = float(re.search(r"its MSE is ([\d.]+) against", out).group(1))
+    assert quoted == pytest.approx(final, abs=0.05)
+    assert advice in out and (advice == "use --scale" or "--scale" not in out.split("interpretation:")[1])
