@@ -19,13 +19,14 @@ test: $(STAMP)  ## the whole test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest
 
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data)
+FACES_CSV ?= $(firstword $(wildcard ../shared/data/faces/training.csv.gz))
 
 bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST_DIR=folder of the IDX files)
 	$(BIN)/python scripts/bench_digits.py
 	$(BIN)/python scripts/bench_trainer.py
 	$(BIN)/python scripts/bench_small.py
 	$(BIN)/python scripts/bench_mnist.py --data-dir $(MNIST_DIR)
-	$(BIN)/python scripts/bench_keypoints.py
+	$(BIN)/python scripts/bench_keypoints.py $(if $(FACES_CSV),--data $(FACES_CSV))
 
 # MODULE=torchlab/early_stopping.py runs one core module; empty runs them all (scripts/mutation.py --list).
 MODULE ?=

@@ -60,10 +60,11 @@ def train(task: str, recipe: str, out: Path, **overrides) -> dict:
     """The task's recipe through torchlab.train; returns the summary `torchlab train` prints."""
     import torchlab
 
-    return torchlab.train(task, recipe, out=out, progress=False, **overrides).summary
+    return torchlab.train(task, recipe, out=out, progress=False, overwrite=True, **overrides).summary
 
 
-def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path, models: list[str]) -> list[dict]:
+def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path, models: list[str],
+               data: str | None = None) -> list[dict]:
     import torch
 
     import torchlab
@@ -75,12 +76,13 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
     runs = [("keypoint-fcn", "seed", {}), ("keypoint-cnn", "seed", {}),
             ("keypoint-net", "default", {"epochs": net_epochs} if net_epochs else {})]
     rows, predictions = [], {}
-    table = load_table(None, synthetic)
+    table = load_table(data, synthetic)
     val_rows = split_rows(table, "mask").val
     images = to_tensors(table, val_rows)[0]
     for task, recipe, extra in runs:
         if task in models:
-            summary = train(task, recipe, folder / task, device=device, synthetic=synthetic, **extra)
+            source = {"data": data} if data else {"synthetic": synthetic}
+            summary = train(task, recipe, folder / task, device=device, **source, **extra)
         elif (folder / task / "best.pt").exists():  # trained by an earlier run of this script
             summary = torchlab.load(folder / task / "best.pt")[1]["metrics"]
             summary.update(epochs=len(torchlab.load(folder / task / "best.pt")[1]["history"]), fit_seconds=float("nan"))
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="*", default=["keypoint-fcn", "keypoint-cnn", "keypoint-net"],
                         help="models to train now; the others are read from --out if an earlier run left them")
+    parser.add_argument("--data", help="a Kaggle-format training.csv[.gz] of real faces (default: synthetic faces)")
     parser.add_argument("--out", default=".bench/keypoints")
     args = parser.parse_args()
     folder = Path(args.out)
@@ -120,8 +123,9 @@ def main() -> None:
         print(f"loader, {r['rows']} rows ({r['file_mb']} MB): seed (pandas + np.fromstring per row) "
               f"{r['seed_seconds']} s, torchlab {r['torchlab_seconds']} s, {r['speedup']}x faster")
     if args.only in (None, "rmse"):
-        results["rmse"] = bench_rmse(args.synthetic, args.net_epochs, args.device, folder, args.models)
-        print(f"\nvalidation RMSE on synthetic faces (n={args.synthetic}), device {args.device}")
+        results["rmse"] = bench_rmse(args.synthetic, args.net_epochs, args.device, folder, args.models, args.data)
+        faces = args.data or f"synthetic faces (n={args.synthetic})"
+        print(f"\nvalidation RMSE on {faces}, device {args.device}")
         print("| model | recipe | val RMSE (px) | epochs | fit seconds |\n| --- | --- | ---: | ---: | ---: |")
         for row in results["rmse"]:
             print(f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} | {row['fit_seconds']} |")
