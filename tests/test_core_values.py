@@ -784,3 +784,48 @@ def test_pickled_global_names_the_callable_a_pickle_refers_to(tmp_path):
     path.write_bytes(pickle.dumps(("a" * 100, os.path.join), protocol=4))
     assert ckpt._pickled_global(path, limit=50) is None  # cut off before the reference
     assert ckpt._pickled_global(path) == "posixpath.join"
+
+
+def test_a_single_sample_epoch_reports_its_own_loss():
+    model = fixed_linear(0.5, 0.0)
+    x, y = torch.tensor([[2.0]]), torch.tensor([[4.0]])
+    result = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1,
+                     progress=False).fit(TensorBatcher((x, y), 1), TensorBatcher((x, y), 1))
+    assert result.history[0]["train_loss"] == 9.0 and result.history[0]["val_loss"] == 9.0
+
+
+def test_train_metrics_off_skips_the_metrics_work_on_training_batches():
+    calls = {"n": 0}
+
+    class Counting(Accuracy):
+        def batch_stats(self, output, target, *rest):
+            calls["n"] += 1
+            return super().batch_stats(output, target)
+
+    x, y = torch.zeros(6, 1), torch.zeros(6, dtype=torch.long)
+    model = nn.Linear(1, 2)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.0),
+                      metrics={"accuracy": Counting()}, epochs=1, train_metrics=False, progress=False)
+    result = trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 3))
+    assert calls["n"] == 2 and "train_accuracy" not in result.history[0] and "val_accuracy" in result.history[0]
+
+
+def test_non_finite_loss_advice_names_a_non_finite_setting_or_the_validation_data():
+    x, y = line_data(4)
+
+    def fit(meta, val_y=None, loss_fn=None):
+        model = fixed_linear(0.0, 0.0)
+        trainer = Trainer(model, loss_fn or nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.5), epochs=2,
+                          checkpoint_meta=meta, progress=False)
+        with pytest.raises(TrainingError) as info:
+            trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, val_y if val_y is not None else y), 2))
+        return str(info.value)
+
+    blow_up = lambda out, target: nn.functional.mse_loss(out, target) + float("inf")  # noqa: E731
+    message = fit({"config": {"lr": 0.5, "label_smoothing": float("nan"), "weight_decay": float("inf")}},
+                  loss_fn=blow_up)
+    assert message.endswith("(lr 0.5); --label-smoothing is nan: give it a finite value")  # the first odd one
+    assert fit({"config": {"lr": 0.5, "batch_size": 2}}, loss_fn=blow_up).endswith("gradient clipping (--grad-clip)")
+    message = fit({}, val_y=torch.full_like(y, float("nan")))
+    assert message == ("val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, so the validation data "
+                       "hold values the model cannot score")
