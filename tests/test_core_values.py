@@ -706,13 +706,16 @@ def test_no_epoch_to_run_keeps_the_weights(tmp_path):
     assert trainer.checkpoint(-1)["metrics"] == {} and trainer.checkpoint(-1)["epoch"] == 0
 
 
-def test_compile_wraps_the_training_model_only_when_asked():
+def test_compile_wraps_the_training_model_only_when_asked(monkeypatch):
+    compiled_models = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled_models.append(module) or ("compiled", module))
     model = fixed_linear(0.0, 0.0)
     plain = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1))
     assert plain.wrapped_model is model and plain.eval_model is model and plain.model is model
+    assert compiled_models == []
     compiled = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), compile=True)
-    assert compiled.wrapped_model is not model and compiled.wrapped_model._orig_mod is model  # built lazily
-    assert compiled.eval_model is compiled.wrapped_model and compiled.model is model
+    assert compiled_models == [model] and compiled.wrapped_model == ("compiled", model)
+    assert compiled.eval_model is compiled.wrapped_model and compiled.model is model  # the plain module is saved
 
 
 def test_under_a_process_group_training_goes_through_ddp(tmp_path):
