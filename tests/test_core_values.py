@@ -8,12 +8,14 @@ import csv
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from torchlab import EarlyStopping, Trainer
 from torchlab import checkpoint as ckpt
+from torchlab import metrics
 from torchlab.checkpoint import read_checkpoint
 from torchlab.data import TensorBatcher
 from torchlab.errors import CheckpointError, TrainingError
@@ -164,11 +166,30 @@ def test_masked_rmse_in_history_over_unequal_batches():
 
 
 def test_binary_accuracy_threshold_is_zero_for_logits():
-    logits = torch.tensor([[0.0], [-1e-6], [2.0], [-3.0], [1e-6]])
-    target = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    logits = torch.tensor([[0.0], [-1e-6], [2.0], [-3.0], [1e-6], [0.5]])
+    target = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     correct, count = BinaryAccuracy().batch_stats(logits, target)
-    assert int(correct) == 3 and int(count) == 5  # 0 -> class 1, -1e-6 -> class 0; -3 and 1e-6 are wrong
-    assert BinaryAccuracy().compute(3.0, 5.0) == pytest.approx(0.6)
+    assert int(correct) == 4 and int(count) == 6  # 0 -> class 1, -1e-6 -> class 0; -3 and 1e-6 are wrong
+    assert BinaryAccuracy().compute(4.0, 6.0) == pytest.approx(2 / 3)
+    assert metrics.binary_accuracy(logits, target) == pytest.approx(4 / 6)
+    assert metrics.binary_accuracy(logits.reshape(-1), target.long()) == pytest.approx(4 / 6)
+
+
+def test_whole_set_metrics():
+    scores = torch.tensor([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.1, 0.9]])
+    target = torch.tensor([1.0, 1.0, 0.0, 1.0])  # float labels are cast: arg-max 1, 0, 0 (first of a tie), 1
+    assert metrics.accuracy(scores, target) == 0.75
+    assert metrics.nll(scores, target) == pytest.approx(-(math.log(0.8) + math.log(0.4) + math.log(0.5)
+                                                         + math.log(0.9)) / 4)
+    assert metrics.nll(torch.tensor([[1.0, 0.0]]), torch.tensor([1])) == pytest.approx(-math.log(1e-12))  # clamped
+    pred = np.array([[1.0, 2.0], [3.0, 4.0]])
+    truth = np.array([[1.0, 0.0], [np.nan, 4.0]])  # NaN: unlabelled
+    mask = np.array([[1.0, 1.0], [0.0, 1.0]])
+    assert metrics.masked_rmse(pred, truth, mask) == pytest.approx(math.sqrt(4 / 3))
+    assert metrics.masked_rmse(torch.tensor(pred), torch.tensor(np.nan_to_num(truth)), torch.ones(2, 2)) == \
+        pytest.approx(math.sqrt((4 + 9) / 4))
+    assert metrics.masked_rmse(pred, truth, np.zeros((2, 2))) == 0.0  # nothing labelled: 0, not NaN
+    assert metrics.masked_rmse([[0.0]], [[0.5]], [[1.0]]) == 0.5
 
 
 def test_accuracy_counts_arg_max_over_batches():
