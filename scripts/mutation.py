@@ -46,7 +46,10 @@ MODULES: dict[str, list[str]] = {
     "torchlab/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
                             "tests/test_tensorboard.py", *PROGRESS_TESTS],
     "torchlab/checkpoint.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_checkpoint.py",
-                               "tests/test_safe_loading.py", "tests/test_hostile_input.py::test_random_bytes_as_checkpoint",
+                               # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
+                               "tests/test_safe_loading.py", "--deselect",
+                               "tests/test_safe_loading.py::test_no_code_path_loads_unsafely",
+                               "tests/test_hostile_input.py::test_random_bytes_as_checkpoint",
                                "tests/test_hostile_input.py::test_corrupted_checkpoint_loads_or_fails_cleanly",
                                "tests/test_hostile_input.py::test_checkpoint_with_wrong_types_inside"],
     "torchlab/metrics.py": ["tests/test_core_values.py", "tests/test_trainer.py"],
@@ -128,6 +131,8 @@ def refresh_tests(module: str) -> tuple[Path, list[str]]:
         raise SystemExit(f"{module} changed since its last run: its mutants are stale; run it without --again")
     shutil.rmtree(work / "tests")
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # which tests reach which function: collected afresh, since edited tests may now reach new ones
+    (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     return work, [name for name, status in statuses(work).items() if status not in CAUGHT]
 
 
@@ -141,8 +146,11 @@ def run_module(module: str, jobs: int, again: bool = False) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
         proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"mutmut failed on {module} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        if proc.returncode != 0:  # e.g. a selected test fails without any mutant: say so, go on with the next
+            print(f"mutmut failed on {module} (exit {proc.returncode}); to see why: "
+                  f"cd {work.relative_to(ROOT)} && mutmut run\n{proc.stderr[-2000:]}", file=sys.stderr)
+            return {"module": module, "mutants": 0, "equivalent": 0, "killed": 0, "cuda_only": 0, "survived": [],
+                    "other": {}, "kill_rate": 0.0, "kill_rate_cpu": 0.0, "equivalent_still_killed": []}
     found = statuses(work)
     listed = equivalents()
     equivalent = sorted(name for name in found if name in listed and not listed[name].startswith("CUDA:"))

@@ -190,6 +190,10 @@ def test_whole_set_metrics():
         pytest.approx(math.sqrt((4 + 9) / 4))
     assert metrics.masked_rmse(pred, truth, np.zeros((2, 2))) == 0.0  # nothing labelled: 0, not NaN
     assert metrics.masked_rmse([[0.0]], [[0.5]], [[1.0]]) == 0.5
+    # float32 predictions are summed in float64: 1e8 + 0.25 would round to 1e8 in float32
+    big = np.array([10000.0, 0.5], dtype=np.float32)
+    assert metrics.masked_rmse(big, np.zeros(2, np.float32), np.ones(2, np.float32)) == \
+        pytest.approx(math.sqrt((1e8 + 0.25) / 2), rel=1e-13)
 
 
 def test_accuracy_counts_arg_max_over_batches():
