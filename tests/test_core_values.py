@@ -364,13 +364,13 @@ def test_atomic_write_links_fall_back_to_copies_and_modes(tmp_path, monkeypatch)
     ckpt.atomic_write_bytes(tmp_path / "last.pt", b"abc", also=(tmp_path / "best.pt",))
     assert (tmp_path / "last.pt").read_bytes() == (tmp_path / "best.pt").read_bytes() == b"abc"
     assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]
-    umask = os.umask(0o027)
+    umask = os.umask(0o002)
     try:
         ckpt.atomic_write_text(tmp_path / "h.csv", "a,b\n")
     finally:
         os.umask(umask)
     assert (tmp_path / "h.csv").read_text() == "a,b\n"
-    assert (tmp_path / "h.csv").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "h.csv").stat().st_mode & 0o777 == 0o664  # what open() would give, not mkstemp's 0o600
 
 
 def test_atomic_write_fsyncs_only_when_durable(tmp_path, monkeypatch):
@@ -857,3 +857,81 @@ def test_non_finite_loss_advice_names_a_non_finite_setting_or_the_validation_dat
     message = fit({}, val_y=torch.full_like(y, float("nan")))
     assert message == ("val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, so the validation data "
                        "hold values the model cannot score")
+
+
+def test_atomic_write_names_temporary_files_for_the_clean_up_and_makes_folders(tmp_path, monkeypatch):
+    sources: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(ckpt.os, "replace", lambda src, dst: (sources.append(str(src)), real_replace(src, dst))[1])
+    ckpt.atomic_write_bytes(tmp_path / "a" / "b" / "last.pt", b"x", also=(tmp_path / "a" / "b" / "best.pt",))
+    assert (tmp_path / "a" / "b" / "last.pt").read_bytes() == b"x"  # the missing folders were made
+    twin, tmp = (os.path.basename(s) for s in sources)
+    assert os.path.dirname(sources[1]) == str(tmp_path / "a" / "b")  # same folder: the rename is atomic
+    assert tmp.startswith(".last.pt.") and tmp.endswith(".tmp")  # what a resumed run cleans up (".*.tmp")
+    assert twin.startswith(".best.pt..last.pt.") and twin.endswith(".tmp")
+
+
+def test_without_hard_links_every_name_gets_a_durable_copy(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError("no hard links here")
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(ckpt.os, "link", no_links)
+    monkeypatch.setattr(ckpt.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    ckpt.atomic_write_bytes(tmp_path / "last.pt", b"abc", also=(tmp_path / "best.pt", tmp_path / "other.pt"))
+    assert [(tmp_path / n).read_bytes() for n in ("last.pt", "best.pt", "other.pt")] == [b"abc"] * 3
+    assert len(synced) == 6  # each of the three files and the folder after each
+    synced.clear()
+    ckpt.atomic_write_bytes(tmp_path / "last.pt", b"def", also=(tmp_path / "best.pt",), durable=False)
+    assert synced == [] and (tmp_path / "best.pt").read_bytes() == b"def"
+    ckpt.atomic_write_text(tmp_path / "h.csv", "é\n")
+    assert len(synced) == 2 and (tmp_path / "h.csv").read_bytes() == "é\n".encode()  # durable by default, UTF-8
+
+
+def test_add_metrics_to_a_checkpoint_without_metrics(tmp_path):
+    ckpt.save_checkpoint(ckpt.make_checkpoint(task="t", model_name="m", model=nn.Linear(1, 1), model_kwargs={}),
+                         tmp_path / "best.pt")
+    ckpt.add_metrics(tmp_path / "best.pt", {"test_accuracy": 0.5})
+    assert read_checkpoint(tmp_path / "best.pt")["metrics"] == {"test_accuracy": 0.5}
+
+
+def test_load_errors_name_the_file_and_old_files_load(tmp_path):
+    import torchlab
+    from torchlab.models import build_model
+
+    model = build_model("digit-mlp")
+    saved = ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={})
+    del saved["model"]["kwargs"]  # a file without model arguments: the model's defaults
+    ckpt.save_checkpoint(saved, tmp_path / "plain.pt")
+    loaded, meta = torchlab.load(tmp_path / "plain.pt")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    saved["state_dict"] = {k: torch.full_like(v, float("nan")) if k.endswith("bias") else v
+                           for k, v in saved["state_dict"].items()}
+    ckpt.save_checkpoint(saved, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'nan.pt'} holds non-finite weights"):
+        torchlab.load(tmp_path / "nan.pt")
+    saved = ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=build_model("digit-mlp", hidden=5),
+                                 model_kwargs={"hidden": 6})
+    ckpt.save_checkpoint(saved, tmp_path / "misfit.pt")
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'misfit.pt'} does not fit model DigitMLP: size mismatch"):
+        torchlab.load(tmp_path / "misfit.pt")
+
+
+def test_a_one_line_load_error_is_reported_whole():
+    class Picky(nn.Linear):
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            raise RuntimeError("refuses every state")
+
+    with pytest.raises(CheckpointError, match=r"^x\.pt does not fit model Picky: refuses every state; its weights"):
+        ckpt.load_state_into(Picky(1, 1), {}, source="x.pt")
+
+
+def test_a_crafted_reference_is_named_in_zip_and_plain_pickles(tmp_path):
+    torch.save({"format": "torchlab-checkpoint", "hook": os.path.join}, tmp_path / "zip.pt")
+    with pytest.raises(CheckpointError, match=r"refers to the Python object posixpath\.join"):
+        read_checkpoint(tmp_path / "zip.pt")
+    (tmp_path / "inst.pt").write_bytes(b"(iposixpath\njoin\n.")  # the old INST opcode
+    assert ckpt._pickled_global(tmp_path / "inst.pt") == "posixpath.join"
+    with pytest.raises(CheckpointError, match=r"refers to the Python object posixpath\.join"):
+        read_checkpoint(tmp_path / "inst.pt")
