@@ -361,3 +361,19 @@ def test_load_mnist_downloads_first_when_asked(tmp_path, monkeypatch):
     assert calls == []
     mnist.load_mnist(tmp_path, download=True)
     assert calls == [tmp_path]
+
+
+def test_batcher_and_loader_defaults_and_device(monkeypatch):
+    x = torch.arange(300)
+    batcher = TensorBatcher((x,))
+    assert (batcher.batch_size, batcher.seed, batcher.shuffle, batcher.drop_last, len(batcher)) == (128, 0, False,
+                                                                                                      False, 3)
+    on_meta = TensorBatcher((x.float(),), 10, device="meta")  # moved once, to the device asked for
+    assert on_meta.device.type == "meta" and on_meta.tensors[0].device.type == "meta"
+    assert TensorBatcher((x,), 10, device=None).tensors[0] is x  # no device: the tensors as given
+    assert torch.equal(split_indices(20, 0.25)[1], split_indices(20, 0.25, seed=0)[1])
+    in_world(monkeypatch, 0, 1)
+    data = torch.utils.data.TensorDataset(torch.arange(6))
+    assert make_loader(data, 2, shuffle=True).sampler.seed == 0
+    loader = make_loader(data, 2, collate_fn=lambda items: [int(i[0]) * 10 for i in items])  # passed to DataLoader
+    assert list(loader) == [[0, 10], [20, 30], [40, 50]]
