@@ -935,3 +935,15 @@ def test_a_crafted_reference_is_named_in_zip_and_plain_pickles(tmp_path):
     assert ckpt._pickled_global(tmp_path / "inst.pt") == "posixpath.join"
     with pytest.raises(CheckpointError, match=r"refers to the Python object posixpath\.join"):
         read_checkpoint(tmp_path / "inst.pt")
+
+
+def test_a_model_argument_with_a_newline_gives_a_one_line_error(tmp_path):
+    import torchlab
+    from torchlab.models import build_model
+
+    saved = ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=build_model("digit-mlp"),
+                                 model_kwargs={"hid\nden": 3})
+    ckpt.save_checkpoint(saved, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError) as info:
+        torchlab.load(tmp_path / "odd.pt")
+    assert "\n" not in str(info.value) and "holds model arguments that digit-mlp does not take" in str(info.value)

@@ -235,7 +235,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     except KeyError:
         raise CheckpointError(f"{path} names an unknown model {spec.get('name')!r}; is torchlab up to date?") from None
     except TypeError as exc:
-        raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take ({exc})") from None
+        raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take "
+                              f"({shorten(str(exc), 200)})") from None  # one line: an argument name may hold a newline
     check_finite_weights(checkpoint["state_dict"], path)
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     model.to(device).eval()
