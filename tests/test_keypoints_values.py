@@ -357,3 +357,43 @@ def test_seed_split_is_scikit_learns_with_the_seeds_settings():
     train, val = seed_split(50, fraction=0.2, seed=1)
     want_train, want_val = train_test_split(np.arange(50), test_size=0.2, random_state=1)
     assert val.tolist() == want_val.tolist() and len(train) == 40
+
+
+@pytest.mark.parametrize("flip", [0.5, 0.0])
+def test_augment_draws_flip_then_geometry_then_light_from_one_generator(flip):
+    """The exact recipe: which samples flip, then angle, scale and shift, then contrast and brightness
+    about each image's own mean, all drawn in that order from the batch's generator."""
+    g0 = torch.Generator().manual_seed(11)
+    n = 4
+    images = torch.rand(n, 1, IMAGE_SIZE, IMAGE_SIZE, generator=g0) * torch.linspace(0.2, 1.0, n).view(n, 1, 1, 1)
+    kp = 30 + 30 * torch.rand(n, 30, generator=g0)
+    mask = (torch.rand(n, 30, generator=g0) > 0.2).float().repeat_interleave(2, dim=1)[:, :30]
+    aug = KeypointAugment(flip=flip, flip_sum=96.0, degrees=10.0, scale=0.1, shift=4.0, brightness=0.2, contrast=0.3)
+    out = aug((images, kp * mask, mask), torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+
+    def u(*shape):
+        return torch.rand(*shape, generator=g) * 2 - 1
+
+    step = (images, kp * mask, mask)
+    if flip:
+        step = flip_batch(*step, torch.rand(n, generator=g) < flip, flip_sum=96.0)
+    step = affine_batch(*step, u(n) * math.radians(10.0), 1 + u(n) * 0.1, u(n, 2) * 4.0)
+    mean = step[0].mean(dim=(1, 2, 3), keepdim=True)
+    contrast, brightness = 1 + u(n, 1, 1, 1) * 0.3, u(n, 1, 1, 1) * 0.2
+    want_images = ((step[0] - mean) * contrast + mean + brightness).clamp(0, 1)
+    assert torch.allclose(out[0], want_images, atol=1e-6) and out[0].shape == images.shape
+    assert torch.allclose(out[1], step[1] * step[2], atol=1e-5) and torch.equal(out[2], step[2])
+
+
+def test_affine_keeps_the_dtype_and_replicates_the_border():
+    images = torch.full((2, 1, IMAGE_SIZE, IMAGE_SIZE), 0.5, dtype=torch.float64)
+    kp = torch.full((2, 30), 40.0, dtype=torch.float64)
+    mask = torch.ones(2, 30, dtype=torch.float64)
+    out = affine_batch(images, kp, mask, torch.tensor([0.1, -0.2]), torch.tensor([1.1, 0.9]),
+                       torch.tensor([[6.0, -3.0], [-5.0, 2.0]]))
+    assert out[0].dtype == out[1].dtype == torch.float64
+    assert torch.allclose(out[0], images)  # pixels coming in from outside repeat the edge: no black border
+    flipped = KeypointAugment(flip=1.0, flip_sum=96.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0,
+                              contrast=0.0)((images.float(), kp.float(), mask.float()), torch.Generator())
+    assert flipped[1][0, 2 * RIGHT_EYE] == 96.0 - 40.0  # the augmentation's own flip_sum, not the default 95
