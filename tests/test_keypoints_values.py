@@ -20,6 +20,7 @@ from torchlab.data.keypoints import (
     flip_permutation,
     format_test_csv,
     format_training_csv,
+    parse_images,
     read_lookup_csv,
     read_test_csv,
     read_training_csv,
@@ -397,3 +398,39 @@ def test_affine_keeps_the_dtype_and_replicates_the_border():
     flipped = KeypointAugment(flip=1.0, flip_sum=96.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0,
                               contrast=0.0)((images.float(), kp.float(), mask.float()), torch.Generator())
     assert flipped[1][0, 2 * RIGHT_EYE] == 96.0 - 40.0  # the augmentation's own flip_sum, not the default 95
+
+
+def test_every_csv_error_starts_with_the_file(tmp_path, monkeypatch):
+    import pandas as pd
+
+    images = np.zeros((1, 96, 96), np.uint8)
+    kp = np.full((1, 30), 10.0, dtype=np.float32)
+    header, row = format_training_csv(images, kp).splitlines()
+    bad_coordinate = tmp_path / "coord.csv"
+    bad_coordinate.write_text(header + "\n" + row.replace("10.000000", "x", 1) + "\n")
+    bad_image = tmp_path / "image.csv"
+    bad_image.write_text(header + "\n" + row.rsplit(" ", 1)[0] + " 256\n")  # 256 is no grey level
+    for path, says in ((bad_coordinate, "row 1: left_eye_center_x = 'x'"), (bad_image, "row 1: Image holds grey")):
+        with pytest.raises(DataError, match=f"^{path} {says}"):
+            read_training_csv(path)
+    for text in ("ImageId,Image\nabc,0\n", "ImageId,Image\n1,0 1\n"):
+        (tmp_path / "test.csv").write_text(text)
+        with pytest.raises(DataError, match=f"^{tmp_path / 'test.csv'} row 1: "):
+            read_test_csv(tmp_path / "test.csv")
+    for text in ("RowId,ImageId,FeatureName\nx,1,nose_tip_x\n", "RowId,ImageId,FeatureName\n1,y,nose_tip_x\n"):
+        (tmp_path / "look.csv").write_text(text)
+        with pytest.raises(DataError, match=f"^{tmp_path / 'look.csv'} row 1: (RowId 'x'|ImageId 'y') is not a whole"):
+            read_lookup_csv(tmp_path / "look.csv")
+    with pytest.raises(DataError, match="^data row 1: Image has 2 grey levels"):
+        parse_images(["1 2"])  # the default name when no file is given
+    with pytest.raises(DataError, match="^data row 1: Image holds grey levels outside 0..255"):
+        parse_images([" ".join(["256"] + ["0"] * 9215)])  # not wrapped round to 0 by the fast parser
+
+    def unreadable(*args, **kwargs):
+        raise ValueError("a pandas complaint\nover two lines " + "x" * 300)
+
+    monkeypatch.setattr(pd, "read_csv", unreadable)
+    with pytest.raises(DataError) as info:
+        read_training_csv(bad_image)
+    detail = ("a pandas complaint over two lines " + "x" * 300)[:160]
+    assert str(info.value) == f"{bad_image} is not a readable CSV file ({detail})"  # one line, 160 characters
