@@ -331,7 +331,8 @@ def test_four_byte_idx_is_truncated_inside_its_header(tmp_path):
         mnist.read_idx(path)
 
 
-def test_random_affine_draws_angle_zoom_and_shift_in_that_order(monkeypatch):
+@pytest.mark.parametrize("settings", [dict(shift=2.0, degrees=10.0, scale=0.1), {}])  # {}: the defaults
+def test_random_affine_draws_angle_zoom_and_shift_in_that_order(monkeypatch, settings):
     import math
 
     captured = []
@@ -343,7 +344,7 @@ def test_random_affine_draws_angle_zoom_and_shift_in_that_order(monkeypatch):
 
     monkeypatch.setattr(torch.nn.functional, "affine_grid", affine_grid)
     images = torch.rand(3, 1, 10, 20)
-    mnist.random_affine(images, torch.Generator().manual_seed(5), shift=2.0, degrees=10.0, scale=0.1)
+    mnist.random_affine(images, torch.Generator().manual_seed(5), **settings)
     g = torch.Generator().manual_seed(5)
     u = [torch.rand(3, generator=g) * 2 - 1 for _ in range(4)]
     angle, zoom = u[0] * 10.0 * math.pi / 180, 1 + u[1] * 0.1
@@ -377,3 +378,16 @@ def test_batcher_and_loader_defaults_and_device(monkeypatch):
     assert make_loader(data, 2, shuffle=True).sampler.seed == 0
     loader = make_loader(data, 2, collate_fn=lambda items: [int(i[0]) * 10 for i in items])  # passed to DataLoader
     assert list(loader) == [[0, 10], [20, 30], [40, 50]]
+
+
+def test_random_affine_keeps_float64_and_idx_edges(tmp_path):
+    x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    out = mnist.random_affine(x, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float64 and out.shape == x.shape
+    path = tmp_path / "f"
+    path.write_bytes(b"\x80\x00\x08\x03" + b"\x00" * 12)
+    with pytest.raises(DataError, match="magic number 0x80000803"):
+        mnist.read_idx(path)
+    path.write_bytes(idx(np.zeros((3, 28, 28)))[:-10])  # 10 bytes short: fewer than the header's 16
+    with pytest.raises(DataError, match="is truncated: its header promises 3x28x28 = 2,352 values but it holds 2,342"):
+        mnist.read_idx(path)
