@@ -947,3 +947,44 @@ def test_a_model_argument_with_a_newline_gives_a_one_line_error(tmp_path):
     with pytest.raises(CheckpointError) as info:
         torchlab.load(tmp_path / "odd.pt")
     assert "\n" not in str(info.value) and "holds model arguments that digit-mlp does not take" in str(info.value)
+
+
+def test_device_handling_on_a_device_the_tests_lack():
+    """The CUDA-only branches, checked without a GPU: autocast's arguments, batches moved to the training
+    device ("meta" stands in for a GPU), and the epoch totals made there."""
+    model = fixed_linear(0.0, 0.0)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), amp=True)
+    assert trainer._autocast() is trainer._autocast()  # on the CPU: the one shared null context
+    trainer.device = torch.device("cuda")
+    with pytest.warns(UserWarning):  # CUDA is not available here, so torch disables it, but says what was asked
+        context = trainer._autocast()
+    assert (context.device, context.fast_dtype) == ("cuda", torch.bfloat16)
+    trainer.amp = False
+    assert trainer._autocast() is Trainer(model, nn.MSELoss(), trainer.optimizer)._autocast()
+    trainer.device = torch.device("meta")
+    batch = trainer._to_device((torch.zeros(2, 1), torch.ones(2, 1)))
+    assert [t.device.type for t in batch] == ["meta", "meta"] and batch[0].shape == (2, 1)
+    same = (torch.zeros(2, 1, device="meta"),)
+    assert trainer._to_device(same)[0] is same[0]  # already there: not copied
+    sums, counts = trainer._new_totals()
+    assert [s.device.type for s in sums] == ["meta"] and sums[0].dtype == torch.float64 and counts == [0]
+
+
+def test_resume_reads_checkpoints_onto_the_training_device(tmp_path, monkeypatch):
+    from torchlab import trainer as trainer_module
+
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    first = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, checkpoint_dir=tmp_path,
+                    early_stopping=EarlyStopping("train_loss", patience=None), progress=False)
+    first.fit(TensorBatcher((x, y), 2))
+    locations = []
+    real = trainer_module.read_checkpoint
+    monkeypatch.setattr(trainer_module, "read_checkpoint",
+                        lambda path, map_location="cpu": (locations.append((path.name, map_location)),
+                                                          real(path, map_location))[1])
+    again = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
+                    checkpoint_dir=tmp_path, early_stopping=EarlyStopping("train_loss", patience=None),
+                    progress=False)
+    again.fit(TensorBatcher((x, y), 2), resume=True)
+    assert locations == [("last.pt", torch.device("cpu")), ("best.pt", torch.device("cpu"))]

@@ -101,3 +101,20 @@ def test_unequal_step_counts_raise_training_error_on_every_rank(ranks):
     for r in ranks:
         assert r["unequal"].startswith("the ranks would take different numbers of training steps per epoch ([2, 3])")
         assert "make_loader" in r["unequal"]
+
+
+def test_setup_picks_nccl_and_the_gpu_for_cuda_and_gloo_for_the_cpu(monkeypatch):
+    """setup()'s device choices, with the process group and the GPU calls faked (no GPU here)."""
+    import torch.distributed as dist
+
+    calls: list[tuple] = []
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(distributed, "in_group", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("gpu", device)))
+    assert distributed.setup(torch.device("cuda", 1)) == distributed.World()
+    assert calls == [("gpu", torch.device("cuda", 1)), ("init", "nccl")]
+    calls.clear()
+    distributed.setup(torch.device("cpu"))
+    assert calls == [("init", "gloo")]
