@@ -988,3 +988,35 @@ def test_resume_reads_checkpoints_onto_the_training_device(tmp_path, monkeypatch
                     progress=False)
     again.fit(TensorBatcher((x, y), 2), resume=True)
     assert locations == [("last.pt", torch.device("cpu")), ("best.pt", torch.device("cpu"))]
+
+
+def test_a_parameter_a_batch_does_not_use_is_left_alone_in_that_step():
+    """Gradients are reset to None, not zero: Adam then skips a parameter its batch did not reach,
+    instead of moving it on the momentum of earlier batches."""
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.main = nn.Linear(1, 1)
+            self.extra = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            out = self.main(x)
+            return out * self.extra if bool(x[0, 0] > 0) else out  # the extra weight only for positive batches
+
+    torch.manual_seed(0)
+    model = Branchy()
+    x = torch.tensor([[1.0], [-1.0]])
+    y = torch.tensor([[3.0], [3.0]])
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.Adam(model.parameters(), lr=0.1), epochs=1, progress=False)
+    extra_after_first = []
+    real_step = trainer.optimizer.step
+
+    def step(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        extra_after_first.append(model.extra.item())
+        return out
+
+    trainer.optimizer.step = step
+    trainer.fit(TensorBatcher((x, y), 1))  # batch 1 uses extra, batch 2 does not
+    assert extra_after_first[0] != 1.0 and extra_after_first[1] == extra_after_first[0]
