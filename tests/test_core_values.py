@@ -448,6 +448,9 @@ def test_plain_and_unwrap():
     assert saved["model"] == {"name": "m", "class": "Linear", "kwargs": {"a": 1}}
     assert set(saved["state_dict"]) == {"weight", "bias"}
     assert saved["format"] == "torchlab-checkpoint" and saved["format_version"] == 1
+    import torchlab
+
+    assert saved["versions"] == {"torch": str(torch.__version__), "torchlab": torchlab.__version__}
 
 
 def test_load_drops_heavy_state_and_names_the_path(tmp_path):
