@@ -37,3 +37,14 @@ def _cell(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.4f}"
     return value
+
+
+def format_digit_prediction(record: dict[str, Any]) -> str:
+    """`test[7]: digit 7 (probability 0.998) (true 7)` and a line of every class's probability.
+
+    The wording of every digit classifier's prediction (digit-mlp and mnist).
+    """
+    true = f" (true {record['true']})" if record["true"] not in (None, "") else ""
+    probs = " ".join(f"{c}:{v:.3f}" for c, v in record["probabilities"].items())
+    head = f"{record['input']}: digit {record['prediction']} (probability {record['probability']:.3f}){true}"
+    return f"{head}\n  probabilities: {probs}"

@@ -28,6 +28,7 @@ from torchlab.guards import check_memory, refuse_unused, require_regular_file
 from torchlab.inference import predict_outputs
 from torchlab.metrics import Accuracy, accuracy, nll
 from torchlab.models import build_model
+from torchlab.records import format_digit_prediction
 from torchlab.tasks import register_task
 from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
@@ -150,16 +151,8 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
             for (label, _, true), p in zip(rows, probs)]
 
 
-def format_prediction(record: dict[str, Any]) -> str:
-    """`test[0]: digit 6 (probability 0.896) (true 6)` and every class's probability, worded as mnist's."""
-    true = f" (true {record['true']})" if record["true"] is not None else ""
-    probs = " ".join(f"{c}:{v:.3f}" for c, v in record["probabilities"].items())
-    head = f"{record['input']}: digit {record['prediction']} (probability {record['probability']:.3f}){true}"
-    return f"{head}\n  probabilities: {probs}"
-
-
 register_task(TaskSpec(
     name="digit-mlp", help="64->32->10 MLP on scikit-learn's bundled 8x8 digits (the demo)",
     config_class=DigitsConfig, recipes=RECIPES, train=train, evaluate=evaluate, predict=predict,
-    format_prediction=format_prediction, description=__doc__ or "",
+    format_prediction=format_digit_prediction, description=__doc__ or "",
 ))

@@ -50,6 +50,7 @@ from torchlab.guards import refuse_unused
 from torchlab.inference import class_probabilities, predict_outputs
 from torchlab.metrics import Accuracy, BinaryAccuracy, accuracy, nll
 from torchlab.models import build_model
+from torchlab.records import format_digit_prediction
 from torchlab.tasks import register_task
 from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
@@ -292,17 +293,9 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     return records
 
 
-def format_prediction(record: dict[str, Any]) -> str:
-    """`test[7]: digit 7 (probability 0.998) (true 7)` and a line of every class's probability."""
-    true = f" (true {record['true']})" if record["true"] else ""
-    probs = " ".join(f"{c}:{v:.3f}" for c, v in record["probabilities"].items())
-    head = f"{record['input']}: digit {record['prediction']} (probability {record['probability']:.3f}){true}"
-    return f"{head}\n  probabilities: {probs}"
-
-
 register_task(TaskSpec(
     name="mnist", help="MNIST digits: linear, MLP and CNN classifiers (10 classes or --digits A B)",
     config_class=MnistConfig, recipes=RECIPES, train=train, evaluate=evaluate, predict=predict,
-    format_prediction=format_prediction, description=__doc__ or "",
+    format_prediction=format_digit_prediction, description=__doc__ or "",
     flag_aliases={"--fp32": ("amp", False, "no bf16 autocast on CUDA (same as --no-amp)")},
 ))
