@@ -79,7 +79,7 @@ def main() -> None:
         logits = predict_outputs(loaded, data.x_test[:1])
         print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {int(logits.argmax())}; "
               f"the label is {int(data.y_test[0])}")
-    distributed.teardown()
+    distributed.teardown(synchronize=True)
 
 
 if __name__ == "__main__":

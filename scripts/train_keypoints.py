@@ -101,7 +101,7 @@ def main() -> None:
         tx, ty = val_t[1][0, 2 * nose : 2 * nose + 2].tolist()
         print(f"best.pt (epoch {meta['epoch']}) puts validation face 0's nose tip at ({x:.1f}, {y:.1f}); "
               f"truth ({tx:.1f}, {ty:.1f})")
-    distributed.teardown()
+    distributed.teardown(synchronize=True)
 
 
 if __name__ == "__main__":

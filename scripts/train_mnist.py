@@ -93,7 +93,7 @@ def main() -> None:
         p = class_probabilities(predict_outputs(loaded, normalise(data.x_test[:1], meta["normalization"])))[0]
         print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {int(p.argmax())} "
               f"(probability {float(p.max()):.3f}); the label is {int(data.y_test[0])}")
-    distributed.teardown()
+    distributed.teardown(synchronize=True)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def main() -> None:
         value = float(predict_outputs(loaded, scaled_row.float())) * scaling.brightness
         print(f"last.pt (epoch {meta['epoch']}): brightness at x={x:g}, y={y:g} is {value:.1f} "
               f"(the photo: {patch[int(y), int(x)]:.1f})")
-    distributed.teardown()
+    distributed.teardown(synchronize=True)
 
 
 if __name__ == "__main__":

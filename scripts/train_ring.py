@@ -74,7 +74,7 @@ def main() -> None:
         point = torch.tensor([[1.5, 0.0]])
         p = float(predict_outputs(loaded, point).sigmoid())
         print(f"last.pt (epoch {meta['epoch']}): (1.5, 0) is in the ring with probability {p:.3f}")
-    distributed.teardown()
+    distributed.teardown(synchronize=True)
 
 
 if __name__ == "__main__":

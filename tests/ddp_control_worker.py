@@ -72,7 +72,11 @@ def main() -> int:
         report["unequal"] = "trained"
     except TrainingError as exc:
         report["unequal"] = str(exc)
-    distributed.teardown()
+    if rank == 1:
+        time.sleep(0.5)
+    started = time.perf_counter()
+    distributed.teardown(synchronize=True)  # rank 0 waits for rank 1 before closing its connections
+    report["teardown_wait"] = time.perf_counter() - started
     report["in_group_after_teardown"] = distributed.in_group()
     out.joinpath(f"rank{rank}.json").write_text(json.dumps(report))
     return 0

@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # name the sub-command whose --help lists what it does take
         where = " ".join(["torchlab", args.command] + ([args.task] if getattr(args, "task", None) else []))
         parser.exit(2, f"{where}: error: unrecognized arguments: {' '.join(unknown)} (see {where} --help)\n")
+    finished = False
     try:
         with _notes_on_one_line(args.command):
             status = args.func(args)
+        finished = True
     except TorchlabError as exc:
         return _fail(args.command, str(exc))
     except OSError as exc:  # a path the user gave: missing, not a folder, no permission, disk full
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         from torchlab import distributed
 
-        distributed.teardown()
+        distributed.teardown(synchronize=finished)
     return int(status or 0)
 
 

@@ -90,6 +90,11 @@ def barrier() -> None:
         dist.barrier()
 
 
-def teardown() -> None:
+def teardown(synchronize: bool = False) -> None:
+    """Leave the process group. `synchronize=True` (the normal end of a run) first waits for every
+    rank, so that no rank closes its connections while a peer is still using them; error paths
+    leave it off, as a peer that did not fail may be inside another collective."""
     if in_group():
+        if synchronize:
+            barrier()
         dist.destroy_process_group()
