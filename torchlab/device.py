@@ -80,9 +80,13 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict:
     """Every RNG state as plain tensors and lists, loadable with weights_only=True."""
     np_state = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    # The two 624-word Mersenne Twister states go in as int64 tensors, not lists of ints: a tensor
+    # pickles as one blob, and this state is written with every epoch's checkpoint.
     state = {
-        "python": _to_plain(random.getstate()),
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -97,10 +101,12 @@ def set_rng_state(state: dict) -> None:
     the GPU, so they are brought back first (torch.set_rng_state refuses anything else).
     """
     if "python" in state:
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
+        version, internal, gauss = state["python"]  # internal: a tensor, or a list in older checkpoints
+        internal = internal.tolist() if isinstance(internal, torch.Tensor) else internal
+        random.setstate((version, tuple(int(v) for v in internal), gauss))
     if "numpy" in state:
         name, keys, pos, has_gauss, cached = state["numpy"]
+        keys = keys.cpu().numpy() if isinstance(keys, torch.Tensor) else keys
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "torch" in state:
         torch.set_rng_state(state["torch"].cpu())
@@ -108,12 +114,6 @@ def set_rng_state(state: dict) -> None:
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
-
-
-def _to_plain(obj):
-    if isinstance(obj, tuple):
-        return [_to_plain(o) for o in obj]
-    return obj
 
 
 @contextmanager
