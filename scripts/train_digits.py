@@ -27,9 +27,9 @@ from torchlab.tasks.digits import write_figures
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs (default: 40)")
-    parser.add_argument("--lr", type=float, default=0.2, help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--batch-size", type=int, default=256, help="samples per batch (default: 256)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
+    parser.add_argument("--lr", type=float, default=3e-2, help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--batch-size", type=int, default=64, help="samples per batch (default: 64)")
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs (default: 5)")
     parser.add_argument("--out", default="checkpoints/train_digits", help="folder for checkpoints and figures")
     parser.add_argument("--seed", type=int, default=0)
@@ -49,13 +49,10 @@ def main() -> None:
     val = TensorBatcher((data.x_train[hold], data.y_train[hold]), 4096, device=device)
 
     # 3. Model, loss, optimiser and a learning rate that rises then falls over the run (one-cycle).
-    #    The model standardises each pixel with the training images' mean and std (kept in the
-    #    model, so the checkpoint takes raw pixels) and adds noise to them while training.
-    model_kwargs = {"hidden": 32, "standardize": True, "input_noise": 0.3}
+    model_kwargs = {"hidden": 32}
     model = torchlab.build_model("digit-mlp", **model_kwargs)
-    model.fit_standardization(data.x_train[keep])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(train))
 
     # 4. The Trainer: one epoch = train on every batch, then validate; best.pt and last.pt are written

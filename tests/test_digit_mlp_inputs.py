@@ -38,3 +38,15 @@ def test_input_noise_acts_in_training_mode_only():
         build_model("digit-mlp", input_noise=-1.0)
     with pytest.raises(ValueError, match="standardize=False"):
         build_model("digit-mlp").fit_standardization(x)
+
+
+def test_the_standardized_recipe_checkpoint_evaluates_to_the_runs_test_accuracy(tmp_path):
+    import torchlab
+
+    result = torchlab.train("digit-mlp", "standardized", out=tmp_path, epochs=3, device="cpu", figures=False,
+                            progress=False)
+    model, meta = torchlab.load(result.best_checkpoint, device="cpu")
+    assert meta["model"]["kwargs"] == {"hidden": 32, "standardize": True, "input_noise": 0.3}
+    assert float(model.input_scale.min()) >= 0.1 and float(model.input_mean.max()) > 0.3  # fitted, not the defaults
+    metrics = torchlab.evaluate(result.best_checkpoint, device="cpu")
+    assert metrics["accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6) and metrics["accuracy"] > 0.8
