@@ -24,10 +24,10 @@ def trained(tmp_path_factory):
         "train", "keypoint-net", "--synthetic", "200", "--width", "8", "--epochs", "4", "--batch-size", "16",
         "--lr", "5e-3", "--no-augment", "--device", "cpu", "--out", str(out), "--no-progress",
     ])
-    assert overrides_from(args, args.task_spec) == {"synthetic": 200, "width": 8, "epochs": 4, "batch_size": 16,
+    assert overrides_from(args, args.task_card) == {"synthetic": 200, "width": 8, "epochs": 4, "batch_size": 16,
                                                     "lr": 5e-3, "augment": False}
     result = torchlab.train("keypoint-net", args.recipe, out=out, device="cpu", progress=False,
-                            **overrides_from(args, args.task_spec))
+                            **overrides_from(args, args.task_card))
     return out, result.summary
 
 
@@ -129,7 +129,7 @@ def test_recipes_are_configs_with_the_old_values():
         assert (seed.missing, seed.augment, seed.mean_init) == ("drop", False, False)
     args = build_parser().parse_args(["train", "keypoint-cnn", "--missing", "drop", "--flip-sum", "96", "--augment",
                                       "--data", "t.csv"])
-    assert overrides_from(args, args.task_spec) == {"missing": "drop", "flip_sum": 96.0, "augment": True, "data": "t.csv"}
+    assert overrides_from(args, args.task_card) == {"missing": "drop", "flip_sum": 96.0, "augment": True, "data": "t.csv"}
 
 
 @pytest.mark.parametrize("flags, message", [

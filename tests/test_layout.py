@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import torchlab.recipes
 import torchlab.tasks
 
 PACKAGE = Path(__file__).resolve().parents[1] / "torchlab"
@@ -63,3 +64,22 @@ def test_only_task_modules_are_registered_as_tasks():
     assert set(torchlab.tasks.TASK_MODULES) == files  # every file in tasks/ is a task, and only those
     assert torchlab.tasks.task_names() == ["digit-mlp", "keypoint-cnn", "keypoint-fcn", "keypoint-net", "mnist",
                                            "patch-linear", "ring-mlp"]
+
+
+def test_recipes_are_torch_free_and_match_the_registered_tasks():
+    """The CLI builds `train TASK` from torchlab.recipes alone: importing every card must not load torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom torchlab.recipes import card_names, get_card\n"
+            "print(' '.join(card_names()), 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    *names, loads_torch = proc.stdout.split()
+    assert loads_torch == "False", proc.stderr
+    assert names == torchlab.tasks.task_names()
+    files = {p.stem for p in (PACKAGE / "recipes").glob("*.py")} - {"__init__"}
+    assert set(torchlab.recipes.RECIPE_MODULES) == files
+    for name in names:
+        card, spec = torchlab.recipes.get_card(name), torchlab.tasks.get_task(name)
+        assert (spec.config_class, spec.recipes, spec.help, spec.description) == (
+            card.config_class, card.recipes, card.help, card.description)

@@ -206,7 +206,7 @@ def test_command_line_flags_keep_their_spelling():
             "10", "--no-augment", "--model", "mnist-mlp", "--channels", "4", "8", "16", "--hidden", "7", "--activation",
             "relu", "--label-smoothing", "0.1", "--threads", "1", "--fp32", "--batch-size", "none", "--channels-last"]
     args = build_parser().parse_args(argv)
-    cfg = torchlab.get_recipe("mnist", **overrides_from(args, args.task_spec))
+    cfg = torchlab.get_recipe("mnist", **overrides_from(args, args.task_card))
     assert (cfg.data_dir, cfg.download, cfg.digits, cfg.limit, cfg.val_size, cfg.augment) == ("d", True, (4, 5), 100, 10, False)
     assert (cfg.model, cfg.channels, cfg.hidden, cfg.activation, cfg.label_smoothing) == ("mnist-mlp", (4, 8, 16), 7, "relu", 0.1)
     assert (cfg.threads, cfg.amp, cfg.batch_size, cfg.channels_last) == (1, False, None, True)

@@ -24,7 +24,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
-    """The whole command line. with_tasks=False leaves out the per-task `train` parsers (and torch)."""
+    """The whole command line. with_tasks=False leaves out the per-task `train` parsers (not needed to answer)."""
     from torchlab import __version__, commands
     from torchlab.commands import core
     from torchlab.discovery import import_submodules
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print("torchlab: interrupted", file=sys.stderr)
         return 130
     finally:
-        from torchlab import distributed
-
-        distributed.teardown(synchronize=finished)
+        distributed = sys.modules.get("torchlab.distributed")  # never imported: no group to leave (and no torch)
+        if distributed is not None:
+            distributed.teardown(synchronize=finished)
     return int(status or 0)
 
 
@@ -90,8 +90,8 @@ def _fail(command: str, message: str) -> int:
 
 @contextlib.contextmanager
 def _notes_on_one_line(command: str) -> Iterator[None]:
-    """Show the library's notes (torchlab.guards.Note warnings) as `torchlab CMD: note: ...` lines on stderr."""
-    from torchlab.guards import Note
+    """Show the library's notes (torchlab.errors.Note warnings) as `torchlab CMD: note: ...` lines on stderr."""
+    from torchlab.errors import Note
 
     shown = warnings.showwarning
 

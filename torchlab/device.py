@@ -10,9 +10,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from torchlab.device_names import DEVICE_CHOICES, check_device_name
 from torchlab.errors import DeviceError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 def accelerator_type() -> str | None:
@@ -35,7 +34,7 @@ def pick_device(spec: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(spec, torch.device):
         spec = str(spec)
-    spec = spec.strip().lower()
+    spec = check_device_name(spec)
     if spec == "auto":
         # Under torchrun each process drives the GPU named by LOCAL_RANK.
         kind = accelerator_type()

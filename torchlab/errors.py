@@ -29,3 +29,7 @@ class TrainingError(TorchlabError):
 
 class ExportError(TorchlabError):
     """A model could not be exported, or the exported file does not reproduce the checkpoint's outputs."""
+
+
+class Note(UserWarning):
+    """Something a user should know that does not stop the command (the CLI shows it as one line)."""

@@ -12,11 +12,7 @@ from typing import Any
 
 import torch
 
-from torchlab.errors import DataError, UsageError
-
-
-class Note(UserWarning):
-    """Something a user should know that does not stop the command (the CLI shows it as one line)."""
+from torchlab.errors import DataError, Note, UsageError  # noqa: F401  (Note: still importable from here)
 
 
 BIGGEST_COORDINATE = 1e6  # the small nets compute in float32: far beyond this, outputs become inf or NaN

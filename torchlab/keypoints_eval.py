@@ -18,9 +18,9 @@ from torch import nn
 from torchlab.data.keypoints import COORD_COLUMNS, PIXELS, KeypointSplit, KeypointTable, read_training_csv, split_rows
 from torchlab.inference import predict_outputs
 from torchlab.metrics import masked_rmse
+from torchlab.recipes.keypoints import DEFAULT_SYNTHETIC
 
 PIXEL_SCALE = 255.0  # grey levels 0..255 -> inputs in [0, 1]
-DEFAULT_SYNTHETIC = 2000
 SYNTHETIC_SEED = 0
 IMAGE_CENTRE = 47.5  # the mean of a coordinate that is never labelled
 # Memory a training run holds per face: the uint8 table, the float32 training tensors and the copies

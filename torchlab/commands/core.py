@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 from torchlab.errors import UsageError
 
@@ -56,17 +57,17 @@ def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
 
 
 def _add_task_parsers(tasks: argparse._SubParsersAction) -> None:
-    """One `train TASK` parser per registered task, its flags generated from the task's config."""
+    """One `train TASK` parser per task card (torchlab.recipes: no torch), its flags generated from its config."""
     from torchlab.commands.flags import add_config_flags, add_run_flags
-    from torchlab.tasks import get_task, task_names
+    from torchlab.recipes import card_names, get_card
 
-    for name in task_names():
-        spec = get_task(name)
-        tp = tasks.add_parser(name, help=spec.help, description=spec.description or spec.help,
+    for name in card_names():
+        card = get_card(name)
+        tp = tasks.add_parser(name, help=card.help, description=card.description or card.help,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_config_flags(tp, spec)
-        add_run_flags(tp, spec)
-        tp.set_defaults(func=cmd_train, task_spec=spec)
+        add_config_flags(tp, card)
+        add_run_flags(tp, card)
+        tp.set_defaults(func=cmd_train, task_card=card)
 
 
 def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
@@ -91,15 +92,25 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from torchlab.commands.flags import overrides_from
+    from torchlab.config import with_overrides
+    from torchlab.device_names import check_device_name
+    from torchlab.outdir import check_output_folder
+
+    card = args.task_card
+    overrides = overrides_from(args, card)
+    # Usage errors are answered before torch is imported: a bad setting, device name or output folder.
+    with_overrides(card.recipes[args.recipe], **overrides)
+    check_device_name(args.device)
+    check_output_folder(Path(args.out) if args.out else Path("checkpoints") / card.name, args.resume, args.overwrite)
+
     import torchlab
     from torchlab import distributed
-    from torchlab.commands.flags import overrides_from
 
-    spec = args.task_spec
-    result = torchlab.train(spec.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
+    result = torchlab.train(card.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
                             resume=args.resume, progress=not args.no_progress,
                             figures=not args.no_figures, tensorboard=args.tensorboard,
-                            overwrite=args.overwrite, **overrides_from(args, spec))
+                            overwrite=args.overwrite, **overrides)
     if distributed.current().is_main:
         print_summary(result.summary)
     return 0

@@ -14,7 +14,7 @@ import typing
 from typing import Any
 
 from torchlab.config import field_types, flag_name
-from torchlab.tasks.base import TaskSpec
+from torchlab.recipes import TaskCard
 
 GROUP_TITLES = {"data": "data", "model": "model",
                 "training": "training (defaults come from the recipe)", "speed": "speed"}
@@ -45,7 +45,7 @@ def _shown(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def recipe_defaults(spec: TaskSpec, name: str) -> str:
+def recipe_defaults(spec: TaskCard, name: str) -> str:
     """'default: 3; long: 12' when the recipes differ on field `name`, else 'default: 3'."""
     values = {recipe: getattr(cfg, name) for recipe, cfg in spec.recipes.items()}
     if len({repr(v) for v in values.values()}) == 1:
@@ -53,7 +53,7 @@ def recipe_defaults(spec: TaskSpec, name: str) -> str:
     return "; ".join(f"{recipe}: {_shown(v)}" for recipe, v in values.items())
 
 
-def add_config_flags(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, spec: TaskCard) -> None:
     """One flag per config field, grouped as the metadata says, plus the task's aliases."""
     hints = field_types(spec.config_class)
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -80,7 +80,7 @@ def add_config_flags(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
                             help=help_text)
 
 
-def add_run_flags(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
+def add_run_flags(parser: argparse.ArgumentParser, spec: TaskCard) -> None:
     """The flags of the run itself: recipe, device, seed, output folder, resume, progress, figures."""
     recipes = "; ".join(f"{name}" for name in spec.recipes)
     r = parser.add_argument_group("run")
@@ -99,7 +99,7 @@ def add_run_flags(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
                         "(pip install torchlab[tensorboard])")
 
 
-def overrides_from(args: argparse.Namespace, spec: TaskSpec) -> dict[str, Any]:
+def overrides_from(args: argparse.Namespace, spec: TaskCard) -> dict[str, Any]:
     """The config fields the user set on the command line."""
     names = {f.name for f in dataclasses.fields(spec.config_class)}
     return {k: v for k, v in vars(args).items() if k in names}

@@ -91,23 +91,17 @@ def _parse_point(text: str) -> tuple[float, float]:
 
 
 def cmd_ring(args: argparse.Namespace) -> int:
-    import torch
-
-    from torchlab.guards import at_most
-    from torchlab.data.rings import (
-        RADIUS_LIMIT,
-        SEED_ANSWERS,
-        SEED_TEST_POINTS,
-        best_diamond,
-        check_radii,
-        circular_ring_area,
-        misclassified_area,
-    )
-    from torchlab.models import build_model, count_parameters
+    from torchlab.recipes.ring import RADIUS_LIMIT, check_radii
 
     check_radii(args.a, args.b)
     if not (math.isfinite(args.box) and 0 < args.box <= 2 * RADIUS_LIMIT):
         raise UsageError(f"--box must be in (0, {2 * RADIUS_LIMIT:g}], got {args.box:g}")
+    import torch  # after the checks: a usage error answers without importing torch
+
+    from torchlab.data.rings import SEED_ANSWERS, SEED_TEST_POINTS, best_diamond, circular_ring_area, misclassified_area
+    from torchlab.guards import at_most
+    from torchlab.models import build_model, count_parameters
+
     at_most("the number of --point flags", len(args.point or ()), MAX_POINTS, "one printed line each")
     points = [_parse_point(t) for t in args.point] if args.point else SEED_TEST_POINTS
     net = build_model("ring-net", a=args.a, b=args.b)

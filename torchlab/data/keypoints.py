@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from torchlab.errors import DataError
+from torchlab.recipes.keypoints import FLIP_SUM  # noqa: F401  (x -> 95 - x: IMAGE_SIZE - 1; imported from here)
 
 IMAGE_SIZE = 96
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
-FLIP_SUM = float(IMAGE_SIZE - 1)  # x -> 95 - x mirrors a pixel-centred coordinate
 
 KEYPOINT_NAMES = (
     "left_eye_center", "right_eye_center",

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from torchlab.errors import DataError, UsageError
+from torchlab.recipes.mnist import validate_digits
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -197,14 +198,6 @@ def load_mnist(
         labels_train=splits["train"][2], labels_test=splits["test"][2],
         digits=tuple(digits) if digits is not None else None,
     )
-
-
-def validate_digits(digits: Sequence[int]) -> tuple[int, int]:
-    """Two different digits 0..9, or a UsageError saying what --digits wants."""
-    digits = tuple(int(d) for d in digits)
-    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
-        raise UsageError(f"--digits takes two different digits 0..9 (e.g. --digits 4 5), got {list(digits)}")
-    return digits
 
 
 def normalization_stats(x: torch.Tensor) -> tuple[float, float]:

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from torchlab.errors import DataError
+from torchlab.recipes.patch import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
 
-# A smooth, shaded region of the default photo: Grace Hopper's forehead, under the cap.
-DEFAULT_ROW, DEFAULT_COL, DEFAULT_SIZE = 144, 256, 32
 
 
 def default_photo() -> Path:

@@ -14,21 +14,11 @@ import numpy as np
 import torch
 
 from torchlab.errors import DataError
+from torchlab.recipes.ring import check_radii
 
 # The notebook's seven test points for a = 1, b = 2 and the answers it prints for them.
 SEED_TEST_POINTS = [(0.0, 0.0), (0.5, 0.5), (1.1, 0.0), (1.0, 1.0), (1.5, 0.2), (2.0, 0.0), (2.1, 0.0)]
 SEED_ANSWERS = [False, True, True, True, True, True, False]
-
-
-RADIUS_LIMIT = 1e6  # the nets compute in float32 (7 digits): larger radii, squared areas and boxes lose the ring
-
-
-def check_radii(a: float, b: float) -> None:
-    """A ring needs 0 <= a < b <= RADIUS_LIMIT."""
-    if not (math.isfinite(a) and math.isfinite(b) and 0.0 <= a < b):
-        raise DataError(f"a ring needs 0 <= a < b, got a={a:g}, b={b:g}")
-    if b > RADIUS_LIMIT:
-        raise DataError(f"a ring needs b <= {RADIUS_LIMIT:g} (the nets compute in float32), got b={b:g}")
 
 
 def in_circular_ring(points: torch.Tensor, a: float, b: float) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Trainable tasks, by name: `torchlab.train(TASK)` and `torchlab train TASK` look them up here.
 
-Each module listed in `TASK_MODULES` defines a config class, its recipes and plain train /
-evaluate / predict functions, and registers a `TaskSpec`. Helper modules in this package
-are not tasks and are not listed.
+Each module listed in `TASK_MODULES` takes its config class and recipes from torchlab.recipes
+(where they live without torch, for the CLI), defines plain train / evaluate / predict
+functions, and registers a `TaskSpec`. Helper modules in this package are not tasks and are
+not listed.
 """
 
 from __future__ import annotations

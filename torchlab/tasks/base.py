@@ -23,6 +23,7 @@ from torchlab.early_stopping import EarlyStopping
 from torchlab.errors import UsageError
 from torchlab.metrics import Metric
 from torchlab.outdir import check_output_folder
+from torchlab.recipes import TaskCard
 from torchlab.trainer import FitResult, Trainer
 
 
@@ -114,18 +115,25 @@ class RunResult:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A registered task: its config class, recipes, and the functions that train and use it."""
+    """A registered task: its card (name, config class, recipes; torchlab.recipes) and the functions
+    that train and use it."""
 
-    name: str
-    help: str
-    config_class: type
-    recipes: dict[str, TrainConfig]
+    card: TaskCard
     train: Callable[[Any, Run], RunResult]
     evaluate: Callable[..., dict[str, Any]] | None = None
     predict: Callable[..., list[dict[str, Any]]] | None = None
     format_prediction: Callable[[dict[str, Any]], str] = str
-    description: str = ""  # longer text for `torchlab train TASK --help`
-    flag_aliases: dict[str, tuple[str, Any]] = field(default_factory=dict)  # "--fp32": ("amp", False)
+
+    @classmethod
+    def from_card(cls, card: TaskCard, train: Callable[[Any, Run], RunResult], **functions: Any) -> TaskSpec:
+        return cls(card, train, **functions)
+
+    name = property(lambda self: self.card.name)
+    help = property(lambda self: self.card.help)
+    config_class = property(lambda self: self.card.config_class)
+    recipes = property(lambda self: self.card.recipes)
+    description = property(lambda self: self.card.description)
+    flag_aliases = property(lambda self: self.card.flag_aliases)
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,9 @@
-"""`keypoint-fcn`, `keypoint-cnn`, `keypoint-net`: 15 facial keypoints from 96x96 grey faces.
-
-    import torchlab
-    result = torchlab.train("keypoint-net", epochs=5)       # or: torchlab train keypoint-net --epochs 5
-
-Data: a Kaggle-format training.csv (`--data`) or, offline, synthetic faces in the same format.
-Validation is always the seed's: 10% of the rows that have all 15 keypoints, split with
-random_state=42, so every model and every `--missing` setting is measured on the same faces.
-
-Loss: mean squared error in pixels over the labelled coordinates only (a 0/1 mask), so rows
-with missing keypoints still teach the ones they have (`--missing mask`, the default). The
-metric is the RMSE in pixels, overall and per keypoint, next to the mean-keypoint baseline.
-
-Recipes:
-  seed     the practical: Adam 1e-3, batch 64, 20 epochs, complete rows only, no augmentation.
-  default  keypoint-fcn/cnn: the same models with every row (masked), augmentation and a cosine LR;
-           keypoint-net: AdamW with a one-cycle LR for 100 epochs, every row, augmentation
-           (about a minute or two on one GPU for the 7,049 Kaggle faces; not measured here).
-"""
+"""How `keypoint-fcn`, `keypoint-cnn` and `keypoint-net` train, evaluate and predict; their settings and recipes are in torchlab/recipes/keypoints.py."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,15 +14,13 @@ from torch import nn
 from tqdm import tqdm
 
 from torchlab.checkpoint import add_metrics
-from torchlab.config import TrainConfig, finite, setting, whole
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.keypoints import FLIP_SUM, KEYPOINT_NAMES, KeypointSplit, KeypointTable, split_rows
+from torchlab.data.keypoints import KEYPOINT_NAMES, KeypointSplit, KeypointTable, split_rows
 from torchlab.data.keypoints_augment import KeypointAugment
 from torchlab.errors import DataError, UsageError
 from torchlab.guards import check_memory
 from torchlab.inference import predict_outputs
 from torchlab.keypoints_eval import (
-    DEFAULT_SYNTHETIC,
     DEVICE_FACE_BYTES,
     FACE_BYTES,
     PIXEL_SCALE,
@@ -59,53 +38,13 @@ from torchlab.keypoints_predict import format_prediction, predict_photo, predict
 from torchlab.metrics import RMSE, masked_rmse
 from torchlab.models import build_model
 from torchlab.progress import mode
+from torchlab.recipes.keypoints import CARDS, RECIPES, KeypointConfig, KeypointNetConfig
 from torchlab.tasks import register_task
 from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
 
-
-@dataclass(frozen=True)
-class KeypointConfig(TrainConfig):
-    """Every choice of a keypoint-fcn or keypoint-cnn run (the shared training fields come from TrainConfig)."""
-
-    data: str | None = setting(None, "Kaggle-format training.csv (none: synthetic faces, generated offline)",
-                               group="data")
-    synthetic: int = setting(DEFAULT_SYNTHETIC, "number of synthetic faces when --data is not given", check=whole(20),
-                             group="data")
-    missing: str = setting("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
-                           "coordinates out of the loss", choices=("drop", "mask"), group="data")
-    augment: bool = setting(True, "random flips, rotations, scales and shifts of the training faces", group="data")
-    flip_sum: float = setting(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centred "
-                              "coordinates); for experiments only", check=finite(), group="data")
-    mean_init: bool = setting(True, "start the output at the training set's mean keypoints", group="model")
-
-    def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
-        """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints."""
-        return {}
-
-
-@dataclass(frozen=True)
-class KeypointNetConfig(KeypointConfig):
-    """Every choice of a keypoint-net run: the keypoint fields plus the network's width."""
-
-    width: int = setting(32, "channels of the first stage", check=whole(4), group="model")
-
-    def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
-        return {"width": self.width, "mean_keypoints": mean if self.mean_init else None}
-
+__all__ = ["KeypointConfig", "KeypointNetConfig", "RECIPES", "train", "evaluate", "predict"]
 
 GENERATION_PROGRESS_FROM = 5000  # synthetic faces (about 20 s on a 2-core CPU); fewer are drawn without progress
-
-# default (fcn, cnn): every row (masked), augmentation, cosine LR; seed: the practical, nothing added
-DEFAULT = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "cosine"}
-NET_DEFAULT = {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "optimizer": "adamw",
-               "schedule": "onecycle", "warmup": 0.2}
-SEED = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "none",
-        "missing": "drop", "augment": False, "mean_init": False}
-RECIPES: dict[str, dict[str, KeypointConfig]] = {
-    "keypoint-fcn": {"default": KeypointConfig(**DEFAULT), "seed": KeypointConfig(**SEED)},
-    "keypoint-cnn": {"default": KeypointConfig(**DEFAULT), "seed": KeypointConfig(**SEED)},
-    "keypoint-net": {"default": KeypointNetConfig(**NET_DEFAULT), "seed": KeypointNetConfig(**SEED)},
-}
 
 
 def train(cfg: KeypointConfig, run: Run, model_name: str) -> RunResult:
@@ -253,14 +192,6 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     return records
 
 
-TASKS = {
-    "keypoint-fcn": "the practical's fully connected keypoint net (9216->1024->512->30) on Kaggle-format faces",
-    "keypoint-cnn": "the practical's 3-conv keypoint CNN on Kaggle-format faces",
-    "keypoint-net": "torchlab's keypoint CNN (residual, BatchNorm, heat maps + soft-argmax) with augmentation",
-}
-for _name, _help in TASKS.items():
-    register_task(TaskSpec(
-        name=_name, help=_help, config_class=type(RECIPES[_name]["default"]), recipes=RECIPES[_name],
-        train=partial(train, model_name=_name), evaluate=evaluate, predict=predict,
-        format_prediction=format_prediction, description=__doc__ or "",
-    ))
+for _name, _card in CARDS.items():
+    register_task(TaskSpec.from_card(_card, train=partial(train, model_name=_name), evaluate=evaluate, predict=predict,
+                                     format_prediction=format_prediction))

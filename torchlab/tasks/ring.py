@@ -1,27 +1,15 @@
-"""`torchlab train ring-mlp`: a 2->16->1 ReLU net learns "inside the ring or not".
-
-The trained counterpart of the hand-set ring net (`torchlab ring`): binary cross-entropy
-on one logit, weight decay, full-batch steps through the Trainer. Two data sets:
-  ring     points uniform in [-2.5, 2.5]^2, labelled by the circular ring 1 <= |x| <= 2
-  circles  the assignment's two circles: radius 1.1 (label 1) and radius 3 (label 0)
-70% of the points train, 30% test. The summary puts the trained net's test accuracy next
-to the hand-set L1-ring net's accuracy on the same test points.
-Recipes: default = AdamW lr 0.02, 1000 full-batch steps; seed = the assignment's plain
-SGD, lr 0.1, weight decay 1e-4, 5000 full-batch steps.
-"""
+"""How `ring-mlp` trains, evaluates and predicts; its settings and recipes are in torchlab/recipes/ring.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchlab.config import TrainConfig, number, setting, whole
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.rings import check_radii, sample_ring_points, split, two_circles
+from torchlab.data.rings import sample_ring_points, split, two_circles
 from torchlab.device import one_cpu_thread
 from torchlab.errors import UsageError
 from torchlab.guards import check_memory, finite_pair, refuse_unused
@@ -29,8 +17,11 @@ from torchlab.full_batch import fit_and_save
 from torchlab.inference import predict_outputs
 from torchlab.metrics import BinaryAccuracy, binary_accuracy
 from torchlab.models import build_model
+from torchlab.recipes.ring import CARD, RECIPES, RingConfig
 from torchlab.tasks import register_task
 from torchlab.tasks.base import InferenceOptions, Run, RunResult, TaskSpec, make_optimizer
+
+__all__ = ["RingConfig", "RECIPES", "train", "evaluate", "predict"]
 
 DEFAULT_POINTS = {"ring": 2000, "circles": 100}
 
@@ -50,31 +41,6 @@ def hand_set_accuracy(x: torch.Tensor, y: torch.Tensor, a: float, b: float) -> f
     with torch.no_grad():
         return binary_accuracy(net(x.cpu()), y.cpu())
 
-
-@dataclass(frozen=True)
-class RingConfig(TrainConfig):
-    """Every choice of a ring-mlp run (the shared training fields come from TrainConfig)."""
-
-    dataset: str = setting("ring", "ring: uniform points labelled by the circular ring; circles: the assignment's "
-                           "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
-    points: int | None = setting(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
-                                 check=whole(1), group="data")
-    a: float = setting(1.0, "inner radius of the ring", group="data")
-    b: float = setting(2.0, "outer radius of the ring", group="data")
-    box: float = setting(2.5, "ring points lie in [-box, box]^2", check=number(0, low_open=True), group="data")
-    train_fraction: float = setting(0.7, "share of the points to train on", check=number(0, 1, low_open=True),
-                                    group="data")
-    hidden: int = setting(16, "hidden units", check=whole(1), group="model")
-
-    def validate(self) -> None:
-        super().validate()
-        check_radii(self.a, self.b)
-
-
-RECIPES = {
-    "default": RingConfig(epochs=1000, lr=0.02, batch_size=None, weight_decay=1e-4, optimizer="adamw"),
-    "seed": RingConfig(epochs=5000, lr=0.1, batch_size=None, weight_decay=1e-4, optimizer="sgd"),
-}
 
 
 def data_spec(cfg: RingConfig, seed: int) -> dict[str, Any]:
@@ -182,8 +148,5 @@ def format_prediction(record: dict[str, Any]) -> str:
     return f"{record['input']}: in ring {record['in_ring']} (probability {record['probability']:.3f})"
 
 
-register_task(TaskSpec(
-    name="ring-mlp", help="2->16->1 ReLU net trained with BCE + weight decay to find ring points (ring or two-circles data)",
-    config_class=RingConfig, recipes=RECIPES, train=train, evaluate=evaluate, predict=predict,
-    format_prediction=format_prediction, description=__doc__ or "",
-))
+register_task(TaskSpec.from_card(CARD, train=train, evaluate=evaluate, predict=predict,
+                                 format_prediction=format_prediction))
