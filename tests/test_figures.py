@@ -111,15 +111,16 @@ def test_feature_maps_share_one_colour_scale_per_row_with_a_colour_bar(captured)
             ("relu1", torch.rand(1, 4, 6, 6) * torch.tensor([1.0, 0.0, 3.0, 2.0])[None, :, None, None])]
     mnist.plot_feature_maps(maps, np.zeros((28, 28)), "maps.png", channels=4)
     fig = captured["maps.png"]
-    rows = {}
-    for ax in fig.axes:
-        for image in ax.get_images():
-            rows.setdefault(round(ax.get_position().y0, 3), []).append(image.get_clim())
-    layer_rows = [clims for clims in rows.values() if len(clims) == 4]
-    assert len(layer_rows) == 2 and all(len(set(clims)) == 1 for clims in layer_rows)
-    conv, relu = sorted(layer_rows, key=lambda clims: clims[0][0])
-    assert conv[0][0] == -conv[0][1] < 0 and relu[0][0] == 0  # signed rows centred on 0, others from 0
+    rows = [ax.get_images()[0] for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_images()]
+    assert len(rows) == 3  # the input, then one image per layer: its channels side by side
+    conv, relu = rows[1], rows[2]
+    strip = np.asarray(conv.get_array().filled(np.nan))
+    assert strip.shape == (6, 4 * 6 + 3) and np.isnan(strip[:, 6]).all()  # one blank column between channels
+    assert np.allclose(strip[:, 7:13], maps[0][1][0, 1].numpy())  # channel 1, where its tick says
+    assert conv.get_clim()[0] == -conv.get_clim()[1] < 0 and relu.get_clim()[0] == 0  # signed rows centred on 0
+    assert conv.get_clim()[1] == pytest.approx(float(maps[0][1].abs().max()))  # one scale for the whole row
     assert sum(1 for ax in fig.axes if ax.get_label() == "<colorbar>") == 2
+    assert [t.get_text() for t in rows[1].axes.get_xticklabels()] == ["ch 0", "ch 1", "ch 2", "ch 3"]
 
 
 def test_filters_share_one_colour_scale_with_a_colour_bar(captured):
