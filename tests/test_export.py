@@ -168,3 +168,40 @@ def test_readme_onnxruntime_recipe_runs_on_an_exported_digit_mlp(tmp_path, monke
     predicted, true = capsys.readouterr().out.strip().split("] [")
     agree = sum(a == b for a, b in zip(predicted.strip("[").split(", "), true.strip("]").split(", ")))
     assert agree >= 7  # a 5-epoch digit MLP gets at least 7 of the first 8 digits right
+
+
+TASK_RUNS = {  # task -> settings of a tiny run whose checkpoint the export check reads data for
+    "digit-mlp": {"epochs": 1},
+    "ring-mlp": {"epochs": 3},
+    "patch-linear": {"epochs": 3, "ramp": True},
+    "keypoint-fcn": {"epochs": 1, "synthetic": 300, "batch_size": 32},
+    "mnist": {"epochs": 1, "limit": 120, "val_size": 0, "batch_size": 32},
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_RUNS))
+def test_parity_runs_on_the_tasks_own_inputs(task, tmp_path):
+    """The default parity batch is the task's data (test digits, validation faces, ring points, ...), not noise."""
+    import torchlab
+    from torchlab.export import CHECK_BATCH, export_checked, parity_inputs
+    from accelerators import write_fake_mnist
+
+    settings = dict(TASK_RUNS[task])
+    data_dir = "data"
+    if task == "mnist":
+        data_dir = str(write_fake_mnist(tmp_path / "mnist", n_train=120, n_test=40))
+        settings["data_dir"] = data_dir
+    result = torchlab.train(task, out=tmp_path / "run", device="cpu", figures=False, progress=False, **settings)
+    report = export_checked(result.best_checkpoint, "torchscript", tmp_path / "m.pt", data_dir=data_dir)
+    assert report.inputs_source == "task data" and report.checked_inputs == CHECK_BATCH
+    assert report.max_difference <= report.allowed_difference
+    if task == "digit-mlp":  # exactly the first test digits, in the model's input shape
+        from torchlab.data.digits import load_digits_split
+
+        _, meta = torchlab.load(result.best_checkpoint, device="cpu")
+        inputs, _ = parity_inputs(meta, tuple(report.metadata["input_shape"][1:]), data_dir)
+        assert torch.equal(inputs, load_digits_split().x_test[:CHECK_BATCH])
+    if task == "mnist":  # without its files the check falls back to noise, and says why
+        missing = export_checked(result.best_checkpoint, "torchscript", tmp_path / "m2.pt",
+                                 data_dir=str(tmp_path / "nowhere"))
+        assert missing.inputs_source.startswith("random (") and missing.max_difference <= missing.allowed_difference

@@ -9,8 +9,11 @@ and input shape, is recorded as JSON strings in the file's metadata (ONNX `metad
 TorchScript extra file `torchlab.json`); `read_metadata(path)` returns it as a dict.
 
 With `check=True` the exported bytes are loaded back (onnxruntime / torch.jit.load) and run on a
-batch of inputs; the export fails, and nothing is written, unless every output is within
-`TOLERANCE × max(1, largest |checkpoint output|)` of the checkpoint model's. The ONNX file comes
+batch of the task's own inputs (digits and MNIST test images, validation faces, ring points, patch
+pixels; MNIST needs its files in `data_dir`, keypoints read `data` or the faces they were trained
+on), or on standard-normal inputs when the task's data cannot be read here; the export fails,
+and nothing is written, unless every output is within `TOLERANCE × max(1, largest |checkpoint
+output|)` of the checkpoint model's. The ONNX file comes
 from PyTorch's torch.export-based exporter (`torch.onnx.export(dynamo=True)`), which needs the
 optional extra `pip install torchlab[onnx]` (onnx, onnxscript and onnxruntime). TorchScript needs
 nothing more but is deprecated upstream; prefer ONNX.
@@ -30,7 +33,7 @@ import torch
 from torch import nn
 
 from torchlab.checkpoint import atomic_write_bytes, load
-from torchlab.errors import CheckpointError, ExportError, UsageError
+from torchlab.errors import CheckpointError, ExportError, TorchlabError, UsageError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # relative to max(1, largest |output|): float32 kernels differ in summation order
@@ -50,20 +53,24 @@ class ExportReport:
     max_difference: float | None  # None when the check was skipped
     allowed_difference: float | None
     checked_inputs: int
+    inputs_source: str = ""  # "task data" or "random (<why>)"
 
 
 def export(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
-           check: bool = True, inputs: torch.Tensor | None = None) -> Path:
+           check: bool = True, inputs: torch.Tensor | None = None, data_dir: str = "data",
+           data: str | None = None) -> Path:
     """Write `checkpoint`'s model as an ONNX or TorchScript file and return its path (see the module docstring).
 
     out: the file to write (default: `<model name>.onnx` / `.torchscript.pt` beside the checkpoint).
-    inputs: the batch for the parity check (default: CHECK_BATCH standard-normal samples, seed 0).
+    inputs: the batch for the parity check (default: CHECK_BATCH of the task's own inputs, read from
+    `data_dir` / `data` where the task needs files; standard-normal samples when they cannot be read).
     """
-    return export_checked(checkpoint, fmt, out, check, inputs).path
+    return export_checked(checkpoint, fmt, out, check, inputs, data_dir, data).path
 
 
 def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
-                   check: bool = True, inputs: torch.Tensor | None = None) -> ExportReport:
+                   check: bool = True, inputs: torch.Tensor | None = None, data_dir: str = "data",
+                   data: str | None = None) -> ExportReport:
     """`export`, returning the parity check's numbers as well."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -76,18 +83,19 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
         raise UsageError(f"--out {out} is a folder; give a file name such as {out / (meta['model']['name'] + FORMATS[fmt])}")
     metadata = _metadata(meta, spec, Path(checkpoint))
     example = torch.randn(2, *spec, generator=torch.Generator().manual_seed(1))
-    data = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
+    exported = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
     difference = allowed = None
+    source = "given"
     if check:
         if inputs is None:
-            inputs = torch.randn(CHECK_BATCH, *spec, generator=torch.Generator().manual_seed(0))
+            inputs, source = parity_inputs(meta, spec, data_dir, data)
         inputs = inputs.float()
         if tuple(inputs.shape[1:]) != tuple(spec):
             wanted = ", ".join(map(str, spec))
             raise UsageError(f"parity inputs have shape {tuple(inputs.shape)}; the model takes (batch, {wanted})")
         with torch.no_grad():
             expected = model(inputs).numpy()
-        got = _run_onnx(data, inputs) if fmt == "onnx" else _run_torchscript(data, inputs)
+        got = _run_onnx(exported, inputs) if fmt == "onnx" else _run_torchscript(exported, inputs)
         difference = float(abs(got - expected).max()) if expected.size else 0.0
         allowed = TOLERANCE * max(1.0, float(abs(expected).max()) if expected.size else 1.0)
         if got.shape != expected.shape or not difference <= allowed:
@@ -95,8 +103,30 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
                 f"the exported {fmt} model does not reproduce {checkpoint}: outputs of shape {got.shape} differ by up to "
                 f"{difference:.3g} (allowed {allowed:.3g}); nothing was written"
             )
-    atomic_write_bytes(out, data)
-    return ExportReport(out, fmt, metadata, difference, allowed, 0 if inputs is None or not check else len(inputs))
+    atomic_write_bytes(out, exported)
+    return ExportReport(out, fmt, metadata, difference, allowed, 0 if inputs is None or not check else len(inputs),
+                        source if check else "")
+
+
+def parity_inputs(meta: dict[str, Any], spec: tuple[int, ...], data_dir: str = "data",
+                  data: str | None = None) -> tuple[torch.Tensor, str]:
+    """(CHECK_BATCH inputs, where they came from): the task's own inputs when its data can be read here,
+    else standard-normal samples (seed 0) with the reason."""
+    from torchlab.tasks import get_task
+    from torchlab.tasks.base import InferenceOptions
+
+    try:
+        make = get_task(meta["task"]).example_inputs
+    except KeyError:  # a checkpoint of a task this torchlab does not know
+        make = None
+    why = f"task {meta.get('task')!r} has no example inputs"
+    if make is not None:
+        try:
+            inputs = make(meta, InferenceOptions(data_dir=data_dir, data=data), CHECK_BATCH)
+            return inputs.reshape(len(inputs), *spec), "task data"  # e.g. faces (n, 1, 96, 96) for a (9216,) input
+        except (TorchlabError, OSError) as exc:
+            why = str(exc).split(";")[0]
+    return torch.randn(CHECK_BATCH, *spec, generator=torch.Generator().manual_seed(0)), f"random ({why})"
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -21,13 +21,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="onnx (default) or torchscript")
     p.add_argument("--out", help="the file to write (default: <model>.onnx or <model>.torchscript.pt beside the checkpoint)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against the checkpoint model")
+    p.add_argument("--data-dir", default="data",
+                   help="MNIST: folder of the IDX files whose test images the parity check runs on (default: data/)")
+    p.add_argument("--data", help="keypoint tasks: training.csv whose validation faces the parity check runs on "
+                                  "(default: the faces the checkpoint was trained on)")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from torchlab.export import export_checked
 
-    report = export_checked(args.checkpoint, args.fmt, args.out, check=not args.no_check)
+    report = export_checked(args.checkpoint, args.fmt, args.out, check=not args.no_check, data_dir=args.data_dir,
+                            data=args.data)
     meta = report.metadata
     print(f"wrote {report.path} ({report.fmt}, {report.path.stat().st_size / 1e6:.2f} MB)")
     print(f"model: {meta['model']}  input: ({', '.join(map(str, meta['input_shape']))})  output: raw model outputs")
@@ -36,5 +41,5 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("parity: not checked (--no-check)")
     else:
         print(f"parity: max |exported - checkpoint| = {report.max_difference:.2e} on {report.checked_inputs} inputs "
-              f"(allowed {report.allowed_difference:.2e})")
+              f"from {report.inputs_source} (allowed {report.allowed_difference:.2e})")
     return 0

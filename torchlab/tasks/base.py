@@ -123,6 +123,9 @@ class TaskSpec:
     evaluate: Callable[..., dict[str, Any]] | None = None
     predict: Callable[..., list[dict[str, Any]]] | None = None
     format_prediction: Callable[[dict[str, Any]], str] = str
+    # example_inputs(meta, options, count): `count` of the task's own inputs as the model takes them
+    # (normalised), for checks such as the export parity test; None when the task has none to offer
+    example_inputs: Callable[[dict[str, Any], InferenceOptions, int], torch.Tensor] | None = None
 
     @classmethod
     def from_card(cls, card: TaskCard, train: Callable[[Any, Run], RunResult], **functions: Any) -> TaskSpec:

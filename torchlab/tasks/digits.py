@@ -128,5 +128,10 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
             for (label, _, true), p in zip(rows, probs)]
 
 
+def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:
+    """The first `count` digits of the test split, as the model takes them (pixels / 16)."""
+    return load_digits_split().x_test[:count]
+
+
 register_task(TaskSpec.from_card(CARD, train=train, evaluate=evaluate, predict=predict,
-                                 format_prediction=format_digit_prediction))
+                                 format_prediction=format_digit_prediction, example_inputs=example_inputs))

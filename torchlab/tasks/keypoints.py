@@ -192,6 +192,12 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     return records
 
 
+def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:
+    """The first `count` validation faces of the checkpoint's data (or --data), pixels in [0, 1]."""
+    table, split = validation_data(meta, options.data)
+    return to_tensors(table, split.val[:count])[0]
+
+
 for _name, _card in CARDS.items():
     register_task(TaskSpec.from_card(_card, train=partial(train, model_name=_name), evaluate=evaluate, predict=predict,
-                                     format_prediction=format_prediction))
+                                     format_prediction=format_prediction, example_inputs=example_inputs))

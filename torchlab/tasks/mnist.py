@@ -208,5 +208,11 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     return records
 
 
+def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:
+    """The first `count` test images in --data-dir (the checkpoint's digits), normalised as in training."""
+    x, _ = load_test_split(options.data_dir, meta)
+    return normalise(x[:count], meta.get("normalization"))
+
+
 register_task(TaskSpec.from_card(CARD, train=train, evaluate=evaluate, predict=predict,
-                                 format_prediction=format_digit_prediction))
+                                 format_prediction=format_digit_prediction, example_inputs=example_inputs))

@@ -267,5 +267,14 @@ def format_prediction(record: dict[str, Any]) -> str:
     return f"{record['input']}: brightness {record['brightness']:.2f}{extra}"
 
 
+def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:
+    """The first `count` pixels of the checkpoint's patch as scaled design rows [1, x, y] (the model's input)."""
+    rows, _ = design_matrix(patch_from_meta(meta))
+    norm = meta["normalization"]
+    scaled, _ = PatchScaling(norm["coord_divisor"], norm["brightness_divisor"]).apply(
+        rows[:count], torch.zeros(min(count, rows.shape[0]), dtype=rows.dtype))
+    return scaled.float()
+
+
 register_task(TaskSpec.from_card(CARD, train=train, evaluate=evaluate, predict=predict,
-                                 format_prediction=format_prediction))
+                                 format_prediction=format_prediction, example_inputs=example_inputs))

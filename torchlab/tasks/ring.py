@@ -148,5 +148,10 @@ def format_prediction(record: dict[str, Any]) -> str:
     return f"{record['input']}: in ring {record['in_ring']} (probability {record['probability']:.3f})"
 
 
+def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:
+    """The first `count` test points, rebuilt from the checkpoint."""
+    return make_points(meta["data"])[2][:count]
+
+
 register_task(TaskSpec.from_card(CARD, train=train, evaluate=evaluate, predict=predict,
-                                 format_prediction=format_prediction))
+                                 format_prediction=format_prediction, example_inputs=example_inputs))
