@@ -58,11 +58,14 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
     return with_overrides(spec.recipes[name], **overrides)
 
 
-def train(task: str, recipe: str = "default", *, out: str | os.PathLike | None = None, device: str = "auto",
+def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, progress: bool | None = None, figures: bool = True,
           tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
           **overrides: Any) -> RunResult:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
+
+    recipe=None: "default", or the task's CPU recipe when the run's device is the CPU (keypoint-net:
+    "cpu", 18 instead of 100 epochs), with a Note saying so.
 
     Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>)
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
@@ -70,6 +73,8 @@ def train(task: str, recipe: str = "default", *, out: str | os.PathLike | None =
     A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.outdir).
     """
     spec = task_spec(task)
+    if recipe is None:
+        recipe = "default" if config is not None else choose_recipe(spec, device)
     if config is not None and not isinstance(config, spec.config_class):
         raise UsageError(f"config for {task} must be a {spec.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
@@ -86,6 +91,20 @@ def train(task: str, recipe: str = "default", *, out: str | os.PathLike | None =
         if overwrite:
             clear_run(run.out)
         return spec.train(cfg, run)
+
+
+def choose_recipe(spec: TaskSpec, device: str) -> str:
+    """The recipe of a run that names none: "default", or the task's CPU recipe when `device` is the CPU."""
+    if spec.cpu_recipe is None:
+        return "default"
+    from torchlab.device import pick_device
+
+    if pick_device(device).type != "cpu":
+        return "default"
+    cfg = spec.recipes[spec.cpu_recipe]
+    warnings.warn(f"{spec.name} on the CPU trains its '{spec.cpu_recipe}' recipe ({cfg.epochs} epochs); "
+                  "--recipe default (recipe='default') trains the full one", Note, stacklevel=3)
+    return spec.cpu_recipe
 
 
 def check_resume(path: Path, cfg: TrainConfig) -> None:

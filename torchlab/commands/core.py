@@ -100,7 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     card = args.task_card
     overrides = overrides_from(args, card)
     # Usage errors are answered before torch is imported: a bad setting, device name or output folder.
-    with_overrides(card.recipes[args.recipe], **overrides)
+    for recipe in {args.recipe or "default", args.recipe or card.cpu_recipe or "default"}:
+        with_overrides(card.recipes[recipe], **overrides)
     check_device_name(args.device)
     check_output_folder(Path(args.out) if args.out else Path("checkpoints") / card.name, args.resume, args.overwrite)
 

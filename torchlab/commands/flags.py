@@ -84,8 +84,9 @@ def add_run_flags(parser: argparse.ArgumentParser, spec: TaskCard) -> None:
     """The flags of the run itself: recipe, device, seed, output folder, resume, progress, figures."""
     recipes = "; ".join(f"{name}" for name in spec.recipes)
     r = parser.add_argument_group("run")
-    r.add_argument("--recipe", default="default", choices=list(spec.recipes),
-                   help=f"named set of settings ({recipes}); the defaults above show each recipe's values")
+    chosen = f"default: default, or {spec.cpu_recipe} on a CPU" if spec.cpu_recipe else "default: default"
+    r.add_argument("--recipe", default=None, choices=list(spec.recipes),
+                   help=f"named set of settings ({recipes}; {chosen}); the defaults above show each recipe's values")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)")
     r.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and torch (default: 0)")
     r.add_argument("--out", help=f"output folder for checkpoints, history and figures (default: checkpoints/{spec.name})")

@@ -28,6 +28,7 @@ class TaskCard:
     recipes: dict[str, TrainConfig]
     description: str = ""  # longer text for `torchlab train TASK --help`
     flag_aliases: dict[str, tuple[str, Any, str]] = field(default_factory=dict)  # "--fp32": ("amp", False, help)
+    cpu_recipe: str | None = None  # the recipe a run on the CPU gets when none is named ("default" elsewhere)
 
 
 _CARDS: Registry[TaskCard] = Registry("task", [f"{__name__}.{m}" for m in RECIPE_MODULES])

@@ -137,6 +137,7 @@ class TaskSpec:
     recipes = property(lambda self: self.card.recipes)
     description = property(lambda self: self.card.description)
     flag_aliases = property(lambda self: self.card.flag_aliases)
+    cpu_recipe = property(lambda self: self.card.cpu_recipe)
 
 
 @dataclass(frozen=True)
