@@ -15,7 +15,7 @@ TINY = {"device": "cpu", "figures": False, "progress": False, "epochs": 1, "synt
 
 
 def test_a_cpu_run_that_names_no_recipe_trains_the_cpu_recipe(tmp_path):
-    with pytest.warns(Note, match=r"keypoint-net on the CPU trains its 'cpu' recipe \(18 epochs\)"):
+    with pytest.warns(Note, match=r"keypoint-net on the CPU used its 'cpu' recipe \(the default one in 18 epochs\)"):
         result = torchlab.train("keypoint-net", out=tmp_path / "a", **TINY)
     assert result.recipe == "cpu"
     _, meta = torchlab.load(result.best_checkpoint)

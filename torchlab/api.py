@@ -73,8 +73,9 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.outdir).
     """
     spec = task_spec(task)
+    chose_cpu_recipe = recipe is None and config is None and choose_recipe(spec, device) != "default"
     if recipe is None:
-        recipe = "default" if config is not None else choose_recipe(spec, device)
+        recipe = spec.cpu_recipe if chose_cpu_recipe else "default"
     if config is not None and not isinstance(config, spec.config_class):
         raise UsageError(f"config for {task} must be a {spec.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
@@ -90,7 +91,12 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     with locked_output(run.out, enabled=run.is_main):
         if overwrite:
             clear_run(run.out)
-        return spec.train(cfg, run)
+        result = spec.train(cfg, run)
+    if chose_cpu_recipe and run.is_main:  # after the run: a usage error stays the only line on stderr
+        warnings.warn(f"{spec.name} on the CPU used its '{recipe}' recipe (the default one in "
+                      f"{spec.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
+                      Note, stacklevel=2)
+    return result
 
 
 def choose_recipe(spec: TaskSpec, device: str) -> str:
@@ -99,12 +105,7 @@ def choose_recipe(spec: TaskSpec, device: str) -> str:
         return "default"
     from torchlab.device import pick_device
 
-    if pick_device(device).type != "cpu":
-        return "default"
-    cfg = spec.recipes[spec.cpu_recipe]
-    warnings.warn(f"{spec.name} on the CPU trains its '{spec.cpu_recipe}' recipe ({cfg.epochs} epochs); "
-                  "--recipe default (recipe='default') trains the full one", Note, stacklevel=3)
-    return spec.cpu_recipe
+    return spec.cpu_recipe if pick_device(device).type == "cpu" else "default"
 
 
 def check_resume(path: Path, cfg: TrainConfig) -> None:
