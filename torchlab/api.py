@@ -73,9 +73,9 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.outdir).
     """
     spec = task_spec(task)
-    chose_cpu_recipe = recipe is None and config is None and choose_recipe(spec, device) != "default"
+    named = recipe is not None
     if recipe is None:
-        recipe = spec.cpu_recipe if chose_cpu_recipe else "default"
+        recipe = "default" if config is not None else choose_recipe(spec, device)
     if config is not None and not isinstance(config, spec.config_class):
         raise UsageError(f"config for {task} must be a {spec.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
@@ -92,7 +92,7 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
         if overwrite:
             clear_run(run.out)
         result = spec.train(cfg, run)
-    if chose_cpu_recipe and run.is_main:  # after the run: a usage error stays the only line on stderr
+    if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         warnings.warn(f"{spec.name} on the CPU used its '{recipe}' recipe (the default one in "
                       f"{spec.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
                       Note, stacklevel=2)

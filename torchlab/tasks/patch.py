@@ -220,12 +220,22 @@ def patch_from_meta(meta: dict[str, Any]) -> np.ndarray:
     return photo_patch(source.get("image") or None, source["row"], source["col"], source["size"])
 
 
+def saved_scaling(meta: dict[str, Any]) -> PatchScaling:
+    """The scaling a checkpoint's model was trained with."""
+    norm = meta["normalization"]
+    return PatchScaling(norm["coord_divisor"], norm["brightness_divisor"])
+
+
+def model_inputs(scaling: PatchScaling, rows: torch.Tensor) -> torch.Tensor:
+    """Design rows [1, x, y] in pixels as the model takes them (scaled, float32)."""
+    scaled, _ = scaling.apply(rows, torch.zeros(rows.shape[0], dtype=rows.dtype))
+    return scaled.float()
+
+
 def predict_rows(model: nn.Module, meta: dict[str, Any], rows: torch.Tensor) -> torch.Tensor:
     """Brightness (grey levels) at design rows [1, x, y] in pixels, through the checkpoint's scaling."""
-    norm = meta["normalization"]
-    scaling = PatchScaling(norm["coord_divisor"], norm["brightness_divisor"])
-    scaled, _ = scaling.apply(rows, torch.zeros(rows.shape[0], dtype=rows.dtype))
-    return predict_outputs(model, scaled.float()).double().reshape(-1) * scaling.brightness
+    scaling = saved_scaling(meta)
+    return predict_outputs(model, model_inputs(scaling, rows)).double().reshape(-1) * scaling.brightness
 
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
@@ -270,10 +280,7 @@ def format_prediction(record: dict[str, Any]) -> str:
 def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:
     """The first `count` pixels of the checkpoint's patch as scaled design rows [1, x, y] (the model's input)."""
     rows, _ = design_matrix(patch_from_meta(meta))
-    norm = meta["normalization"]
-    scaled, _ = PatchScaling(norm["coord_divisor"], norm["brightness_divisor"]).apply(
-        rows[:count], torch.zeros(min(count, rows.shape[0]), dtype=rows.dtype))
-    return scaled.float()
+    return model_inputs(saved_scaling(meta), rows[:count])
 
 
 register_task(TaskSpec.from_card(CARD, train=train, evaluate=evaluate, predict=predict,
