@@ -22,17 +22,17 @@ MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data)
 FACES_CSV ?= $(firstword $(wildcard ../shared/data/faces/training.csv.gz))
 
 bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST_DIR=folder of the IDX files)
-	$(BIN)/python scripts/bench_digits.py
-	$(BIN)/python scripts/bench_trainer.py
-	$(BIN)/python scripts/bench_small.py
-	$(BIN)/python scripts/bench_mnist.py --data-dir $(MNIST_DIR)
-	$(BIN)/python scripts/bench_keypoints.py $(if $(FACES_CSV),--data $(FACES_CSV))
+	$(BIN)/python tools/bench_digits.py
+	$(BIN)/python tools/bench_trainer.py
+	$(BIN)/python tools/bench_small.py
+	$(BIN)/python tools/bench_mnist.py --data-dir $(MNIST_DIR)
+	$(BIN)/python tools/bench_keypoints.py $(if $(FACES_CSV),--data $(FACES_CSV))
 
-# MODULE=torchlab/early_stopping.py runs one core module; empty runs them all (scripts/mutation.py --list).
+# MODULE=torchlab/engine/early_stopping.py runs one core module; empty runs them all (tools/mutation.py --list).
 MODULE ?=
 
 mutation: $(STAMP)  ## mutation testing of the core with mutmut, under nice (slow: minutes per module); see TESTING.md
-	$(BIN)/python scripts/mutation.py $(MODULE)
+	$(BIN)/python tools/mutation.py $(MODULE)
 
 # gpu-check needs no .venv (a lent GPU machine may have torch but no network): the venv's python when
 # present, else $(PYTHON). Options go in GPU_CHECK_ARGS, e.g. GPU_CHECK_ARGS="--out gpu.md --logs gpu-logs".
@@ -40,7 +40,7 @@ PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 GPU_CHECK_ARGS ?=
 
 gpu-check:  ## on CUDA/MPS: accelerator tests + GPU benchmarks, one Markdown table (about 7 min); elsewhere one line
-	@$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
+	@$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -16,12 +16,13 @@ import torch
 from torch import nn
 
 import torchlab
-from torchlab import distributed
-from torchlab.data.batcher import TensorBatcher, split_indices
+from torchlab.runtime import distributed
+from torchlab.data.batcher import TensorBatcher
+from torchlab.data.splits import split_indices
 from torchlab.data.digits import PIXEL_SCALE, load_digits_split
-from torchlab.inference import predict_outputs
-from torchlab.metrics import Accuracy, accuracy
-from torchlab.tasks.digits import write_figures
+from torchlab.engine.inference import predict_outputs
+from torchlab.engine.metrics import Accuracy, accuracy
+from torchlab.tasks.digits.plots import write_digit_figures as write_figures
 
 
 def main() -> None:

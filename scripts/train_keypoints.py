@@ -17,15 +17,16 @@ from pathlib import Path
 import torch
 
 import torchlab
-from torchlab import distributed
+from torchlab.runtime import distributed
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import KEYPOINT_NAMES, split_rows
 from torchlab.data.keypoints_augment import KeypointAugment
-from torchlab.inference import predict_outputs
-from torchlab.keypoints_eval import (PIXEL_SCALE, load_table, masked_mse, mean_keypoint_baseline, mean_keypoints,
-                                     per_keypoint_rmse, to_tensors)
-from torchlab.metrics import RMSE, masked_rmse
-from torchlab.tasks.keypoints import write_figures
+from torchlab.engine.inference import predict_outputs
+from torchlab.data.keypoints import PIXEL_SCALE, load_table, to_tensors
+from torchlab.engine.metrics import masked_mse
+from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoints, per_keypoint_rmse
+from torchlab.engine.metrics import RMSE, masked_rmse
+from torchlab.tasks.keypoints.plots import write_keypoint_figures as write_figures
 
 
 def main() -> None:

@@ -17,12 +17,14 @@ import torch
 from torch import nn
 
 import torchlab
-from torchlab import distributed
+from torchlab.runtime import distributed
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.mnist import load_mnist, normalization_stats
-from torchlab.inference import class_probabilities, predict_outputs
-from torchlab.metrics import Accuracy, accuracy
-from torchlab.tasks.mnist import hold_out, normalise, write_figures
+from torchlab.engine.inference import class_probabilities, predict_outputs
+from torchlab.engine.metrics import Accuracy, accuracy
+from torchlab.data.splits import hold_out
+from torchlab.data.splits import normalize as normalise
+from torchlab.tasks.mnist.plots import write_mnist_figures as write_figures
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 import torchlab
-from torchlab import distributed
+from torchlab.runtime import distributed
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import PatchScaling, design_matrix, photo_patch
-from torchlab.inference import predict_outputs
-from torchlab.plots.small import plot_patch_panels
-from torchlab.tasks.patch import least_squares, manual_descent
+from torchlab.engine.inference import predict_outputs
+from torchlab.tasks.patch.plots import plot_patch_panels
+from torchlab.tasks.patch.train import least_squares, manual_descent
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 import torchlab
-from torchlab import distributed
+from torchlab.runtime import distributed
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.rings import sample_ring_points, split
-from torchlab.inference import predict_outputs
-from torchlab.metrics import BinaryAccuracy, binary_accuracy
-from torchlab.tasks.ring import write_figures
+from torchlab.data.ring import sample_ring_points, split
+from torchlab.engine.inference import predict_outputs
+from torchlab.engine.metrics import BinaryAccuracy, binary_accuracy
+from torchlab.tasks.ring.plots import write_ring_figures as write_figures
 
 
 def main() -> None:

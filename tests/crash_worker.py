@@ -87,7 +87,7 @@ def main() -> int:
         stall_in_write(int(epoch), Path(marker))
     elif mode != "none":
         raise SystemExit(f"unknown mode {mode!r}")
-    from torchlab.cli import main as cli_main
+    from torchlab.cli.main import main as cli_main
 
     return cli_main(cli_args)
 

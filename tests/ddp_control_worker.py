@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchlab import EarlyStopping, Trainer, distributed
+from torchlab import EarlyStopping, Trainer
+from torchlab.runtime import distributed
 from torchlab.data import TensorBatcher
 from torchlab.errors import TrainingError
 

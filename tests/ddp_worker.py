@@ -19,9 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from torchlab import EarlyStopping, Trainer, distributed
+from torchlab import EarlyStopping, Trainer
+from torchlab.runtime import distributed
 from torchlab.data.batcher import make_loader
-from torchlab.metrics import Accuracy
+from torchlab.engine.metrics import Accuracy
 
 GLOBAL_BATCH = 32
 
@@ -62,7 +63,7 @@ def main() -> int:
     world = distributed.setup(torch.device("cpu"))
     summary = train_blobs(Path(out) / "loader")
     Path(out, f"loader-rank{world.rank}.json").write_text(json.dumps(summary))
-    from torchlab.cli import main as cli_main
+    from torchlab.cli.main import main as cli_main
 
     return cli_main(cli_args)
 

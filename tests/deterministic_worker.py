@@ -18,7 +18,7 @@ import torch
 def main() -> int:
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
-    from torchlab.cli import main as cli_main
+    from torchlab.cli.main import main as cli_main
 
     return cli_main(sys.argv[1:])
 

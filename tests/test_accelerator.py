@@ -43,8 +43,8 @@ from accelerators import (
 from conftest import ROOT
 
 import torchlab
-from torchlab.checkpoint import read_checkpoint
-from torchlab.cli import build_parser, main
+from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.cli.main import build_parser, main
 from torchlab.data.batcher import TensorBatcher
 from torchlab.models import build_model, get_model_spec
 from torchlab.tasks import task_names

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import torchlab
-from torchlab.cli import main
+from torchlab.cli.main import main
 from torchlab.errors import UsageError
 
 
@@ -125,7 +125,7 @@ def test_one_cycle_survives_very_short_runs(epochs, steps):
     import torch
 
     from torchlab.config import TrainConfig
-    from torchlab.tasks.base import make_optimizer
+    from torchlab.engine.optim import make_optimizer
 
     model = torch.nn.Linear(2, 1)
     optimizer, scheduler, _ = make_optimizer(model, TrainConfig(epochs=epochs, lr=0.1, schedule="onecycle",

@@ -1,4 +1,4 @@
-"""scripts/bench_examples_mnist.py on a small fake MNIST: both loops train, report and give a ratio."""
+"""tools/bench_examples_mnist.py on a small fake MNIST: both loops train, report and give a ratio."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from accelerators import write_fake_mnist
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tools"))
 import bench_examples_mnist  # noqa: E402
 
 
@@ -25,7 +25,7 @@ def test_examples_net_has_the_shape_of_pytorch_examples_mnist():
 def test_the_bench_reports_both_loops_and_stops_the_examples_loop_at_the_target(tmp_path):
     mnist = write_fake_mnist(tmp_path / "mnist", n_train=300, n_test=100)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_examples_mnist.py"), "--data-dir", str(mnist),
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_examples_mnist.py"), "--data-dir", str(mnist),
                            "--target", "0.01", "--max-epochs", "3"], capture_output=True, text=True, timeout=300,
                           env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -35,7 +35,7 @@ def test_the_bench_reports_both_loops_and_stops_the_examples_loop_at_the_target(
 
 
 def test_a_missing_data_folder_is_a_one_line_error(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_examples_mnist.py"), "--data-dir",
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_examples_mnist.py"), "--data-dir",
                            str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1

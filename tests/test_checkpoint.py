@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import torchlab
-from torchlab.checkpoint import atomic_write_bytes, make_checkpoint, read_checkpoint, save_checkpoint
+from torchlab.engine.checkpoint import atomic_write_bytes, make_checkpoint, read_checkpoint, save_checkpoint
 from torchlab.errors import CheckpointError
 from torchlab.models import build_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from torchlab.cli import main
+from torchlab.cli.main import main
 
 
 def test_models_lists_digit_mlp_with_its_parameter_count(capsys):
@@ -85,7 +85,7 @@ def test_help_version_and_usage_errors_do_not_import_torch(argv, error):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom torchlab.cli import main\ntry:\n    status = main(sys.argv[1:])\n"
+    code = ("import sys\nfrom torchlab.cli.main import main\ntry:\n    status = main(sys.argv[1:])\n"
             "except SystemExit as exc:\n    status = exc.code\nprint(status, 'torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     status, loads_torch = proc.stdout.strip().splitlines()[-1].split()

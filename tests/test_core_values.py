@@ -14,13 +14,13 @@ import torch
 from torch import nn
 
 from torchlab import EarlyStopping, Trainer
-from torchlab import checkpoint as ckpt
-from torchlab import metrics
-from torchlab.checkpoint import read_checkpoint
+from torchlab.engine import checkpoint as ckpt
+from torchlab.engine import metrics
+from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.data import TensorBatcher
 from torchlab.errors import CheckpointError, TrainingError
-from torchlab.metrics import RMSE, Accuracy, BinaryAccuracy, Metric
-from torchlab.trainer import write_history_csv
+from torchlab.engine.metrics import RMSE, Accuracy, BinaryAccuracy, Metric
+from torchlab.engine.trainer import write_history_csv
 
 
 def read_history(folder) -> list[dict[str, str]]:
@@ -663,7 +663,7 @@ class TwoRanks:
 
 
 def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
-    from torchlab import distributed
+    from torchlab.runtime import distributed
 
     x, y = line_data(4)
     data = TensorBatcher((x, y), 2)
@@ -686,7 +686,7 @@ def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
 
 
 def test_unequal_step_counts_are_refused_before_training(monkeypatch):
-    from torchlab import distributed
+    from torchlab.runtime import distributed
 
     asked = []
     monkeypatch.setattr(distributed, "all_gather_int", lambda n, device: asked.append(n) or [n, n + 1])
@@ -976,7 +976,7 @@ def test_device_handling_on_a_device_the_tests_lack():
 
 
 def test_resume_reads_checkpoints_onto_the_training_device(tmp_path, monkeypatch):
-    from torchlab import trainer as trainer_module
+    from torchlab.engine import trainer as trainer_module
 
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)

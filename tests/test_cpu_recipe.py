@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 import torchlab
-from torchlab.cli import main
+from torchlab.cli.main import main
 from torchlab.errors import Note
 
 TINY = {"device": "cpu", "figures": False, "progress": False, "epochs": 1, "synthetic": 40, "width": 4,

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from conftest import ROOT
 
-from torchlab.checkpoint import read_checkpoint
-from torchlab.cli import main
+from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.cli.main import main
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 EPOCHS = 4

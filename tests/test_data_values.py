@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from torchlab import distributed
-from torchlab.checkpoint import read_checkpoint
-from torchlab.cli import main
+from torchlab.runtime import distributed
+from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.cli.main import main
 from torchlab.data import mnist
-from torchlab.data.batcher import TensorBatcher, make_loader, split_indices
+from torchlab.data.batcher import TensorBatcher, make_loader
+from torchlab.data.splits import split_indices
 from torchlab.errors import DataError, UsageError
 
 

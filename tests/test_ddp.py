@@ -16,11 +16,11 @@ from conftest import ROOT
 from ddp_worker import train_blobs
 
 import torchlab
-from torchlab import distributed
-from torchlab.checkpoint import read_checkpoint
-from torchlab.cli import main
+from torchlab.runtime import distributed
+from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.cli.main import main
 from torchlab.data import TensorBatcher
-from torchlab.device import one_cpu_thread
+from torchlab.runtime.device import one_cpu_thread
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 DIGITS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress", "--seed", "0"]

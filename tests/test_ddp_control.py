@@ -16,7 +16,8 @@ import torch
 from conftest import ROOT
 from ddp_control_worker import batches, stop_run, trainer
 
-from torchlab import EarlyStopping, distributed
+from torchlab import EarlyStopping
+from torchlab.runtime import distributed
 
 WORKER = Path(__file__).with_name("ddp_control_worker.py")
 

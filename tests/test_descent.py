@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchlab.cli import main
-from torchlab.descent import BOWL, MOUNTAIN, gradient, gradient_path, path_summary
+from torchlab.cli.main import main
+from torchlab.lessons.descent import BOWL, MOUNTAIN, gradient, gradient_path, path_summary
 
 
 def test_autograd_gradients_are_the_hand_derived_ones():

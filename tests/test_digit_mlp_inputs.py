@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torchlab.checkpoint import load_state_into, make_checkpoint
+from torchlab.engine.checkpoint import load_state_into, make_checkpoint
 from torchlab.models import build_model
 from torchlab.models.digits import SCALE_FLOOR
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import torchlab
-from torchlab.cli import main
+from torchlab.cli.main import main
 from torchlab.data.digits import load_digits_split
 from torchlab.models import build_model, count_parameters
 
@@ -46,8 +46,8 @@ def test_seed_recipe_matches_the_notebook(tmp_path, capsys):
 def test_same_seed_same_numbers(tmp_path, capsys):
     for name in ("a", "b"):
         main(["train", "digit-mlp", "--epochs", "3", "--seed", "5", "--out", str(tmp_path / name), "--no-figures"])
-    a = torchlab.checkpoint.read_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
-    b = torchlab.checkpoint.read_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
+    a = torchlab.engine.checkpoint.read_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
+    b = torchlab.engine.checkpoint.read_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -56,8 +56,8 @@ def test_cli_resume_equals_uninterrupted_run(tmp_path, capsys):
     main(common + ["--epochs", "6", "--out", str(tmp_path / "straight")])
     main(common + ["--epochs", "3", "--out", str(tmp_path / "resumed")])
     main(common + ["--epochs", "6", "--out", str(tmp_path / "resumed"), "--resume"])
-    a = torchlab.checkpoint.read_checkpoint(tmp_path / "straight" / "last.pt")
-    b = torchlab.checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")
+    a = torchlab.engine.checkpoint.read_checkpoint(tmp_path / "straight" / "last.pt")
+    b = torchlab.engine.checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")
     assert b["epoch"] == 6 and len(b["history"]) == 6
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchlab.checkpoint import make_checkpoint, save_checkpoint
+from torchlab.engine.checkpoint import make_checkpoint, save_checkpoint
 from torchlab.errors import ExportError, UsageError
 from torchlab.export import TOLERANCE, export, read_metadata
 from torchlab.models import build_model, get_model_spec, model_names
@@ -126,7 +126,7 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch):
 
 
 def test_cli_export_prints_the_parity_and_normalisation(tmp_path, capsys):
-    from torchlab.cli import main
+    from torchlab.cli.main import main
 
     ckpt, model = write_checkpoint("mnist-tiny-cnn", tmp_path)
     assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(tmp_path / "t.pt")]) == 0
@@ -154,7 +154,7 @@ def test_readme_onnxruntime_recipe_runs_on_an_exported_digit_mlp(tmp_path, monke
     import re
     from pathlib import Path
 
-    from torchlab.cli import main
+    from torchlab.cli.main import main
 
     section = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split(
         "## Export for inference outside torchlab")[1]

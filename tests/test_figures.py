@@ -10,7 +10,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from torchlab.plots import common, digits, keypoints, mnist, small  # noqa: E402
+from torchlab.lessons import plots as small  # noqa: E402
+from torchlab.reporting import figures as common  # noqa: E402
+from torchlab.tasks.digits import plots as digits  # noqa: E402
+from torchlab.tasks.keypoints import plots as keypoints  # noqa: E402
+from torchlab.tasks.mnist import plots as mnist  # noqa: E402
 
 
 @pytest.fixture
@@ -90,7 +94,7 @@ def test_clip_to_view_stops_a_diverging_path_at_the_edge():
 
 
 def test_descent_paths_stay_in_view_under_the_optimum_marker(captured):
-    from torchlab.descent import BOWL, gradient_path
+    from torchlab.lessons.descent import BOWL, gradient_path
 
     paths = {eta: gradient_path(BOWL, eta, 20) for eta in (0.1, 0.35)}
     small.plot_descent(BOWL, paths, "bowl.png")

@@ -1,4 +1,4 @@
-"""scripts/gpu_check.py on the CPU: the one-line "no accelerator" exit, the figures read from
+"""tools/gpu_check.py on the CPU: the one-line "no accelerator" exit, the figures read from
 recorded (and, for bench_mnist.py, freshly produced) output, the Markdown table, the steps it
 plans, its time limits, and its flow from steps to table with stand-in steps."""
 
@@ -17,7 +17,7 @@ import pytest
 from accelerators import available_accelerators, write_fake_mnist
 from conftest import ROOT
 
-SCRIPT = ROOT / "scripts" / "gpu_check.py"
+SCRIPT = ROOT / "tools" / "gpu_check.py"
 spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
 gpu_check = importlib.util.module_from_spec(spec)
 sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up there
@@ -121,7 +121,7 @@ def test_mnist_figure_reads_what_bench_mnist_prints(tmp_path):
     """The parser against the real script, one small epoch of both loops on a fake MNIST on the CPU."""
     mnist = write_fake_mnist(tmp_path / "mnist", n_train=300, n_test=100)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_mnist.py"), "--data-dir", str(mnist),
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_mnist.py"), "--data-dir", str(mnist),
                            "--device", "cpu", "--epochs", "1", "--threads", "1", "--target", "0.01"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -245,7 +245,7 @@ def test_main_stops_starting_steps_when_the_budget_is_spent(monkeypatch, capsys)
 
 def test_every_planned_torchlab_command_parses(tmp_path):
     """The flags the check passes to `torchlab train` exist (a renamed flag would fail here, not on the GPU)."""
-    from torchlab.cli import build_parser
+    from torchlab.cli.main import build_parser
 
     (tmp_path / "mnist").mkdir()
     steps = [s for s in gpu_check.plan(options(tmp_path), "cuda", str(tmp_path / "s")) if s.argv[:2] == ["-m", "torchlab"]]

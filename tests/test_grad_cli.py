@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torchlab import cli
+from torchlab.cli import main as cli
 from torchlab.gradients import runner
 from torchlab.gradients.result import CheckResult
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torchlab
-from torchlab.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint
-from torchlab.cli import main
+from torchlab.engine.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint
+from torchlab.cli.main import main
 from torchlab.errors import CheckpointError
 from torchlab.models import build_model
 from torchlab.tasks import task_names

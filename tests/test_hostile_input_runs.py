@@ -22,12 +22,12 @@ from torch import nn
 
 import torchlab
 from torchlab import Trainer
-from torchlab.checkpoint import load_state_into, make_checkpoint, save_checkpoint
-from torchlab.cli import main
+from torchlab.engine.checkpoint import load_state_into, make_checkpoint, save_checkpoint
+from torchlab.cli.main import main
 from torchlab.data import TensorBatcher
 from torchlab.errors import CheckpointError, DataError, TrainingError, UsageError
-from torchlab.guards import Note
-from torchlab.messages import shorten
+from torchlab.runtime.guards import Note
+from torchlab.reporting.messages import shorten
 from torchlab.models import build_model
 
 
@@ -137,7 +137,7 @@ def test_sizes_a_task_cannot_hold_are_refused_before_anything_is_written(tmp_pat
 
 def test_landscape_counts_regions_of_more_than_62_units_exactly():
     """Codes 2**i overflowed int64 from 63 units on and merged different on/off patterns."""
-    from torchlab.landscape import activation_regions
+    from torchlab.lessons.landscape import activation_regions
 
     net = build_model("landscape-net", hidden=100, weights="random", seed=0)
     axis = torch.linspace(-2, 2, 100)
@@ -147,16 +147,16 @@ def test_landscape_counts_regions_of_more_than_62_units_exactly():
 
 
 def test_long_descent_shows_progress(capsys, tmp_path, monkeypatch):
-    import torchlab.commands.small as small
-    import torchlab.progress
+    import torchlab.cli.lessons as small
+    import torchlab.reporting.progress
 
-    from torchlab.descent import BOWL, gradient_path
+    from torchlab.lessons.descent import BOWL, gradient_path
 
     counted = []
     gradient_path(BOWL, 0.1, 2500, counted.append)
     assert counted == [1000, 1000, 500]
     monkeypatch.setattr(small, "PROGRESS_FROM", 100)
-    monkeypatch.setattr(torchlab.progress, "mode", lambda setting, stream: "bars")  # as on a terminal
+    monkeypatch.setattr(torchlab.reporting.progress, "mode", lambda setting, stream: "bars")  # as on a terminal
     assert main(["descent", "--steps", "60", "--eta", "0.1", "--no-figures", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "gradient steps" in captured.err and "/120 " in captured.err

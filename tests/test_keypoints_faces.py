@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 import torchlab
-from torchlab.cli import main
+from torchlab.cli.main import main
 from torchlab.data.keypoints import COORD_COLUMNS, IMAGE_SIZE, parse_images
 from torchlab.errors import UsageError
-from torchlab.faces import INSTALL_HINT, Box, check_box, detect_faces, face_square, parse_box
-from torchlab.keypoints_predict import face_to_photo, photo_to_face
-from torchlab.tasks.base import InferenceOptions
-from torchlab.tasks.keypoints import predict
+from torchlab.tasks.keypoints.faces import INSTALL_HINT, Box, check_box, detect_faces, face_square, parse_box
+from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
+from torchlab.tasks.run import InferenceOptions
+from torchlab.tasks.keypoints.infer import predict
 
 REAL_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "training.csv.gz"
 # where the two dev-set faces go on a 640x420 background: (left, top), enlargement

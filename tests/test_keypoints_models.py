@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchlab.cli import main
-from torchlab.keypoints_eval import masked_mse, mean_keypoint_baseline, per_keypoint_rmse
+from torchlab.cli.main import main
+from torchlab.engine.metrics import masked_mse
+from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, per_keypoint_rmse
 from torchlab.models import build_model, count_parameters
 from torchlab.models.keypoints import SoftArgmax2d
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 import torchlab
 import torchlab.data.synthetic_faces as synthetic_faces
-import torchlab.tasks.keypoints as keypoint_task
-from torchlab.cli import main
+import torchlab.tasks.keypoints.train as keypoint_task
+from torchlab.cli.main import main
 from torchlab.data.synthetic_faces import write_lookup_csv, write_test_csv
 
 
@@ -57,12 +57,12 @@ def test_predict_writes_its_files_only_into_the_out_folder(checkpoint, tmp_path)
 
 
 def test_a_failed_write_names_the_file_asked_for_not_a_temp_file(checkpoint, tmp_path, monkeypatch, capsys):
-    import torchlab.checkpoint
+    import torchlab.engine.checkpoint
 
     def refuse(*args, dir=None, prefix="", suffix="", **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x1y2z3{suffix}")
 
-    monkeypatch.setattr(torchlab.checkpoint.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(torchlab.engine.checkpoint.tempfile, "mkstemp", refuse)
     me = photo(tmp_path / "me.png")
     err = one_line_error(capsys, main(["predict", str(checkpoint), str(me), "--out", str(tmp_path / "res"),
                                        "--device", "cpu"]))

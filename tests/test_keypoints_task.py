@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 import torchlab
-from torchlab.cli import build_parser, main
-from torchlab.commands.flags import overrides_from
+from torchlab.cli.main import build_parser, main
+from torchlab.cli.flags import overrides_from
 from torchlab.data.keypoints import COORD_COLUMNS, KEYPOINT_NAMES
 from torchlab.data.synthetic_faces import make_faces, write_lookup_csv, write_test_csv
-from torchlab.keypoints_predict import face_to_photo, photo_to_face
+from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,10 @@ def trained(tmp_path_factory):
         "train", "keypoint-net", "--synthetic", "200", "--width", "8", "--epochs", "4", "--batch-size", "16",
         "--lr", "5e-3", "--no-augment", "--device", "cpu", "--out", str(out), "--no-progress",
     ])
-    assert overrides_from(args, args.task_card) == {"synthetic": 200, "width": 8, "epochs": 4, "batch_size": 16,
+    assert overrides_from(args, args.task_entry) == {"synthetic": 200, "width": 8, "epochs": 4, "batch_size": 16,
                                                     "lr": 5e-3, "augment": False}
     result = torchlab.train("keypoint-net", args.recipe, out=out, device="cpu", progress=False,
-                            **overrides_from(args, args.task_card))
+                            **overrides_from(args, args.task_entry))
     return out, result.summary
 
 
@@ -129,7 +129,7 @@ def test_recipes_are_configs_with_the_old_values():
         assert (seed.missing, seed.augment, seed.mean_init) == ("drop", False, False)
     args = build_parser().parse_args(["train", "keypoint-cnn", "--missing", "drop", "--flip-sum", "96", "--augment",
                                       "--data", "t.csv"])
-    assert overrides_from(args, args.task_card) == {"missing": "drop", "flip_sum": 96.0, "augment": True, "data": "t.csv"}
+    assert overrides_from(args, args.task_entry) == {"missing": "drop", "flip_sum": 96.0, "augment": True, "data": "t.csv"}
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -168,7 +168,7 @@ def test_predict_validation_faces_and_a_test_csv(trained, tmp_path, capsys):
 
 def test_a_checkpoint_without_a_config_still_evaluates(trained, tmp_path, capsys):
     """best.pt as written before typed configs: no "config", the recipe's hyper-parameters as "hparams"."""
-    from torchlab.checkpoint import read_checkpoint, save_checkpoint
+    from torchlab.engine.checkpoint import read_checkpoint, save_checkpoint
 
     out, summary = trained
     checkpoint = read_checkpoint(out / "best.pt")

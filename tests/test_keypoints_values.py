@@ -36,7 +36,7 @@ from torchlab.data.keypoints_augment import (
     flip_keypoints,
 )
 from torchlab.errors import DataError
-from torchlab.tasks.keypoints import masked_mse, mean_keypoints
+from torchlab.tasks.keypoints.train import masked_mse, mean_keypoints
 
 LEFT_EYE, RIGHT_EYE = KEYPOINT_NAMES.index("left_eye_center"), KEYPOINT_NAMES.index("right_eye_center")
 NOSE = KEYPOINT_NAMES.index("nose_tip")

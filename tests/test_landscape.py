@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchlab.cli import main
-from torchlab.landscape import activation_regions, count_pieces, count_pieces_numeric, kinks_on_line
+from torchlab.cli.main import main
+from torchlab.lessons.landscape import activation_regions, count_pieces, count_pieces_numeric, kinks_on_line
 from torchlab.models import build_model, count_parameters
 
 

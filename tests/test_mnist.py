@@ -199,14 +199,14 @@ def test_recipes_are_configs_with_the_old_values():
 
 
 def test_command_line_flags_keep_their_spelling():
-    from torchlab.cli import build_parser
-    from torchlab.commands.flags import overrides_from
+    from torchlab.cli.main import build_parser
+    from torchlab.cli.flags import overrides_from
 
     argv = ["train", "mnist", "--data-dir", "d", "--download", "--digits", "4", "5", "--limit", "100", "--val-size",
             "10", "--no-augment", "--model", "mnist-mlp", "--channels", "4", "8", "16", "--hidden", "7", "--activation",
             "relu", "--label-smoothing", "0.1", "--threads", "1", "--fp32", "--batch-size", "none", "--channels-last"]
     args = build_parser().parse_args(argv)
-    cfg = torchlab.get_recipe("mnist", **overrides_from(args, args.task_card))
+    cfg = torchlab.get_recipe("mnist", **overrides_from(args, args.task_entry))
     assert (cfg.data_dir, cfg.download, cfg.digits, cfg.limit, cfg.val_size, cfg.augment) == ("d", True, (4, 5), 100, 10, False)
     assert (cfg.model, cfg.channels, cfg.hidden, cfg.activation, cfg.label_smoothing) == ("mnist-mlp", (4, 8, 16), 7, "relu", 0.1)
     assert (cfg.threads, cfg.amp, cfg.batch_size, cfg.channels_last) == (1, False, None, True)

@@ -9,9 +9,9 @@ import textwrap
 import pytest
 
 import torchlab
-from torchlab.cli import main
+from torchlab.cli.main import main
 from torchlab.errors import UsageError
-from torchlab.outdir import LOCK_NAME, locked_output
+from torchlab.runtime.output_folder import LOCK_NAME, locked_output
 
 FAST = ["--epochs", "1", "--device", "cpu", "--no-progress"]
 
@@ -57,7 +57,7 @@ def test_a_second_process_cannot_write_into_a_locked_folder(tmp_path):
     holder = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from torchlab.outdir import locked_output
+        from torchlab.runtime.output_folder import locked_output
         with locked_output(Path({str(out)!r})):
             print("locked", flush=True)
             sys.stdin.readline()

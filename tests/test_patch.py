@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import torchlab
-from torchlab.cli import main
+from torchlab.cli.main import main
 from torchlab.data.patch import PatchScaling, design_matrix, photo_patch, ramp_patch
 from torchlab.errors import DataError, TrainingError
-from torchlab.tasks.patch import describe_residuals, least_squares, manual_descent
+from torchlab.tasks.patch.train import describe_residuals, least_squares, manual_descent
 
 
 def _weights_in_grey_levels(checkpoint) -> torch.Tensor:

@@ -15,8 +15,8 @@ from torch import nn
 
 from torchlab import EarlyStopping, Trainer
 from torchlab.data import TensorBatcher
-from torchlab.metrics import Accuracy
-from torchlab.progress import mode
+from torchlab.engine.metrics import Accuracy
+from torchlab.reporting.progress import mode
 
 from conftest import ROOT
 

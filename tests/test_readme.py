@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from torchlab.cli import main
+from torchlab.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

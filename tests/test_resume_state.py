@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from torchlab import EarlyStopping, Trainer
-from torchlab.checkpoint import read_checkpoint, save_checkpoint
+from torchlab.engine.checkpoint import read_checkpoint, save_checkpoint
 from torchlab.data import TensorBatcher
 from torchlab.errors import CheckpointError
-from torchlab.metrics import Metric
+from torchlab.engine.metrics import Metric
 
 EPOCHS = 6
 CRASH_AFTER = 3

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import torchlab
-from torchlab.cli import main
-from torchlab.data.rings import (
+from torchlab.cli.main import main
+from torchlab.data.ring import (
     SEED_ANSWERS,
     SEED_TEST_POINTS,
     best_diamond,

@@ -14,8 +14,8 @@ import torch
 from conftest import ROOT
 
 import torchlab
-from torchlab.checkpoint import FORMAT, read_checkpoint
-from torchlab.cli import main
+from torchlab.engine.checkpoint import FORMAT, read_checkpoint
+from torchlab.cli.main import main
 from torchlab.errors import CheckpointError
 
 
@@ -92,7 +92,7 @@ def test_resume_refuses_crafted_last_pt(tmp_path, capsys):
 
 def test_no_code_path_loads_unsafely():
     """Every torch.load in the package and scripts passes weights_only=True; no pickle/allow_pickle loads."""
-    sources = sorted((ROOT / "torchlab").rglob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
+    sources = sorted((ROOT / "torchlab").rglob("*.py")) + sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
     assert len(sources) > 10
     offenders = []
     for path in sources:

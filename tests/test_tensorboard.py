@@ -11,7 +11,7 @@ from torch import nn
 from torchlab import Trainer
 from torchlab.data import TensorBatcher
 from torchlab.errors import DataError, UsageError
-from torchlab.metrics import Accuracy
+from torchlab.engine.metrics import Accuracy
 
 event_accumulator = pytest.importorskip(
     "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard package is absent")
@@ -74,7 +74,7 @@ def test_figures_are_logged_as_images(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from torchlab.tensorboard import log_figures
+    from torchlab.reporting.tensorboard import log_figures
 
     fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
     ax.plot([0, 1], [1, 0])
@@ -86,7 +86,7 @@ def test_figures_are_logged_as_images(tmp_path):
 
 
 def test_unreadable_figure_is_a_data_error_and_writes_nothing(tmp_path):
-    from torchlab.tensorboard import log_figures
+    from torchlab.reporting.tensorboard import log_figures
 
     (tmp_path / "notes.png").write_text("not a picture")
     with pytest.raises(DataError, match="notes.png"):

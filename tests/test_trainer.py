@@ -10,10 +10,10 @@ from torch import nn
 
 import torchlab
 from torchlab import EarlyStopping, Trainer
-from torchlab.checkpoint import read_checkpoint
+from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.data import TensorBatcher
 from torchlab.errors import TrainingError
-from torchlab.metrics import Accuracy, Metric
+from torchlab.engine.metrics import Accuracy, Metric
 
 
 class Scripted(Metric):

@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "torchlab.api", "evaluate": "torchlab.api", "predict": "torchlab.api", "get_recipe": "torchlab.api",
     "recipe_names": "torchlab.api", "task_names": "torchlab.api", "open_checkpoint": "torchlab.api",
-    "LoadedCheckpoint": "torchlab.api", "RunResult": "torchlab.tasks.base", "load": "torchlab.checkpoint",
-    "pick_device": "torchlab.device", "seed_everything": "torchlab.device",
-    "EarlyStopping": "torchlab.early_stopping", "Trainer": "torchlab.trainer", "FitResult": "torchlab.trainer",
+    "LoadedCheckpoint": "torchlab.api", "RunResult": "torchlab.tasks.run", "load": "torchlab.engine.checkpoint",
+    "pick_device": "torchlab.runtime.device", "seed_everything": "torchlab.runtime.device",
+    "EarlyStopping": "torchlab.engine.early_stopping", "Trainer": "torchlab.engine.trainer", "FitResult": "torchlab.engine.trainer",
     "build_model": "torchlab.models", "count_parameters": "torchlab.models", "get_model_spec": "torchlab.models",
     "model_names": "torchlab.models",
     "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value  # next time: a plain attribute
         return value
-    try:  # a submodule: torchlab.checkpoint, torchlab.data, ...
+    try:  # a submodule: torchlab.engine.checkpoint, torchlab.data, ...
         return importlib.import_module(f"torchlab.{name}")
     except ModuleNotFoundError:
         raise AttributeError(f"module 'torchlab' has no attribute {name!r}") from None
@@ -48,10 +48,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from torchlab.api import (LoadedCheckpoint, evaluate, get_recipe, open_checkpoint, predict, recipe_names,
                               task_names, train)
-    from torchlab.checkpoint import load
-    from torchlab.device import pick_device, seed_everything
-    from torchlab.early_stopping import EarlyStopping
+    from torchlab.engine.checkpoint import load
+    from torchlab.runtime.device import pick_device, seed_everything
+    from torchlab.engine.early_stopping import EarlyStopping
     from torchlab.errors import CheckpointError, DataError, DeviceError, TorchlabError, TrainingError, UsageError
     from torchlab.models import build_model, count_parameters, get_model_spec, model_names
-    from torchlab.tasks.base import RunResult
-    from torchlab.trainer import FitResult, Trainer
+    from torchlab.tasks.run import RunResult
+    from torchlab.engine.trainer import FitResult, Trainer

@@ -2,6 +2,6 @@
 
 import sys
 
-from torchlab.cli import main
+from torchlab.cli.main import main
 
 sys.exit(main())

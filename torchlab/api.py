@@ -21,15 +21,21 @@ from typing import Any
 
 from torch import nn
 
-from torchlab.config import TrainConfig, field_names, flag_name, resume_conflicts, with_overrides
+from torchlab.config import (
+    TrainConfig,
+    field_names,
+    flag_name,
+    resume_conflicts,
+    with_overrides,
+)
 from torchlab.errors import CheckpointError, UsageError
-from torchlab.guards import Note
-from torchlab.messages import shorten
-from torchlab.outdir import clear_run, locked_output
-from torchlab.records import FORMATS, write_records
-from torchlab.tasks import TaskSpec, get_task
+from torchlab.reporting.messages import shorten
+from torchlab.reporting.records import FORMATS, write_records
+from torchlab.runtime.guards import Note
+from torchlab.runtime.output_folder import clear_run, locked_output
+from torchlab.tasks import Task, get_task
 from torchlab.tasks import task_names as _task_names
-from torchlab.tasks.base import InferenceOptions, RunOptions, RunResult, start_run
+from torchlab.tasks.run import InferenceOptions, RunOptions, RunResult, start_run
 
 
 def task_names() -> list[str]:
@@ -37,7 +43,7 @@ def task_names() -> list[str]:
     return _task_names()
 
 
-def task_spec(task: str) -> TaskSpec:
+def find_task(task: str) -> Task:
     """The registered task; an unknown name is a UsageError listing the known ones."""
     try:
         return get_task(task)
@@ -47,15 +53,15 @@ def task_spec(task: str) -> TaskSpec:
 
 def recipe_names(task: str) -> list[str]:
     """The named recipes of `task` ("default" first)."""
-    return list(task_spec(task).recipes)
+    return list(find_task(task).recipes)
 
 
 def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfig:
     """The config of recipe `name` of `task`, with `overrides` (config field names) applied."""
-    spec = task_spec(task)
-    if name not in spec.recipes:
-        raise UsageError(f"unknown recipe {name!r} for {task}; choose one of: {', '.join(spec.recipes)}")
-    return with_overrides(spec.recipes[name], **overrides)
+    entry = find_task(task)
+    if name not in entry.recipes:
+        raise UsageError(f"unknown recipe {name!r} for {task}; choose one of: {', '.join(entry.recipes)}")
+    return with_overrides(entry.recipes[name], **overrides)
 
 
 def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None = None, device: str = "auto",
@@ -70,18 +76,18 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>)
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
     tensorboard=True also logs scalars and figures to <out>/tensorboard (torchlab[tensorboard]).
-    A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.outdir).
+    A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.runtime.output_folder).
     """
-    spec = task_spec(task)
+    entry = find_task(task)
     named = recipe is not None
     if recipe is None:
-        recipe = "default" if config is not None else choose_recipe(spec, device)
-    if config is not None and not isinstance(config, spec.config_class):
-        raise UsageError(f"config for {task} must be a {spec.config_class.__name__}, got {type(config).__name__}")
+        recipe = "default" if config is not None else choose_recipe(entry, device)
+    if config is not None and not isinstance(config, entry.config_class):
+        raise UsageError(f"config for {task} must be a {entry.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
                          tensorboard=tensorboard, overwrite=overwrite)
-    run = start_run(spec.name, recipe, cfg, options)
+    run = start_run(entry.name, recipe, cfg, options)
     if cfg.amp and run.device.type != "cuda" and run.is_main and (overrides.get("amp") or config is not None):
         where = "the CPU" if run.device.type == "cpu" else run.device.type.upper()
         warnings.warn(f"--amp does nothing on {where}: bf16 autocast runs on CUDA only, so this run trains in "
@@ -91,26 +97,26 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     with locked_output(run.out, enabled=run.is_main):
         if overwrite:
             clear_run(run.out)
-        result = spec.train(cfg, run)
+        result = entry.function("train")(cfg, run)
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
-        warnings.warn(f"{spec.name} on the CPU used its '{recipe}' recipe (the default one in "
-                      f"{spec.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
+        warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one in "
+                      f"{entry.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
                       Note, stacklevel=2)
     return result
 
 
-def choose_recipe(spec: TaskSpec, device: str) -> str:
+def choose_recipe(entry: Task, device: str) -> str:
     """The recipe of a run that names none: "default", or the task's CPU recipe when `device` is the CPU."""
-    if spec.cpu_recipe is None:
+    if entry.cpu_recipe is None:
         return "default"
-    from torchlab.device import pick_device
+    from torchlab.runtime.device import pick_device
 
-    return spec.cpu_recipe if pick_device(device).type == "cpu" else "default"
+    return entry.cpu_recipe if pick_device(device).type == "cpu" else "default"
 
 
 def check_resume(path: Path, cfg: TrainConfig) -> None:
     """Refuse to resume with settings that change the data split, the model or the schedule."""
-    from torchlab.checkpoint import read_checkpoint
+    from torchlab.engine.checkpoint import read_checkpoint
 
     saved = read_checkpoint(path).get("config")
     if not saved:
@@ -130,14 +136,14 @@ class LoadedCheckpoint:
     path: Path
     model: nn.Module
     meta: dict[str, Any]
-    task: TaskSpec
+    task: Task
 
 
 def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: str = "auto") -> LoadedCheckpoint:
     """Load a checkpoint written by torchlab.train and find its task."""
     if isinstance(checkpoint, LoadedCheckpoint):
         return checkpoint
-    from torchlab.checkpoint import load
+    from torchlab.engine.checkpoint import load
 
     model, meta = load(checkpoint, device=device)
     try:
@@ -195,10 +201,11 @@ def evaluate(checkpoint: str | os.PathLike | LoadedCheckpoint, *, device: str = 
              data_dir: str = "data", data: str | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on its task's test (or validation) split."""
     loaded = open_checkpoint(checkpoint, device)
-    if loaded.task.evaluate is None:
+    evaluate_fn = loaded.task.function("evaluate")
+    if evaluate_fn is None:
         raise UsageError(f"task {loaded.task.name} has no evaluate command")
     options = _options(batch_size, data_dir=data_dir, data=data)
-    return _call_task(loaded, loaded.task.evaluate, options)
+    return _call_task(loaded, evaluate_fn, options)
 
 
 def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] | tuple[str, ...] = (), *,
@@ -221,11 +228,12 @@ def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] 
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file; predict writes FOLDER/predictions.{format}: give a folder")
     loaded = open_checkpoint(checkpoint, device)
-    if loaded.task.predict is None:
+    predict_fn = loaded.task.function("predict")
+    if predict_fn is None:
         raise UsageError(f"task {loaded.task.name} has no predict command")
     options = _options(batch_size, data_dir=data_dir, data=data, index=tuple(index), out=out, format=format,
                        submission=submission, boxes=tuple(tuple(b) for b in boxes), detect=detect)
-    records = _call_task(loaded, loaded.task.predict, [str(i) for i in inputs], options)
+    records = _call_task(loaded, predict_fn, [str(i) for i in inputs], options)
     if out is not None:
         write_records(records if format == "json" else [_flat(r) for r in records],
                       Path(out) / f"predictions.{format}", format)

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.checkpoint import atomic_write_bytes, load
+from torchlab.engine.checkpoint import atomic_write_bytes, load
 from torchlab.errors import CheckpointError, ExportError, TorchlabError, UsageError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -113,10 +113,10 @@ def parity_inputs(meta: dict[str, Any], spec: tuple[int, ...], data_dir: str = "
     """(CHECK_BATCH inputs, where they came from): the task's own inputs when its data can be read here,
     else standard-normal samples (seed 0) with the reason."""
     from torchlab.tasks import get_task
-    from torchlab.tasks.base import InferenceOptions
+    from torchlab.tasks.run import InferenceOptions
 
     try:
-        make = get_task(meta["task"]).example_inputs
+        make = get_task(meta["task"]).function("example_inputs")
     except KeyError:  # a checkpoint of a task this torchlab does not know
         make = None
     why = f"task {meta.get('task')!r} has no example inputs"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from torchlab import distributed
+from torchlab.runtime import distributed
 
 BatchTransform = Callable[[tuple[torch.Tensor, ...], torch.Generator], tuple[torch.Tensor, ...]]
 
@@ -120,16 +120,6 @@ class TensorBatcher:
             if self.transform is not None:
                 batch = self.transform(batch, generator)
             yield batch
-
-
-def split_indices(n: int, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random (train, holdout) index split with `fraction` of n samples held out."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=g)
-    k = max(1, int(round(n * fraction)))
-    return perm[k:], perm[:k]
 
 
 def make_loader(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from torchlab.errors import DataError, UsageError
-from torchlab.recipes.mnist import validate_digits
+from torchlab.tasks.mnist.config import validate_digits
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -232,3 +232,13 @@ def random_affine(
     background = images[:, :, :1, :1]
     moved = torch.nn.functional.grid_sample(images - background, grid.to(images.dtype), align_corners=False)
     return moved + background
+
+
+def load_test_split(data_dir: str | os.PathLike, digits: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images (n, 1, 28, 28) in [0, 1] and targets; with `digits` (A, B) only those two, target 1 for B."""
+    images, labels = load_split(data_dir, "test")
+    x = torch.from_numpy(images.astype(np.float32) / PIXEL_SCALE).unsqueeze(1)
+    if digits:
+        keep = torch.from_numpy((labels == digits[0]) | (labels == digits[1]))
+        return x[keep], torch.from_numpy((labels[keep.numpy()] == digits[1]).astype(np.int64))
+    return x, torch.from_numpy(labels)

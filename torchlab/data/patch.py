@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from torchlab.errors import DataError
-from torchlab.recipes.patch import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
-
+from torchlab.tasks.patch.config import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
 
 
 def default_photo() -> Path:

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torchlab.checkpoint import atomic_write_text
 from torchlab.data.keypoints import (
     ALWAYS_PRESENT,
     FLIP_SUM,
@@ -34,6 +33,7 @@ from torchlab.data.keypoints import (
     format_test_csv,
     format_training_csv,
 )
+from torchlab.engine.checkpoint import atomic_write_text
 
 # An average upright face (pixels, image centre near (48, 50)), keypoints in Kaggle's order.
 TEMPLATE = np.array([

@@ -7,13 +7,12 @@ family means adding a file here and its name there. `build_model(name, **kwargs)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
-
-from torchlab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ class ModelSpec:
         return self.cls(**{**self.defaults, **kwargs})
 
 
-MODEL_MODULES = ("digits", "keypoints", "mnist", "small")
-_MODELS: Registry[ModelSpec] = Registry("model", [f"{__name__}.{m}" for m in MODEL_MODULES])
+MODEL_MODULES = ("digits", "keypoints", "mnist", "patch", "ring")
+_MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(
@@ -45,19 +44,31 @@ def register_model(
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
         doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
-        _MODELS.register(name, ModelSpec(name, cls, dict(defaults or {}), input_shape, doc))
+        spec = ModelSpec(name, cls, dict(defaults or {}), input_shape, doc)
+        if _MODELS.get(name, spec) != spec:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = spec
         return cls
 
     return decorate
 
 
+def _load() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
 def model_names() -> list[str]:
-    return _MODELS.names()
+    _load()
+    return sorted(_MODELS)
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; KeyError lists the known names."""
-    return _MODELS.get(name)
+    _load()
+    if name not in _MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

@@ -1,0 +1,106 @@
+"""Command-line flags generated from a task's config class, and back to overrides.
+
+Each config field becomes `--field-name` (type, choices, tuple length and help from the
+field's metadata); booleans get `--x/--no-x`. A flag left out is absent from the parsed
+namespace, so only what the user typed becomes an override of the recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from torchlab.config import field_types, flag_name
+from torchlab.tasks import Task
+
+GROUP_TITLES = {"data": "data", "model": "model",
+                "training": "training (defaults come from the recipe)", "speed": "speed"}
+
+
+def _parts(hint: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed) of `int | None`-style hints."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], len(rest) < len(args)
+    return hint, False
+
+
+def _converter(kind: Any, optional: bool):
+    def convert(text: str) -> Any:
+        if optional and text.lower() == "none":
+            return None
+        return kind(text)
+
+    convert.__name__ = kind.__name__  # argparse names the type in "invalid int value" messages
+    return convert
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def recipe_defaults(task: Task, name: str) -> str:
+    """'default: 3; long: 12' when the recipes differ on field `name`, else 'default: 3'."""
+    values = {recipe: getattr(cfg, name) for recipe, cfg in task.recipes.items()}
+    if len({repr(v) for v in values.values()}) == 1:
+        return f"default: {_shown(values['default'])}"
+    return "; ".join(f"{recipe}: {_shown(v)}" for recipe, v in values.items())
+
+
+def add_config_flags(parser: argparse.ArgumentParser, task: Task) -> None:
+    """One flag per config field, grouped as the metadata says, plus the task's aliases."""
+    hints = field_types(task.config_class)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(task.config_class):
+        meta = f.metadata
+        title = GROUP_TITLES.get(meta.get("group", "training"), meta.get("group", "training"))
+        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
+        kind, optional = _parts(hints[f.name])
+        help_text = f"{meta.get('help', '')} ({recipe_defaults(task, f.name)})".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is tuple:
+            kwargs.update(type=_converter(typing.get_args(kind)[0], False), nargs=meta.get("nargs") or "+")
+        else:
+            kwargs["type"] = _converter(kind, optional)
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        group.add_argument(flag_name(f.name), **kwargs)
+    for flag, (name, value, help_text) in task.flag_aliases.items():
+        parser.add_argument(flag, dest=name, action="store_const", const=value, default=argparse.SUPPRESS,
+                            help=help_text)
+
+
+def add_run_flags(parser: argparse.ArgumentParser, task: Task) -> None:
+    """The flags of the run itself: recipe, device, seed, output folder, resume, progress, figures."""
+    recipes = "; ".join(f"{name}" for name in task.recipes)
+    r = parser.add_argument_group("run")
+    chosen = f"default: default, or {task.cpu_recipe} on a CPU" if task.cpu_recipe else "default: default"
+    r.add_argument("--recipe", default=None, choices=list(task.recipes),
+                   help=f"named set of settings ({recipes}; {chosen}); the defaults above show each recipe's values")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)")
+    r.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and torch (default: 0)")
+    r.add_argument("--out", help=f"output folder for checkpoints, history and figures (default: checkpoints/{task.name})")
+    r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its checkpoints, history and figures are removed first)")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--no-figures", action="store_true", help="skip writing figures")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="also log every epoch's quantities, the lr per step and the figures to <out>/tensorboard "
+                        "(pip install torchlab[tensorboard])")
+
+
+def overrides_from(args: argparse.Namespace, task: Task) -> dict[str, Any]:
+    """The config fields the user set on the command line."""
+    names = {f.name for f in dataclasses.fields(task.config_class)}
+    return {k: v for k, v in vars(args).items() if k in names}

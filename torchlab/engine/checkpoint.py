@@ -1,0 +1,271 @@
+"""Checkpoints: self-describing dicts of tensors and primitives, written atomically,
+read back only with `torch.load(weights_only=True)` so a file can never run code."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+import stat
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchlab.errors import CheckpointError
+from torchlab.reporting.messages import shorten
+
+FORMAT = "torchlab-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "task", "model", "state_dict")
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike, data: bytes, *, also: tuple[str | os.PathLike, ...] = (), durable: bool = True
+) -> None:
+    """Write bytes to `path` so that readers see the old file or the new one, never half of one.
+
+    The bytes go to a temporary file in the same folder, are flushed (and fsynced when
+    `durable`), and the file is renamed over `path`. Each path in `also` (same folder) gets the
+    same content first, as a hard link to the same temporary file, so one write and one fsync
+    serve several names (best.pt and last.pt after an improving epoch).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    created = [tmp]
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        for other in map(Path, also):
+            twin = other.parent / f".{other.name}.{os.path.basename(tmp)}"
+            try:
+                os.link(tmp, twin)
+            except OSError:  # no hard links here: write a second copy
+                atomic_write_bytes(other, data, durable=durable)
+                continue
+            created.append(str(twin))
+            os.replace(twin, other)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in created:
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
+    """Serialise a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`;
+    each of `more_paths` (same folder) is updated first, to the same bytes."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, buffer.getvalue(), also=more_paths)
+    return Path(path)
+
+
+def add_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
+    """Merge `metrics` into an existing checkpoint's metadata (e.g. the test accuracy of best.pt),
+    so `torchlab.load` reports them; a missing file is left alone."""
+    path = Path(path)
+    if path.exists():
+        checkpoint = read_checkpoint(path)
+        checkpoint["metrics"] = {**checkpoint.get("metrics", {}), **plain(metrics)}
+        save_checkpoint(checkpoint, path)
+
+
+def make_checkpoint(
+    *,
+    task: str,
+    model_name: str,
+    model: nn.Module,
+    model_kwargs: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The checkpoint dict every torchlab file holds; `extra` adds epoch, history, normalisation, ..."""
+    import torchlab
+
+    state_dict = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    checkpoint = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "task": task,
+        "model": {"name": model_name, "class": type(_unwrap(model)).__name__, "kwargs": dict(model_kwargs)},
+        "state_dict": state_dict,
+        "versions": {"torch": str(torch.__version__), "torchlab": torchlab.__version__},
+    }
+    checkpoint.update({key: plain(value) for key, value in extra.items()})
+    return checkpoint
+
+
+def plain(value: Any) -> Any:
+    """Recursively turn NumPy scalars/arrays, paths and tuples into types a weights_only load accepts."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, (int, str)) else k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
+    if isinstance(value, torch.Tensor) or value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, (os.PathLike, torch.device)):
+        return str(value)
+    raise TypeError(f"checkpoint metadata cannot hold {type(value).__name__}; use plain numbers, strings, lists, dicts")
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint dict. Never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; train first (torchlab train TASK) or check the path")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass a checkpoint file such as {path / 'best.pt'}")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block the read forever
+        raise CheckpointError(f"{path} is not a regular file (a pipe, socket or device); pass a checkpoint file")
+    try:
+        with warnings.catch_warnings():  # hostile bytes can trigger parser warnings; the error below says it all
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"unsupported (?:global:? )?GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+        target = found.group(1) if found else _pickled_global(path)
+        if target:  # a reference to a Python callable: unpickling it is how a file runs code
+            raise CheckpointError(
+                f"{path} was refused: it refers to the Python object {target}, which a safe (weights_only) "
+                "load does not unpickle because that could run code; torchlab only opens checkpoints it wrote"
+            ) from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (not a torch file, or a pickle a safe load cannot read); "
+            "retrain or point at best.pt/last.pt of a finished run"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or not a torch file: {type(exc).__name__}); "
+            "retrain or point at best.pt/last.pt of a finished run"
+        ) from None
+    except Exception as exc:  # any other parser failure on hostile bytes
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}); "
+                              "retrain or point at best.pt/last.pt of a finished run") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a torchlab checkpoint (no '{FORMAT}' marker)")
+    missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete torchlab checkpoint (missing {', '.join(missing)})")
+    if checkpoint["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer torchlab (format {checkpoint['format_version']}); upgrade torchlab"
+        )
+    return checkpoint
+
+
+def _pickled_global(path: Path, limit: int = 1 << 20) -> str | None:
+    """The first Python object a plain pickle file refers to ('posix.system'), or None when its first
+    `limit` bytes are not such a pickle. Reads the opcodes with pickletools; nothing is unpickled."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(io.BytesIO(f.read(limit))):
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"{strings[-2]}.{strings[-1]}"
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # not a pickle, or cut off at `limit`: nothing to name
+        return None
+    return None
+
+
+def check_finite_weights(state_dict: dict[str, Any], path: str | os.PathLike) -> None:
+    """A CheckpointError naming the first tensor that holds NaN or infinite values."""
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path} holds non-finite weights ({bad:,} NaN or infinite values in {name}); "
+                                  "its predictions would be NaN: use an earlier checkpoint or retrain")
+
+
+def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load weights, turning shape/key mismatches into a CheckpointError that names them."""
+    try:
+        _unwrap(model).load_state_dict(state_dict)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise CheckpointError(
+            f"{source} does not fit model {type(_unwrap(model)).__name__}: {shorten(detail, 200)}; "
+            "its weights were saved for other model settings: retrain, or use the checkpoint unchanged"
+        ) from None
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, load its weights, and return (model in eval mode, metadata).
+
+    The metadata is the checkpoint dict without the heavy optimiser/RNG states and without
+    the state_dict: task, model name and kwargs, normalisation, metrics, history, ...
+    """
+    from torchlab.models import build_model
+    from torchlab.runtime.device import pick_device
+
+    device = pick_device(device)
+    checkpoint = read_checkpoint(path, map_location="cpu")
+    spec = checkpoint["model"]
+    try:
+        model = build_model(spec["name"], **spec.get("kwargs", {}))
+    except KeyError:
+        raise CheckpointError(f"{path} names an unknown model {spec.get('name')!r}; is torchlab up to date?") from None
+    except TypeError as exc:
+        raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take "
+                              f"({shorten(str(exc), 200)})") from None  # one line: an argument name may hold a newline
+    check_finite_weights(checkpoint["state_dict"], path)
+    load_state_into(model, checkpoint["state_dict"], source=str(path))
+    model.to(device).eval()
+    heavy = {"state_dict", "optimizer", "scheduler", "rng", "early_stopping", "best_state_dict"}
+    meta = {k: v for k, v in checkpoint.items() if k not in heavy}
+    meta["path"] = str(path)
+    return model, meta
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP and torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

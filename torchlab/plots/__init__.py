@@ -1,1 +1,0 @@
-"""Figures, one module per model family; `common` holds the shared ones (curves, confusion matrix)."""

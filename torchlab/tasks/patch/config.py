@@ -1,0 +1,64 @@
+"""`torchlab train patch-linear`: brightness = w0 + w1*x + w2*y on a 32x32 grey patch.
+
+The data is a crop of a photo (default: matplotlib's grace_hopper.jpg, a shaded part of
+the forehead) or, with --ramp, the seed's synthetic ramp 80 + 1.2x + 0.8y + N(0, 2^2).
+Two ways to train the same three weights:
+  --mode manual    the seed's loop with tensors: err = X w - I, grad = (2/N) X^T err, w -= lr grad
+  --mode autograd  LinearPatchRegressor + MSELoss + torch.optim.SGD through the Trainer
+Both take exactly the same steps. The answer is checked against least squares
+(torch.linalg.lstsq), with every weight vector shown in grey levels and pixels.
+Recipes: default = --scale (x, y, brightness mapped to [0, 1]), lr 0.5, 300 epochs;
+seed = the seed's raw pixels, lr 1e-4, 800 epochs (which stops far from least squares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchlab.config import TrainConfig, finite, flag_name, number, setting
+from torchlab.errors import UsageError
+from torchlab.tasks import Task, register_task
+
+# A smooth, shaded region of the default photo: Grace Hopper's forehead, under the cap.
+DEFAULT_ROW, DEFAULT_COL, DEFAULT_SIZE = 144, 256, 32
+
+
+@dataclass(frozen=True)
+class PatchConfig(TrainConfig):
+    """Every choice of a patch-linear run (the shared training fields come from TrainConfig)."""
+
+    mode: str = setting("autograd", "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + "
+                        "Trainer", choices=("manual", "autograd"), group="model")
+    scale: bool = setting(True, "map x, y and brightness to [0, 1] before training", group="data")
+    image: str | None = setting(None, "any photo (none: matplotlib's grace_hopper.jpg)", group="data")
+    row: int = setting(DEFAULT_ROW, "top row of the crop", group="data")
+    col: int = setting(DEFAULT_COL, "left column of the crop", group="data")
+    size: int = setting(DEFAULT_SIZE, "side of the square patch", group="data")
+    ramp: bool = setting(False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo",
+                         group="data")
+    intercept: float = setting(80.0, "ramp brightness at x = y = 0", check=finite(), group="data")
+    slope_x: float = setting(1.2, "ramp grey levels per column", check=finite(), group="data")
+    slope_y: float = setting(0.8, "ramp grey levels per row", check=finite(), group="data")
+    noise: float = setting(2.0, "ramp noise standard deviation", check=number(0), group="data")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.ramp and self.image:
+            raise UsageError("--ramp and --image exclude each other; drop one")
+        if self.mode == "manual":
+            for name, plain in (("batch_size", None), ("weight_decay", 0.0), ("patience", None)):
+                if getattr(self, name) != plain:
+                    raise UsageError(f"{flag_name(name)} needs --mode autograd; "
+                                     "the manual loop is the seed's plain full-batch descent")
+
+
+RECIPES = {
+    "default": PatchConfig(epochs=300, lr=0.5, batch_size=None, optimizer="sgd", scale=True),
+    "seed": PatchConfig(epochs=800, lr=1e-4, batch_size=None, optimizer="sgd", scale=False),
+}
+
+TASK = register_task(Task(
+    name="patch-linear", help="linear patch regressor: brightness = w0 + w1*x + w2*y on a 32x32 grey patch (photo or ramp)",
+    config_class=PatchConfig, recipes=RECIPES, description=__doc__ or "", models=("patch-linear",),
+    package=__package__,
+))
