@@ -1,7 +1,7 @@
 """Train the 64->32->10 digit MLP on scikit-learn's 8x8 digits, step by step.
 
 Everything `torchlab train digit-mlp` does, in one file you can read top to bottom:
-device, data, model, loss and optimiser, the Trainer with early stopping and checkpoints,
+device, data, model, loss and optimizer, the Trainer with early stopping and checkpoints,
 the test set, the figures, and loading the checkpoint back for a prediction.
 
     python scripts/train_digits.py                       # the accelerator if there is one, else the CPU
@@ -49,7 +49,7 @@ def main() -> None:
                           device=device, seed=args.seed)
     val = TensorBatcher((data.x_train[hold], data.y_train[hold]), 4096, device=device)
 
-    # 3. Model, loss, optimiser and a learning rate that rises then falls over the run (one-cycle).
+    # 3. Model, loss, optimizer and a learning rate that rises then falls over the run (one-cycle).
     model_kwargs = {"hidden": 32}
     model = torchlab.build_model("digit-mlp", **model_kwargs)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)

@@ -1,7 +1,7 @@
-"""Train a facial-keypoint net (15 keypoints from 96x96 grey faces), step by step.
+"""Train a facial-keypoint net (15 keypoints from 96x96 gray faces), step by step.
 
 Everything `torchlab train keypoint-net` does, in one file you can read top to bottom:
-device, data, model, masked loss and optimiser, the Trainer with early stopping and
+device, data, model, masked loss and optimizer, the Trainer with early stopping and
 checkpoints, the validation RMSE, the figures, and loading the checkpoint back.
 
     python scripts/train_keypoints.py                                  # synthetic faces; accelerator if any

@@ -1,7 +1,7 @@
 """Train a 10-class MNIST classifier (mnist-cnn by default), step by step.
 
 Everything `torchlab train mnist` does, in one file you can read top to bottom: device, data,
-model, loss and optimiser, the Trainer with early stopping and checkpoints, the test set, the
+model, loss and optimizer, the Trainer with early stopping and checkpoints, the test set, the
 figures, and loading the checkpoint back for a prediction. It needs the four MNIST IDX files
 (raw or .gz) in --data-dir.
 
@@ -23,7 +23,7 @@ from torchlab.data.mnist import load_mnist, normalization_stats
 from torchlab.engine.inference import class_probabilities, predict_outputs
 from torchlab.engine.metrics import Accuracy, accuracy
 from torchlab.data.splits import hold_out
-from torchlab.data.splits import normalize as normalise
+from torchlab.data.splits import normalize as normalize
 from torchlab.tasks.mnist.plots import write_mnist_figures as write_figures
 
 
@@ -49,17 +49,17 @@ def main() -> None:
     world = distributed.setup(device)
     torchlab.seed_everything(args.seed + world.rank)
 
-    # 2. Data: images (n, 1, 28, 28) in [0, 1], some held out for validation, then normalised with the
+    # 2. Data: images (n, 1, 28, 28) in [0, 1], some held out for validation, then normalized with the
     #    training pixels' mean and std. The tensors live on the device; a TensorBatcher slices them.
     data = load_mnist(args.data_dir, limit=args.limit)
     x_train, y_train, x_val, y_val = hold_out(data.x_train, data.y_train, args.val_size, seed=args.seed)
     mean, std = normalization_stats(x_train)
     norm = {"mean": mean, "std": std, "input": "pixels / 255"}
-    train = TensorBatcher((normalise(x_train, norm), y_train), args.batch_size, shuffle=True, device=device,
+    train = TensorBatcher((normalize(x_train, norm), y_train), args.batch_size, shuffle=True, device=device,
                           seed=args.seed)
-    val = TensorBatcher((normalise(x_val, norm), y_val), 2000, device=device)
+    val = TensorBatcher((normalize(x_val, norm), y_val), 2000, device=device)
 
-    # 3. Model, loss, optimiser and a learning rate that rises for a quarter of the run, then falls.
+    # 3. Model, loss, optimizer and a learning rate that rises for a quarter of the run, then falls.
     model_kwargs = {"classes": 10}
     model = torchlab.build_model(args.model, **model_kwargs)
     loss_fn = nn.CrossEntropyLoss()
@@ -82,7 +82,7 @@ def main() -> None:
 
     if world.is_main:
         # 5. Test accuracy of the best weights (the Trainer restored them) and the figures.
-        x_test = normalise(data.x_test, norm)
+        x_test = normalize(data.x_test, norm)
         probs = class_probabilities(predict_outputs(model, x_test, 2000))
         print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best val_loss {fit.best_value:.4f} "
               f"(epoch {fit.best_epoch}); test accuracy {accuracy(probs, data.y_test):.4f}")
@@ -90,9 +90,9 @@ def main() -> None:
         print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt, and its
-        #    metadata holds the normalisation to apply to new images.
+        #    metadata holds the normalization to apply to new images.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "best.pt", device="cpu")
-        p = class_probabilities(predict_outputs(loaded, normalise(data.x_test[:1], meta["normalization"])))[0]
+        p = class_probabilities(predict_outputs(loaded, normalize(data.x_test[:1], meta["normalization"])))[0]
         print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {int(p.argmax())} "
               f"(probability {float(p.max()):.3f}); the label is {int(data.y_test[0])}")
     distributed.teardown(synchronize=True)

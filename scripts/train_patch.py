@@ -1,4 +1,4 @@
-"""Fit brightness = w0 + w1*x + w2*y to a 32x32 grey patch of a photo, two ways, and check both.
+"""Fit brightness = w0 + w1*x + w2*y to a 32x32 gray patch of a photo, two ways, and check both.
 
 First the seed's loop written out by hand (error, gradient (2/N) X^T err, step), then the same
 model as an nn.Module trained by torch.optim.SGD through the Trainer. Both must land on the
@@ -58,7 +58,7 @@ def main() -> None:
     trainer.fit(TensorBatcher((rows, targets), None, device=device))
 
     if world.is_main:
-        # 4. Both against least squares, in grey levels and pixels.
+        # 4. Both against least squares, in gray levels and pixels.
         exact = least_squares(rows64, targets64)
         for name, w in (("manual", w_manual), ("autograd", model.weight.detach())):
             original = scaling.to_original(w.to("cpu", torch.float64))

@@ -1,8 +1,8 @@
 """Train a 2->16->1 ReLU net to tell points inside the ring 1 <= |x| <= 2 from points outside.
 
 The hand-set ring net (`torchlab ring`) draws the ring with 31 parameters chosen by hand;
-here a small MLP learns it from 1,400 labelled points with binary cross-entropy. Read it
-top to bottom: device, data, model, loss, optimiser, Trainer, test accuracy, figure, and
+here a small MLP learns it from 1,400 labeled points with binary cross-entropy. Read it
+top to bottom: device, data, model, loss, optimizer, Trainer, test accuracy, figure, and
 the checkpoint loaded back for a prediction.
 
     python scripts/train_ring.py                        # the accelerator if there is one, else the CPU
@@ -45,7 +45,7 @@ def main() -> None:
     x_train, y_train, x_test, y_test = split(x, y, 0.7, seed=args.seed)
     batches = TensorBatcher((x_train, y_train), None, device=device)  # None: every point in one batch
 
-    # 3. Model (one logit per point), loss and optimiser.
+    # 3. Model (one logit per point), loss and optimizer.
     model = torchlab.build_model("ring-mlp", hidden=args.hidden)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
 

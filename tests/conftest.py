@@ -40,9 +40,9 @@ def _deterministic_threads():
 def blobs():
     """Three well-separated Gaussian blobs in 2-D: (x, y) float/long tensors, 300 samples."""
     g = torch.Generator().manual_seed(0)
-    centres = torch.tensor([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
+    centers = torch.tensor([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
     y = torch.arange(300) % 3
-    x = centres[y] + 0.6 * torch.randn(300, 2, generator=g)
+    x = centers[y] + 0.6 * torch.randn(300, 2, generator=g)
     return x, y
 
 

@@ -30,9 +30,9 @@ GLOBAL_BATCH = 32
 def blobs(n: int = 600) -> TensorDataset:
     """Three overlapping Gaussian blobs in 2-D (so accuracy stays below 1 and early stopping fires)."""
     g = torch.Generator().manual_seed(0)
-    centres = torch.tensor([[0.0, 1.5], [1.5, -1.0], [-1.5, -1.0]])
+    centers = torch.tensor([[0.0, 1.5], [1.5, -1.0], [-1.5, -1.0]])
     y = torch.arange(n) % 3
-    return TensorDataset(centres[y] + torch.randn(n, 2, generator=g), y)
+    return TensorDataset(centers[y] + torch.randn(n, 2, generator=g), y)
 
 
 def train_blobs(out: Path | None) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "r.onnx").exists()
 
 
-def test_cli_export_prints_the_parity_and_normalisation(tmp_path, capsys):
+def test_cli_export_prints_the_parity_and_normalization(tmp_path, capsys):
     from torchlab.cli.main import main
 
     ckpt, model = write_checkpoint("mnist-tiny-cnn", tmp_path)

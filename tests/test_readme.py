@@ -17,7 +17,7 @@ def python_blocks() -> list[str]:
 
 def test_readme_api_example_trains_mnist(tmp_path, capsys, monkeypatch):
     """The first block: torchlab.train / evaluate / predict on MNIST (a small synthetic IDX set in data/mnist)."""
-    from test_mnist import write_mnist
+    from mnist_files import write_mnist
 
     write_mnist(tmp_path / "data" / "mnist", n_train=600, n_test=100)
     monkeypatch.chdir(tmp_path)

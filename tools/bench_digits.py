@@ -4,7 +4,7 @@
 
 Prints, per seed and as means: test accuracy and fit seconds for
   torchlab   `torchlab train digit-mlp` (Trainer, data on the device, checkpoints every epoch)
-  reference  the same model/optimiser/schedule/training rows in a plain loop over a torch DataLoader
+  reference  the same model/optimizer/schedule/training rows in a plain loop over a torch DataLoader
   sklearn    MLPClassifier(hidden_layer_sizes=(32,)) with its defaults
 """
 
@@ -35,7 +35,7 @@ def run_torchlab(seed: int) -> tuple[float, float]:
 
 
 def run_reference(seed: int, epochs: int = 20, lr: float = 3e-2, batch_size: int = 64) -> tuple[float, float]:
-    """What most tutorials do: DataLoader over a TensorDataset, one optimiser step per batch."""
+    """What most tutorials do: DataLoader over a TensorDataset, one optimizer step per batch."""
     torch.manual_seed(seed)
     data = load_digits_split()
     keep, _ = split_indices(len(data.x_train), 0.1, seed=seed)  # the same 90% torchlab trains on

@@ -31,7 +31,7 @@ from torchlab.errors import TorchlabError
 from torchlab.tasks.mnist import train as mnist
 from torchlab.data.splits import normalize
 
-EXAMPLES_MEAN, EXAMPLES_STD = 0.1307, 0.3081  # the constants main.py normalises with
+EXAMPLES_MEAN, EXAMPLES_STD = 0.1307, 0.3081  # the constants main.py normalizes with
 
 
 class ExamplesNet(nn.Module):

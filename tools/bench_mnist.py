@@ -3,13 +3,13 @@
     python tools/bench_mnist.py --data-dir ../shared/data/mnist --threads 1
 
 Both loops train the same model (mnist-cnn by default, same seed, same initial weights), with
-the same optimiser, one-cycle schedule, batch size and epochs, on the same 60,000 training
+the same optimizer, one-cycle schedule, batch size and epochs, on the same 60,000 training
 images, and are scored on the 10,000 test images after every epoch (scoring is not timed).
 The settings are the `mnist` task's default recipe (`torchlab.get_recipe("mnist")`) with the
-flags below applied; the model, loss and optimiser come from the task's own functions.
+flags below applied; the model, loss and optimizer come from the task's own functions.
 They differ only in how batches reach the model:
 
-  torchlab   the normalised images live on the device in a TensorBatcher and are sliced by a
+  torchlab   the normalized images live on the device in a TensorBatcher and are sliced by a
              random permutation; the Trainer accumulates loss/metrics on the device.
   reference  pytorch/examples' mnist/main.py: a DataLoader over torchvision.datasets.MNIST with
              ToTensor + Normalize per image, a host-to-device copy per batch, loss.item() logging.

@@ -1,4 +1,4 @@
-"""What does the Trainer cost? It against a hand-written loop on the same model, data and optimiser.
+"""What does the Trainer cost? It against a hand-written loop on the same model, data and optimizer.
 
     python tools/bench_trainer.py [--repeats 7] [--epochs 10] [--threads 1]
 

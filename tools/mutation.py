@@ -15,7 +15,7 @@ MUTATION_JOBS (default 2) mutants at a time.
 
 The summary counts a mutant as killed when a test failed or timed out on it (mutmut's own
 score), and leaves out of the denominator the equivalent mutants listed in TESTING.md's table
-(names in backquotes): those cannot change behaviour, so no test can kill them. Mutants listed
+(names in backquotes): those cannot change behavior, so no test can kill them. Mutants listed
 there with a reason starting "CUDA:" change only what happens on a CUDA device; the second rate
 leaves them out too, and that rate must reach TARGET, or the script exits 1. Inspect one mutant with `cd build/mutation/<module> && mutmut show NAME`.
 """

@@ -216,7 +216,7 @@ def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] 
     """Predictions of a checkpoint for `inputs` (files or values, as its task takes) and test `index`es.
 
     Keypoint photos: `boxes` gives faces by hand as (x, y, w, h) in photo pixels; `detect` finds
-    them with OpenCV (None: when it is installed, True: must, False: centre crop).
+    them with OpenCV (None: when it is installed, True: must, False: center crop).
 
     `out` is a folder: the records go to <out>/predictions.<format> (json or csv) for every task;
     a task may write more files there (keypoint overlays).

@@ -79,7 +79,7 @@ class TrainConfig:
     batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)",
                                      check=whole(1), resume_safe=True)  # e.g. resuming 2 processes' run on 1
     weight_decay: float = setting(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)", check=number(0))
-    optimizer: str = setting("adamw", "optimiser", choices=OPTIMIZERS)
+    optimizer: str = setting("adamw", "optimizer", choices=OPTIMIZERS)
     schedule: str = setting("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
     warmup: float = setting(0.3, "onecycle: share of the steps spent raising the learning rate",
                             check=number(0, 1, low_open=True))

@@ -4,7 +4,7 @@
 
 The file maps `input`, a batch of any size of shape (batch, *input_shape), to the model's raw
 `output` (logits or regression values, exactly what the nn.Module returns). The input is NOT
-normalised inside the file: the checkpoint's normalisation, together with task, model, classes
+normalized inside the file: the checkpoint's normalization, together with task, model, classes
 and input shape, is recorded as JSON strings in the file's metadata (ONNX `metadata_props`;
 TorchScript extra file `torchlab.json`); `read_metadata(path)` returns it as a dict.
 

@@ -7,8 +7,8 @@ import json
 
 HELP = "export a checkpoint to ONNX or TorchScript, checked against the checkpoint's outputs"
 DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxruntime) or a TorchScript "
-               "file, with a free batch size. The input normalisation, task, classes and input shape go into the "
-               "file's metadata; the inputs are not normalised inside the file. Unless --no-check, the exported "
+               "file, with a free batch size. The input normalization, task, classes and input shape go into the "
+               "file's metadata; the inputs are not normalized inside the file. Unless --no-check, the exported "
                "file is run on a batch of inputs and must give the checkpoint's outputs (to 1e-4 relative to the "
                "largest output), or nothing is written. ONNX needs `pip install torchlab[onnx]`.")
 

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keypoint tasks: a face given by hand, in photo pixels (repeatable); skips detection")
     p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=None,
                    help="keypoint tasks: find faces with OpenCV (default: when torchlab[faces] is installed; "
-                        "--no-detect: centre crop)")
+                        "--no-detect: center crop)")
     p.add_argument("--submission", help="IdLookupTable.csv: write a Kaggle submission (keypoint tasks)")
     p.add_argument("--out", metavar="FOLDER",
                    help="write the predictions to FOLDER/predictions.FORMAT (a task may add files there, "

@@ -1,4 +1,4 @@
-"""`torchlab runs [FOLDER]` lists the training runs under a folder; `torchlab show RUN_DIR` summarises one.
+"""`torchlab runs [FOLDER]` lists the training runs under a folder; `torchlab show RUN_DIR` summarizes one.
 
 A run is a folder holding last.pt, best.pt or history.csv (what `torchlab train --out` writes).
 Everything shown comes from the checkpoints' metadata (task, recipe, epochs, best value, test
@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_runs)
     s = sub.add_parser(
         "show",
-        help="summarise one run: task, model, recipe, epochs, best and final metrics, settings, files",
-        description="Summarise one training run from its checkpoints' metadata and history: task, model "
+        help="summarize one run: task, model, recipe, epochs, best and final metrics, settings, files",
+        description="Summarize one training run from its checkpoints' metadata and history: task, model "
         "and its arguments, recipe and settings, epochs, early stopping, best and last metrics, test "
         "metrics, training time, library versions and the files in the folder.",
     )

@@ -7,7 +7,7 @@ device and slice it with a random permutation each epoch. The permutation is a f
 Under torchrun each rank takes every world_size-th index of the permutation (its shard).
 When shuffling (training) the permutation is first padded with its own first indices so
 every rank gets the same number of samples, hence of batches: DDP needs every rank to take
-the same number of optimiser steps, or the gradient all-reduce waits forever. Without
+the same number of optimizer steps, or the gradient all-reduce waits forever. Without
 shuffling (evaluation) the shards are exact, so metrics summed over ranks count each sample once.
 
 `make_loader` is the same idea for data that must stay in a Dataset (DataLoader path).

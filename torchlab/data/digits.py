@@ -1,4 +1,4 @@
-"""scikit-learn's bundled 8x8 digits (1,797 images, grey levels 0..16), as tensors."""
+"""scikit-learn's bundled 8x8 digits (1,797 images, gray levels 0..16), as tensors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PIXEL_SCALE = 16.0  # the data set's grey levels run 0..16; the seed divides by 16
+PIXEL_SCALE = 16.0  # the data set's gray levels run 0..16; the seed divides by 16
 SPLIT_SEED = 42
 TEST_FRACTION = 0.2
 
@@ -41,7 +41,7 @@ def load_digits_split(test_size: float = TEST_FRACTION, random_state: int = SPLI
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """(1797, 64) grey levels and labels, read from the file scikit-learn ships.
+    """(1797, 64) gray levels and labels, read from the file scikit-learn ships.
 
     Reading the file directly skips importing sklearn.datasets (about 1.5 s of a 9 s demo);
     the values equal `sklearn.datasets.load_digits(return_X_y=True)` (a test checks it).

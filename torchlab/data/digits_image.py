@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from torchlab.data.digits import PIXEL_SCALE
-from torchlab.data.images import crop_to_ink, ink_on_black, load_grey, resize
+from torchlab.data.images import crop_to_ink, ink_on_black, load_gray, resize
 
 
 def image_to_digit_features(path: str | os.PathLike) -> np.ndarray:
@@ -16,8 +16,8 @@ def image_to_digit_features(path: str | os.PathLike) -> np.ndarray:
     The digits set was made from 32x32 bitmaps counted in 4x4 blocks, with the digit filling
     most of the box; we do the same: bright ink, cropped to its bounding square, 32x32, block sums.
     """
-    grey = ink_on_black(load_grey(path))
-    square = crop_to_ink(grey)
+    gray = ink_on_black(load_gray(path))
+    square = crop_to_ink(gray)
     big = resize(square, 32, 32)
     blocks = big.reshape(8, 4, 8, 4).mean(axis=(1, 3))
     blocks = blocks / max(blocks.max(), 1e-6)

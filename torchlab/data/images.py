@@ -1,4 +1,4 @@
-"""Reading a user's image file into a grey array, with clear errors for anything unusable."""
+"""Reading a user's image file into a gray array, with clear errors for anything unusable."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 from torchlab.errors import DataError
 
 
-def load_grey(path: str | os.PathLike) -> np.ndarray:
-    """Any image PIL can open (PNG, JPG, ..., grey, RGB, RGBA, palette) -> float32 (H, W) in [0, 1]."""
+def load_gray(path: str | os.PathLike) -> np.ndarray:
+    """Any image PIL can open (PNG, JPG, ..., gray, RGB, RGBA, palette) -> float32 (H, W) in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -27,14 +27,14 @@ def load_grey(path: str | os.PathLike) -> np.ndarray:
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(background, rgba)
-            grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+            gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path} is not a readable image ({type(exc).__name__}); use a PNG or JPG file") from None
     except Image.DecompressionBombError:
         raise DataError(f"{path} is too large to open safely; resize it first") from None
-    if grey.ndim != 2 or grey.shape[0] < 1 or grey.shape[1] < 1:
+    if gray.ndim != 2 or gray.shape[0] < 1 or gray.shape[1] < 1:
         raise DataError(f"{path} has no pixels")
-    return grey
+    return gray
 
 
 def upright(img: "Image.Image") -> "Image.Image":
@@ -46,39 +46,39 @@ def upright(img: "Image.Image") -> "Image.Image":
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3), turned upright like `load_grey` (for drawing on it)."""
+    """An image file as uint8 RGB (H, W, 3), turned upright like `load_gray` (for drawing on it)."""
     from PIL import Image
 
     with Image.open(path) as img:
         return np.asarray(upright(img).convert("RGB"))
 
 
-def ink_on_black(grey: np.ndarray) -> np.ndarray:
+def ink_on_black(gray: np.ndarray) -> np.ndarray:
     """Make the strokes bright on a dark background (MNIST and the digits set draw them so)."""
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    return 1.0 - grey if np.median(border) > 0.5 else grey
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return 1.0 - gray if np.median(border) > 0.5 else gray
 
 
-def resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize(gray: np.ndarray, height: int, width: int) -> np.ndarray:
     """Area-averaging resize of a float image (values kept in their range)."""
     from PIL import Image
 
-    img = Image.fromarray(np.clip(grey * 255.0, 0, 255).astype(np.uint8))
-    out = img.resize((width, height), Image.Resampling.BOX if min(grey.shape) >= max(height, width) else Image.Resampling.BILINEAR)
+    img = Image.fromarray(np.clip(gray * 255.0, 0, 255).astype(np.uint8))
+    out = img.resize((width, height), Image.Resampling.BOX if min(gray.shape) >= max(height, width) else Image.Resampling.BILINEAR)
     return np.asarray(out, dtype=np.float32) / 255.0
 
 
-def crop_to_ink(grey: np.ndarray, threshold: float = 0.2, margin: float = 0.0) -> np.ndarray:
+def crop_to_ink(gray: np.ndarray, threshold: float = 0.2, margin: float = 0.0) -> np.ndarray:
     """The smallest square (plus `margin` as a fraction of its side) that holds every bright pixel."""
-    rows = np.where(grey.max(axis=1) > threshold)[0]
-    cols = np.where(grey.max(axis=0) > threshold)[0]
+    rows = np.where(gray.max(axis=1) > threshold)[0]
+    cols = np.where(gray.max(axis=0) > threshold)[0]
     if rows.size == 0 or cols.size == 0:
         raise DataError("the image is blank (no strokes found); draw a digit with clear contrast")
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     side = max(r1 - r0, c1 - c0)
     side = int(np.ceil(side * (1 + 2 * margin)))
-    square = np.zeros((side, side), dtype=grey.dtype)
+    square = np.zeros((side, side), dtype=gray.dtype)
     top = (side - (r1 - r0)) // 2
     left = (side - (c1 - c0)) // 2
-    square[top : top + r1 - r0, left : left + c1 - c0] = grey[r0:r1, c0:c1]
+    square[top : top + r1 - r0, left : left + c1 - c0] = gray[r0:r1, c0:c1]
     return square

@@ -1,10 +1,10 @@
 """The Kaggle Facial Keypoints CSV files, read fast and checked row by row.
 
 training.csv: 30 coordinate columns (x, y of 15 keypoints, in Kaggle's order) and `Image`,
-96*96 = 9,216 space-separated grey levels 0..255. Many coordinates are missing (empty).
+96*96 = 9,216 space-separated gray levels 0..255. Many coordinates are missing (empty).
 test.csv: `ImageId`, `Image`. IdLookupTable.csv: `RowId`, `ImageId`, `FeatureName`, `Location`.
 
-Pixel convention: pixel column j of an image is centred at x = j (row i at y = i), as in
+Pixel convention: pixel column j of an image is centerd at x = j (row i at y = i), as in
 the seed's plots (matplotlib's imshow draws it so). A horizontal flip therefore maps
 x -> 95 - x (`FLIP_SUM`) and swaps every left/right keypoint pair.
 
@@ -40,7 +40,7 @@ KEYPOINT_NAMES = (
     "mouth_center_top_lip", "mouth_center_bottom_lip",
 )
 COORD_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
-# The keypoints (almost) every Kaggle row has; the other eleven are labelled in ~30% of rows.
+# The keypoints (almost) every Kaggle row has; the other eleven are labeled in ~30% of rows.
 ALWAYS_PRESENT = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
 
 # Split of the complete rows used by the seed: train_test_split(test_size=0.1, random_state=42).
@@ -50,7 +50,7 @@ SPLIT_SEED = 42
 
 
 def flip_permutation() -> list[int]:
-    """For each keypoint, the index of its mirror image (left <-> right); the nose and lip centres map to themselves."""
+    """For each keypoint, the index of its mirror image (left <-> right); the nose and lip centers map to themselves."""
     def mirror(name: str) -> str:
         return name.replace("left", "@").replace("right", "left").replace("@", "right")
 
@@ -59,7 +59,7 @@ def flip_permutation() -> list[int]:
 
 @dataclass
 class KeypointTable:
-    """A training file in memory: grey images (uint8) and coordinates with NaN where unlabelled."""
+    """A training file in memory: gray images (uint8) and coordinates with NaN where unlabeled."""
 
     images: np.ndarray  # (n, 96, 96) uint8
     keypoints: np.ndarray  # (n, 30) float32, NaN = missing, columns in COORD_COLUMNS order
@@ -69,7 +69,7 @@ class KeypointTable:
         return len(self.images)
 
     @property
-    def labelled(self) -> np.ndarray:
+    def labeled(self) -> np.ndarray:
         """(n, 30) bool: a coordinate counts only when both x and y of its keypoint are present."""
         present = ~np.isnan(self.keypoints)
         both = present[:, 0::2] & present[:, 1::2]
@@ -78,7 +78,7 @@ class KeypointTable:
     @property
     def complete(self) -> np.ndarray:
         """(n,) bool: rows with all 15 keypoints (the seed keeps only these)."""
-        return self.labelled.all(axis=1)
+        return self.labeled.all(axis=1)
 
 
 # ------------------------------------------------------------------------ reading
@@ -165,16 +165,16 @@ def _parse_coordinates(frame, path) -> np.ndarray:
 
 # ------------------------------------------------------------------ image strings
 def parse_images(strings: list, path: str | os.PathLike = "data") -> np.ndarray:
-    """Space-separated grey-level strings -> (n, 96, 96) uint8, checking count and range per row.
+    """Space-separated gray-level strings -> (n, 96, 96) uint8, checking count and range per row.
 
-    Kaggle's grey levels are whole numbers, and NumPy reads whole numbers about ten times
+    Kaggle's gray levels are whole numbers, and NumPy reads whole numbers about ten times
     faster than floats, so each row is parsed as int32 (the seed parses floats). A row that
     is not plain whole numbers goes to the careful parser, which says what is wrong with it.
     """
     out = np.empty((len(strings), PIXELS), dtype=np.uint8)
     for row, text in enumerate(strings):
         if not isinstance(text, str):
-            raise DataError(f"{path} row {row + 1}: the Image value is empty; it needs {PIXELS} grey levels")
+            raise DataError(f"{path} row {row + 1}: the Image value is empty; it needs {PIXELS} gray levels")
         try:
             values = np.fromstring(text, sep=" ", dtype=np.int32)
         except ValueError:  # something other than whole numbers and blanks
@@ -194,9 +194,9 @@ def _parse_one(text: str, path, row: int) -> np.ndarray:
         bad = next(t for t in tokens if not _is_number(t))
         raise DataError(f"{path} row {row + 1}: Image holds {bad[:20]!r}, which is not a number") from None
     if len(tokens) != PIXELS:
-        raise DataError(f"{path} row {row + 1}: Image has {len(tokens)} grey levels, expected {PIXELS} (a 96x96 image)")
+        raise DataError(f"{path} row {row + 1}: Image has {len(tokens)} gray levels, expected {PIXELS} (a 96x96 image)")
     if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
-        raise DataError(f"{path} row {row + 1}: Image holds grey levels outside 0..255 "
+        raise DataError(f"{path} row {row + 1}: Image holds gray levels outside 0..255 "
                         f"(min {values.min():g}, max {values.max():g})")
     return np.rint(values).astype(np.uint8)
 
@@ -240,7 +240,7 @@ def seed_split(n_complete: int, fraction: float = SPLIT_FRACTION, seed: int = SP
 
 @dataclass
 class KeypointSplit:
-    """Rows for training and validation, with their masks of labelled coordinates."""
+    """Rows for training and validation, with their masks of labeled coordinates."""
 
     train: np.ndarray  # row indices into the table
     val: np.ndarray
@@ -259,12 +259,12 @@ def split_rows(table: KeypointTable, missing: str) -> KeypointSplit:
     train_pos, val_pos = seed_split(len(complete))
     train = complete[train_pos]
     if missing == "mask":
-        partial = np.flatnonzero(~table.complete & table.labelled.any(axis=1))
+        partial = np.flatnonzero(~table.complete & table.labeled.any(axis=1))
         train = np.sort(np.concatenate([train, partial]))
     return KeypointSplit(train=train, val=complete[val_pos])
 
 
-PIXEL_SCALE = 255.0  # grey levels 0..255 -> inputs in [0, 1]
+PIXEL_SCALE = 255.0  # gray levels 0..255 -> inputs in [0, 1]
 
 
 SYNTHETIC_SEED = 0
@@ -290,9 +290,9 @@ def load_table(data: str | None, synthetic: int, synthetic_seed: int = SYNTHETIC
 
 
 def to_tensors(table: KeypointTable, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images (n, 1, 96, 96) in [0, 1], keypoints (n, 30) with 0 where unlabelled, mask (n, 30))."""
+    """(images (n, 1, 96, 96) in [0, 1], keypoints (n, 30) with 0 where unlabeled, mask (n, 30))."""
     images = torch.from_numpy(table.images[rows]).float().div_(PIXEL_SCALE).unsqueeze(1)
-    mask = torch.from_numpy(table.labelled[rows]).float()
+    mask = torch.from_numpy(table.labeled[rows]).float()
     keypoints = torch.from_numpy(np.nan_to_num(table.keypoints[rows])) * mask
     return images, keypoints, mask
 

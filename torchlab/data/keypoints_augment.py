@@ -1,11 +1,11 @@
 """Label-preserving augmentation of face batches, on the device, a whole batch at a time.
 
 A batch is (images (n, 1, 96, 96) in [0, 1], keypoints (n, 30) in pixels, mask (n, 30) of
-0/1 = labelled). Geometry is applied to images and keypoints alike:
+0/1 = labeled). Geometry is applied to images and keypoints alike:
 
 - horizontal flip: the image columns are reversed, every x becomes `flip_sum - x` (95 for the
-  pixel-centred Kaggle convention) and every left/right pair of keypoints swaps names;
-- a small rotation, scale change and shift about the image centre (one `grid_sample`);
+  pixel-centerd Kaggle convention) and every left/right pair of keypoints swaps names;
+- a small rotation, scale change and shift about the image center (one `grid_sample`);
 - brightness and contrast (images only).
 
 A keypoint pushed outside the image is masked out, so the loss never asks for it.
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torchlab.data.keypoints import FLIP_SUM, IMAGE_SIZE, flip_permutation
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-CENTRE = (IMAGE_SIZE - 1) / 2.0  # 47.5: the middle of the pixel-centred grid
+CENTER = (IMAGE_SIZE - 1) / 2.0  # 47.5: the middle of the pixel-centerd grid
 
 
 def coordinate_permutation(device: torch.device | str = "cpu") -> torch.Tensor:
@@ -52,21 +52,21 @@ def flip_batch(images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor
 
 def affine_batch(images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor,
                  angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> Batch:
-    """Rotate by `angle` (radians), scale and shift (pixels, (n, 2)) about the image centre.
+    """Rotate by `angle` (radians), scale and shift (pixels, (n, 2)) about the image center.
 
     A point p moves to c + s R (p - c) + t. grid_sample with align_corners=True puts the
-    normalised coordinates -1 and +1 on the centres of the first and last pixels, the same
-    pixel-centred convention as the keypoints.
+    normalized coordinates -1 and +1 on the centers of the first and last pixels, the same
+    pixel-centerd convention as the keypoints.
     """
     cos, sin = torch.cos(angle), torch.sin(angle)
     forward = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2) * scale.view(-1, 1, 1)
     inverse = torch.linalg.inv(forward)
-    offset = -(inverse @ (shift / CENTRE).unsqueeze(-1))
+    offset = -(inverse @ (shift / CENTER).unsqueeze(-1))
     theta = torch.cat([inverse, offset], dim=2).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=True)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    points = keypoints.view(len(keypoints), -1, 2) - CENTRE
-    points = points @ forward.transpose(1, 2).to(points.dtype) + CENTRE + shift.view(-1, 1, 2)
+    points = keypoints.view(len(keypoints), -1, 2) - CENTER
+    points = points @ forward.transpose(1, 2).to(points.dtype) + CENTER + shift.view(-1, 1, 2)
     inside = ((points >= 0) & (points <= IMAGE_SIZE - 1)).all(dim=-1, keepdim=True)
     mask = mask * inside.expand_as(points).reshape_as(mask).to(mask.dtype)
     return images, points.reshape_as(keypoints), mask
@@ -104,5 +104,5 @@ class KeypointAugment:
             contrast = 1 + uniform(n, 1, 1, 1) * self.contrast
             brightness = uniform(n, 1, 1, 1) * self.brightness
             images = ((images - mean) * contrast + mean + brightness).clamp(0, 1)
-        keypoints = keypoints * mask  # unlabelled coordinates stay 0, never NaN
+        keypoints = keypoints * mask  # unlabeled coordinates stay 0, never NaN
         return images, keypoints, mask

@@ -213,7 +213,7 @@ def random_affine(
 
     One batched `grid_sample` on the images' device: no per-sample Python, so it costs little
     next to a training step. Pixels that come in from outside are the background (after
-    normalisation, the value of the image's corner).
+    normalization, the value of the image's corner).
     """
     n, _, height, width = images.shape
     device = images.device

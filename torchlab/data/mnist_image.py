@@ -1,7 +1,7 @@
 """A photo or drawing of one digit -> a 28x28 image prepared the way MNIST's digits were.
 
 MNIST's digits were scaled to fit a 20x20 box (keeping their aspect ratio) and placed in the
-28x28 frame so that their centre of mass sits in the middle. We do the same after making the
+28x28 frame so that their center of mass sits in the middle. We do the same after making the
 ink bright on black and cropping to it.
 """
 
@@ -11,14 +11,14 @@ import os
 
 import numpy as np
 
-from torchlab.data.images import crop_to_ink, ink_on_black, load_grey, resize
+from torchlab.data.images import crop_to_ink, ink_on_black, load_gray, resize
 
 SIZE = 28
 BOX = 20
 
 
-def centre_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """Place `digit` (at most size x size) in a size x size frame with its centre of mass in the middle."""
+def center_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Place `digit` (at most size x size) in a size x size frame with its center of mass in the middle."""
     frame = np.zeros((size, size), dtype=np.float32)
     h, w = digit.shape
     total = float(digit.sum())
@@ -35,8 +35,8 @@ def centre_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 def image_to_mnist(path: str | os.PathLike) -> np.ndarray:
     """(28, 28) float32 in [0, 1], bright strokes on black, from any image file of one digit."""
-    grey = ink_on_black(load_grey(path))
-    square = crop_to_ink(grey)
+    gray = ink_on_black(load_gray(path))
+    square = crop_to_ink(gray)
     digit = resize(square, BOX, BOX)
     digit = digit / max(float(digit.max()), 1e-6)
-    return centre_by_mass(digit)
+    return center_by_mass(digit)

@@ -1,9 +1,9 @@
-"""Grey patches for the linear patch regressor: a synthetic ramp or a crop of a photo.
+"""Gray patches for the linear patch regressor: a synthetic ramp or a crop of a photo.
 
 A patch is a (size, size) float array of brightness in 0..255. `design_matrix` turns it
 into one row [1, x, y] per pixel (x = column, y = row, row by row) and the targets.
 `PatchScaling` maps x, y and brightness to [0, 1] (the seed's remedy for hard tuning)
-and converts weights learned on that scale back to grey levels per pixel.
+and converts weights learned on that scale back to gray levels per pixel.
 """
 
 from __future__ import annotations
@@ -47,20 +47,20 @@ def ramp_patch(
 
 def photo_patch(path: str | os.PathLike | None = None, row: int = DEFAULT_ROW, col: int = DEFAULT_COL,
                 size: int = DEFAULT_SIZE) -> np.ndarray:
-    """The grey (size, size) crop whose top-left pixel is (row, col); brightness 0..255."""
-    from torchlab.data.images import load_grey
+    """The gray (size, size) crop whose top-left pixel is (row, col); brightness 0..255."""
+    from torchlab.data.images import load_gray
 
     path = default_photo() if path is None else Path(path)
     if size < 2:
         raise DataError(f"--size must be at least 2 pixels, got {size}")
-    grey = load_grey(path) * 255.0
-    height, width = grey.shape
+    gray = load_gray(path) * 255.0
+    height, width = gray.shape
     if row < 0 or col < 0 or row + size > height or col + size > width:
         raise DataError(
             f"a {size}x{size} crop at row {row}, col {col} does not fit in {path.name} ({height} rows x {width} columns); "
             f"pick --row in 0..{max(height - size, 0)} and --col in 0..{max(width - size, 0)}"
         )
-    return grey[row : row + size, col : col + size].astype(np.float64)
+    return gray[row : row + size, col : col + size].astype(np.float64)
 
 
 def design_matrix(patch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,6 +89,6 @@ class PatchScaling:
         return rows * factors, targets / self.brightness
 
     def to_original(self, weights: torch.Tensor) -> torch.Tensor:
-        """Weights learned on the scaled problem, in grey levels (w0) and grey levels per pixel (w1, w2)."""
+        """Weights learned on the scaled problem, in gray levels (w0) and gray levels per pixel (w1, w2)."""
         factors = torch.tensor([1.0, 1.0 / self.coord, 1.0 / self.coord], dtype=weights.dtype, device=weights.device)
         return weights * factors * self.brightness

@@ -37,11 +37,11 @@ def in_l1_ring(points: torch.Tensor, a: float, b: float) -> torch.Tensor:
 
 
 def disk_diamond_overlap(radius: float | np.ndarray, half_diagonal: float | np.ndarray) -> np.ndarray:
-    """Area of {x1^2 + x2^2 <= R^2} intersected with {|x1| + |x2| <= s} (vectorised over R and s).
+    """Area of {x1^2 + x2^2 <= R^2} intersected with {|x1| + |x2| <= s} (vectorized over R and s).
 
     s <= R: the diamond lies inside the disk (area 2 s^2); s >= R*sqrt(2): the disk lies
     inside the diamond (pi R^2); in between, the disk minus four circular segments cut off
-    by the diamond's edges, which lie at distance s / sqrt(2) from the centre.
+    by the diamond's edges, which lie at distance s / sqrt(2) from the center.
     """
     r = np.asarray(radius, dtype=float)
     s = np.asarray(half_diagonal, dtype=float)
@@ -99,7 +99,7 @@ def best_diamond(a: float, b: float, rounds: int = 6, steps: int = 101) -> tuple
 
 def sample_ring_points(n: int, a: float = 1.0, b: float = 2.0, box: float = 2.5, seed: int = 0
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """n points uniform in [-box, box]^2, labelled 1.0 inside the circular ring (a, b), else 0.0."""
+    """n points uniform in [-box, box]^2, labeled 1.0 inside the circular ring (a, b), else 0.0."""
     check_radii(a, b)
     if n < 2:
         raise DataError(f"need at least 2 points, got {n}")

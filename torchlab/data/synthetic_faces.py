@@ -1,17 +1,17 @@
-"""Synthetic 96x96 grey faces with exact keypoints, in the Kaggle CSV format.
+"""Synthetic 96x96 gray faces with exact keypoints, in the Kaggle CSV format.
 
 Each face is drawn from its geometry: the 15 keypoints (placed from an average face, then
 jittered per feature, turned a little left/right, rolled, scaled and moved) and a few style
 numbers (tones, sizes, light). Eyes are a white ellipse between the two corners with a dark
-iris at the eye centre; brows are thick strokes between their two ends; the nose tip sits
+iris at the eye center; brows are thick strokes between their two ends; the nose tip sits
 between two nostrils; the lips run from corner to corner through the top- and bottom-lip
 points. A smooth texture and pixel noise go on top.
 
-Pixels are centred on whole coordinates (column j at x = j), as in the Kaggle data, so
+Pixels are centerd on whole coordinates (column j at x = j), as in the Kaggle data, so
 `mirror_geometry` (x -> 95 - x, left <-> right) draws exactly the flipped image.
 
 Missing labels follow Kaggle's pattern: about 30% of rows keep all 15 keypoints, the rest
-keep only the four that Kaggle labels almost everywhere (eye centres, nose tip, bottom lip).
+keep only the four that Kaggle labels almost everywhere (eye centers, nose tip, bottom lip).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from torchlab.data.keypoints import (
 )
 from torchlab.engine.checkpoint import atomic_write_text
 
-# An average upright face (pixels, image centre near (48, 50)), keypoints in Kaggle's order.
+# An average upright face (pixels, image center near (48, 50)), keypoints in Kaggle's order.
 TEMPLATE = np.array([
-    [66.0, 38.0], [30.0, 38.0],  # eye centres (left = the person's left = right of the image)
+    [66.0, 38.0], [30.0, 38.0],  # eye centers (left = the person's left = right of the image)
     [59.0, 38.5], [73.0, 38.5], [37.0, 38.5], [23.0, 38.5],  # eye corners: left inner/outer, right inner/outer
     [56.0, 29.0], [79.0, 30.0], [40.0, 29.0], [17.0, 30.0],  # brows: left inner/outer, right inner/outer
     [48.0, 60.0],  # nose tip
     [63.0, 76.0], [33.0, 76.0], [48.0, 72.5], [48.0, 79.0],  # mouth corners, top lip, bottom lip
 ], dtype=np.float64)
-CENTRE = np.array([48.0, 50.0])
+CENTER = np.array([48.0, 50.0])
 # How far each keypoint moves sideways when the head turns (nose most, outer points least).
 DEPTH = np.array([2, 2, 2.5, 1, 2.5, 1, 2, 0.5, 2, 0.5, 7, 2, 2, 3.5, 3], dtype=np.float64)
 COMPLETE_FRACTION = 0.3
@@ -54,12 +54,12 @@ _STYLE_KEYS = ("head_cx", "head_cy", "head_a", "head_b", "roll", "skin", "hair",
 
 def sample_geometry(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random keypoints (n, 15, 2) and style numbers for n faces; `render_faces` draws them."""
-    local = np.repeat((TEMPLATE - CENTRE)[None], n, axis=0)
+    local = np.repeat((TEMPLATE - CENTER)[None], n, axis=0)
     u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
     eyes, brows, mouth = [0, 1, 2, 3, 4, 5], [6, 7, 8, 9], [11, 12, 13, 14]
     local[:, eyes, 0] *= u(0.9, 1.1)[:, None]  # eye spacing
-    for centre, corners in ((0, [2, 3]), (1, [4, 5])):  # eye width around each centre
-        c = local[:, [centre], :]
+    for center, corners in ((0, [2, 3]), (1, [4, 5])):  # eye width around each center
+        c = local[:, [center], :]
         local[:, corners, 0] = c[..., 0] + (local[:, corners, 0] - c[..., 0]) * u(0.8, 1.2)[:, None]
     gaze = np.stack([u(-1.5, 1.5), u(-0.7, 0.7)], axis=1)
     local[:, [0, 1], :] += gaze[:, None, :]
@@ -73,11 +73,11 @@ def sample_geometry(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     local[:, :, 0] += u(-1.0, 1.0)[:, None] * DEPTH[None]  # head turned left/right
     scale, roll = u(0.85, 1.12), np.clip(rng.normal(0.0, 0.1, n), -0.26, 0.26)
     shift = np.stack([u(-5, 5), u(-5, 5)], axis=1)
-    keypoints = _place(local, scale, roll, CENTRE + shift)
-    head_centre = _place(np.array([[[0.0, 3.0]]]).repeat(n, 0), scale, roll, CENTRE + shift)[:, 0]
+    keypoints = _place(local, scale, roll, CENTER + shift)
+    head_center = _place(np.array([[[0.0, 3.0]]]).repeat(n, 0), scale, roll, CENTER + shift)[:, 0]
     geometry = {
         "keypoints": keypoints,
-        "head_cx": head_centre[:, 0], "head_cy": head_centre[:, 1],
+        "head_cx": head_center[:, 0], "head_cy": head_center[:, 1],
         "head_a": scale * u(33, 38), "head_b": scale * u(42, 48), "roll": roll,
         "skin": u(0.35, 0.8), "hair": u(0.03, 0.6), "hairline": scale * u(28, 36),
         "background": u(0.05, 0.95), "light": u(-0.15, 0.15),
@@ -89,12 +89,12 @@ def sample_geometry(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return geometry
 
 
-def _place(local: np.ndarray, scale: np.ndarray, roll: np.ndarray, centre: np.ndarray) -> np.ndarray:
+def _place(local: np.ndarray, scale: np.ndarray, roll: np.ndarray, center: np.ndarray) -> np.ndarray:
     """Rotate by roll, scale and move face-local points (n, k, 2) into the image."""
     c, s = np.cos(roll)[:, None], np.sin(roll)[:, None]
     x, y = local[..., 0], local[..., 1]
     rx, ry = c * x - s * y, s * x + c * y
-    return np.stack([rx, ry], axis=-1) * scale[:, None, None] + centre[:, None, :]
+    return np.stack([rx, ry], axis=-1) * scale[:, None, None] + center[:, None, :]
 
 
 def _smooth_texture(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -142,7 +142,7 @@ def _paint(image: np.ndarray, coverage: np.ndarray, tone) -> np.ndarray:
 
 
 def _mouth(x, y, left, right, top, bottom) -> tuple[np.ndarray, np.ndarray]:
-    """Coverage of the lips and of the dark line between them: curves from corner to corner through the lip centres."""
+    """Coverage of the lips and of the dark line between them: curves from corner to corner through the lip centers."""
     mid = (left + right) / 2.0
     axis = right - left
     half = np.linalg.norm(axis, axis=1) / 2.0
@@ -178,14 +178,14 @@ def render_faces(geometry: dict[str, np.ndarray]) -> np.ndarray:
     v = -(x - g["head_cx"]) * s + (y - g["head_cy"]) * c
     scalp = _ellipse(x, y, g["head_cx"], g["head_cy"], g["head_a"] * 1.06, g["head_b"] * 1.04, g["roll"])
     image = _paint(image, scalp * _inside(v + g["hairline"]), g["hair"])
-    for centre, inner, outer in ((0, 2, 3), (1, 4, 5)):
+    for center, inner, outer in ((0, 2, 3), (1, 4, 5)):
         a, b = kp[:, inner], kp[:, outer]
         mid, half = (a + b) / 2.0, np.linalg.norm(b - a, axis=1) / 2.0
         angle = np.arctan2(b[:, 1] - a[:, 1], b[:, 0] - a[:, 0])
         sclera = _ellipse(x, y, mid[:, 0, None, None], mid[:, 1, None, None], half[:, None, None],
                           g["sclera"] * half[:, None, None], angle[:, None, None])
         image = _paint(image, sclera, np.clip(g["skin"] + 0.3, 0, 0.97))
-        iris = _ellipse(x, y, kp[:, centre, 0, None, None], kp[:, centre, 1, None, None], g["iris"], g["iris"], 0.0)
+        iris = _ellipse(x, y, kp[:, center, 0, None, None], kp[:, center, 1, None, None], g["iris"], g["iris"], 0.0)
         image = _paint(image, iris * sclera, 0.08)
     for inner, outer in ((6, 7), (8, 9)):
         image = _paint(image, _stroke(x, y, kp[:, inner], kp[:, outer], g["brow"]), g["hair"] * 0.7)
@@ -216,7 +216,7 @@ def drop_labels(keypoints: np.ndarray, rng: np.random.Generator, complete_fracti
     others = [i for i in range(len(KEYPOINT_NAMES)) if i not in always]
     partial = rng.random(n) >= complete_fraction
     keep[np.ix_(partial, others)] = False
-    keep[:, others] &= rng.random((n, len(others))) >= 0.01  # a few gaps among the fully labelled rows
+    keep[:, others] &= rng.random((n, len(others))) >= 0.01  # a few gaps among the fully labeled rows
     nose = KEYPOINT_NAMES.index("nose_tip")
     keep[:, [i for i in always if i != nose]] &= rng.random((n, len(always) - 1)) >= 0.003
     flat = keypoints.reshape(n, -1).astype(np.float32)

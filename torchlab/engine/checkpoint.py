@@ -70,7 +70,7 @@ def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) 
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
-    """Serialise a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`;
+    """Serialize a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`;
     each of `more_paths` (same folder) is updated first, to the same bytes."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
@@ -96,7 +96,7 @@ def make_checkpoint(
     model_kwargs: dict[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """The checkpoint dict every torchlab file holds; `extra` adds epoch, history, normalisation, ..."""
+    """The checkpoint dict every torchlab file holds; `extra` adds epoch, history, normalization, ..."""
     import torchlab
 
     state_dict = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
@@ -221,8 +221,8 @@ def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], sourc
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes, load its weights, and return (model in eval mode, metadata).
 
-    The metadata is the checkpoint dict without the heavy optimiser/RNG states and without
-    the state_dict: task, model name and kwargs, normalisation, metrics, history, ...
+    The metadata is the checkpoint dict without the heavy optimizer/RNG states and without
+    the state_dict: task, model name and kwargs, normalization, metrics, history, ...
     """
     from torchlab.models import build_model
     from torchlab.runtime.device import pick_device

@@ -42,7 +42,7 @@ def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = Fal
 
 
 def save_plain(model: nn.Module, out: Path, history: list[dict[str, float]], **meta: Any) -> Path:
-    """Checkpoint a model trained outside the Trainer (no optimiser state): best.pt, last.pt, history.csv."""
+    """Checkpoint a model trained outside the Trainer (no optimizer state): best.pt, last.pt, history.csv."""
     checkpoint = make_checkpoint(model=model, epoch=len(history), history=history,
                                  metrics=dict(history[-1]) if history else {}, **meta)
     save_checkpoint(checkpoint, out / "last.pt", out / "best.pt")

@@ -37,10 +37,10 @@ class BinaryAccuracy(Metric):
 
 
 class RMSE(Metric):
-    """Root mean squared error over every labelled value, optionally masked and rescaled.
+    """Root mean squared error over every labeled value, optionally masked and rescaled.
 
-    `scale` converts model units back to physical units (e.g. normalised keypoints -> pixels).
-    A third batch tensor, if present, is a 0/1 mask of labelled values.
+    `scale` converts model units back to physical units (e.g. normalized keypoints -> pixels).
+    A third batch tensor, if present, is a 0/1 mask of labeled values.
     """
 
     mode = "min"
@@ -71,7 +71,7 @@ def binary_accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def masked_rmse(pred, truth, mask) -> float:
-    """RMSE over the labelled values (mask = 1) of NumPy arrays or tensors; NaN truths count as unlabelled."""
+    """RMSE over the labeled values (mask = 1) of NumPy arrays or tensors; NaN truths count as unlabeled."""
     import numpy as np
 
     pred, truth, mask = (np.asarray(a, dtype=np.float64) for a in (pred, truth, mask))
@@ -86,7 +86,7 @@ def nll(probabilities: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def masked_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the labelled coordinates (mask = 1); unlabelled ones get no gradient.
+    """Mean squared error over the labeled coordinates (mask = 1); unlabeled ones get no gradient.
 
     With a full mask this is exactly nn.MSELoss() (the seed's loss).
     """

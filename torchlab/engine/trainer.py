@@ -134,7 +134,7 @@ class Trainer:
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = Path(self.checkpoint_dir)
         self._tensorboard: TensorBoardLogger | None = None
-        self._step = 0  # optimiser steps taken, counted from the first epoch (TensorBoard's x axis)
+        self._step = 0  # optimizer steps taken, counted from the first epoch (TensorBoard's x axis)
         if self.tensorboard_dir is not None:
             require_tensorboard()  # before any training: a missing package is a one-line error
 
@@ -174,7 +174,7 @@ class Trainer:
             sums[i] += s
             counts[i] += c  # in place: float64 whatever the metric's dtype
 
-    def _summarise(self, totals, prefix: str, with_metrics: bool = True) -> dict[str, float]:
+    def _summarize(self, totals, prefix: str, with_metrics: bool = True) -> dict[str, float]:
         sums, counts = totals
         flat = torch.stack([*sums, *(torch.as_tensor(c, device=self.device).double() for c in counts)])
         flat = distributed.all_reduce_sum(flat).cpu().tolist()
@@ -213,7 +213,7 @@ class Trainer:
             self._accumulate(totals, loss, output, targets, with_metrics=self.train_metrics)
             if progress is not None:
                 progress.step(loss)  # reads the loss off the device at most twice a second
-        return self._summarise(totals, "train_", with_metrics=self.train_metrics)
+        return self._summarize(totals, "train_", with_metrics=self.train_metrics)
 
     @torch.no_grad()
     def evaluate(self, batches: Batches, prefix: str = "val_") -> dict[str, float]:
@@ -226,7 +226,7 @@ class Trainer:
                 output = self.eval_model(inputs)
                 loss = self.loss_fn(output, *targets)
             self._accumulate(totals, loss, output.float(), targets)
-        return self._summarise(totals, prefix)
+        return self._summarize(totals, prefix)
 
     # ---------------------------------------------------------------------- fit
     def fit(self, train: Batches, val: Batches | None = None, *, resume: bool | str | os.PathLike = False) -> FitResult:

@@ -34,7 +34,7 @@ def _normal(gen: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def _build(name: str, gen: torch.Generator) -> nn.Module:
-    """The registered model in float64 eval mode; its random initialisation comes from `gen`."""
+    """The registered model in float64 eval mode; its random initialization comes from `gen`."""
     from torchlab.models import build_model
 
     with torch.random.fork_rng(devices=[]):

@@ -126,7 +126,7 @@ def conv_forward(x_input: Array, W: Array, b: Array) -> Array:
     out = np.zeros((n_obj, W.shape[0], h, w))
     for a in range(k):
         for c in range(k):
-            window = padded[:, :, a : a + h, c : c + w]  # every pixel's neighbour at offset (a, c)
+            window = padded[:, :, a : a + h, c : c + w]  # every pixel's neighbor at offset (a, c)
             out += np.einsum("nihw,oi->nohw", window, W[:, :, a, c])
     return out + b.reshape(1, -1, 1, 1)
 

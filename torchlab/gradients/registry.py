@@ -40,7 +40,7 @@ EPS = float(np.finfo(np.float64).eps)
 
 
 def build_float64(name: str, seed: int) -> nn.Module:
-    """The registered model, initialised from `seed`, in float64 and eval mode."""
+    """The registered model, initialized from `seed`, in float64 and eval mode."""
     from torchlab.models import build_model
 
     with torch.random.fork_rng(devices=[]):

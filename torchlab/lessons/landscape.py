@@ -45,7 +45,7 @@ def count_pieces(net: LandscapeNet, a: float, b: float, lo: float = -math.inf, h
 
 def count_pieces_numeric(net: LandscapeNet, a: float, b: float, lo: float, hi: float, samples: int = 20001) -> int:
     """The same count measured instead of derived: dPhi/dx1 by autograd on a fine grid of x1,
-    one new piece wherever that slope changes between neighbouring grid points (two kinks
+    one new piece wherever that slope changes between neighboring grid points (two kinks
     closer than the grid spacing would count as one)."""
     step = (hi - lo) / samples
     x1 = (lo + step * (torch.arange(samples, dtype=torch.float64) + 0.5 / math.pi)).requires_grad_(True)

@@ -61,12 +61,12 @@ def plot_ring_misclassified(a: float, b: float, diamonds: Sequence[tuple[float, 
     radius, l1 = np.hypot(x1, x2), np.abs(x1) + np.abs(x2)
     ring_area = np.pi * (b * b - a * a)
     fig, axes = plt.subplots(1, len(diamonds), figsize=(6 * len(diamonds), 5.6), squeeze=False)
-    colours = ListedColormap(["white", "#dd8452", "#4c72b0", "#d9d9d9"])
+    colors = ListedColormap(["white", "#dd8452", "#4c72b0", "#d9d9d9"])
     for ax, (a2, b2, area, label) in zip(axes[0], diamonds):
         circle = (radius >= a) & (radius <= b)
         diamond = (l1 >= a2) & (l1 <= b2)
         code = np.where(circle & diamond, 3, np.where(circle, 2, np.where(diamond, 1, 0)))
-        show_map(ax, x1, x2, code, cmap=colours, vmin=-0.5, vmax=3.5)
+        show_map(ax, x1, x2, code, cmap=colors, vmin=-0.5, vmax=3.5)
         draw_circles(ax, [a, b], color="#4c72b0", lw=1)
         draw_diamonds(ax, [a2, b2], color="#dd8452", lw=1)
         square_view(ax, extent, f"{label} L1 ring a'={a2:.4g}, b'={b2:.4g}: misclassified area {area:.3f}\n"
@@ -177,16 +177,16 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
     (grad,) = torch.autograd.grad(problem.fn(q[:, 0], q[:, 1]).sum(), q)  # the gradient at every arrow's foot
     g = grad.numpy() / (np.linalg.norm(grad.numpy(), axis=1, keepdims=True) + 1e-12)
     ax.quiver(qx.ravel(), qy.ravel(), g[:, 0], g[:, 1], color="0.35", alpha=0.7, width=0.003, scale=30)
-    for (eta, points), colour in zip(paths.items(), plt.cm.tab10.colors):
+    for (eta, points), color in zip(paths.items(), plt.cm.tab10.colors):
         pts = points.numpy()
         kept, exit_point, step = clip_to_view(pts, extent)
         label = f"η = {eta:g}" + (f" (leaves the view at step {step})" if step is not None else "")
-        ax.plot(kept[:, 0], kept[:, 1], "o-", color=colour, ms=3.5, lw=1.3, label=label)
+        ax.plot(kept[:, 0], kept[:, 1], "o-", color=color, ms=3.5, lw=1.3, label=label)
         if exit_point is not None:  # the last segment up to the edge, with an arrow: the path goes on outside
             ax.annotate("", xy=exit_point, xytext=kept[-1], annotation_clip=False,
-                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.3, "mutation_scale": 14})
+                        arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.3, "mutation_scale": 14})
         distance = np.hypot(pts[:, 0] - ox, pts[:, 1] - oy)
-        ax_dist.semilogy(np.arange(len(pts)), distance, "o-", color=colour, ms=3, label=f"η = {eta:g}")
+        ax_dist.semilogy(np.arange(len(pts)), distance, "o-", color=color, ms=3, label=f"η = {eta:g}")
     # drawn last and on top: no path hides the optimum or the start
     ax.plot(ox, oy, "*", color="red", mec="white", mew=1.0, ms=17, zorder=5,
             label="summit" if problem.ascent else "minimum")

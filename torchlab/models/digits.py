@@ -15,10 +15,10 @@ class DigitMLP(nn.Module):
     """One hidden ReLU layer; outputs logits (softmax lives in the loss / at prediction).
 
     `standardize=True` gives the model two buffers, a per-pixel mean and scale set once from the
-    training images (`fit_standardization`), and it standardises its input with them; they travel
+    training images (`fit_standardization`), and it standardizes its input with them; they travel
     in the checkpoint, so inference and export feed the same pixels as before. `input_noise` adds
-    Gaussian noise of that standard deviation to the standardised pixels while training (a
-    regulariser, like dropout: off in eval mode).
+    Gaussian noise of that standard deviation to the standardized pixels while training (a
+    regularizer, like dropout: off in eval mode).
     """
 
     def __init__(self, in_features: int = 64, hidden: int = 32, classes: int = 10, dropout: float = 0.0,
@@ -54,7 +54,7 @@ class DigitMLP(nn.Module):
 
     @torch.no_grad()
     def init_like_seed(self, std: float = 0.1, generator: torch.Generator | None = None) -> None:
-        """The seed notebook's initialisation: weights N(0, std^2), biases zero."""
+        """The seed notebook's initialization: weights N(0, std^2), biases zero."""
         for layer in (self.hidden, self.output):
             layer.weight.normal_(0.0, std, generator=generator)
             layer.bias.zero_()

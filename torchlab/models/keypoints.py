@@ -1,10 +1,10 @@
-"""Facial keypoint regressors: 96x96 grey face -> 30 numbers (x, y of 15 keypoints, in pixels).
+"""Facial keypoint regressors: 96x96 gray face -> 30 numbers (x, y of 15 keypoints, in pixels).
 
 keypoint-fcn  the practical's fully connected net, 9216 -> 1024 -> 512 -> 30 (9,978,398 parameters)
 keypoint-cnn  the practical's CNN: three 3x3 convs (32/64/128) each with 2x2 max pooling, then
               12800 -> 256 -> 128 -> 30 with dropout 0.1 and 0.2 (3,406,494 parameters)
 keypoint-net  torchlab's design: a small residual CNN with BatchNorm whose decoder draws one
-              heat map per keypoint on a 24x24 grid; the keypoint is the heat map's centre of
+              heat map per keypoint on a 24x24 grid; the keypoint is the heat map's center of
               mass (a "soft argmax"), so the output stays in pixels and moves smoothly.
 
 The first two keep the seed's layers and call order, so `torchlab summary` prints the
@@ -94,8 +94,8 @@ class ResidualBlock(nn.Module):
 class SoftArgmax2d(nn.Module):
     """Heat maps (n, k, h, w) -> expected (x, y) per map in input-image pixels, interleaved: (n, 2k).
 
-    Cell j of a map with stride s covers pixels s*j .. s*j + s - 1, whose centre is s*j + (s - 1)/2
-    in the pixel-centred convention of the data (pixel j at x = j).
+    Cell j of a map with stride s covers pixels s*j .. s*j + s - 1, whose center is s*j + (s - 1)/2
+    in the pixel-centerd convention of the data (pixel j at x = j).
     """
 
     def __init__(self, stride: int) -> None:
@@ -155,8 +155,8 @@ class KeypointNet(nn.Module):
         if mean_keypoints is None:
             return torch.zeros(keypoints, self.grid, self.grid)
         stride = IMAGE_SIZE // self.grid
-        centres = (torch.arange(self.grid, dtype=torch.float32) * stride + (stride - 1) / 2) / stride
+        centers = (torch.arange(self.grid, dtype=torch.float32) * stride + (stride - 1) / 2) / stride
         mean = torch.tensor(mean_keypoints, dtype=torch.float32).view(keypoints, 2) / stride
-        dx = (centres.view(1, 1, -1) - mean[:, 0].view(-1, 1, 1)) ** 2
-        dy = (centres.view(1, -1, 1) - mean[:, 1].view(-1, 1, 1)) ** 2
+        dx = (centers.view(1, 1, -1) - mean[:, 0].view(-1, 1, 1)) ** 2
+        dy = (centers.view(1, -1, 1) - mean[:, 1].view(-1, 1, 1)) ** 2
         return -(dx + dy) / (2 * sigma ** 2)

@@ -71,7 +71,7 @@ class MnistTinyCNN(nn.Module):
 @register_model("mnist-simple-cnn", input_shape=(1, 28, 28),
                 description="the practical's SimpleCNN: conv 1->8, conv 8->16, 784->64->classes, dropout 0.25")
 class MnistSimpleCNN(nn.Module):
-    """Practical §5.9's two conv/ReLU/pool stages and a dropout-regularised dense head."""
+    """Practical §5.9's two conv/ReLU/pool stages and a dropout-regularized dense head."""
 
     def __init__(self, classes: int = 10, hidden: int = 64, dropout: float = 0.25) -> None:
         super().__init__()
@@ -120,7 +120,7 @@ class MnistCNN(nn.Module):
 
 @torch.no_grad()
 def init_normal(model: nn.Module, std: float = 1.0, generator: torch.Generator | None = None) -> None:
-    """The seeds' initialisation: every weight and bias drawn from N(0, std^2) (the post uses std 1)."""
+    """The seeds' initialization: every weight and bias drawn from N(0, std^2) (the post uses std 1)."""
     for param in model.parameters():
         param.normal_(0.0, std, generator=generator)
 

@@ -46,7 +46,7 @@ def curve_style(points: int) -> dict:
 
 
 def plain_log_axis(ax, axis: str = "y") -> None:
-    """A log axis labelled with plain numbers (0.2, 0.5, 1, 2) instead of 2×10⁰-style labels."""
+    """A log axis labeled with plain numbers (0.2, 0.5, 1, 2) instead of 2×10⁰-style labels."""
     target = ax.yaxis if axis == "y" else ax.xaxis
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     if hi / lo < 10:  # under a decade: enough labels to read values off

@@ -4,7 +4,7 @@
     log_figures("checkpoints/digit-mlp/tensorboard", sorted(out.glob("*.png")), step=20)
 
 Tags: `epoch/<name>` for every history quantity (train_loss, val_accuracy, lr, seconds, ...)
-at step = epoch (1-based), `step/lr` for the learning rate of every optimiser step at step =
+at step = epoch (1-based), `step/lr` for the learning rate of every optimizer step at step =
 the step's number (1-based, counted from the first epoch), `figures/<file stem>` for images.
 View with `tensorboard --logdir checkpoints`.
 """

@@ -36,7 +36,7 @@ def launched_by_torchrun() -> bool:
 
 
 def in_group() -> bool:
-    """Whether this process belongs to an initialised process group."""
+    """Whether this process belongs to an initialized process group."""
     return dist.is_available() and dist.is_initialized()
 
 

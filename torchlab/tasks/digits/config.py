@@ -6,7 +6,7 @@
 Recipes:
   default       AdamW + one-cycle LR, mini-batches of 64, label smoothing 0.1 -> ~0.98 test accuracy in < 0.5 s.
   seed          the notebook's loop: full-batch gradient descent, lr 0.1, 100 steps, N(0, 0.1^2) weights.
-  standardized  pixels standardised inside the model, noise on them while training, batches of 256, 40
+  standardized  pixels standardized inside the model, noise on them while training, batches of 256, 40
                 epochs, lr 0.2, weight decay 0.2 (best in cross-validation on the training split).
 """
 
@@ -26,9 +26,9 @@ class DigitsConfig(TrainConfig):
     hidden: int = setting(32, "hidden units (32, as the seed)", check=whole(1), group="model")
     init_std: float | None = setting(None, "start from N(0, std^2) weights, as the seed (none: PyTorch's init)",
                                      check=number(0, low_open=True), group="model")
-    standardize: bool = setting(False, "standardise each pixel with the training images' mean and std (kept in the "
+    standardize: bool = setting(False, "standardize each pixel with the training images' mean and std (kept in the "
                                 "model, so checkpoints take raw pixels)", group="model")
-    input_noise: float = setting(0.0, "Gaussian noise added to the standardised pixels while training (0: none)",
+    input_noise: float = setting(0.0, "Gaussian noise added to the standardized pixels while training (0: none)",
                                  check=number(0), group="model")
     val_fraction: float = setting(0.1, "share of the training split held out for validation", check=number(0, 0.5),
                                   group="data")

@@ -1,7 +1,7 @@
 """Digit figures: each test image beside its ten class probabilities.
 
 The bars read without a legend: the true class's bar is green, a wrong prediction's bar is red,
-the other classes are grey, and the bars are labelled "true" / "predicted" where they stand.
+the other classes are gray, and the bars are labeled "true" / "predicted" where they stand.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 from torchlab.data.digits import DigitsSplit
 from torchlab.reporting.figures import plot_confusion_matrix, plot_history, save_figure
 
-TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "tab:green", "tab:red", "0.7"
+TRUE_COLOR, WRONG_COLOR, OTHER_COLOR = "tab:green", "tab:red", "0.7"
 
 
-def bar_colours(true: int, pred: int, classes: int = 10) -> list[str]:
+def bar_colors(true: int, pred: int, classes: int = 10) -> list[str]:
     """Green for the true class (so a right prediction is one green bar), red for a wrong prediction."""
-    return [TRUE_COLOUR if c == true else (WRONG_COLOUR if c == pred else OTHER_COLOUR) for c in range(classes)]
+    return [TRUE_COLOR if c == true else (WRONG_COLOR if c == pred else OTHER_COLOR) for c in range(classes)]
 
 
 def _draw(ax_img, ax_bar, image: np.ndarray, probs: np.ndarray, true: int, index: int) -> None:
@@ -28,15 +28,15 @@ def _draw(ax_img, ax_bar, image: np.ndarray, probs: np.ndarray, true: int, index
     right = pred == true
     ax_img.imshow(image, cmap="gray_r" if image.max() > 1.5 else "gray")
     ax_img.set_title(f"test image {index}: a {true}\npredicted {pred} ({'right' if right else 'wrong'})", fontsize=9,
-                     color="black" if right else WRONG_COLOUR)
+                     color="black" if right else WRONG_COLOR)
     ax_img.axis("off")
-    ax_bar.bar(range(len(probs)), probs, color=bar_colours(true, pred, len(probs)))
+    ax_bar.bar(range(len(probs)), probs, color=bar_colors(true, pred, len(probs)))
     labels = {pred: "predicted\n= true" if right else "predicted"}
     if not right:
         labels[true] = "true"
     for c, text in labels.items():
         ax_bar.text(c, probs[c] + 0.02, f"{text}\n{probs[c]:.2f}", ha="center", va="bottom", fontsize=7,
-                    color=TRUE_COLOUR if c == true else WRONG_COLOUR)
+                    color=TRUE_COLOR if c == true else WRONG_COLOR)
     ax_bar.set_xticks(range(len(probs)))
     ax_bar.set_ylim(0, 1.25)  # room for the labels above a bar near 1
     ax_bar.set_yticks([0, 0.25, 0.5, 0.75, 1.0])

@@ -1,4 +1,4 @@
-"""`keypoint-fcn`, `keypoint-cnn`, `keypoint-net`: 15 facial keypoints from 96x96 grey faces.
+"""`keypoint-fcn`, `keypoint-cnn`, `keypoint-net`: 15 facial keypoints from 96x96 gray faces.
 
     import torchlab
     result = torchlab.train("keypoint-net", epochs=5)       # or: torchlab train keypoint-net --epochs 5
@@ -7,7 +7,7 @@ Data: a Kaggle-format training.csv (`--data`) or, offline, synthetic faces in th
 Validation is always the seed's: 10% of the rows that have all 15 keypoints, split with
 random_state=42, so every model and every `--missing` setting is measured on the same faces.
 
-Loss: mean squared error in pixels over the labelled coordinates only (a 0/1 mask), so rows
+Loss: mean squared error in pixels over the labeled coordinates only (a 0/1 mask), so rows
 with missing keypoints still teach the ones they have (`--missing mask`, the default). The
 metric is the RMSE in pixels, overall and per keypoint, next to the mean-keypoint baseline.
 
@@ -29,7 +29,7 @@ from torchlab.config import TrainConfig, finite, setting, whole
 from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
-FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centred coordinates of a 96-pixel face
+FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centerd coordinates of a 96-pixel face
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class KeypointConfig(TrainConfig):
     missing: str = setting("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
                            "coordinates out of the loss", choices=("drop", "mask"), group="data")
     augment: bool = setting(True, "random flips, rotations, scales and shifts of the training faces", group="data")
-    flip_sum: float = setting(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centred "
+    flip_sum: float = setting(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centerd "
                               "coordinates); for experiments only", check=finite(), group="data")
     mean_init: bool = setting(True, "start the output at the training set's mean keypoints", group="model")
 

@@ -5,9 +5,9 @@ The detector is the Haar cascade `haarcascade_frontalface_default.xml` that the 
 
 The training faces are squares around the face's landmarks, enlarged 1.3x. The detector's box
 is tighter and sits higher: on the 3,452 real faces of the development set (each pasted 1.5x,
-2x and 3x enlarged on a grey background, 97-98% found) the training square's side is 1.19x the
-detector's box side (median; 10% of the faces below 1.05x, 10% above 1.35x) and its centre lies
-0.16 box sides below the box's centre (sideways: 0.00, spread 0.11). `face_square` applies
+2x and 3x enlarged on a gray background, 97-98% found) the training square's side is 1.19x the
+detector's box side (median; 10% of the faces below 1.05x, 10% above 1.35x) and its center lies
+0.16 box sides below the box's center (sideways: 0.00, spread 0.11). `face_square` applies
 these medians, so a detected face reaches the model framed as the training faces were. A box
 given by hand (--box) is framed the same way: give the box a detector would draw, from the
 eyebrows to the chin and cheek to cheek (a detected face's printed box can be passed back).
@@ -31,7 +31,7 @@ from torchlab.errors import UsageError
 INSTALL_HINT = "pip install torchlab[faces]"
 CASCADE = "haarcascade_frontalface_default.xml"
 SQUARE_PER_BOX = 1.19  # training square side / detector box side (median over the development faces)
-SQUARE_DROP = 0.16  # training square centre - detector box centre, downwards, in box sides
+SQUARE_DROP = 0.16  # training square center - detector box center, downwards, in box sides
 MIN_FACE = 24  # pixels: the cascade's smallest window; a photo or --box smaller than this holds no usable face
 DETECT_SIDE = 1024  # larger photos are shrunk to this longest side for detection (seconds -> a fraction)
 
@@ -59,7 +59,7 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def check_box(box: tuple[float, float, float, float] | Box, width: int, height: int) -> Box:
-    """A hand-given face box that fits a width x height photo: finite, at least MIN_FACE pixels, centre inside."""
+    """A hand-given face box that fits a width x height photo: finite, at least MIN_FACE pixels, center inside."""
     x, y, w, h = (box.x, box.y, box.w, box.h) if isinstance(box, Box) else box
     shown = f"{x:g},{y:g},{w:g},{h:g}"
     if not all(math.isfinite(v) for v in (x, y, w, h)):
@@ -68,7 +68,7 @@ def check_box(box: tuple[float, float, float, float] | Box, width: int, height: 
         raise UsageError(f"--box W and H must be at least {MIN_FACE} pixels (smaller faces hold too little detail), "
                          f"got {shown}")
     if not (0 <= x + w / 2 < width and 0 <= y + h / 2 < height):
-        raise UsageError(f"--box {shown} is not on the {width}x{height} photo: its centre must lie inside it")
+        raise UsageError(f"--box {shown} is not on the {width}x{height} photo: its center must lie inside it")
     return Box(x, y, w, h)
 
 
@@ -81,8 +81,8 @@ def detector_available() -> bool:
     return True
 
 
-def detect_faces(grey: np.ndarray) -> list[Box]:
-    """Frontal faces in a grey photo (H, W) in [0, 1], left to right; a UsageError when OpenCV is missing."""
+def detect_faces(gray: np.ndarray) -> list[Box]:
+    """Frontal faces in a gray photo (H, W) in [0, 1], left to right; a UsageError when OpenCV is missing."""
     try:
         import cv2
     except ImportError:
@@ -92,7 +92,7 @@ def detect_faces(grey: np.ndarray) -> list[Box]:
     if cascade.empty():
         raise UsageError(f"this OpenCV has no {CASCADE} (the 5.x wheels ship none): "
                          f'pip install "opencv-python-headless<5"')
-    image = np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
+    image = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
     shrink = max(1.0, max(image.shape) / DETECT_SIDE)
     if shrink > 1.0:
         size = (round(image.shape[1] / shrink), round(image.shape[0] / shrink))
@@ -105,38 +105,38 @@ def detect_faces(grey: np.ndarray) -> list[Box]:
 def face_square(box: Box) -> tuple[int, int, int]:
     """The square (x0, y0, side) the model sees for a face box: enlarged and moved down like the training faces."""
     side = max(1, round(max(box.w, box.h) * SQUARE_PER_BOX))
-    cx = box.x - 0.5 + box.w / 2  # the box's centre in pixel-centred coordinates
+    cx = box.x - 0.5 + box.w / 2  # the box's center in pixel-centerd coordinates
     cy = box.y - 0.5 + box.h / 2 + SQUARE_DROP * box.h
     return round(cx + 0.5 - side / 2), round(cy + 0.5 - side / 2), side
 
 
-def centre_square(width: int, height: int) -> tuple[int, int, int]:
+def center_square(width: int, height: int) -> tuple[int, int, int]:
     """The largest square in the middle of a width x height photo: (x0, y0, side)."""
     side = min(width, height)
     return (width - side) // 2, (height - side) // 2, side
 
 
-def cut_square(grey: np.ndarray, square: tuple[int, int, int]) -> np.ndarray:
+def cut_square(gray: np.ndarray, square: tuple[int, int, int]) -> np.ndarray:
     """The pixels of `square` (x0, y0, side); parts outside the photo repeat its nearest edge pixels."""
     x0, y0, side = square
-    height, width = grey.shape
+    height, width = gray.shape
     rows = np.clip(np.arange(y0, y0 + side), 0, height - 1)
     cols = np.clip(np.arange(x0, x0 + side), 0, width - 1)
-    return grey[np.ix_(rows, cols)]
+    return gray[np.ix_(rows, cols)]
 
 
 Square = tuple[int, int, int]  # (x0, y0, side) in photo pixels
 
 
-def photo_to_face(grey: np.ndarray, square: Square | None = None) -> tuple[np.ndarray, Square]:
-    """Grey photo (H, W) in [0, 1] -> (96x96 grey levels 0..255, square (x0, y0, side)).
+def photo_to_face(gray: np.ndarray, square: Square | None = None) -> tuple[np.ndarray, Square]:
+    """Gray photo (H, W) in [0, 1] -> (96x96 gray levels 0..255, square (x0, y0, side)).
 
     The square defaults to the photo's central one; parts of a square outside the photo repeat its edge.
     """
     from torchlab.data.images import resize
 
-    square = square or centre_square(grey.shape[1], grey.shape[0])
-    face = resize(cut_square(grey, square), IMAGE_SIZE, IMAGE_SIZE)
+    square = square or center_square(gray.shape[1], gray.shape[0])
+    face = resize(cut_square(gray, square), IMAGE_SIZE, IMAGE_SIZE)
     return np.clip(face * 255.0, 0, 255), square
 
 
@@ -144,31 +144,31 @@ def face_to_photo(points: np.ndarray, crop: Square) -> np.ndarray:
     """Keypoints in the 96x96 face (..., 2) -> the photo's pixels.
 
     Pixel j of the face covers [j, j + 1) * side / 96 of the square (resampling works on pixel
-    areas), so its centre j lies at (j + 0.5) * side / 96 - 0.5 in pixel-centred photo coordinates.
+    areas), so its center j lies at (j + 0.5) * side / 96 - 0.5 in pixel-centerd photo coordinates.
     """
     x0, y0, side = crop
     scale = side / IMAGE_SIZE
     return (points + 0.5) * scale - 0.5 + np.array([x0, y0], dtype=np.float64)
 
 
-def find_faces(grey: np.ndarray, boxes: Sequence[Any] = (), detect: bool | None = None
+def find_faces(gray: np.ndarray, boxes: Sequence[Any] = (), detect: bool | None = None
                ) -> tuple[list[Box], str, str | None]:
     """(face boxes, how they were found, note): hand-given `boxes`, else the detector's, else none.
 
     detect=None uses the detector when OpenCV is installed; True insists (a UsageError naming the
-    install command without it); False never detects. No boxes means: use the centre square (the note says why).
+    install command without it); False never detects. No boxes means: use the center square (the note says why).
     """
-    height, width = grey.shape
+    height, width = gray.shape
     if boxes:
         if detect:
             raise UsageError("give faces with --box or ask for --detect, not both")
         return [check_box(b, width, height) for b in boxes], "box", None
     if detect is False:
-        return [], "centre crop", None
+        return [], "center crop", None
     if detect is None and not detector_available():
-        return [], "centre crop", (f"no face detector installed ({INSTALL_HINT}), so the keypoints are for the "
-                                   "centre square; give the face with --box X,Y,W,H")
-    found = detect_faces(grey)
-    note = None if found else ("the detector found no frontal face, so the keypoints are for the centre square; "
+        return [], "center crop", (f"no face detector installed ({INSTALL_HINT}), so the keypoints are for the "
+                                   "center square; give the face with --box X,Y,W,H")
+    found = detect_faces(gray)
+    note = None if found else ("the detector found no frontal face, so the keypoints are for the center square; "
                                "give the face with --box X,Y,W,H")
     return found, "detector", note

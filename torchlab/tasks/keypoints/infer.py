@@ -34,7 +34,7 @@ from torchlab.tasks.keypoints.config import DEFAULT_SYNTHETIC
 from torchlab.tasks.keypoints.faces import (
     MIN_FACE,
     Square,
-    centre_square,
+    center_square,
     face_square,
     face_to_photo,
     find_faces,
@@ -60,17 +60,17 @@ def validation_data(meta: dict[str, Any], data: str | None = None) -> tuple[Keyp
 def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Sequence[Any] = (),
                   detect: bool | None = None) -> list[dict[str, Any]]:
     """One record per face of a photo, keypoints in the photo's pixels; with `out`, <out>/<stem>_keypoints.png."""
-    from torchlab.data.images import load_grey
+    from torchlab.data.images import load_gray
 
     source = Path(path)
-    grey = load_grey(source)
-    height, width = grey.shape
+    gray = load_gray(source)
+    height, width = gray.shape
     if min(height, width) < MIN_FACE:
         raise DataError(f"{source} is {width}x{height} pixels, too small to hold a face: a photo needs at least "
                         f"{MIN_FACE}x{MIN_FACE} pixels (the model sees each face at {IMAGE_SIZE}x{IMAGE_SIZE})")
-    found, how, note = find_faces(grey, boxes, detect)
-    squares = [face_square(box) for box in found] or [centre_square(width, height)]
-    crops = np.stack([photo_to_face(grey, square)[0] for square in squares])
+    found, how, note = find_faces(gray, boxes, detect)
+    squares = [face_square(box) for box in found] or [center_square(width, height)]
+    crops = np.stack([photo_to_face(gray, square)[0] for square in squares])
     pred = predict_keypoints(model, crops).reshape(len(squares), -1, 2).astype(np.float64)
     points = [face_to_photo(p, square) for p, square in zip(pred, squares)]
     overlay = None
@@ -89,9 +89,9 @@ def _overlay(source: Path, points: list[np.ndarray], squares: list[Square], how:
     from torchlab.tasks.keypoints.plots import plot_photo_keypoints
 
     photo = load_rgb(source)
-    labels = ["centre crop"] if how == "centre crop" else [f"face {k + 1}" for k in range(len(squares))]
+    labels = ["center crop"] if how == "center crop" else [f"face {k + 1}" for k in range(len(squares))]
     faces = "1 face" if len(squares) == 1 else f"{len(squares)} faces"
-    title = f"{source.name}: predicted keypoints ({'centre crop' if how == 'centre crop' else faces})"
+    title = f"{source.name}: predicted keypoints ({'center crop' if how == 'center crop' else faces})"
     return plot_photo_keypoints(photo, points, squares, target, title=title, labels=labels)
 
 
@@ -137,7 +137,7 @@ def _photo_line(record: dict[str, Any]) -> str:
         who = "detector" if record["found_by"] == "detector" else "given"
         where = f"{who} box x {box['x']:g}, y {box['y']:g}, {box['w']:g}x{box['h']:g}"
     else:
-        where = f"centre square x {crop['x']}, y {crop['y']}, {crop['size']}x{crop['size']}"
+        where = f"center square x {crop['x']}, y {crop['y']}, {crop['size']}x{crop['size']}"
     overlay = f", overlay {record['overlay']}" if record.get("overlay") else ""
     return (f"{record['input']} face {record['face']} of {record['faces']} ({where}): "
             f"{len(record['keypoints'])} keypoints in the photo's pixels{overlay}")

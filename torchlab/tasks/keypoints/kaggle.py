@@ -24,13 +24,13 @@ from torchlab.reporting.records import write_into, write_records
 
 
 def predict_keypoints(model: nn.Module, images: np.ndarray, batch_size: int | None = 256) -> np.ndarray:
-    """Grey faces (n, 96, 96), levels 0..255 -> (n, 30) pixel coordinates."""
+    """Gray faces (n, 96, 96), levels 0..255 -> (n, 30) pixel coordinates."""
     x = torch.from_numpy(np.asarray(images, dtype=np.float32) / PIXEL_SCALE).unsqueeze(1)
     return predict_outputs(model, x, batch_size).numpy().reshape(len(x), len(COORD_COLUMNS))
 
 
 def per_keypoint_rmse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(15,) RMSE in pixels of each keypoint over its labelled x and y values (NaN if never labelled)."""
+    """(15,) RMSE in pixels of each keypoint over its labeled x and y values (NaN if never labeled)."""
     sq = ((pred - np.nan_to_num(truth)) ** 2 * mask).reshape(len(pred), -1, 2).sum(axis=(0, 2))
     count = mask.reshape(len(pred), -1, 2).sum(axis=(0, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -38,23 +38,23 @@ def per_keypoint_rmse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> 
 
 
 def overall_rmse_from(per_keypoint: np.ndarray) -> float:
-    """Overall RMSE from per-keypoint RMSEs of equally labelled keypoints (the complete validation rows)."""
+    """Overall RMSE from per-keypoint RMSEs of equally labeled keypoints (the complete validation rows)."""
     return float(np.sqrt(np.nanmean(per_keypoint ** 2)))
 
 
-IMAGE_CENTRE = 47.5  # the mean of a coordinate that is never labelled
+IMAGE_CENTER = 47.5  # the mean of a coordinate that is never labeled
 
 
 def mean_keypoints(keypoints: torch.Tensor, mask: torch.Tensor) -> list[float]:
-    """The mean of each coordinate over the rows where it is labelled (the image centre where it never is)."""
+    """The mean of each coordinate over the rows where it is labeled (the image center where it never is)."""
     count = mask.sum(0)
-    mean = torch.where(count > 0, (keypoints * mask).sum(0) / count.clamp_min(1), torch.tensor(IMAGE_CENTRE))
+    mean = torch.where(count > 0, (keypoints * mask).sum(0) / count.clamp_min(1), torch.tensor(IMAGE_CENTER))
     return [round(float(v), 4) for v in mean]
 
 
 def mean_keypoint_baseline(train_kp: torch.Tensor, train_mask: torch.Tensor,
                            val_kp: torch.Tensor, val_mask: torch.Tensor) -> float:
-    """Validation RMSE (pixels) of always predicting the training set's mean of each labelled coordinate."""
+    """Validation RMSE (pixels) of always predicting the training set's mean of each labeled coordinate."""
     pred = torch.tensor(mean_keypoints(train_kp, train_mask)).expand_as(val_kp)
     return masked_rmse(pred, val_kp, val_mask)
 

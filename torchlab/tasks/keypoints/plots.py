@@ -1,6 +1,6 @@
 """Keypoint figures: faces with true (green) and predicted keypoints, per-keypoint RMSE bars, photo overlays.
 
-Colours follow the seed: green = true keypoints, red = the FCN's predictions, blue = the CNN's;
+Colors follow the seed: green = true keypoints, red = the FCN's predictions, blue = the CNN's;
 keypoint-net's are orange.
 """
 
@@ -17,7 +17,7 @@ from torchlab.data.keypoints import KEYPOINT_NAMES, KeypointSplit, KeypointTable
 from torchlab.reporting.figures import plot_history, save_figure
 from torchlab.tasks.keypoints.kaggle import overall_rmse_from
 
-MODEL_COLOURS = {"keypoint-fcn": "red", "keypoint-cnn": "blue", "keypoint-net": "darkorange"}
+MODEL_COLORS = {"keypoint-fcn": "red", "keypoint-cnn": "blue", "keypoint-net": "darkorange"}
 
 
 def plot_faces(
@@ -28,9 +28,9 @@ def plot_faces(
     title: str = "",
     columns: int = 5,
 ) -> Path:
-    """A grid of faces: true keypoints as green dots, each model's predictions as crosses in its colour.
+    """A grid of faces: true keypoints as green dots, each model's predictions as crosses in its color.
 
-    images (k, 96, 96); truth (k, 30) with NaN where unlabelled (or None); predictions label -> (k, 30).
+    images (k, 96, 96); truth (k, 30) with NaN where unlabeled (or None); predictions label -> (k, 30).
     """
     k = len(images)
     columns = min(columns, k)
@@ -45,7 +45,7 @@ def plot_faces(
             ax.scatter(truth[i, 0::2], truth[i, 1::2], c="lime", s=14, edgecolors="darkgreen", linewidths=0.5,
                        label="true")
         for label, pred in predictions.items():
-            ax.scatter(pred[i, 0::2], pred[i, 1::2], c=MODEL_COLOURS.get(label, "magenta"), s=18, marker="x",
+            ax.scatter(pred[i, 0::2], pred[i, 1::2], c=MODEL_COLORS.get(label, "magenta"), s=18, marker="x",
                        linewidths=1.2, label=label)
         ax.set_xlim(-0.5, images.shape[-1] - 0.5)  # predictions off the image must not rescale it
         ax.set_ylim(images.shape[-2] - 0.5, -0.5)
@@ -61,14 +61,14 @@ def plot_faces(
 def plot_keypoint_rmse(
     names: Sequence[str], rmse: Mapping[str, np.ndarray], path: str | os.PathLike, title: str = ""
 ) -> Path:
-    """Horizontal bars of RMSE (pixels) per keypoint, one bar colour per model (label -> (15,))."""
+    """Horizontal bars of RMSE (pixels) per keypoint, one bar color per model (label -> (15,))."""
     labels = list(rmse)
     height = 0.8 / max(len(labels), 1)
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) * max(1, len(labels) * 0.6) + 1.5))
     positions = np.arange(len(names))
     for j, label in enumerate(labels):
         values = np.asarray(rmse[label], dtype=float)
-        ax.barh(positions + j * height, values, height, color=MODEL_COLOURS.get(label, "grey"), label=label)
+        ax.barh(positions + j * height, values, height, color=MODEL_COLORS.get(label, "gray"), label=label)
         for pos, value in zip(positions + j * height, values):
             if np.isfinite(value):
                 ax.text(value, pos, f" {value:.2f}", va="center", fontsize=7)
@@ -82,9 +82,9 @@ def plot_keypoint_rmse(
     return save_figure(fig, path)
 
 
-# keypoint groups of the photo overlay: (label, words in the keypoint's name, marker, colour)
+# keypoint groups of the photo overlay: (label, words in the keypoint's name, marker, color)
 POINT_GROUPS = (
-    ("eye centres", ("eye_center",), "o", "red"),
+    ("eye centers", ("eye_center",), "o", "red"),
     ("eye corners", ("eye_inner_corner", "eye_outer_corner"), "^", "orange"),
     ("eyebrow ends", ("eyebrow",), "s", "magenta"),
     ("nose tip", ("nose",), "D", "cyan"),
@@ -99,9 +99,9 @@ def plot_photo_keypoints(
     """The user's photo with each face's predicted keypoints (15, 2) in its own pixels and the square the model saw.
 
     One face: `points` (15, 2) and `crop` (x0, y0, side); several: a list of each. The points are
-    grouped (eyes, eye corners, eyebrows, nose, mouth) by marker and colour in a legend, which also
+    grouped (eyes, eye corners, eyebrows, nose, mouth) by marker and color in a legend, which also
     explains the dashed squares: what was resized to 96x96 for the model (keypoints outside a square
-    are extrapolations). Each square is labelled (`labels`, default "face 1", "face 2", ...).
+    are extrapolations). Each square is labeled (`labels`, default "face 1", "face 2", ...).
     """
     from torchlab.data.keypoints import IMAGE_SIZE, KEYPOINT_NAMES
 
@@ -119,10 +119,10 @@ def plot_photo_keypoints(
         ax.text(max(x0, 0), max(y0, 0), f" {label}", color="black", fontsize=8, va="top", ha="left",
                 bbox={"facecolor": "yellow", "alpha": 0.8, "pad": 1.5, "linewidth": 0})
     marker = max(16.0, 36.0 * min(c[2] for c in crops) / 400)
-    for label, words, shape, colour in POINT_GROUPS:
+    for label, words, shape, color in POINT_GROUPS:
         rows = [i for i, name in enumerate(KEYPOINT_NAMES) if any(w in name for w in words)]
         xy = faces[:, rows].reshape(-1, 2)
-        ax.scatter(xy[:, 0], xy[:, 1], c=colour, marker=shape, s=marker, edgecolors="black",
+        ax.scatter(xy[:, 0], xy[:, 1], c=color, marker=shape, s=marker, edgecolors="black",
                    linewidths=0.6, label=f"{label} ({len(xy)})", zorder=3)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
@@ -146,5 +146,5 @@ def write_keypoint_figures(history: list[dict[str, float]], table: KeypointTable
                        title=f"{name}: validation RMSE per keypoint (overall {overall_rmse_from(per_kp):.3f} px)")
     sample = split.train[:9]
     plot_faces(table.images[sample], table.keypoints[sample], {}, paths[3], columns=3,
-               title="training faces and their labelled keypoints")
+               title="training faces and their labeled keypoints")
     return paths

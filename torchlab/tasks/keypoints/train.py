@@ -77,8 +77,8 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
         model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", mode="min",
         scheduler=scheduler, scheduler_interval=interval,
         meta={"model_name": model_name, "model_kwargs": model_kwargs,
-              "normalization": {"divide_by": PIXEL_SCALE, "input": "96x96 grey levels 0..255",
-                                "output": "pixels, pixel j centred at x = j"},
+              "normalization": {"divide_by": PIXEL_SCALE, "input": "96x96 gray levels 0..255",
+                                "output": "pixels, pixel j centerd at x = j"},
               "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": cfg.flip_sum, "augment": cfg.augment,
               "data": data_meta},
     )

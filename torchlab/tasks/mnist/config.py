@@ -19,7 +19,7 @@ Recipes:
 Every recipe sets bf16 autocast (it acts on CUDA only; --fp32 or --no-amp turns it off); the conv
 recipes (default, long, assignment) also set channels-last.
 
-The training images live on the device in a TensorBatcher; normalisation (mean and std of the
+The training images live on the device in a TensorBatcher; normalization (mean and std of the
 training pixels), the digits and the class names go into the checkpoint for evaluate/predict.
 """
 

@@ -55,7 +55,7 @@ def first_layer_weights(model: nn.Module) -> np.ndarray:
 
 
 def plot_filters(model: nn.Module, path: str | os.PathLike, limit: int = 32, title: str = "") -> Path:
-    """First-layer filters on one colour scale shared by all of them (red > 0, blue < 0), with its colour bar."""
+    """First-layer filters on one color scale shared by all of them (red > 0, blue < 0), with its color bar."""
     weights = first_layer_weights(model)[:limit]
     cols = min(8, len(weights))
     rows = int(np.ceil(len(weights) / cols))
@@ -94,7 +94,7 @@ def plot_feature_maps(
 ) -> Path:
     """One row per layer (conv, pool, batch norm, ReLU, ...) showing its first `channels` channels.
 
-    Each row shares one colour scale, shown by the colour bar at its end, so its channels compare:
+    Each row shares one color scale, shown by the color bar at its end, so its channels compare:
     red/blue around 0 for a layer with negative outputs, dark to bright from 0 for the others.
     A row is one image (the channels side by side), which draws in a fraction of the time of one
     panel per channel.
@@ -121,8 +121,8 @@ def plot_feature_maps(
             cmap, vmin, vmax = "RdBu_r", -bound, bound
         else:
             cmap, vmin, vmax = "viridis", 0.0, high or 1.0
-        colours = plt.get_cmap(cmap).with_extremes(bad="white")  # the gaps between channels
-        im = ax.imshow(channel_strip(shown), cmap=colours, vmin=vmin, vmax=vmax, aspect="auto")  # same box each row
+        colors = plt.get_cmap(cmap).with_extremes(bad="white")  # the gaps between channels
+        im = ax.imshow(channel_strip(shown), cmap=colors, vmin=vmin, vmax=vmax, aspect="auto")  # same box each row
         width, gap = fmap.shape[2], channel_gap(fmap.shape[2])
         ax.set_xticks([k * (width + gap) + (width - 1) / 2 for k in range(len(shown))])
         ax.set_xticklabels([f"ch {k}" for k in range(len(shown))], fontsize=6)
@@ -165,5 +165,5 @@ def write_mnist_figures(
             label = classes[int(true[k])]
             paths.append(plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
                                            title=f"{title}: feature maps of test image {k} (a {label}); "
-                                                 "one colour scale per row"))
+                                                 "one color scale per row"))
     return paths

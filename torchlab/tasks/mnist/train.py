@@ -44,7 +44,7 @@ def model_arguments(cfg: MnistConfig, classes: int) -> dict[str, Any]:
 
 
 def make_model(cfg: MnistConfig, classes: int) -> tuple[nn.Module, dict[str, Any]]:
-    """(model, its constructor arguments), initialised from N(0, init^2) when the config says so."""
+    """(model, its constructor arguments), initialized from N(0, init^2) when the config says so."""
     kwargs = model_arguments(cfg, classes)
     model = build_model(cfg.model, **kwargs)
     if cfg.init:

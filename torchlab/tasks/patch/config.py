@@ -1,4 +1,4 @@
-"""`torchlab train patch-linear`: brightness = w0 + w1*x + w2*y on a 32x32 grey patch.
+"""`torchlab train patch-linear`: brightness = w0 + w1*x + w2*y on a 32x32 gray patch.
 
 The data is a crop of a photo (default: matplotlib's grace_hopper.jpg, a shaded part of
 the forehead) or, with --ramp, the seed's synthetic ramp 80 + 1.2x + 0.8y + N(0, 2^2).
@@ -6,7 +6,7 @@ Two ways to train the same three weights:
   --mode manual    the seed's loop with tensors: err = X w - I, grad = (2/N) X^T err, w -= lr grad
   --mode autograd  LinearPatchRegressor + MSELoss + torch.optim.SGD through the Trainer
 Both take exactly the same steps. The answer is checked against least squares
-(torch.linalg.lstsq), with every weight vector shown in grey levels and pixels.
+(torch.linalg.lstsq), with every weight vector shown in gray levels and pixels.
 Recipes: default = --scale (x, y, brightness mapped to [0, 1]), lr 0.5, 300 epochs;
 seed = the seed's raw pixels, lr 1e-4, 800 epochs (which stops far from least squares).
 """
@@ -37,8 +37,8 @@ class PatchConfig(TrainConfig):
     ramp: bool = setting(False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo",
                          group="data")
     intercept: float = setting(80.0, "ramp brightness at x = y = 0", check=finite(), group="data")
-    slope_x: float = setting(1.2, "ramp grey levels per column", check=finite(), group="data")
-    slope_y: float = setting(0.8, "ramp grey levels per row", check=finite(), group="data")
+    slope_x: float = setting(1.2, "ramp gray levels per column", check=finite(), group="data")
+    slope_y: float = setting(0.8, "ramp gray levels per row", check=finite(), group="data")
     noise: float = setting(2.0, "ramp noise standard deviation", check=number(0), group="data")
 
     def validate(self) -> None:
@@ -58,7 +58,7 @@ RECIPES = {
 }
 
 TASK = register_task(Task(
-    name="patch-linear", help="linear patch regressor: brightness = w0 + w1*x + w2*y on a 32x32 grey patch (photo or ramp)",
+    name="patch-linear", help="linear patch regressor: brightness = w0 + w1*x + w2*y on a 32x32 gray patch (photo or ramp)",
     config_class=PatchConfig, recipes=RECIPES, description=__doc__ or "", models=("patch-linear",),
     package=__package__,
 ))

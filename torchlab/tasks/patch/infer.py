@@ -39,7 +39,7 @@ def model_inputs(scaling: PatchScaling, rows: torch.Tensor) -> torch.Tensor:
 
 
 def predict_rows(model: nn.Module, meta: dict[str, Any], rows: torch.Tensor) -> torch.Tensor:
-    """Brightness (grey levels) at design rows [1, x, y] in pixels, through the checkpoint's scaling."""
+    """Brightness (gray levels) at design rows [1, x, y] in pixels, through the checkpoint's scaling."""
     scaling = saved_scaling(meta)
     return predict_outputs(model, model_inputs(scaling, rows)).double().reshape(-1) * scaling.brightness
 

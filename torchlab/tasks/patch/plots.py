@@ -22,7 +22,7 @@ def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLi
     ax.axhline(floor, color="k", ls="--", lw=1, label=f"least squares ({floor:.3g})")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean squared error (grey levels²)")
+    ax.set_ylabel("mean squared error (gray levels²)")
     ax.set_title("training error")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -44,7 +44,7 @@ def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLi
 
 
 def plot_patch_panels(patch: np.ndarray, prediction: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
-    """original | prediction (one shared grey scale) | residual (diverging colours centred on 0)."""
+    """original | prediction (one shared gray scale) | residual (diverging colors centerd on 0)."""
     residual = patch - prediction
     lo, hi = float(min(patch.min(), prediction.min())), float(max(patch.max(), prediction.max()))
     bound = float(np.abs(residual).max()) or 1.0
@@ -55,7 +55,7 @@ def plot_patch_panels(patch: np.ndarray, prediction: np.ndarray, path: str | os.
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="brightness")
     im = axes[2].imshow(residual, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -bound, bound))
     axes[2].set_title(f"residual original − prediction (RMS {np.sqrt(np.mean(residual**2)):.2f})")
-    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="grey levels")
+    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="gray levels")
     for ax in axes:
         ax.set_xlabel("x (column)")
         ax.set_ylabel("y (row)")

@@ -44,7 +44,7 @@ def manual_descent(rows: torch.Tensor, targets: torch.Tensor, lr: float, epochs:
 
 
 def least_squares(rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The exact minimiser of the MSE (torch.linalg.lstsq in float64 on the CPU)."""
+    """The exact minimizer of the MSE (torch.linalg.lstsq in float64 on the CPU)."""
     a = rows.detach().to("cpu", torch.float64)
     b = targets.detach().to("cpu", torch.float64).unsqueeze(1)
     return torch.linalg.lstsq(a, b).solution.squeeze(1)
@@ -84,17 +84,17 @@ def describe_residuals(patch: np.ndarray, prediction: np.ndarray, best_mse: floa
         else:
             fit = (f"the plane accounts for {100 * explained:.0f}% of the brightness variance; "
                    "what it leaves is whatever is not a straight ramp (texture, edges, shadows).")
-        text = f"Residual RMS {rms:.2f} grey levels: {fit} {where}"
+        text = f"Residual RMS {rms:.2f} gray levels: {fit} {where}"
     return {"mse": mse, "residual_rms": rms, "largest_residual": float(residual[row, col]),
             "largest_at": (int(row), int(col)), "worst_quarter": worst, "interpretation": text}
 
 
 @dataclass
 class PatchFit:
-    """What one fit produced, in original units (grey levels, pixels)."""
+    """What one fit produced, in original units (gray levels, pixels)."""
 
     weights: torch.Tensor  # gradient descent, original units
-    losses: list[float]  # MSE per epoch in grey levels^2
+    losses: list[float]  # MSE per epoch in gray levels^2
     epochs: int
     exact: torch.Tensor | None = None  # least squares, original units
 
@@ -133,7 +133,7 @@ def load_patch(cfg: PatchConfig, seed: int) -> tuple[np.ndarray, dict[str, Any]]
 def train(cfg: PatchConfig, run: Run) -> RunResult:
     """Fit the three weights by gradient descent (manual or autograd), compare with least squares."""
     if cfg.mode == "manual" and run.resume:
-        raise UsageError("--resume needs --mode autograd (the manual loop keeps no optimiser state)")
+        raise UsageError("--resume needs --mode autograd (the manual loop keeps no optimizer state)")
     # per pixel: float64 design rows and targets, float32 copies, least squares' work space (~128 bytes)
     check_memory(128 * cfg.size**2, f"a {cfg.size}x{cfg.size} patch", "lower --size", run.device)
     patch, source = load_patch(cfg, run.seed)  # bad paths and crops fail here, before anything is written

@@ -2,7 +2,7 @@
 
 The trained counterpart of the hand-set ring net (`torchlab ring`): binary cross-entropy
 on one logit, weight decay, full-batch steps through the Trainer. Two data sets:
-  ring     points uniform in [-2.5, 2.5]^2, labelled by the circular ring 1 <= |x| <= 2
+  ring     points uniform in [-2.5, 2.5]^2, labeled by the circular ring 1 <= |x| <= 2
   circles  the assignment's two circles: radius 1.1 (label 1) and radius 3 (label 0)
 70% of the points train, 30% test. The summary puts the trained net's test accuracy next
 to the hand-set L1-ring net's accuracy on the same test points.
@@ -35,7 +35,7 @@ def check_radii(a: float, b: float) -> None:
 class RingConfig(TrainConfig):
     """Every choice of a ring-mlp run (the shared training fields come from TrainConfig)."""
 
-    dataset: str = setting("ring", "ring: uniform points labelled by the circular ring; circles: the assignment's "
+    dataset: str = setting("ring", "ring: uniform points labeled by the circular ring; circles: the assignment's "
                            "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
     points: int | None = setting(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
                                  check=whole(1), group="data")

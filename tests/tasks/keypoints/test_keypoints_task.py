@@ -55,7 +55,7 @@ def test_evaluate_reproduces_the_training_number(trained, capsys):
 def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
     out, _ = trained
     face = make_faces(1, seed=77, missing=False).images[0]
-    # a 240x160 photo: the face, enlarged 2.5x, in the middle of a wider grey frame
+    # a 240x160 photo: the face, enlarged 2.5x, in the middle of a wider gray frame
     big = np.asarray(Image.fromarray(face).resize((240, 240), Image.Resampling.BILINEAR))
     photo = np.full((240, 400), 128, np.uint8)
     photo[:, 80:320] = big
@@ -64,7 +64,7 @@ def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
     assert main(["predict", str(out / "best.pt"), str(path), "--out", str(tmp_path / "res"), "--device", "cpu"]) == 0
     [record] = json.loads((tmp_path / "res" / "predictions.json").read_text())
     assert record["crop"] == {"x": 80, "y": 0, "size": 240} and len(record["keypoints"]) == 15
-    assert record["found_by"] == "detector" and "no frontal face" in record["note"]  # a drawn face: centre square
+    assert record["found_by"] == "detector" and "no frontal face" in record["note"]  # a drawn face: center square
     assert (tmp_path / "res" / "me_keypoints.png").stat().st_size > 5000
     # the photo's keypoints are the model's 96x96 predictions mapped through the crop
     model, _ = torchlab.load(out / "best.pt")
@@ -82,7 +82,7 @@ def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
 
 
 def test_face_to_photo_is_the_inverse_of_the_resize():
-    # pixel centres: face pixel 0 covers photo pixels 0..2 of a 288 square (centre 1), pixel 95 covers 285..287
+    # pixel centers: face pixel 0 covers photo pixels 0..2 of a 288 square (center 1), pixel 95 covers 285..287
     pts = face_to_photo(np.array([[0.0, 95.0]]), (10, 0, 288))
     np.testing.assert_allclose(pts, [[11.0, 286.0]])
 

@@ -17,7 +17,7 @@ from conftest import ROOT
 from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.cli.main import main
 
-WORKER = Path(__file__).with_name("crash_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "crash_worker.py"
 EPOCHS = 4
 TRAIN_ARGS = ["train", "digit-mlp", "--device", "cpu", "--epochs", str(EPOCHS), "--no-figures", "--no-progress", "--seed", "3"]
 

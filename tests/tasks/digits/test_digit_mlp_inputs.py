@@ -1,4 +1,4 @@
-"""The digit MLP's input standardisation and training noise: what the default recipe relies on."""
+"""The digit MLP's input standardization and training noise: what the default recipe relies on."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torchlab.models import build_model
 from torchlab.models.digits import SCALE_FLOOR
 
 
-def test_standardisation_uses_the_training_pixels_and_travels_with_the_weights():
+def test_standardization_uses_the_training_pixels_and_travels_with_the_weights():
     x = torch.rand(50, 64)
     x[:, 0] = 0.0  # a pixel that is always blank
     model = build_model("digit-mlp", standardize=True).eval()

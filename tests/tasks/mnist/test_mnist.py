@@ -8,14 +8,13 @@ import csv
 import gzip
 import json
 import re
-import struct
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import SHARED_MNIST
+from mnist_files import idx_bytes, synthetic_digits, write_mnist
 from PIL import Image
 
 import torchlab
@@ -31,38 +30,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    magic = magic if magic is not None else 0x0800 + array.ndim
-    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ten easy classes: digit d is a bright bar at row 2 + 2d with a little noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 10
-    images = rng.integers(0, 40, size=(n, 28, 28))
-    for i, d in enumerate(labels):
-        images[i, 2 + 2 * d : 4 + 2 * d, 4:24] = 250
-    return images.astype(np.uint8), labels.astype(np.uint8)
-
-
-def write_mnist(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True, layout: str = "flat") -> Path:
-    """The four MNIST files of a synthetic set, gzipped or raw, flat or in torchvision's MNIST/raw/."""
-    target = folder / "MNIST" / "raw" if layout == "torchvision" else folder
-    target.mkdir(parents=True, exist_ok=True)
-    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
-        images, labels = synthetic_digits(n, seed)
-        for kind, array in (("images-idx3-ubyte", images), ("labels-idx1-ubyte", labels)):
-            name = f"{prefix}-{kind}"
-            data = idx_bytes(array)
-            if gz:
-                (target / f"{name}.gz").write_bytes(gzip.compress(data))
-            else:
-                (target / name).write_bytes(data)
-    return folder
 
 
 # ------------------------------------------------------------------- reader
@@ -312,10 +279,10 @@ def test_binary_post_recipe_and_errors(tmp_path):
     assert not any((tmp_path / name).exists() for name in "xyz")  # nothing written
 
 
-def test_image_preprocessing_centres_like_mnist(tmp_path):
+def test_image_preprocessing_centers_like_mnist(tmp_path):
     from torchlab.data.mnist_image import image_to_mnist
 
-    canvas = np.full((300, 200), 255, dtype=np.uint8)  # black ink on white, off-centre, not square
+    canvas = np.full((300, 200), 255, dtype=np.uint8)  # black ink on white, off-center, not square
     canvas[20:120, 20:50] = 0
     Image.fromarray(canvas).save(tmp_path / "one.png")
     x = image_to_mnist(tmp_path / "one.png")

@@ -11,7 +11,7 @@ import pytest
 
 import torchlab
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_keypoints.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_keypoints.py"
 
 
 def test_train_keypoints_script_one_small_epoch(tmp_path):

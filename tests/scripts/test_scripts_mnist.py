@@ -10,7 +10,7 @@ import sys
 
 import torchlab
 from conftest import ROOT
-from test_mnist import write_mnist
+from mnist_files import write_mnist
 
 SCRIPT = ROOT / "scripts" / "train_mnist.py"
 

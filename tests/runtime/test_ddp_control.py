@@ -19,7 +19,7 @@ from ddp_control_worker import batches, stop_run, trainer
 from torchlab import EarlyStopping
 from torchlab.runtime import distributed
 
-WORKER = Path(__file__).with_name("ddp_control_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "ddp_control_worker.py"
 
 
 def free_port() -> int:

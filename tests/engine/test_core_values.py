@@ -123,7 +123,7 @@ def test_gradient_clipping_caps_the_step_norm(clip, want):
 
 
 # ------------------------------------------------------------------------- metrics
-def test_rmse_takes_the_square_root_and_honours_mask_and_scale():
+def test_rmse_takes_the_square_root_and_honors_mask_and_scale():
     out = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     target = torch.tensor([[1.0, 0.0], [0.0, 4.0]])  # squared errors 0, 4, 9, 0
     mask = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
@@ -160,7 +160,7 @@ def test_masked_rmse_in_history_over_unequal_batches():
     trainer = Trainer(model, masked_loss, torch.optim.SGD(model.parameters(), lr=0.0), metrics={"rmse": RMSE()},
                       epochs=1, train_metrics=False, progress=False)
     result = trainer.fit(TensorBatcher((out_target, target, mask), 2), TensorBatcher((out_target, target, mask), 2))
-    # labelled squared errors 1, 4, 9, 16 (the 100 is masked): sqrt(30 / 4)
+    # labeled squared errors 1, 4, 9, 16 (the 100 is masked): sqrt(30 / 4)
     assert result.history[0]["val_rmse"] == pytest.approx(math.sqrt(30 / 4))
     assert "train_rmse" not in result.history[0]
 
@@ -183,12 +183,12 @@ def test_whole_set_metrics():
                                                          + math.log(0.9)) / 4)
     assert metrics.nll(torch.tensor([[1.0, 0.0]]), torch.tensor([1])) == pytest.approx(-math.log(1e-12))  # clamped
     pred = np.array([[1.0, 2.0], [3.0, 4.0]])
-    truth = np.array([[1.0, 0.0], [np.nan, 4.0]])  # NaN: unlabelled
+    truth = np.array([[1.0, 0.0], [np.nan, 4.0]])  # NaN: unlabeled
     mask = np.array([[1.0, 1.0], [0.0, 1.0]])
     assert metrics.masked_rmse(pred, truth, mask) == pytest.approx(math.sqrt(4 / 3))
     assert metrics.masked_rmse(torch.tensor(pred), torch.tensor(np.nan_to_num(truth)), torch.ones(2, 2)) == \
         pytest.approx(math.sqrt((4 + 9) / 4))
-    assert metrics.masked_rmse(pred, truth, np.zeros((2, 2))) == 0.0  # nothing labelled: 0, not NaN
+    assert metrics.masked_rmse(pred, truth, np.zeros((2, 2))) == 0.0  # nothing labeled: 0, not NaN
     assert metrics.masked_rmse([[0.0]], [[0.5]], [[1.0]]) == 0.5
     # float32 predictions are summed in float64: 1e8 + 0.25 would round to 1e8 in float32
     big = np.array([10000.0, 0.5], dtype=np.float32)
@@ -207,7 +207,7 @@ def test_accuracy_counts_arg_max_over_batches():
 
 
 def test_train_accuracy_is_weighted_over_unequal_batches():
-    # the model always predicts class 0: correct for the samples labelled 0
+    # the model always predicts class 0: correct for the samples labeled 0
     x = torch.zeros(5, 1)
     y = torch.tensor([0, 0, 1, 0, 1])  # batches [0, 0, 1] (2 right) and [0, 1] (1 right): 3 of 5
     model = nn.Linear(1, 2)

@@ -1,5 +1,5 @@
 """Keypoints with partial labels, value by value: the masked loss's divisor, the flip moving the
-mask with its keypoints, the mean face over labelled rows only, augmentation that changes from
+mask with its keypoints, the mean face over labeled rows only, augmentation that changes from
 epoch to epoch, and the CSV table's masks and splits."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torchlab.data.keypoints import (
     split_rows,
 )
 from torchlab.data.keypoints_augment import (
-    CENTRE,
+    CENTER,
     KeypointAugment,
     affine_batch,
     coordinate_permutation,
@@ -47,21 +47,21 @@ def column(name: str) -> int:
 
 
 # ---------------------------------------------------------------- masked loss
-def test_masked_loss_divides_by_the_labelled_count():
+def test_masked_loss_divides_by_the_labeled_count():
     output = torch.zeros(2, 30)
     target = torch.zeros(2, 30)
     mask = torch.zeros(2, 30)
     target[0, :3] = torch.tensor([1.0, 2.0, 3.0])
     mask[0, :3] = 1
-    target[1, 5] = 100.0  # unlabelled: never counted
+    target[1, 5] = 100.0  # unlabeled: never counted
     loss = masked_mse(output, target, mask)
     assert float(loss) == pytest.approx((1 + 4 + 9) / 3)
     full = torch.ones(2, 30)
     assert float(masked_mse(output, target, full)) == pytest.approx(float(torch.nn.functional.mse_loss(output, target)))
-    assert float(masked_mse(output, target, torch.zeros(2, 30))) == 0.0  # nothing labelled: 0, not NaN
+    assert float(masked_mse(output, target, torch.zeros(2, 30))) == 0.0  # nothing labeled: 0, not NaN
 
 
-def test_masked_loss_gives_unlabelled_coordinates_no_gradient():
+def test_masked_loss_gives_unlabeled_coordinates_no_gradient():
     output = torch.full((1, 30), 5.0, requires_grad=True)
     mask = torch.zeros(1, 30)
     mask[0, 4] = 1
@@ -71,16 +71,16 @@ def test_masked_loss_gives_unlabelled_coordinates_no_gradient():
 
 
 # -------------------------------------------------------------------- mean face
-def test_mean_face_averages_each_coordinate_over_its_labelled_rows_only():
+def test_mean_face_averages_each_coordinate_over_its_labeled_rows_only():
     keypoints = torch.zeros(3, 30)
     mask = torch.zeros(3, 30)
     keypoints[:, 0] = torch.tensor([10.0, 20.0, 0.0])
-    mask[:, 0] = torch.tensor([1.0, 1.0, 0.0])  # the third row's 0 is "unlabelled", not a coordinate
+    mask[:, 0] = torch.tensor([1.0, 1.0, 0.0])  # the third row's 0 is "unlabeled", not a coordinate
     keypoints[:, 1] = torch.tensor([30.0, 60.0, 90.0])
     mask[:, 1] = 1
     mean = mean_keypoints(keypoints, mask)
     assert mean[0] == 15.0 and mean[1] == 60.0
-    assert mean[2:] == [47.5] * 28  # never labelled: the image centre
+    assert mean[2:] == [47.5] * 28  # never labeled: the image center
     assert len(mean) == 30
 
 
@@ -126,23 +126,23 @@ def test_flip_permutation_and_coordinate_columns():
 # -------------------------------------------------------------------- affine
 def test_affine_scale_rotation_and_masking_of_pushed_out_points():
     kp = torch.zeros(1, 30)
-    kp[0, :4] = torch.tensor([CENTRE + 10, CENTRE, CENTRE, CENTRE - 20])
+    kp[0, :4] = torch.tensor([CENTER + 10, CENTER, CENTER, CENTER - 20])
     mask = torch.ones(1, 30)
     images = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
     _, scaled, _ = affine_batch(images, kp, mask, torch.zeros(1), torch.tensor([2.0]), torch.zeros(1, 2))
-    assert scaled[0, :4].tolist() == pytest.approx([CENTRE + 20, CENTRE, CENTRE, CENTRE - 40])
+    assert scaled[0, :4].tolist() == pytest.approx([CENTER + 20, CENTER, CENTER, CENTER - 40])
     _, turned, _ = affine_batch(images, kp, mask, torch.tensor([math.pi / 2]), torch.ones(1), torch.zeros(1, 2))
-    assert turned[0, :2].tolist() == pytest.approx([CENTRE, CENTRE + 10], abs=1e-4)  # (+10, 0) -> (0, +10)
+    assert turned[0, :2].tolist() == pytest.approx([CENTER, CENTER + 10], abs=1e-4)  # (+10, 0) -> (0, +10)
     # shifted 50 px right: the point at x = 57.5 leaves the image (masked), x = 47.5 stays at 97.5 > 95: masked too
     edge = torch.zeros(1, 30)
     edge[0, :4] = torch.tensor([40.0, 10.0, 44.0, 10.0])
     _, moved, moved_mask = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[51.0, 0.0]]))
     assert moved[0, :4].tolist() == pytest.approx([91.0, 10.0, 95.0, 10.0])
-    assert moved_mask[0, :4].tolist() == [1.0, 1.0, 1.0, 1.0]  # x = 95 is the last pixel centre: inside
+    assert moved_mask[0, :4].tolist() == [1.0, 1.0, 1.0, 1.0]  # x = 95 is the last pixel center: inside
     _, _, out_mask = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[51.5, 0.0]]))
     assert out_mask[0, :4].tolist() == [1.0, 1.0, 0.0, 0.0]  # x = 95.5: outside, x and y masked together
     _, _, low = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[-40.0, -10.0]]))
-    assert low[0, :4].tolist() == [1.0, 1.0, 1.0, 1.0]  # (0, 0) and (4, 0): on the first pixel centres
+    assert low[0, :4].tolist() == [1.0, 1.0, 1.0, 1.0]  # (0, 0) and (4, 0): on the first pixel centers
     _, _, below = affine_batch(images, edge, mask, torch.zeros(1), torch.ones(1), torch.tensor([[-40.5, 0.0]]))
     assert below[0, :4].tolist() == [0.0, 0.0, 1.0, 1.0]
 
@@ -190,15 +190,15 @@ def test_augmentation_differs_across_epochs_and_repeats_within_one():
 
 
 # -------------------------------------------------------------- table and CSV
-def test_labelled_needs_both_x_and_y_and_complete_needs_all():
+def test_labeled_needs_both_x_and_y_and_complete_needs_all():
     kp = np.full((3, 30), 50.0, dtype=np.float32)
     kp[1, 0] = np.nan  # x of the left eye missing: its y does not count either
     kp[2, :] = np.nan
     kp[2, 4:6] = 20.0
     table = KeypointTable(np.zeros((3, 96, 96), np.uint8), kp)
-    labelled = table.labelled
-    assert labelled[0].all() and labelled[1, :2].tolist() == [False, False] and labelled[1, 2:].all()
-    assert labelled[2].tolist() == [False] * 4 + [True, True] + [False] * 24
+    labeled = table.labeled
+    assert labeled[0].all() and labeled[1, :2].tolist() == [False, False] and labeled[1, 2:].all()
+    assert labeled[2].tolist() == [False] * 4 + [True, True] + [False] * 24
     assert table.complete.tolist() == [True, False, False] and len(table) == 3
 
 
@@ -206,7 +206,7 @@ def test_split_rows_mask_adds_rows_with_any_label_and_drop_keeps_complete_rows()
     n = 30
     kp = np.full((n, 30), 50.0, dtype=np.float32)
     kp[20:25, 2:] = np.nan  # partial: only the left eye
-    kp[25:, :] = np.nan  # nothing labelled
+    kp[25:, :] = np.nan  # nothing labeled
     table = KeypointTable(np.zeros((n, 96, 96), np.uint8), kp)
     drop, mask = split_rows(table, "drop"), split_rows(table, "mask")
     assert len(drop.val) == 2 and sorted(drop.val.tolist()) == sorted(mask.val.tolist())
@@ -294,19 +294,19 @@ def test_augmentation_draws_stay_within_their_ranges_and_use_them():
     images = torch.full((n, 1, 4, 4), 0.5)
     images[:, :, :2] = 0.4  # a little contrast to scale
     kp = torch.zeros(n, 30)
-    kp[:, 0], kp[:, 1] = CENTRE + 10, CENTRE  # the left eye 10 px right of the centre
+    kp[:, 0], kp[:, 1] = CENTER + 10, CENTER  # the left eye 10 px right of the center
     mask = torch.ones(n, 30)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    flipped = _one_effect(flip=0.25)((images, kp, mask), g())[1][:, 2 * RIGHT_EYE] == FLIP_SUM - (CENTRE + 10)
+    flipped = _one_effect(flip=0.25)((images, kp, mask), g())[1][:, 2 * RIGHT_EYE] == FLIP_SUM - (CENTER + 10)
     assert 0.2 < flipped.float().mean() < 0.3
     turned = _one_effect(degrees=12.0)((images, kp, mask), g())[1]
-    angles = torch.rad2deg(torch.atan2(turned[:, 1] - CENTRE, turned[:, 0] - CENTRE))
+    angles = torch.rad2deg(torch.atan2(turned[:, 1] - CENTER, turned[:, 0] - CENTER))
     assert angles.abs().max() <= 12.0 + 1e-3 and angles.min() < -11.5 and angles.max() > 11.5
     scaled = _one_effect(scale=0.08)((images, kp, mask), g())[1]
-    factor = (scaled[:, 0] - CENTRE) / 10
+    factor = (scaled[:, 0] - CENTER) / 10
     assert factor.min() >= 0.92 - 1e-5 and factor.max() <= 1.08 + 1e-5 and factor.min() < 0.925 and factor.max() > 1.075
     shifted = _one_effect(shift=5.0)((images, kp, mask), g())[1]
-    dx, dy = shifted[:, 0] - (CENTRE + 10), shifted[:, 1] - CENTRE
+    dx, dy = shifted[:, 0] - (CENTER + 10), shifted[:, 1] - CENTER
     for d in (dx, dy):
         assert d.abs().max() <= 5.0 + 1e-4 and d.min() < -4.8 and d.max() > 4.8
     assert abs(float(torch.corrcoef(torch.stack([dx, dy]))[0, 1])) < 0.15  # two independent draws
@@ -325,7 +325,7 @@ def test_augmentation_draws_stay_within_their_ranges_and_use_them():
 def test_plain_whole_numbers_take_the_fast_parser(monkeypatch):
     import torchlab.data.keypoints as keypoints
 
-    pixels = np.arange(9216) % 256  # every grey level from 0 to 255
+    pixels = np.arange(9216) % 256  # every gray level from 0 to 255
     text = " ".join(map(str, pixels))
     careful = keypoints._parse_one
     monkeypatch.setattr(keypoints, "_parse_one", lambda *a: pytest.fail("the careful parser ran on plain numbers"))
@@ -409,8 +409,8 @@ def test_every_csv_error_starts_with_the_file(tmp_path, monkeypatch):
     bad_coordinate = tmp_path / "coord.csv"
     bad_coordinate.write_text(header + "\n" + row.replace("10.000000", "x", 1) + "\n")
     bad_image = tmp_path / "image.csv"
-    bad_image.write_text(header + "\n" + row.rsplit(" ", 1)[0] + " 256\n")  # 256 is no grey level
-    for path, says in ((bad_coordinate, "row 1: left_eye_center_x = 'x'"), (bad_image, "row 1: Image holds grey")):
+    bad_image.write_text(header + "\n" + row.rsplit(" ", 1)[0] + " 256\n")  # 256 is no gray level
+    for path, says in ((bad_coordinate, "row 1: left_eye_center_x = 'x'"), (bad_image, "row 1: Image holds gray")):
         with pytest.raises(DataError, match=f"^{path} {says}"):
             read_training_csv(path)
     for text in ("ImageId,Image\nabc,0\n", "ImageId,Image\n1,0 1\n"):
@@ -421,9 +421,9 @@ def test_every_csv_error_starts_with_the_file(tmp_path, monkeypatch):
         (tmp_path / "look.csv").write_text(text)
         with pytest.raises(DataError, match=f"^{tmp_path / 'look.csv'} row 1: (RowId 'x'|ImageId 'y') is not a whole"):
             read_lookup_csv(tmp_path / "look.csv")
-    with pytest.raises(DataError, match="^data row 1: Image has 2 grey levels"):
+    with pytest.raises(DataError, match="^data row 1: Image has 2 gray levels"):
         parse_images(["1 2"])  # the default name when no file is given
-    with pytest.raises(DataError, match="^data row 1: Image holds grey levels outside 0..255"):
+    with pytest.raises(DataError, match="^data row 1: Image holds gray levels outside 0..255"):
         parse_images([" ".join(["256"] + ["0"] * 9215)])  # not wrapped round to 0 by the fast parser
 
     def unreadable(*args, **kwargs):

@@ -71,9 +71,9 @@ def test_fast_parser_matches_the_careful_one_and_accepts_decimals(faces):
 
 @pytest.mark.parametrize("change, expected", [
     (lambda rows: [r.rsplit(",", 1)[0] for r in rows], "no 'Image' column"),
-    (lambda rows: rows[:3] + [rows[3].rsplit(" ", 1)[0]] + rows[4:], "row 3: Image has 9215 grey levels"),
+    (lambda rows: rows[:3] + [rows[3].rsplit(" ", 1)[0]] + rows[4:], "row 3: Image has 9215 gray levels"),
     (lambda rows: rows[:2] + [rows[2].replace(" ", " abc ", 1)] + rows[3:], "row 2: Image holds 'abc'"),
-    (lambda rows: rows[:4] + [rows[4].replace(" ", " -3 ", 1).rsplit(" ", 1)[0]] + rows[5:], "row 4: Image holds grey"),
+    (lambda rows: rows[:4] + [rows[4].replace(" ", " -3 ", 1).rsplit(" ", 1)[0]] + rows[5:], "row 4: Image holds gray"),
     (lambda rows: rows[:1] + [rows[1].replace(rows[1].split(",")[0], "seven", 1)] + rows[2:],
      "row 1: left_eye_center_x = 'seven' is not a number"),
     (lambda rows: rows[:5] + [rows[5].replace(rows[5].split(",")[2], "96.0", 1)] + rows[6:],
@@ -85,11 +85,11 @@ def test_loader_names_the_bad_row(tmp_path, training_text, change, expected):
         read_training_csv(path)
 
 
-def test_grey_levels_above_255_are_refused(tmp_path, training_text):
+def test_gray_levels_above_255_are_refused(tmp_path, training_text):
     rows = list(training_text)
     head, pixels = rows[2].rsplit(",", 1)
     rows[2] = head + "," + "300 " + pixels.split(" ", 1)[1]
-    with pytest.raises(DataError, match=r"row 2: Image holds grey levels outside 0..255 .*max 300"):
+    with pytest.raises(DataError, match=r"row 2: Image holds gray levels outside 0..255 .*max 300"):
         read_training_csv(_write(tmp_path, rows))
 
 
@@ -133,13 +133,13 @@ def test_flip_swaps_the_right_names():
     assert pairs["right_eye_outer_corner"] == "left_eye_outer_corner"
     assert pairs["left_eyebrow_inner_end"] == "right_eyebrow_inner_end"
     assert pairs["mouth_left_corner"] == "mouth_right_corner"
-    for centre in ("nose_tip", "mouth_center_top_lip", "mouth_center_bottom_lip"):
-        assert pairs[centre] == centre
+    for center in ("nose_tip", "mouth_center_top_lip", "mouth_center_bottom_lip"):
+        assert pairs[center] == center
     assert sorted(perm) == list(range(15)) and all(perm[perm[i]] == i for i in range(15))
 
 
-def test_keypoints_sit_on_pixel_centres():
-    """The synthetic iris is centred on its keypoint: dark-pixel centroid == keypoint (pixel j at x = j)."""
+def test_keypoints_sit_on_pixel_centers():
+    """The synthetic iris is centerd on its keypoint: dark-pixel centroid == keypoint (pixel j at x = j)."""
     geometry = sample_geometry(16, np.random.default_rng(3))
     geometry["texture"][:] = 0
     images = render_faces(geometry).astype(float)
@@ -182,7 +182,7 @@ def test_affine_moves_image_and_keypoints_together():
     shifted = affine_batch(images, kp, mask, torch.zeros(4), torch.ones(4), torch.tensor([[3.0, -2.0]] * 4))
     assert torch.allclose(shifted[0][..., 10:80, 10:80], images[..., 12:82, 7:77], atol=1e-4)
     assert torch.allclose(shifted[1][:, 0::2], kp[:, 0::2] + 3) and torch.allclose(shifted[1][:, 1::2], kp[:, 1::2] - 2)
-    # a quarter turn about the centre (47.5, 47.5): (x, y) -> (95 - y, x); pushed-out points are masked
+    # a quarter turn about the center (47.5, 47.5): (x, y) -> (95 - y, x); pushed-out points are masked
     turned = affine_batch(images, kp, mask, torch.full((4,), np.pi / 2), torch.ones(4), torch.zeros(4, 2))
     assert torch.allclose(turned[0][..., 5:90, 5:90], images.transpose(-1, -2).flip(-1)[..., 5:90, 5:90], atol=1e-3)
     assert torch.allclose(turned[1][:, 0::2], 95 - kp[:, 1::2], atol=1e-3)
@@ -193,7 +193,7 @@ def test_affine_moves_image_and_keypoints_together():
 def test_augment_keeps_masked_targets_finite_and_is_seeded():
     table = make_faces(8, seed=9)
     images = torch.from_numpy(table.images).float().unsqueeze(1) / 255
-    mask = torch.from_numpy(table.labelled).float()
+    mask = torch.from_numpy(table.labeled).float()
     kp = torch.from_numpy(np.nan_to_num(table.keypoints)) * mask
     run = lambda: KeypointAugment()((images, kp, mask), torch.Generator().manual_seed(1))  # noqa: E731
     a, b = run(), run()

@@ -55,7 +55,7 @@ TASKS = task_names()
 NPROCS = sorted({1, torch.cuda.device_count()}) if "cuda" in ACCELERATORS else [1]
 FP32_TOL = 1e-2
 FP64_TOL = 1e-9
-DETERMINISTIC_WORKER = Path(__file__).with_name("deterministic_worker.py")
+DETERMINISTIC_WORKER = Path(__file__).resolve().parents[1] / "deterministic_worker.py"
 
 accelerator = pytest.mark.accelerator
 on_accelerators = pytest.mark.parametrize("device", DEVICES)

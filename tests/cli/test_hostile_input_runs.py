@@ -366,9 +366,9 @@ def test_amp_on_the_cpu_gives_a_one_line_note(tmp_path, capsys):
         quiet_train("ring-mlp", tmp_path / "r2", amp=True, epochs=1, points=100)
 
 
-def test_mnist_predict_refuses_flags_it_cannot_honour(tmp_path, capsys):
+def test_mnist_predict_refuses_flags_it_cannot_honor(tmp_path, capsys):
     """--submission was accepted and ignored by mnist predict; --box/--detect are for keypoint photos only."""
-    from test_mnist import write_mnist
+    from mnist_files import write_mnist
 
     root = write_mnist(tmp_path / "data", n_train=240, n_test=40)
     torchlab.train("mnist", data_dir=str(root), epochs=1, val_size=0, model="mnist-linear", out=tmp_path / "run",

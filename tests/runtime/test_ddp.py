@@ -22,7 +22,7 @@ from torchlab.cli.main import main
 from torchlab.data import TensorBatcher
 from torchlab.runtime.device import one_cpu_thread
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "ddp_worker.py"
 DIGITS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress", "--seed", "0"]
 
 

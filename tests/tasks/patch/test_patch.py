@@ -15,7 +15,7 @@ from torchlab.errors import DataError, TrainingError
 from torchlab.tasks.patch.train import describe_residuals, least_squares, manual_descent
 
 
-def _weights_in_grey_levels(checkpoint) -> torch.Tensor:
+def _weights_in_gray_levels(checkpoint) -> torch.Tensor:
     model, meta = torchlab.load(checkpoint)
     norm = meta["normalization"]
     return PatchScaling(norm["coord_divisor"], norm["brightness_divisor"]).to_original(model.weight.detach().double())
@@ -73,7 +73,7 @@ def test_scaled_descent_matches_least_squares_and_recovers_slopes(tmp_path, caps
     assert main(["train", "patch-linear", "--ramp", "--mode", mode, "--epochs", "500", "--out", str(out),
                  "--device", "cpu", "--no-figures", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    w = _weights_in_grey_levels(out / "best.pt")
+    w = _weights_in_gray_levels(out / "best.pt")
     rows, targets = design_matrix(ramp_patch(32, seed=0))
     exact = least_squares(rows, targets)
     assert float(torch.linalg.norm(w - exact) / torch.linalg.norm(exact)) < 1e-3
@@ -106,8 +106,8 @@ def test_default_photo_figures_evaluate_and_predict(tmp_path, capsys):
 
     from torchlab.data.patch import default_photo
 
-    grey = np.asarray(Image.open(default_photo()).convert("L"), dtype=float)
-    assert np.allclose(photo_patch(), grey[144:176, 256:288], atol=0.5)
+    gray = np.asarray(Image.open(default_photo()).convert("L"), dtype=float)
+    assert np.allclose(photo_patch(), gray[144:176, 256:288], atol=0.5)
     checkpoint = str(out / "best.pt")
     assert main(["evaluate", checkpoint, "--device", "cpu"]) == 0
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines()[1:])

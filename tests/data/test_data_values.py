@@ -1,5 +1,5 @@
 """Exact values of the data plumbing: the TensorBatcher's batches, shards and seeds, the holdout
-split, make_loader's samplers, and MNIST's IDX reader, subsets and normalisation (computed from
+split, make_loader's samplers, and MNIST's IDX reader, subsets and normalization (computed from
 the training images only: not the held-out ones, not the test set)."""
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def test_random_affine_zero_is_identity_and_shift_moves_whole_pixels():
     assert areas.min() < 3.0 and areas.max() > 5.0 and areas.max() < 4 * 1.5**2 + 0.5
 
 
-def test_mnist_normalisation_comes_from_the_training_images_only(tmp_path):
+def test_mnist_normalization_comes_from_the_training_images_only(tmp_path):
     # image i has every pixel = i; the test images are all 255 (they must not count, nor may the held-out ones)
     labels = np.arange(20) % 10
     write_split(tmp_path, "train", np.stack([np.full((28, 28), i) for i in range(20)]), labels)

@@ -57,14 +57,14 @@ def test_long_curves_have_no_markers_and_integer_epoch_ticks(captured):
         assert all(float(t).is_integer() for t in tick_labels(ax.xaxis))
 
 
-def test_prediction_bars_colour_right_and_wrong_without_a_legend(captured):
+def test_prediction_bars_color_right_and_wrong_without_a_legend(captured):
     probs = np.full(10, 0.01)
     probs[6] = 0.91
     digits.plot_prediction(np.zeros((8, 8)), probs, true=6, index=0, path="right.png")
     digits.plot_prediction(np.zeros((8, 8)), probs, true=2, index=1, path="wrong.png")
     right_bars = captured["right.png"].axes[1].patches
     wrong_bars = captured["wrong.png"].axes[1].patches
-    green, red = (matplotlib.colors.to_rgba(c) for c in (digits.TRUE_COLOUR, digits.WRONG_COLOUR))
+    green, red = (matplotlib.colors.to_rgba(c) for c in (digits.TRUE_COLOR, digits.WRONG_COLOR))
     assert [i for i, b in enumerate(right_bars) if b.get_facecolor() == green] == [6]
     assert not [b for b in right_bars if b.get_facecolor() == red]  # a right prediction shows no red
     assert [i for i, b in enumerate(wrong_bars) if b.get_facecolor() == green] == [2]
@@ -110,7 +110,7 @@ def test_descent_paths_stay_in_view_under_the_optimum_marker(captured):
     assert optimum.get_zorder() > max(line.get_zorder() for line in lines)
 
 
-def test_feature_maps_share_one_colour_scale_per_row_with_a_colour_bar(captured):
+def test_feature_maps_share_one_color_scale_per_row_with_a_color_bar(captured):
     maps = [("conv1", torch.randn(1, 4, 6, 6) * torch.tensor([1.0, 5.0, 0.1, 2.0])[None, :, None, None]),
             ("relu1", torch.rand(1, 4, 6, 6) * torch.tensor([1.0, 0.0, 3.0, 2.0])[None, :, None, None])]
     mnist.plot_feature_maps(maps, np.zeros((28, 28)), "maps.png", channels=4)
@@ -121,13 +121,13 @@ def test_feature_maps_share_one_colour_scale_per_row_with_a_colour_bar(captured)
     strip = np.asarray(conv.get_array().filled(np.nan))
     assert strip.shape == (6, 4 * 6 + 3) and np.isnan(strip[:, 6]).all()  # one blank column between channels
     assert np.allclose(strip[:, 7:13], maps[0][1][0, 1].numpy())  # channel 1, where its tick says
-    assert conv.get_clim()[0] == -conv.get_clim()[1] < 0 and relu.get_clim()[0] == 0  # signed rows centred on 0
+    assert conv.get_clim()[0] == -conv.get_clim()[1] < 0 and relu.get_clim()[0] == 0  # signed rows centerd on 0
     assert conv.get_clim()[1] == pytest.approx(float(maps[0][1].abs().max()))  # one scale for the whole row
     assert sum(1 for ax in fig.axes if ax.get_label() == "<colorbar>") == 2
     assert [t.get_text() for t in rows[1].axes.get_xticklabels()] == ["ch 0", "ch 1", "ch 2", "ch 3"]
 
 
-def test_filters_share_one_colour_scale_with_a_colour_bar(captured):
+def test_filters_share_one_color_scale_with_a_color_bar(captured):
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 12, 3))
     mnist.plot_filters(model, "filters.png")
     fig = captured["filters.png"]

@@ -1,5 +1,5 @@
 """Faces found in any photo (issue 14 point 5): detection, framing like the training faces, crop/resize/back-map,
-several faces per photo, faces given by hand, and the fall-back to the centre square (with a note)."""
+several faces per photo, faces given by hand, and the fall-back to the center square (with a note)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
 from torchlab.tasks.run import InferenceOptions
 from torchlab.tasks.keypoints.infer import predict
 
-REAL_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "training.csv.gz"
+REAL_FACES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "faces" / "training.csv.gz"
 # where the two dev-set faces go on a 640x420 background: (left, top), enlargement
 PLACES = (((40, 60), 1.5), ((330, 20), 2.0))
 
@@ -33,7 +33,7 @@ def checkpoint(tiny_keypoint_checkpoint):
 
 @pytest.fixture(scope="module")
 def two_faces(tmp_path_factory):
-    """A photo holding the first two real faces of the dev set, 1.5x and 2x enlarged; their true eye centres."""
+    """A photo holding the first two real faces of the dev set, 1.5x and 2x enlarged; their true eye centers."""
     if not REAL_FACES.is_file():
         pytest.skip(f"the real faces are not in {REAL_FACES.parent}")
     import pandas as pd
@@ -48,7 +48,7 @@ def two_faces(tmp_path_factory):
         side = round(IMAGE_SIZE * scale)
         photo[top:top + side, left:left + side] = np.asarray(
             Image.fromarray(face).resize((side, side), Image.Resampling.BILINEAR))
-        # a training face's pixel j (centred at j) covers [j, j + 1) * scale of the pasted square
+        # a training face's pixel j (centerd at j) covers [j, j + 1) * scale of the pasted square
         eyes.append(np.array([left, top]) + (points[:2] + 0.5) * scale - 0.5)
         squares.append((left, top, side))
     path = tmp_path_factory.mktemp("photo") / "two_faces.png"
@@ -58,8 +58,8 @@ def two_faces(tmp_path_factory):
 
 def test_both_real_faces_are_found_and_framed_like_the_training_faces(two_faces):
     pytest.importorskip("cv2")
-    _, grey, eyes, squares = two_faces
-    boxes = detect_faces(grey)
+    _, gray, eyes, squares = two_faces
+    boxes = detect_faces(gray)
     assert len(boxes) == 2 and boxes[0].x < boxes[1].x
     for box, (left, top, side) in zip(boxes, squares):
         x0, y0, seen = face_square(box)
@@ -69,13 +69,13 @@ def test_both_real_faces_are_found_and_framed_like_the_training_faces(two_faces)
         assert abs((y0 + seen / 2) - (top + side / 2)) < 0.1 * side
 
 
-def test_true_eye_centres_survive_crop_resize_and_back_map(two_faces):
+def test_true_eye_centers_survive_crop_resize_and_back_map(two_faces):
     """A perfect model sees each eye where the crop put it; mapped back, it lands on the true eye (< 10% IOD)."""
     pytest.importorskip("cv2")
-    _, grey, eyes, _ = two_faces
-    for box, eye in zip(detect_faces(grey), eyes):
+    _, gray, eyes, _ = two_faces
+    for box, eye in zip(detect_faces(gray), eyes):
         square = face_square(box)
-        face, crop = photo_to_face(grey, square)
+        face, crop = photo_to_face(gray, square)
         assert crop == square and face.shape == (IMAGE_SIZE, IMAGE_SIZE)
         x0, y0, side = square
         seen = (eye - np.array([x0, y0]) + 0.5) * IMAGE_SIZE / side - 0.5  # the eyes in the model's 96x96 input
@@ -89,12 +89,12 @@ def test_true_eye_centres_survive_crop_resize_and_back_map(two_faces):
 def test_a_blob_is_seen_where_the_back_map_puts_it(square):
     """The crop/resize the model sees and face_to_photo agree to a tenth of a model pixel: a round blob's centroid
     in the 96x96 input maps back onto the blob (squares larger and smaller than 96 px, one past the photo's edge).
-    Dropping the half-pixel terms of the pixel-centred map would miss by 0.18 to 0.7 model pixels here."""
+    Dropping the half-pixel terms of the pixel-centerd map would miss by 0.18 to 0.7 model pixels here."""
     x0, y0, side = square
     blob = np.array([x0 + 0.55 * side + 0.3, y0 + 0.4 * side + 0.7])
     y, x = np.mgrid[0:400, 0:420]
-    grey = np.exp(-((x - blob[0]) ** 2 + (y - blob[1]) ** 2) / (2 * (0.05 * side) ** 2)).astype(np.float32)
-    face, _ = photo_to_face(grey, square)
+    gray = np.exp(-((x - blob[0]) ** 2 + (y - blob[1]) ** 2) / (2 * (0.05 * side) ** 2)).astype(np.float32)
+    face, _ = photo_to_face(gray, square)
     ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
     seen = np.array([(face * xs).sum(), (face * ys).sum()]) / face.sum()
     np.testing.assert_allclose(face_to_photo(seen, square), blob, atol=0.1 * side / IMAGE_SIZE)
@@ -102,7 +102,7 @@ def test_a_blob_is_seen_where_the_back_map_puts_it(square):
 
 def test_two_faces_give_two_records_and_one_overlay(two_faces, checkpoint, tmp_path, capsys):
     pytest.importorskip("cv2")
-    path, grey, eyes, _ = two_faces
+    path, gray, eyes, _ = two_faces
     out = tmp_path / "res"
     assert main(["predict", str(checkpoint), str(path), "--out", str(out), "--device", "cpu"]) == 0
     text = capsys.readouterr().out
@@ -117,7 +117,7 @@ def test_two_faces_give_two_records_and_one_overlay(two_faces, checkpoint, tmp_p
     for record, eye in zip(records, eyes):
         square = (record["crop"]["x"], record["crop"]["y"], record["crop"]["size"])
         assert square == face_square(Box(**record["box"]))
-        small, _ = photo_to_face(grey.astype(np.float32), square)
+        small, _ = photo_to_face(gray.astype(np.float32), square)
         with torch.no_grad():
             pred = model(torch.from_numpy(small / 255).float()[None, None])[0].reshape(15, 2).numpy()
         got = np.array([[p["x"], p["y"]] for p in record["keypoints"].values()])
@@ -151,33 +151,33 @@ def test_box_flag_values_are_parsed_and_checked():
         check_box((float("nan"), 0, 30, 30), 100, 100)
 
 
-def grey_photo(path: Path, size: tuple[int, int] = (200, 120), value: int = 128) -> Path:
+def gray_photo(path: Path, size: tuple[int, int] = (200, 120), value: int = 128) -> Path:
     Image.fromarray(np.full(size[::-1], value, np.uint8)).save(path)
     return path
 
 
-def test_no_face_found_falls_back_to_the_centre_square_with_a_note(checkpoint, tmp_path, capsys):
+def test_no_face_found_falls_back_to_the_center_square_with_a_note(checkpoint, tmp_path, capsys):
     pytest.importorskip("cv2")
-    photo = grey_photo(tmp_path / "wall.png")
+    photo = gray_photo(tmp_path / "wall.png")
     assert main(["predict", str(checkpoint), str(photo), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"{photo} face 1 of 1 (centre square x 40, y 0, 120x120): 15 keypoints")
-    assert lines[1] == ("  note: the detector found no frontal face, so the keypoints are for the centre square; "
+    assert lines[0].startswith(f"{photo} face 1 of 1 (center square x 40, y 0, 120x120): 15 keypoints")
+    assert lines[1] == ("  note: the detector found no frontal face, so the keypoints are for the center square; "
                         "give the face with --box X,Y,W,H")
 
 
-def test_without_opencv_the_centre_square_is_used_and_only_an_explicit_request_fails(checkpoint, tmp_path,
+def test_without_opencv_the_center_square_is_used_and_only_an_explicit_request_fails(checkpoint, tmp_path,
                                                                                      monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
-    photo = grey_photo(tmp_path / "me.png")
+    photo = gray_photo(tmp_path / "me.png")
     model, meta = torchlab.load(checkpoint, device="cpu")
     [record] = predict(model, meta, [str(photo)], InferenceOptions())
-    assert record["found_by"] == "centre crop" and record["crop"] == {"x": 40, "y": 0, "size": 120}
+    assert record["found_by"] == "center crop" and record["crop"] == {"x": 40, "y": 0, "size": 120}
     assert INSTALL_HINT in record["note"]
     with pytest.raises(UsageError, match=r"face detection needs OpenCV: pip install torchlab\[faces\]"):
         predict(model, meta, [str(photo)], InferenceOptions(detect=True))
     [record] = predict(model, meta, [str(photo)], InferenceOptions(detect=False))
-    assert record["found_by"] == "centre crop" and record["note"] is None
+    assert record["found_by"] == "center crop" and record["note"] is None
     assert list(tmp_path.iterdir()) == [photo]  # no --out: nothing written
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import torchlab
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def run_script(name: str, *args: str) -> str:

@@ -66,7 +66,7 @@ def test_runs_of_a_given_folder_and_a_missing_one(runs, capsys):
     assert capsys.readouterr().out.startswith("no runs under empty")
 
 
-def test_show_summarises_one_run(runs, capsys):
+def test_show_summarizes_one_run(runs, capsys):
     capsys.readouterr()
     assert main(["show", "checkpoints/faces/cnn"]) == 0
     shown = dict(line.split(None, 1) if not line.startswith(("last epoch", "training time", "written by"))
