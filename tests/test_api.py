@@ -24,9 +24,9 @@ def test_recipes_are_frozen_typed_configs():
 
 
 def test_a_misspelt_setting_names_the_right_one():
-    with pytest.raises(UsageError, match=r"no setting 'epoch'; did you mean 'epochs'\?") as info:
+    with pytest.raises(UsageError, match=r"no field 'epoch'; did you mean 'epochs'\?") as info:
         torchlab.train("digit-mlp", epoch=1)
-    assert "\n" not in str(info.value) and "batch_size" in str(info.value)  # lists the valid settings
+    assert "\n" not in str(info.value) and "batch_size" in str(info.value)  # lists the valid fields
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -157,7 +157,7 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
         foreign = [name for name in saved if name not in settings] if isinstance(saved, dict) else ["config"]
         if foreign:
             raise CheckpointError(f"{checkpoint} says task {task.name} but its config field {foreign[0]!r} is not a "
-                                  f"setting of {task.name}; its 'task' field does not fit its metadata: retrain")
+                                  f"field of {task.name}'s config; its 'task' field does not fit its metadata: retrain")
     return LoadedCheckpoint(Path(checkpoint), model, Metadata(meta), task)
 
 

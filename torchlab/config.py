@@ -27,9 +27,9 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("none", "onecycle", "cosine")
 
 
-def setting(default: Any, help: str, *, check: tuple[Callable[[Any], bool], str] | None = None,
-            choices: tuple | None = None, nargs: int | None = None, metavar: str | tuple[str, ...] | None = None,
-            group: str = "training", resume_safe: bool = False) -> Any:
+def config_field(default: Any, help: str, *, check: tuple[Callable[[Any], bool], str] | None = None,
+                 choices: tuple | None = None, nargs: int | None = None, metavar: str | tuple[str, ...] | None = None,
+                 group: str = "training", resume_safe: bool = False) -> Any:
     """A config field with what its flag needs: help text, choices, tuple length (nargs), group.
 
     check: (predicate, what it wants), e.g. (lambda v: v >= 1, ">= 1"); a value that fails it is
@@ -74,24 +74,24 @@ def _finite(v: Any) -> bool:
 class TrainConfig:
     """The choices every task makes; task configs add their data and model fields."""
 
-    epochs: int = setting(10, "maximum number of epochs", check=whole(1), resume_safe=True)
-    lr: float = setting(1e-3, "(peak) learning rate", check=number(0, low_open=True))
-    batch_size: int | None = setting(64, "samples per batch and per process (none: the whole set in one batch)",
-                                     check=whole(1), resume_safe=True)  # e.g. resuming 2 processes' run on 1
-    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)", check=number(0))
-    optimizer: str = setting("adamw", "optimizer", choices=OPTIMIZERS)
-    schedule: str = setting("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
-    warmup: float = setting(0.3, "onecycle: share of the steps spent raising the learning rate",
-                            check=number(0, 1, low_open=True))
-    patience: int | None = setting(None, "early stopping: epochs without improvement before stopping (none: never)",
-                                   check=whole(0), resume_safe=True)
-    min_delta: float = setting(0.0, "early stopping: smallest change that counts as an improvement",
-                               check=number(0), resume_safe=True)
-    grad_clip: float | None = setting(None, "clip the gradient norm to this value (none: no clipping)",
-                                      check=number(0, low_open=True))
-    amp: bool = setting(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)
-    compile: bool = setting(False, "torch.compile the model", group="speed", resume_safe=True)
-    channels_last: bool = setting(False, "channels-last memory format for conv nets", group="speed", resume_safe=True)
+    epochs: int = config_field(10, "maximum number of epochs", check=whole(1), resume_safe=True)
+    lr: float = config_field(1e-3, "(peak) learning rate", check=number(0, low_open=True))
+    batch_size: int | None = config_field(64, "samples per batch and per process (none: the whole set in one batch)",
+                                          check=whole(1), resume_safe=True)  # e.g. resuming 2 processes' run on 1
+    weight_decay: float = config_field(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)", check=number(0))
+    optimizer: str = config_field("adamw", "optimizer", choices=OPTIMIZERS)
+    schedule: str = config_field("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
+    warmup: float = config_field(0.3, "onecycle: share of the steps spent raising the learning rate",
+                                 check=number(0, 1, low_open=True))
+    patience: int | None = config_field(None, "early stopping: epochs without improvement before stopping (none: never)",
+                                        check=whole(0), resume_safe=True)
+    min_delta: float = config_field(0.0, "early stopping: smallest change that counts as an improvement",
+                                    check=number(0), resume_safe=True)
+    grad_clip: float | None = config_field(None, "clip the gradient norm to this value (none: no clipping)",
+                                           check=number(0, low_open=True))
+    amp: bool = config_field(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)
+    compile: bool = config_field(False, "torch.compile the model", group="speed", resume_safe=True)
+    channels_last: bool = config_field(False, "channels-last memory format for conv nets", group="speed", resume_safe=True)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -132,7 +132,7 @@ def with_overrides(cfg: C, **overrides: Any) -> C:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UsageError(f"{type(cfg).__name__} has no setting {key!r}; {hint}valid settings: {', '.join(names)}")
+            raise UsageError(f"{type(cfg).__name__} has no field {key!r}; {hint}valid fields: {', '.join(names)}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # frozen: no lists
     return dataclasses.replace(cfg, **values)
 

@@ -171,7 +171,7 @@ def test_huge_radii_are_one_line(capsys, tmp_path):
 
 def test_checkpoint_whose_task_field_names_another_task(runs, tmp_path, capsys):
     path = retagged(runs, tmp_path, "digit-mlp", "ring-mlp", keep_config=True)
-    with pytest.raises(CheckpointError, match="config field 'label_smoothing' is not a setting of ring-mlp"):
+    with pytest.raises(CheckpointError, match="config field 'label_smoothing' is not a field of ring-mlp's config"):
         torchlab.evaluate(path, device="cpu")
     path = retagged(runs, tmp_path, "digit-mlp", "ring-mlp", keep_config=False)
     with pytest.raises(CheckpointError, match="no metadata field 'data', which task ring-mlp needs"):

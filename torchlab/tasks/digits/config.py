@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchlab.config import TrainConfig, number, setting, whole
+from torchlab.config import TrainConfig, config_field, number, whole
 from torchlab.tasks import Task, register_task
 
 
@@ -22,16 +22,16 @@ from torchlab.tasks import Task, register_task
 class DigitsConfig(TrainConfig):
     """Every choice of a digit-mlp run (the shared training fields come from TrainConfig)."""
 
-    label_smoothing: float = setting(0.1, "cross-entropy label smoothing", check=number(0, 1))
-    hidden: int = setting(32, "hidden units (32, as the seed)", check=whole(1), group="model")
-    init_std: float | None = setting(None, "start from N(0, std^2) weights, as the seed (none: PyTorch's init)",
-                                     check=number(0, low_open=True), group="model")
-    standardize: bool = setting(False, "standardize each pixel with the training images' mean and std (kept in the "
-                                "model, so checkpoints take raw pixels)", group="model")
-    input_noise: float = setting(0.0, "Gaussian noise added to the standardized pixels while training (0: none)",
-                                 check=number(0), group="model")
-    val_fraction: float = setting(0.1, "share of the training split held out for validation", check=number(0, 0.5),
-                                  group="data")
+    label_smoothing: float = config_field(0.1, "cross-entropy label smoothing", check=number(0, 1))
+    hidden: int = config_field(32, "hidden units (32, as the seed)", check=whole(1), group="model")
+    init_std: float | None = config_field(None, "start from N(0, std^2) weights, as the seed (none: PyTorch's init)",
+                                          check=number(0, low_open=True), group="model")
+    standardize: bool = config_field(False, "standardize each pixel with the training images' mean and std (kept in the "
+                                     "model, so checkpoints take raw pixels)", group="model")
+    input_noise: float = config_field(0.0, "Gaussian noise added to the standardized pixels while training (0: none)",
+                                      check=number(0), group="model")
+    val_fraction: float = config_field(0.1, "share of the training split held out for validation", check=number(0, 0.5),
+                                       group="data")
 
 
 RECIPES = {

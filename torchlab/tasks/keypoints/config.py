@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torchlab.config import TrainConfig, finite, setting, whole
+from torchlab.config import TrainConfig, config_field, finite, whole
 from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
@@ -36,16 +36,16 @@ FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centerd coordinates
 class KeypointConfig(TrainConfig):
     """Every choice of a keypoint-fcn or keypoint-cnn run (the shared training fields come from TrainConfig)."""
 
-    data: str | None = setting(None, "Kaggle-format training.csv (none: synthetic faces, generated offline)",
-                               group="data")
-    synthetic: int = setting(DEFAULT_SYNTHETIC, "number of synthetic faces when --data is not given", check=whole(20),
-                             group="data")
-    missing: str = setting("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
-                           "coordinates out of the loss", choices=("drop", "mask"), group="data")
-    augment: bool = setting(True, "random flips, rotations, scales and shifts of the training faces", group="data")
-    flip_sum: float = setting(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centerd "
-                              "coordinates); for experiments only", check=finite(), group="data")
-    mean_init: bool = setting(True, "start the output at the training set's mean keypoints", group="model")
+    data: str | None = config_field(None, "Kaggle-format training.csv (none: synthetic faces, generated offline)",
+                                    group="data")
+    synthetic: int = config_field(DEFAULT_SYNTHETIC, "number of synthetic faces when --data is not given", check=whole(20),
+                                  group="data")
+    missing: str = config_field("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
+                                "coordinates out of the loss", choices=("drop", "mask"), group="data")
+    augment: bool = config_field(True, "random flips, rotations, scales and shifts of the training faces", group="data")
+    flip_sum: float = config_field(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centerd "
+                                   "coordinates); for experiments only", check=finite(), group="data")
+    mean_init: bool = config_field(True, "start the output at the training set's mean keypoints", group="model")
 
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints."""
@@ -56,7 +56,7 @@ class KeypointConfig(TrainConfig):
 class KeypointNetConfig(KeypointConfig):
     """Every choice of a keypoint-net run: the keypoint fields plus the network's width."""
 
-    width: int = setting(32, "channels of the first stage", check=whole(4), group="model")
+    width: int = config_field(32, "channels of the first stage", check=whole(4), group="model")
 
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         return {"width": self.width, "mean_keypoints": mean if self.mean_init else None}

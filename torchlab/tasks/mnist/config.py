@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchlab.config import TrainConfig, number, require, setting, whole
+from torchlab.config import TrainConfig, config_field, number, require, whole
 from torchlab.errors import UsageError
 from torchlab.tasks import Task, register_task
 
@@ -55,31 +55,31 @@ def _widths(value: Any) -> bool:
 class MnistConfig(TrainConfig):
     """Every choice of an mnist run (the shared training fields come from TrainConfig)."""
 
-    threads: int | None = setting(None, "CPU threads for torch (none: torch's choice)", check=whole(1), group="speed",
+    threads: int | None = config_field(None, "CPU threads for torch (none: torch's choice)", check=whole(1), group="speed",
+                                       resume_safe=True)
+    data_dir: str = config_field("data", "folder with the MNIST IDX files, flat or <dir>/MNIST/raw/", group="data")
+    download: bool = config_field(False, "download MNIST into --data-dir with torchvision first", group="data",
                                   resume_safe=True)
-    data_dir: str = setting("data", "folder with the MNIST IDX files, flat or <dir>/MNIST/raw/", group="data")
-    download: bool = setting(False, "download MNIST into --data-dir with torchvision first", group="data",
-                             resume_safe=True)
-    digits: tuple[int, int] | None = setting(None, "binary task on two digits: target 1 for B, 0 for A "
-                                             "(e.g. --digits 4 5)", nargs=2, metavar=("A", "B"), group="data")
-    limit: int | None = setting(None, "use only the first N training images (after --digits; none: all)",
-                                check=whole(1), group="data")
-    val_size: int | None = setting(None, "training images held out for validation (none: 1/12 of them, so 5,000 of "
-                                   "MNIST's 60,000 and a share of any --limit)", check=whole(0), group="data")
-    augment: bool = setting(False, "random shifts, turns and zooms of the training images", group="data")
-    normalize: bool = setting(True, "subtract the training pixels' mean and divide by their std", group="data")
-    model: str = setting("mnist-cnn", "which classifier", choices=MODELS, group="model")
-    channels: tuple[int, int, int] = setting((8, 16, 32), "mnist-cnn widths", check=(_widths, "three widths >= 1"),
-                                             nargs=3, metavar="C", group="model")
-    hidden: int | None = setting(None, "hidden units of mnist-mlp (50), mnist-tiny-cnn (8), mnist-simple-cnn (64) "
-                                 "(none: the model's own)", check=whole(1), group="model")
-    activation: str | None = setting(None, "mnist-mlp's hidden activation (none: sigmoid)", choices=ACTIVATIONS,
-                                     group="model")
-    init: float | None = setting(None, "start from N(0, std^2) weights and biases, as the seeds (none: PyTorch's init)",
-                                 check=number(0, low_open=True), group="model")
-    loss: str = setting("default", "default: cross-entropy (binary for --digits); post: the post's "
-                        "mean(|target - sigmoid|), --digits only", choices=LOSSES)
-    label_smoothing: float = setting(0.0, "cross-entropy label smoothing (10 classes only)", check=number(0, 1))
+    digits: tuple[int, int] | None = config_field(None, "binary task on two digits: target 1 for B, 0 for A "
+                                                  "(e.g. --digits 4 5)", nargs=2, metavar=("A", "B"), group="data")
+    limit: int | None = config_field(None, "use only the first N training images (after --digits; none: all)",
+                                     check=whole(1), group="data")
+    val_size: int | None = config_field(None, "training images held out for validation (none: 1/12 of them, so 5,000 of "
+                                        "MNIST's 60,000 and a share of any --limit)", check=whole(0), group="data")
+    augment: bool = config_field(False, "random shifts, turns and zooms of the training images", group="data")
+    normalize: bool = config_field(True, "subtract the training pixels' mean and divide by their std", group="data")
+    model: str = config_field("mnist-cnn", "which classifier", choices=MODELS, group="model")
+    channels: tuple[int, int, int] = config_field((8, 16, 32), "mnist-cnn widths", check=(_widths, "three widths >= 1"),
+                                                  nargs=3, metavar="C", group="model")
+    hidden: int | None = config_field(None, "hidden units of mnist-mlp (50), mnist-tiny-cnn (8), mnist-simple-cnn (64) "
+                                      "(none: the model's own)", check=whole(1), group="model")
+    activation: str | None = config_field(None, "mnist-mlp's hidden activation (none: sigmoid)", choices=ACTIVATIONS,
+                                          group="model")
+    init: float | None = config_field(None, "start from N(0, std^2) weights and biases, as the seeds (none: PyTorch's init)",
+                                      check=number(0, low_open=True), group="model")
+    loss: str = config_field("default", "default: cross-entropy (binary for --digits); post: the post's "
+                             "mean(|target - sigmoid|), --digits only", choices=LOSSES)
+    label_smoothing: float = config_field(0.0, "cross-entropy label smoothing (10 classes only)", check=number(0, 1))
 
     def validate(self) -> None:
         super().validate()

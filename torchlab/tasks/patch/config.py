@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchlab.config import TrainConfig, finite, flag_name, number, setting
+from torchlab.config import TrainConfig, config_field, finite, flag_name, number
 from torchlab.errors import UsageError
 from torchlab.tasks import Task, register_task
 
@@ -27,19 +27,19 @@ DEFAULT_ROW, DEFAULT_COL, DEFAULT_SIZE = 144, 256, 32
 class PatchConfig(TrainConfig):
     """Every choice of a patch-linear run (the shared training fields come from TrainConfig)."""
 
-    mode: str = setting("autograd", "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + "
-                        "Trainer", choices=("manual", "autograd"), group="model")
-    scale: bool = setting(True, "map x, y and brightness to [0, 1] before training", group="data")
-    image: str | None = setting(None, "any photo (none: matplotlib's grace_hopper.jpg)", group="data")
-    row: int = setting(DEFAULT_ROW, "top row of the crop", group="data")
-    col: int = setting(DEFAULT_COL, "left column of the crop", group="data")
-    size: int = setting(DEFAULT_SIZE, "side of the square patch", group="data")
-    ramp: bool = setting(False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo",
-                         group="data")
-    intercept: float = setting(80.0, "ramp brightness at x = y = 0", check=finite(), group="data")
-    slope_x: float = setting(1.2, "ramp gray levels per column", check=finite(), group="data")
-    slope_y: float = setting(0.8, "ramp gray levels per row", check=finite(), group="data")
-    noise: float = setting(2.0, "ramp noise standard deviation", check=number(0), group="data")
+    mode: str = config_field("autograd", "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + "
+                             "Trainer", choices=("manual", "autograd"), group="model")
+    scale: bool = config_field(True, "map x, y and brightness to [0, 1] before training", group="data")
+    image: str | None = config_field(None, "any photo (none: matplotlib's grace_hopper.jpg)", group="data")
+    row: int = config_field(DEFAULT_ROW, "top row of the crop", group="data")
+    col: int = config_field(DEFAULT_COL, "left column of the crop", group="data")
+    size: int = config_field(DEFAULT_SIZE, "side of the square patch", group="data")
+    ramp: bool = config_field(False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo",
+                              group="data")
+    intercept: float = config_field(80.0, "ramp brightness at x = y = 0", check=finite(), group="data")
+    slope_x: float = config_field(1.2, "ramp gray levels per column", check=finite(), group="data")
+    slope_y: float = config_field(0.8, "ramp gray levels per row", check=finite(), group="data")
+    noise: float = config_field(2.0, "ramp noise standard deviation", check=number(0), group="data")
 
     def validate(self) -> None:
         super().validate()

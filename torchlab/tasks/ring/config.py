@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from torchlab.config import TrainConfig, number, setting, whole
+from torchlab.config import TrainConfig, config_field, number, whole
 from torchlab.errors import DataError
 from torchlab.tasks import Task, register_task
 
@@ -35,16 +35,16 @@ def check_radii(a: float, b: float) -> None:
 class RingConfig(TrainConfig):
     """Every choice of a ring-mlp run (the shared training fields come from TrainConfig)."""
 
-    dataset: str = setting("ring", "ring: uniform points labeled by the circular ring; circles: the assignment's "
-                           "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
-    points: int | None = setting(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
-                                 check=whole(1), group="data")
-    a: float = setting(1.0, "inner radius of the ring", group="data")
-    b: float = setting(2.0, "outer radius of the ring", group="data")
-    box: float = setting(2.5, "ring points lie in [-box, box]^2", check=number(0, low_open=True), group="data")
-    train_fraction: float = setting(0.7, "share of the points to train on", check=number(0, 1, low_open=True),
-                                    group="data")
-    hidden: int = setting(16, "hidden units", check=whole(1), group="model")
+    dataset: str = config_field("ring", "ring: uniform points labeled by the circular ring; circles: the assignment's "
+                                "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
+    points: int | None = config_field(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
+                                      check=whole(1), group="data")
+    a: float = config_field(1.0, "inner radius of the ring", group="data")
+    b: float = config_field(2.0, "outer radius of the ring", group="data")
+    box: float = config_field(2.5, "ring points lie in [-box, box]^2", check=number(0, low_open=True), group="data")
+    train_fraction: float = config_field(0.7, "share of the points to train on", check=number(0, 1, low_open=True),
+                                         group="data")
+    hidden: int = config_field(16, "hidden units", check=whole(1), group="model")
 
     def validate(self) -> None:
         super().validate()
