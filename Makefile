@@ -24,7 +24,7 @@ FACES_CSV ?= $(firstword $(wildcard ../shared/data/faces/training.csv.gz))
 bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST_DIR=folder of the IDX files)
 	$(BIN)/python tools/bench_digits.py
 	$(BIN)/python tools/bench_trainer.py
-	$(BIN)/python tools/bench_small.py
+	$(BIN)/python tools/bench_full_batch.py
 	$(BIN)/python tools/bench_mnist.py --data-dir $(MNIST_DIR)
 	$(BIN)/python tools/bench_keypoints.py $(if $(FACES_CSV),--data $(FACES_CSV))
 

@@ -22,7 +22,8 @@ from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import KEYPOINT_NAMES, split_rows
 from torchlab.data.keypoints_augment import KeypointAugment
 from torchlab.engine.inference import predict_outputs
-from torchlab.data.keypoints import PIXEL_SCALE, load_table, to_tensors
+from torchlab.data.keypoints import PIXEL_SCALE, to_tensors
+from torchlab.data.synthetic_faces import load_table
 from torchlab.engine.metrics import masked_mse
 from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoints, per_keypoint_rmse
 from torchlab.engine.metrics import RMSE, masked_rmse

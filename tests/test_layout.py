@@ -1,19 +1,31 @@
-"""The package's boundaries: no import cycles, argparse and print only in the CLI layer, tasks only in tasks/."""
+"""The package's shape: what lives where, what may import what, and the reading path in the README.
+
+These rules keep torchlab readable as it grows: a task's code in its folder, the engine free of
+tasks, the CLI the only place that parses flags or prints, configs free of torch, no import cycle,
+tests mirroring the package, and the README's list of the files a reader opens from
+`torchlab train mnist` to `optimizer.step()` true to the code.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
-import torchlab.recipes
 import torchlab.tasks
 
-PACKAGE = Path(__file__).resolve().parents[1] / "torchlab"
-CLI_LAYER = ("cli.py", "commands/")
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "torchlab"
+TOP_LEVEL = {"__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "export.py"}
+TASK_FILES = {"__init__.py", "config.py", "train.py", "infer.py", "plots.py"}
+TASK_FREE = ("engine", "runtime", "reporting")  # task-agnostic layers
+MAX_READING_PATH = 6
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -34,19 +46,109 @@ def imported(tree: ast.Module, known: set[str]) -> set[str]:
     return out
 
 
-def test_no_module_imports_one_that_imports_it_back():
+def import_graph() -> dict[str, set[str]]:
     trees = modules()
-    graph = {name: imported(tree, set(trees)) - {name} for name, tree in trees.items()}
-    cycles = sorted((a, b) for a in graph for b in graph[a] if a < b and a in graph.get(b, set())
-                    and a != "torchlab" and b != "torchlab")
-    assert cycles == []
+    return {name: imported(tree, set(trees)) - {name} for name, tree in trees.items()}
 
 
-def test_argparse_and_print_only_in_the_cli_layer():
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle (a -> b -> ... -> a) among the modules, or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return []
+
+
+# ------------------------------------------------------------------- the tree
+def test_at_most_six_modules_at_the_top_level_and_the_layers_as_folders():
+    top = {p.name for p in PACKAGE.glob("*.py")}
+    assert top == TOP_LEVEL
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "tasks"}
+
+
+def test_every_task_is_one_folder_with_its_config_train_infer_and_plots():
+    folders = {p.name for p in (PACKAGE / "tasks").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(torchlab.tasks.TASK_FOLDERS)
+    for folder in folders:
+        files = {p.name for p in (PACKAGE / "tasks" / folder).glob("*.py")}
+        assert TASK_FILES <= files, (folder, TASK_FILES - files)
+    assert {p.name for p in (PACKAGE / "tasks").glob("*.py")} == {"__init__.py", "run.py"}
+
+
+def test_every_registered_task_names_functions_of_its_own_folder():
+    assert torchlab.tasks.task_names() == ["digit-mlp", "keypoint-cnn", "keypoint-fcn", "keypoint-net", "mnist",
+                                           "patch-linear", "ring-mlp"]
+    for name in torchlab.tasks.task_names():
+        task = torchlab.tasks.get_task(name)
+        folder = task.package.rpartition(".")[2]
+        assert folder in torchlab.tasks.TASK_FOLDERS
+        for role in ("train", "evaluate", "predict", "example_inputs"):
+            function = task.function(role)
+            assert callable(function) and function.__module__.startswith(task.package + "."), (name, role)
+        assert task.models, name  # the models its checkpoints may hold
+
+
+def test_no_module_named_small_and_no_old_nouns_or_spellings():
+    assert not [p for p in PACKAGE.rglob("small.py")]
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"normalis|TaskSpec|TaskCard|optimiser|\bcentre\b|\bcolour", line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}")
+    assert offenders == []
+
+
+def test_scripts_holds_the_five_training_scripts_and_tools_the_rest():
+    assert sorted(p.name for p in (ROOT / "scripts").glob("*.py")) == [
+        "train_digits.py", "train_keypoints.py", "train_mnist.py", "train_patch.py", "train_ring.py"]
+    tools = {p.name for p in (ROOT / "tools").glob("*.py")}
+    assert {"gpu_check.py", "mutation.py", "bench_mnist.py"} <= tools
+
+
+def test_tests_mirror_the_package():
+    """tests/<folder>/ exists only for a folder of torchlab/ (or scripts/, tools/), and each test file sits in one."""
+    allowed = {module_name(p).replace("torchlab.", "", 1).replace(".", "/")
+               for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE} | {"scripts", "tools"}
+    tests = ROOT / "tests"
+    folders = {p.parent.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")} - {"."}
+    assert folders <= allowed, folders - allowed
+    top = {p.name for p in tests.glob("test_*.py")}
+    assert top == {"test_api.py", "test_export.py", "test_layout.py", "test_readme.py"}  # the top-level modules
+
+
+# ------------------------------------------------------------------ the rules
+def test_no_import_cycle():
+    graph = import_graph()
+    graph = {a: {b for b in bs if b != "torchlab"} for a, bs in graph.items() if a != "torchlab"}
+    assert find_cycle(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_argparse_and_print_only_in_the_cli():
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith(CLI_LAYER):
+        if rel.startswith("cli/"):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -59,27 +161,78 @@ def test_argparse_and_print_only_in_the_cli_layer():
     assert offenders == []
 
 
-def test_only_task_modules_are_registered_as_tasks():
-    files = {p.stem for p in (PACKAGE / "tasks").glob("*.py")} - {"__init__", "base"}
-    assert set(torchlab.tasks.TASK_MODULES) == files  # every file in tasks/ is a task, and only those
-    assert torchlab.tasks.task_names() == ["digit-mlp", "keypoint-cnn", "keypoint-fcn", "keypoint-net", "mnist",
-                                           "patch-linear", "ring-mlp"]
+def test_nothing_task_specific_in_engine_runtime_or_reporting():
+    """The task-agnostic layers import no task, lesson, CLI, data set or model family."""
+    graph = import_graph()
+    allowed = ("torchlab.config", "torchlab.errors", "torchlab.engine", "torchlab.runtime", "torchlab.reporting",
+               "torchlab.data.batcher", "torchlab.data.splits")
+    offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.split(".")[1:2] and a.split(".")[1] in TASK_FREE
+                 for b in bs if not (b.startswith(allowed) or b in ("torchlab", "torchlab.models"))]
+    assert offenders == []
+    for layer in TASK_FREE:  # nor do they name one
+        for path in (PACKAGE / layer).rglob("*.py"):
+            code = path.read_text(encoding="utf-8")
+            assert not re.search(r"[\"'](mnist|digit-mlp|keypoint-\w+|patch-linear|ring-mlp)[\"']", code), path
 
 
-def test_recipes_are_torch_free_and_match_the_registered_tasks():
-    """The CLI builds `train TASK` from torchlab.recipes alone: importing every card must not load torch."""
-    import subprocess
-    import sys
+def test_data_and_models_do_not_reach_into_tasks_except_their_configs():
+    graph = import_graph()
+    offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.startswith(("torchlab.data", "torchlab.models"))
+                 for b in bs if b.startswith(("torchlab.tasks", "torchlab.cli", "torchlab.api", "torchlab.lessons"))
+                 and not re.fullmatch(r"torchlab\.tasks\.\w+\.config", b)]
+    assert offenders == []
 
-    code = ("import sys\nfrom torchlab.recipes import card_names, get_card\n"
-            "print(' '.join(card_names()), 'torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+def test_no_task_reaches_into_another_task():
+    graph = import_graph()
+    offenders = []
+    for a, bs in graph.items():
+        own = re.match(r"torchlab\.tasks\.(\w+)\.", a)
+        for b in bs:
+            other = re.match(r"torchlab\.tasks\.(\w+)(\.|$)", b)
+            if own and other and other.group(1) not in (own.group(1), "run"):
+                offenders.append(f"{a} imports {b}")
+    assert offenders == []
+
+
+def test_configs_the_registry_and_the_train_flags_are_torch_free():
+    """`torchlab train TASK --help` and its usage errors come from the configs alone: no torch imported."""
+    code = ("import sys\nimport torchlab.tasks as t\nfrom torchlab.cli.main import build_parser\n"
+            "names = t.task_names()\nbuild_parser(with_tasks=True)\n"
+            "print(' '.join(names), 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     *names, loads_torch = proc.stdout.split()
     assert loads_torch == "False", proc.stderr
     assert names == torchlab.tasks.task_names()
-    files = {p.stem for p in (PACKAGE / "recipes").glob("*.py")} - {"__init__"}
-    assert set(torchlab.recipes.RECIPE_MODULES) == files
-    for name in names:
-        card, spec = torchlab.recipes.get_card(name), torchlab.tasks.get_task(name)
-        assert (spec.config_class, spec.recipes, spec.help, spec.description) == (
-            card.config_class, card.recipes, card.help, card.description)
+
+
+# ---------------------------------------------------------------- reading path
+def reading_path() -> list[str]:
+    """The files the README's "How a run flows" section lists, in order."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How a run flows", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\d+\. `(torchlab/[\w/]+\.py)`", section, flags=re.M)
+
+
+def test_the_readme_reading_path_is_at_most_six_files_that_exist():
+    path = reading_path()
+    assert 2 <= len(path) <= MAX_READING_PATH, path
+    assert all((ROOT / p).is_file() for p in path), path
+    assert path[0] == "torchlab/cli/main.py" and path[-1] == "torchlab/engine/trainer.py"
+
+
+def test_each_file_of_the_reading_path_hands_over_to_the_next():
+    """What a reader follows, checked in the code: if a hop moves, the README must move with it."""
+    text = {p: (ROOT / p).read_text(encoding="utf-8") for p in reading_path()}
+    hands_over = {
+        ("torchlab/cli/main.py", "torchlab/cli/train.py"): r"train\.register\(",
+        ("torchlab/cli/train.py", "torchlab/api.py"): r"from torchlab\.api import train",
+        ("torchlab/api.py", "torchlab/tasks/mnist/config.py"): r"get_recipe\(|find_task\(",
+        ("torchlab/tasks/mnist/config.py", "torchlab/tasks/mnist/train.py"): r'train="train:train"',
+        ("torchlab/tasks/mnist/train.py", "torchlab/engine/trainer.py"): r"\.fit\(",
+    }
+    path = reading_path()
+    for a, b in zip(path, path[1:]):
+        assert (a, b) in hands_over, (a, b)
+        assert re.search(hands_over[a, b], text[a]), (a, b)
+    assert "self.optimizer.step()" in text[path[-1]]

@@ -70,7 +70,8 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
     import torchlab
     from torchlab.data.keypoints import split_rows
     from torchlab.engine.inference import predict_outputs
-    from torchlab.data.keypoints import load_table, to_tensors
+    from torchlab.data.keypoints import to_tensors
+    from torchlab.data.synthetic_faces import load_table
     from torchlab.tasks.keypoints.plots import plot_faces
 
     runs = [("keypoint-fcn", "seed", {}), ("keypoint-cnn", "seed", {}),

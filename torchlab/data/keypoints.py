@@ -16,7 +16,6 @@ careful parser, so every malformed row is named in the error.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,15 +277,6 @@ FACE_BYTES = 70_000
 DEVICE_FACE_BYTES = 4 * PIXELS + 2 * 4 * len(COORD_COLUMNS)
 
 
-def load_table(data: str | None, synthetic: int, synthetic_seed: int = SYNTHETIC_SEED,
-               progress: Callable[[int], None] | None = None) -> KeypointTable:
-    """The training table: a Kaggle CSV when `data` is given, else `synthetic` generated faces
-    (progress(done) after each chunk drawn)."""
-    if data:
-        return read_training_csv(data)
-    from torchlab.data.synthetic_faces import make_faces
-
-    return make_faces(synthetic, seed=synthetic_seed, progress=progress)
 
 
 def to_tensors(table: KeypointTable, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -28,10 +28,12 @@ from torchlab.data.keypoints import (
     FLIP_SUM,
     IMAGE_SIZE,
     KEYPOINT_NAMES,
+    SYNTHETIC_SEED,
     KeypointTable,
     flip_permutation,
     format_test_csv,
     format_training_csv,
+    read_training_csv,
 )
 from torchlab.engine.checkpoint import atomic_write_text
 
@@ -270,3 +272,12 @@ def write_lookup_csv(path: str | os.PathLike, image_ids: list[int], features_per
             row += 1
     atomic_write_text(path, "\n".join(lines) + "\n")
     return Path(path)
+
+
+def load_table(data: str | None, synthetic: int, synthetic_seed: int = SYNTHETIC_SEED,
+               progress: Callable[[int], None] | None = None) -> KeypointTable:
+    """The training table: a Kaggle CSV when `data` is given, else `synthetic` generated faces
+    (progress(done) after each chunk drawn)."""
+    if data:
+        return read_training_csv(data)
+    return make_faces(synthetic, seed=synthetic_seed, progress=progress)

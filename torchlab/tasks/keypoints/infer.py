@@ -21,11 +21,11 @@ from torchlab.data.keypoints import (
     SYNTHETIC_SEED,
     KeypointSplit,
     KeypointTable,
-    load_table,
     named_points,
     split_rows,
     to_tensors,
 )
+from torchlab.data.synthetic_faces import load_table
 from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import masked_rmse
 from torchlab.errors import DataError, UsageError

@@ -15,13 +15,13 @@ import torch
 from tqdm import tqdm
 
 from torchlab.data.batcher import TensorBatcher
+from torchlab.data.synthetic_faces import load_table
 from torchlab.data.keypoints import (
     DEVICE_FACE_BYTES,
     FACE_BYTES,
     KEYPOINT_NAMES,
     PIXEL_SCALE,
     SYNTHETIC_SEED,
-    load_table,
     split_rows,
     to_tensors,
 )

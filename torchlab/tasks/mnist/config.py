@@ -110,6 +110,7 @@ RECIPES = {
 TASK = register_task(Task(
     name="mnist", help="MNIST digits: linear, MLP and CNN classifiers (10 classes or --digits A B)",
     config_class=MnistConfig, recipes=RECIPES, description=__doc__ or "", models=MODELS,
-    package=__package__, format_prediction="torchlab.reporting.records:format_digit_prediction",
+    package=__package__, train="train:train",  # tasks/mnist/train.py: train(cfg, run); infer.py: evaluate, predict
+    format_prediction="torchlab.reporting.records:format_digit_prediction",
     flag_aliases={"--fp32": ("amp", False, "no bf16 autocast on CUDA (same as --no-amp)")},
 ))

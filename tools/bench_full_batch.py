@@ -1,10 +1,10 @@
 """Two choices of the small tasks, each measured against the plain alternative in the same run.
 
 1. One CPU thread vs torch's default thread count for full-batch steps of the 2->16->1 ring net.
-2. Checkpoints once at the end (tasks/full_batch.fit_and_save) vs after every epoch (the Trainer's
+2. Checkpoints once at the end (engine/full_batch.fit_and_save) vs after every epoch (the Trainer's
    default) for 500 epochs of the patch regressor.
 
-    python tools/bench_small.py
+    python tools/bench_full_batch.py
 """
 
 from __future__ import annotations
