@@ -1,80 +1,112 @@
 """Train the 64->32->10 digit MLP on scikit-learn's 8x8 digits, step by step.
 
-Everything `torchlab train digit-mlp` does, in one file you can read top to bottom:
-device, data, model, loss and optimizer, the Trainer with early stopping and checkpoints,
-the test set, the figures, and loading the checkpoint back for a prediction.
+What `torchlab train digit-mlp` trains, in one file you can read top to bottom: the recipe's
+config, device, data, model, loss and optimizer, the Trainer with early stopping and checkpoints,
+the test set, the figures, and loading the checkpoint back for a prediction. Flags override the
+recipe's fields; the checkpoint is one `torchlab evaluate`, `predict` and `train --resume` read.
 
     python scripts/train_digits.py                       # the accelerator if there is one, else the CPU
     python scripts/train_digits.py --device cpu --epochs 5
+    python scripts/train_digits.py --recipe seed         # the notebook's full-batch gradient descent
     python scripts/train_digits.py --device cuda         # one GPU
     torchrun --nproc_per_node=2 scripts/train_digits.py --device cpu   # two processes (DDP, Gloo on the CPU)
 """
 
 import argparse
 
-import torch
 from torch import nn
 
 import torchlab
-from torchlab.runtime import distributed
+from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
+from torchlab.data.digits import load_digits_split
 from torchlab.data.splits import split_indices
-from torchlab.data.digits import PIXEL_SCALE, load_digits_split
+from torchlab.engine.checkpoint import add_metrics
 from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import Accuracy, accuracy
-from torchlab.tasks.digits.plots import write_digit_figures as write_figures
+from torchlab.engine.optim import make_optimizer
+from torchlab.runtime import distributed
+from torchlab.runtime.device import one_cpu_thread
+from torchlab.tasks.digits.plots import write_digit_figures
+from torchlab.tasks.digits.train import NORMALIZATION, make_model
+
+TASK = "digit-mlp"
+RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
+                        help="the named config to start from (default: default)")
+    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
+    fields.add_argument("--epochs", type=int, help="maximum number of epochs")
+    fields.add_argument("--lr", type=float, help="(peak) learning rate")
+    fields.add_argument("--batch-size", type=int, help="samples per batch and process")
+    fields.add_argument("--patience", type=int, help="early stopping: epochs without improvement before stopping")
+    fields.add_argument("--hidden", type=int, help="hidden units")
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
-    parser.add_argument("--lr", type=float, default=3e-2, help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--batch-size", type=int, default=64, help="samples per batch (default: 64)")
-    parser.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs (default: 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches")
     parser.add_argument("--out", default="checkpoints/train_digits", help="folder for checkpoints and figures")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    # 0. The config: the recipe's fields, with the ones given on the command line in their place.
+    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds. Under torchrun every process joins the group and takes its own GPU.
     device = torchlab.pick_device(args.device)
     world = distributed.setup(device)
     torchlab.seed_everything(args.seed + world.rank)
 
-    # 2. Data: 1,437 training digits (10% held out for validation) and 360 test digits, as tensors
-    #    that live on the device; a TensorBatcher slices them with a fresh permutation each epoch.
+    # 2. Data: 1,437 training digits (cfg.val_fraction of them held out for validation) and 360 test digits,
+    #    as tensors that live on the device; a TensorBatcher slices them with a fresh permutation each epoch.
     data = load_digits_split()
-    keep, hold = split_indices(len(data.x_train), 0.1, seed=args.seed)
-    train = TensorBatcher((data.x_train[keep], data.y_train[keep]), args.batch_size, shuffle=True,
-                          device=device, seed=args.seed)
-    val = TensorBatcher((data.x_train[hold], data.y_train[hold]), 4096, device=device)
+    x_train, y_train, val = data.x_train, data.y_train, None
+    if cfg.val_fraction > 0:
+        keep, hold = split_indices(len(x_train), cfg.val_fraction, seed=args.seed)
+        val = TensorBatcher((x_train[hold], y_train[hold]), 4096, device=device)
+        x_train, y_train = x_train[keep], y_train[keep]
+    train = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
+                          seed=args.seed)  # batch_size None: every digit in one batch
 
-    # 3. Model, loss, optimizer and a learning rate that rises then falls over the run (one-cycle).
-    model_kwargs = {"hidden": 32}
-    model = torchlab.build_model("digit-mlp", **model_kwargs)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(train))
+    # 3. Model (standardized pixels or the seed's N(0, 0.1^2) start when the recipe says so), loss, and the
+    #    optimizer and learning-rate schedule the config names (default: AdamW, one-cycle stepped per batch).
+    model, model_kwargs = make_model(cfg, x_train)
+    model.to(device)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
     # 4. The Trainer: one epoch = train on every batch, then validate; best.pt and last.pt are written
-    #    atomically each epoch, and training stops when val_loss has not improved for `patience` epochs.
+    #    atomically each epoch, and training stops when `monitor` has not improved for cfg.patience epochs.
+    monitor = "val_loss" if val is not None else "train_loss"
     trainer = torchlab.Trainer(
-        model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=args.epochs,
-        scheduler=scheduler, scheduler_interval="batch",
-        early_stopping=torchlab.EarlyStopping("val_loss", "min", patience=args.patience),
+        model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=cfg.epochs,
+        scheduler=scheduler, scheduler_interval=interval,
+        early_stopping=torchlab.EarlyStopping(monitor, "min", patience=cfg.patience, min_delta=cfg.min_delta),
+        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
         checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": "digit-mlp", "model_name": "digit-mlp", "model_kwargs": model_kwargs,
-                         "normalization": {"divide_by": PIXEL_SCALE}, "classes": list(range(10))},
+        checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
+                         "hparams": as_dict(cfg), "model_name": "digit-mlp", "model_kwargs": model_kwargs,
+                         "normalization": NORMALIZATION, "classes": list(range(10))},
     )
-    fit = trainer.fit(train, val)
+    with one_cpu_thread(device):  # a 2,410-parameter net: a second CPU thread only adds hand-offs
+        fit = trainer.fit(train, val)
 
     if world.is_main:
-        # 5. Test accuracy of the best weights (the Trainer restored them) and the figures.
+        # 5. Test accuracy of the best weights (the Trainer restored them), kept in best.pt, and the figures.
         probs = predict_outputs(model, data.x_test).softmax(dim=1)
-        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best val_loss {fit.best_value:.4f} "
-              f"(epoch {fit.best_epoch}); test accuracy {accuracy(probs, data.y_test):.4f}")
-        figures = write_figures(fit.history, data, probs.numpy(), trainer.checkpoint_dir / "figures")
-        print("figures:", ", ".join(str(p) for p in figures))
+        test_accuracy = accuracy(probs, data.y_test)
+        add_metrics(trainer.checkpoint_dir / "best.pt", {"test_accuracy": test_accuracy})
+        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best {monitor} {fit.best_value:.4f} "
+              f"(epoch {fit.best_epoch}); test accuracy {test_accuracy:.4f}")
+        if not args.no_figures:
+            figures = write_digit_figures(fit.history, data, probs.numpy(), trainer.checkpoint_dir / "figures")
+            print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "best.pt", device="cpu")

@@ -1,100 +1,130 @@
-"""Train a 10-class MNIST classifier (mnist-cnn by default), step by step.
+"""Train an MNIST classifier (mnist-cnn by default), step by step.
 
-Everything `torchlab train mnist` does, in one file you can read top to bottom: device, data,
-model, loss and optimizer, the Trainer with early stopping and checkpoints, the test set, the
-figures, and loading the checkpoint back for a prediction. It needs the four MNIST IDX files
-(raw or .gz) in --data-dir.
+What `torchlab train mnist` trains, in one file you can read top to bottom: the recipe's config,
+device, data, model, loss and optimizer, the Trainer with early stopping and checkpoints, the
+test set, the figures, and loading the checkpoint back for a prediction. Flags override the
+recipe's fields; the checkpoint is one `torchlab evaluate`, `predict` and `train --resume` read.
+It needs the four MNIST IDX files (raw or .gz) in --data-dir.
 
     python scripts/train_mnist.py --data-dir ../shared/data/mnist                 # the accelerator if any
     python scripts/train_mnist.py --data-dir ../shared/data/mnist --device cuda   # one GPU
     python scripts/train_mnist.py --data-dir ../shared/data/mnist --device cpu --limit 10000 --epochs 1
+    python scripts/train_mnist.py --data-dir ../shared/data/mnist --recipe long   # wider, augmented, 12 epochs
     torchrun --nproc_per_node=2 scripts/train_mnist.py --data-dir ../shared/data/mnist --device cpu   # DDP, 2 processes
 """
 
 import argparse
 
 import torch
-from torch import nn
 
 import torchlab
-from torchlab.runtime import distributed
+from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.mnist import load_mnist, normalization_stats
-from torchlab.engine.inference import class_probabilities, predict_outputs
-from torchlab.engine.metrics import Accuracy, accuracy
-from torchlab.data.splits import hold_out
-from torchlab.data.splits import normalize as normalize
-from torchlab.tasks.mnist.plots import write_mnist_figures as write_figures
+from torchlab.data.splits import hold_out, normalize
+from torchlab.engine.checkpoint import add_metrics
+from torchlab.engine.metrics import Accuracy, BinaryAccuracy, accuracy
+from torchlab.engine.optim import make_optimizer
+from torchlab.runtime import distributed
+from torchlab.tasks.mnist.config import MODELS
+from torchlab.tasks.mnist.infer import EVAL_BATCH, probabilities
+from torchlab.tasks.mnist.plots import write_mnist_figures
+from torchlab.tasks.mnist.train import VAL_SHARE, augment_batch, make_loss, make_model
+
+TASK = "mnist"
+RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
+                        help="the named config to start from (default: default)")
+    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
+    fields.add_argument("--data-dir", help="folder with the four MNIST IDX files (recipe: data/)")
+    fields.add_argument("--model", choices=MODELS, help="which classifier (recipe default: mnist-cnn)")
+    fields.add_argument("--digits", type=int, nargs=2, metavar=("A", "B"), help="binary task: is it B (1) or A (0)?")
+    fields.add_argument("--limit", type=int, help="train on the first N training images only")
+    fields.add_argument("--val-size", type=int, help="training images held out for validation (recipe: 1 in 12)")
+    fields.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random shifts, turns and zooms")
+    fields.add_argument("--epochs", type=int, help="maximum number of epochs")
+    fields.add_argument("--lr", type=float, help="(peak) learning rate")
+    fields.add_argument("--batch-size", type=int, help="images per batch and process")
+    fields.add_argument("--patience", type=int, help="early stopping: epochs without improvement before stopping")
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--data-dir", default="data", help="folder with the four MNIST IDX files (default: data/)")
-    parser.add_argument("--model", default="mnist-cnn", help="mnist-cnn | mnist-simple-cnn | mnist-mlp | mnist-linear")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs (default: 3)")
-    parser.add_argument("--lr", type=float, default=2e-2, help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per batch and process (default: 128)")
-    parser.add_argument("--limit", type=int, help="train on the first N training images only (default: all 60,000)")
-    parser.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
-    parser.add_argument("--patience", type=int, default=2, help="early stopping patience in epochs (default: 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches")
     parser.add_argument("--out", default="checkpoints/train_mnist", help="folder for checkpoints and figures")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if args.val_size < 1:
-        parser.error("--val-size must be >= 1: early stopping watches the validation loss")
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    # 0. The config: the recipe's fields, with the ones given on the command line in their place.
+    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds. Under torchrun every process joins the group and takes its own GPU.
     device = torchlab.pick_device(args.device)
     world = distributed.setup(device)
     torchlab.seed_everything(args.seed + world.rank)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
-    # 2. Data: images (n, 1, 28, 28) in [0, 1], some held out for validation, then normalized with the
-    #    training pixels' mean and std. The tensors live on the device; a TensorBatcher slices them.
-    data = load_mnist(args.data_dir, limit=args.limit)
-    x_train, y_train, x_val, y_val = hold_out(data.x_train, data.y_train, args.val_size, seed=args.seed)
-    mean, std = normalization_stats(x_train)
+    # 2. Data: images (n, 1, 28, 28) in [0, 1] (with --digits A B only those two, targets 0/1), some held out
+    #    for validation, then normalized with the training pixels' mean and std. The tensors live on the
+    #    device; a TensorBatcher slices them, moving each training batch at random when cfg.augment.
+    data = load_mnist(cfg.data_dir, cfg.digits, cfg.limit, download=cfg.download and world.is_main)
+    val_size = cfg.val_size if cfg.val_size is not None else round(len(data.x_train) / VAL_SHARE)
+    x_train, y_train, x_val, y_val = hold_out(data.x_train, data.y_train, val_size, seed=args.seed)
+    mean, std = normalization_stats(x_train) if cfg.normalize else (0.0, 1.0)
     norm = {"mean": mean, "std": std, "input": "pixels / 255"}
-    train = TensorBatcher((normalize(x_train, norm), y_train), args.batch_size, shuffle=True, device=device,
-                          seed=args.seed)
-    val = TensorBatcher((normalize(x_val, norm), y_val), 2000, device=device)
+    train = TensorBatcher((normalize(x_train, norm), y_train), cfg.batch_size, shuffle=True, device=device,
+                          seed=args.seed, transform=augment_batch if cfg.augment else None)
+    val = None if x_val is None else TensorBatcher((normalize(x_val, norm), y_val), EVAL_BATCH, device=device)
 
-    # 3. Model, loss, optimizer and a learning rate that rises for a quarter of the run, then falls.
-    model_kwargs = {"classes": 10}
-    model = torchlab.build_model(args.model, **model_kwargs)
-    loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(train),
-                                                    pct_start=0.25)
+    # 3. Model (N(0, init^2) weights when the recipe says so), loss (cross-entropy with cfg.label_smoothing;
+    #    one logit and binary cross-entropy, or the post's loss, for two digits), optimizer and schedule.
+    model, model_kwargs = make_model(cfg, data.classes)
+    model.to(device)
+    loss_fn = make_loss(data.classes, cfg.loss, cfg.label_smoothing)
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
     # 4. The Trainer: one epoch = train on every batch, then validate; best.pt and last.pt are written
-    #    atomically each epoch, and training stops when val_loss has not improved for `patience` epochs.
+    #    atomically each epoch, and training stops when `monitor` has not improved for cfg.patience epochs.
     #    Channels-last convolutions are faster on CPUs and GPUs; bf16 autocast acts on CUDA only.
+    monitor = "val_loss" if val is not None else "train_loss"
     trainer = torchlab.Trainer(
-        model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=args.epochs,
-        scheduler=scheduler, scheduler_interval="batch",
-        early_stopping=torchlab.EarlyStopping("val_loss", "min", patience=args.patience),
-        checkpoint_dir=args.out, device=device, channels_last=True, amp=True,
-        checkpoint_meta={"task": "mnist", "model_name": args.model, "model_kwargs": model_kwargs,
-                         "normalization": norm, "digits": None, "classes": data.class_names()},
+        model, loss_fn, optimizer, metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
+        epochs=cfg.epochs, scheduler=scheduler, scheduler_interval=interval,
+        early_stopping=torchlab.EarlyStopping(monitor, "min", patience=cfg.patience, min_delta=cfg.min_delta),
+        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
+        checkpoint_dir=args.out, device=device,
+        checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
+                         "hparams": as_dict(cfg), "model_name": cfg.model, "model_kwargs": model_kwargs,
+                         "normalization": norm, "digits": list(data.digits) if data.digits else None,
+                         "classes": data.class_names(), "train_samples": len(x_train)},
     )
     fit = trainer.fit(train, val)
 
     if world.is_main:
-        # 5. Test accuracy of the best weights (the Trainer restored them) and the figures.
-        x_test = normalize(data.x_test, norm)
-        probs = class_probabilities(predict_outputs(model, x_test, 2000))
-        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best val_loss {fit.best_value:.4f} "
-              f"(epoch {fit.best_epoch}); test accuracy {accuracy(probs, data.y_test):.4f}")
-        figures = write_figures(fit.history, model, data, probs, norm, trainer.checkpoint_dir / "figures", args.model)
-        print("figures:", ", ".join(str(p) for p in figures))
+        # 5. Test accuracy of the best weights (the Trainer restored them), kept in best.pt, and the figures.
+        probs = probabilities(model, normalize(data.x_test, norm))
+        test_accuracy = accuracy(probs, data.y_test)
+        add_metrics(trainer.checkpoint_dir / "best.pt", {"test_accuracy": test_accuracy})
+        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best {monitor} {fit.best_value:.4f} "
+              f"(epoch {fit.best_epoch}); test accuracy {test_accuracy:.4f}")
+        if not args.no_figures:
+            figures = write_mnist_figures(fit.history, model, data, probs, norm, trainer.checkpoint_dir / "figures",
+                                          cfg.model)
+            print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt, and its
-        #    metadata holds the normalization to apply to new images.
+        #    metadata holds the normalization to apply to new images and the class names.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "best.pt", device="cpu")
-        p = class_probabilities(predict_outputs(loaded, normalize(data.x_test[:1], meta["normalization"])))[0]
-        print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {int(p.argmax())} "
-              f"(probability {float(p.max()):.3f}); the label is {int(data.y_test[0])}")
+        p = probabilities(loaded, normalize(data.x_test[:1], meta["normalization"]))[0]
+        print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {meta['classes'][int(p.argmax())]} "
+              f"(probability {float(p.max()):.3f}); the label is {int(data.labels_test[0])}")
     distributed.teardown(synchronize=True)
 
 

@@ -1,12 +1,15 @@
 """Train a 2->16->1 ReLU net to tell points inside the ring 1 <= |x| <= 2 from points outside.
 
-The hand-set ring net (`torchlab ring`) draws the ring with 31 parameters chosen by hand;
-here a small MLP learns it from 1,400 labeled points with binary cross-entropy. Read it
-top to bottom: device, data, model, loss, optimizer, Trainer, test accuracy, figure, and
-the checkpoint loaded back for a prediction.
+The hand-set ring net (`torchlab ring`) draws the ring with 31 parameters chosen by hand; here
+a small MLP learns it from 1,400 labeled points with binary cross-entropy, as
+`torchlab train ring-mlp` does. Read it top to bottom: the recipe's config, device, data, model,
+loss, optimizer, Trainer, test accuracy, figure, and the checkpoint loaded back for a
+prediction. Flags override the recipe's fields; the checkpoint is one `torchlab evaluate`,
+`predict` and `train --resume` read.
 
     python scripts/train_ring.py                        # the accelerator if there is one, else the CPU
     python scripts/train_ring.py --device cpu --epochs 300
+    python scripts/train_ring.py --recipe seed --dataset circles   # the assignment's SGD on two circles
     python scripts/train_ring.py --device cuda          # one GPU
     torchrun --nproc_per_node=2 scripts/train_ring.py --device cpu   # two processes (DDP, Gloo)
 """
@@ -17,57 +20,92 @@ import torch
 from torch import nn
 
 import torchlab
-from torchlab.runtime import distributed
+from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.ring import sample_ring_points, split
+from torchlab.engine.full_batch import fit_and_save
 from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import BinaryAccuracy, binary_accuracy
-from torchlab.tasks.ring.plots import write_ring_figures as write_figures
+from torchlab.engine.optim import make_optimizer
+from torchlab.runtime import distributed
+from torchlab.runtime.device import one_cpu_thread
+from torchlab.tasks.ring.plots import write_ring_figures
+from torchlab.tasks.ring.train import NORMALIZATION, data_spec, hand_set_accuracy, make_points
+
+TASK = "ring-mlp"
+RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
+                        help="the named config to start from (default: default)")
+    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
+    fields.add_argument("--dataset", choices=("ring", "circles"), help="ring points, or the assignment's two circles")
+    fields.add_argument("--points", type=int, help="ring: points in the box (2000); circles: points per circle (100)")
+    fields.add_argument("--hidden", type=int, help="hidden units")
+    fields.add_argument("--epochs", type=int, help="maximum number of epochs (full-batch steps)")
+    fields.add_argument("--lr", type=float, help="learning rate")
+    fields.add_argument("--batch-size", type=int, help="points per batch (recipe: all of them)")
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--epochs", type=int, default=1000, help="full-batch steps (default: 1000)")
-    parser.add_argument("--lr", type=float, default=0.02, help="AdamW learning rate (default: 0.02)")
-    parser.add_argument("--hidden", type=int, default=16, help="hidden units (default: 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the points, the weights and the batches")
     parser.add_argument("--out", default="checkpoints/train_ring", help="folder for checkpoints and figures")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    # 0. The config: the recipe's fields, with the ones given on the command line in their place.
+    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds (under torchrun: one process per device, joined into a group).
     device = torchlab.pick_device(args.device)
     world = distributed.setup(device)
     torchlab.seed_everything(args.seed + world.rank)
 
-    # 2. Data: 2,000 points uniform in [-2.5, 2.5]^2, label 1 inside the circular ring; 70% train.
-    x, y = sample_ring_points(2000, a=1.0, b=2.0, box=2.5, seed=args.seed)
-    x_train, y_train, x_test, y_test = split(x, y, 0.7, seed=args.seed)
-    batches = TensorBatcher((x_train, y_train), None, device=device)  # None: every point in one batch
+    # 2. Data: 2,000 points uniform in [-2.5, 2.5]^2, label 1 inside the circular ring; 70% train. The plain
+    #    description goes into the checkpoint, so `torchlab evaluate` draws the same test points again.
+    data = data_spec(cfg, args.seed)
+    x_train, y_train, x_test, y_test = make_points(data)
+    train = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
+                          seed=args.seed)  # batch_size None: every point in one batch
 
-    # 3. Model (one logit per point), loss and optimizer.
-    model = torchlab.build_model("ring-mlp", hidden=args.hidden)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    # 3. Model (one logit per point), loss, and the optimizer the config names (default: AdamW).
+    model_kwargs = {"hidden": cfg.hidden}
+    model = torchlab.build_model("ring-mlp", **model_kwargs).to(device)
+    loss_fn = nn.BCEWithLogitsLoss()
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
-    # 4. The Trainer: a thousand tiny epochs, so write the checkpoint every 100 epochs and after the last.
+    # 4. The Trainer: a thousand tiny epochs that keep their last weights, so fit_and_save writes best.pt and
+    #    last.pt (the same weights, with the test accuracy) once, after the last epoch.
     trainer = torchlab.Trainer(
-        model, nn.BCEWithLogitsLoss(), optimizer, metrics={"accuracy": BinaryAccuracy()}, epochs=args.epochs,
-        early_stopping=torchlab.EarlyStopping("train_loss", "min", patience=None, restore_best_weights=False),
-        checkpoint_dir=args.out, checkpoint_every=100, device=device,
-        checkpoint_meta={"task": "ring-mlp", "model_name": "ring-mlp", "model_kwargs": {"hidden": args.hidden},
-                         "data": {"dataset": "ring", "points": 2000, "a": 1.0, "b": 2.0, "box": 2.5,
-                                  "train_fraction": 0.7, "seed": args.seed}},
+        model, loss_fn, optimizer, metrics={"accuracy": BinaryAccuracy()}, epochs=cfg.epochs,
+        scheduler=scheduler, scheduler_interval=interval,
+        early_stopping=torchlab.EarlyStopping("train_loss", "min", patience=cfg.patience, min_delta=cfg.min_delta,
+                                              restore_best_weights=False),
+        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
+        checkpoint_dir=args.out, device=device,
+        checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
+                         "hparams": as_dict(cfg), "model_name": "ring-mlp", "model_kwargs": model_kwargs,
+                         "data": data, "normalization": NORMALIZATION},
     )
-    fit = trainer.fit(batches)
+
+    def test_metrics() -> dict[str, float]:
+        return {"test_accuracy": binary_accuracy(predict_outputs(model, x_test), y_test)}
+
+    with one_cpu_thread(device):  # a 65-parameter net: a second CPU thread only adds hand-offs
+        fit = fit_and_save(trainer, train, trainer.checkpoint_dir, evaluate=test_metrics)
 
     if world.is_main:
-        # 5. Test accuracy and the decision map next to the hand-set net's.
-        accuracy = binary_accuracy(predict_outputs(model, x_test), y_test)
+        # 5. Test accuracy next to the hand-set net's on the same points, and the two decision maps.
+        hand = hand_set_accuracy(x_test, y_test, data["a"], data["b"])
         print(f"{fit.epochs_run} steps in {fit.fit_seconds:.2f} s; train loss {fit.last['train_loss']:.4f}; "
-              f"test accuracy {accuracy:.4f}")
-        data = {"dataset": "ring", "a": 1.0, "b": 2.0, "box": 2.5}
-        figures = write_figures(model, fit.history, data, x_test, y_test, trainer.checkpoint_dir / "figures")
-        print("figures:", ", ".join(str(p) for p in figures))
+              f"test accuracy {test_metrics()['test_accuracy']:.4f} (hand-set ring net: {hand:.4f})")
+        if not args.no_figures:
+            figures = write_ring_figures(model, fit.history, data, x_test, y_test, trainer.checkpoint_dir / "figures")
+            print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. The checkpoint alone is enough to predict.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "last.pt", device="cpu")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 
 class TorchlabError(Exception):
     """Base class: something the user can fix (a path, a flag, a file). The message says how."""
@@ -23,8 +27,52 @@ class CheckpointError(TorchlabError):
     """A file is not a readable torchlab checkpoint, or does not fit the model."""
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A config field named inside a message ("lr"); the CLI writes it as its flag ("--lr")."""
+
+    field: str
+
+
 class TrainingError(TorchlabError):
-    """Training cannot go on (for example the loss became NaN or infinite)."""
+    """Training cannot go on (for example the loss became NaN or infinite).
+
+    The message is text and Setting parts: str() names each setting by its config field (lr),
+    `worded(flag_name)` by its command-line flag (--lr); `settings` lists the fields in order.
+    """
+
+    def __init__(self, *parts: str | Setting) -> None:
+        self.parts = parts
+        super().__init__(self.worded())
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return tuple(part.field for part in self.parts if isinstance(part, Setting))
+
+    def worded(self, name: Callable[[str], str] = str) -> str:
+        """The message with each setting written as `name(field)`."""
+        return "".join(name(part.field) if isinstance(part, Setting) else part for part in self.parts)
+
+    def __str__(self) -> str:
+        return self.worded()
+
+
+class NonFiniteLoss(TrainingError):
+    """`quantity` ("train_loss") became `value` (NaN or infinite) in `epoch` (1-based) at learning rate `lr`.
+
+    `advice` is what to change (text and Setting parts); `checkpoint` the last good last.pt, if one was written.
+    """
+
+    def __init__(self, quantity: str, value: float, epoch: int, lr: float, advice: tuple[str | Setting, ...],
+                 checkpoint: Path | None = None) -> None:
+        self.quantity, self.value, self.epoch, self.lr = quantity, value, epoch, lr
+        self.advice, self.checkpoint = tuple(advice), checkpoint
+        where = () if checkpoint is None else (f"; the last good checkpoint is {checkpoint}",)
+        super().__init__(f"{quantity} became {value} in epoch {epoch} (lr {lr:g}); ", *self.advice, *where)
+
+    def with_advice(self, *advice: str | Setting) -> NonFiniteLoss:
+        """The same error with other advice, from a caller that knows better what broke the loss."""
+        return NonFiniteLoss(self.quantity, self.value, self.epoch, self.lr, advice, self.checkpoint)
 
 
 class ExportError(TorchlabError):

@@ -139,7 +139,7 @@ def test_flip_swaps_the_right_names():
 
 
 def test_keypoints_sit_on_pixel_centers():
-    """The synthetic iris is centerd on its keypoint: dark-pixel centroid == keypoint (pixel j at x = j)."""
+    """The synthetic iris is centered on its keypoint: dark-pixel centroid == keypoint (pixel j at x = j)."""
     geometry = sample_geometry(16, np.random.default_rng(3))
     geometry["texture"][:] = 0
     images = render_faces(geometry).astype(float)

@@ -121,7 +121,7 @@ def test_feature_maps_share_one_color_scale_per_row_with_a_color_bar(captured):
     strip = np.asarray(conv.get_array().filled(np.nan))
     assert strip.shape == (6, 4 * 6 + 3) and np.isnan(strip[:, 6]).all()  # one blank column between channels
     assert np.allclose(strip[:, 7:13], maps[0][1][0, 1].numpy())  # channel 1, where its tick says
-    assert conv.get_clim()[0] == -conv.get_clim()[1] < 0 and relu.get_clim()[0] == 0  # signed rows centerd on 0
+    assert conv.get_clim()[0] == -conv.get_clim()[1] < 0 and relu.get_clim()[0] == 0  # signed rows centered on 0
     assert conv.get_clim()[1] == pytest.approx(float(maps[0][1].abs().max()))  # one scale for the whole row
     assert sum(1 for ax in fig.axes if ax.get_label() == "<colorbar>") == 2
     assert [t.get_text() for t in rows[1].axes.get_xticklabels()] == ["ch 0", "ch 1", "ch 2", "ch 3"]

@@ -1,11 +1,11 @@
-"""`torchlab ring`, `torchlab landscape`, `torchlab descent`: the hand-set nets and the
-gradient-descent paths of the first notebook, each printing its numbers and drawing its figures."""
+"""`torchlab ring`, `torchlab landscape`, `torchlab descent`: the first notebook's hand-set nets and
+gradient-descent paths. The flags, their usage checks and the printing live here; the numbers and
+figures come from torchlab.lessons (ring_lesson, landscape_lesson, descent_lesson)."""
 
 from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,11 @@ def _add_output_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--no-figures", action="store_true", help="print the numbers only")
 
 
-def _print(rows: dict[str, Any]) -> None:
+def _print(rows: dict[str, Any], figures: Path | None) -> None:
     from torchlab.cli.output import print_summary
 
+    if figures is not None:
+        rows["figures"] = str(figures)
     print_summary(rows)
 
 
@@ -96,98 +98,45 @@ def cmd_ring(args: argparse.Namespace) -> int:
     check_radii(args.a, args.b)
     if not (math.isfinite(args.box) and 0 < args.box <= 2 * RADIUS_LIMIT):
         raise UsageError(f"--box must be in (0, {2 * RADIUS_LIMIT:g}], got {args.box:g}")
-    import torch  # after the checks: a usage error answers without importing torch
-
-    from torchlab.data.ring import (
-        SEED_ANSWERS,
-        SEED_TEST_POINTS,
-        best_diamond,
-        circular_ring_area,
-        misclassified_area,
-    )
-    from torchlab.models import build_model, count_parameters
+    # after the checks: a usage error answers without importing torch
+    from torchlab.lessons.ring import ring_lesson
     from torchlab.runtime.guards import at_most
 
     at_most("the number of --point flags", len(args.point or ()), MAX_POINTS, "one printed line each")
-    points = [_parse_point(t) for t in args.point] if args.point else SEED_TEST_POINTS
-    net = build_model("ring-net", a=args.a, b=args.b)
-    x = torch.tensor(points, dtype=torch.float32)
-    with torch.no_grad():
-        scores = net.score(x)
+    points = [_parse_point(t) for t in args.point] if args.point else None
+    lesson = ring_lesson(args.a, args.b, points, args.box, None if args.no_figures else _figures(args))
     rows: dict[str, Any] = {
-        "model": f"ring-net a={args.a:g}, b={args.b:g}, {count_parameters(net)} parameters",
-        "W2": _matrix(net.layer2.weight),
-        "b2": _matrix(net.layer2.bias),
+        "model": f"ring-net a={lesson.a:g}, b={lesson.b:g}, {lesson.parameters} parameters",
+        "W2": str([[round(v, 4) for v in row] for row in lesson.layer2_weight]),
+        "b2": str([round(v, 4) for v in lesson.layer2_bias]),
     }
-    agree = True
-    for (x1, x2), score in zip(points, scores.tolist()):
-        l1 = abs(x1) + abs(x2)
-        inside = score >= 0
-        agree &= inside == (args.a <= l1 <= args.b)
-        rows[f"point ({x1:g}, {x2:g})"] = f"score {score:+.4f}, in ring {inside} (|x1|+|x2| = {l1:.4g})"
-    rows["agrees_with_l1_ring"] = agree
-    if not args.point and (args.a, args.b) == (1.0, 2.0):
-        rows["matches_notebook"] = [s >= 0 for s in scores.tolist()] == SEED_ANSWERS
-
-    ring_area = circular_ring_area(args.a, args.b)
-    wrong = float(misclassified_area(args.a, args.b, args.a, args.b))
-    box = max(args.box, 1.25 * args.b * math.sqrt(1.6))
-    measured = _grid_disagreement(net, args.a, args.b, box)
-    a2, b2, best = best_diamond(args.a, args.b)
+    for p in lesson.points:
+        rows[f"point ({p.x1:g}, {p.x2:g})"] = f"score {p.score:+.4f}, in ring {p.in_ring} (|x1|+|x2| = {p.l1:.4g})"
+    rows["agrees_with_l1_ring"] = lesson.agrees_with_l1_ring
+    if lesson.matches_notebook is not None:
+        rows["matches_notebook"] = lesson.matches_notebook
+    ring_area, wrong, best = lesson.circular_ring_area, lesson.misclassified_area, lesson.best_misclassified_area
     rows.update({
         "circular_ring_area": ring_area,
-        "misclassified_area": f"{wrong:.4f} (exact; the net on a 1000x1000 grid: {measured:.4f})",
+        "misclassified_area": f"{wrong:.4f} (exact; the net on a 1000x1000 grid: {lesson.grid_misclassified_area:.4f})",
         "misclassified_fraction": f"{wrong / ring_area:.4f} of the circular ring's area",
-        "best_diamond": f"a'={a2:.4f}, b'={b2:.4f}",
+        "best_diamond": f"a'={lesson.best_a:.4f}, b'={lesson.best_b:.4f}",
         "best_misclassified_area": f"{best:.4f} ({best / ring_area:.4f} of the ring's area)",
         "improvement": f"{wrong - best:.4f} less misclassified area than a'=a, b'=b ({(wrong - best) / wrong:.1%} less)",
     })
-    if not args.no_figures:
-        from torchlab.lessons.plots import plot_ring_misclassified, plot_ring_regions
-
-        folder = Path(args.out) / "figures"
-        plot_ring_regions(net, args.a, args.b, box, x, folder / "ring_regions.png")
-        plot_ring_misclassified(args.a, args.b, [(args.a, args.b, wrong, "same radii:"), (a2, b2, best, "best")], box,
-                                folder / "ring_misclassified.png")
-        rows["figures"] = str(folder)
-    _print(rows)
+    _print(rows, lesson.figures)
     return 0
-
-
-def _matrix(t: torch.Tensor) -> str:
-    return str([[round(v, 4) for v in row] for row in t.tolist()] if t.dim() == 2 else [round(v, 4) for v in t.tolist()])
-
-
-def _grid_disagreement(net: torch.nn.Module, a: float, b: float, box: float, resolution: int = 1000) -> float:
-    """Area where the net's answer differs from the circular ring, measured on a grid over [-box, box]^2."""
-    import torch
-
-    from torchlab.data.ring import in_circular_ring
-
-    axis = torch.linspace(-box, box, resolution, dtype=torch.float64)
-    grid = torch.cartesian_prod(axis, axis)
-    with torch.no_grad():
-        differ = net(grid.float()).ge(0) != in_circular_ring(grid, a, b)
-    return float(differ.double().mean()) * (2 * box) ** 2
 
 
 # ------------------------------------------------------------------- landscape
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
-    import torch
-
-    from torchlab.lessons.landscape import (
-        activation_regions,
-        count_pieces,
-        count_pieces_numeric,
-        kinks_on_line,
-    )
-    from torchlab.models import build_model, count_parameters
-    from torchlab.runtime.guards import at_most, require_finite
-
     if args.hidden < 1 or any(n < 1 for n in args.compare):
         raise UsageError("hidden sizes (--hidden, --compare) must be >= 1")
+    from torchlab.lessons.landscape import landscape_lesson
+    from torchlab.runtime.guards import at_most, require_finite
+
     why = "the activation regions are counted on a 400x400 grid, one column per unit"
     at_most("--hidden", args.hidden, MAX_HIDDEN, why)
     at_most("every --compare size", max(args.compare), MAX_HIDDEN, why)
@@ -197,41 +146,19 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         raise UsageError(f"the notebook's weights are for --hidden 3, got --hidden {args.hidden}; add --weights random")
     if not (math.isfinite(args.limit) and args.limit > 0):
         raise UsageError(f"--limit must be > 0, got {args.limit}")
-    a, b = args.line
-    lim = args.limit
-    net = build_model("landscape-net", hidden=args.hidden, weights=args.weights, seed=args.seed)
-    with torch.no_grad():
-        value = float(net(torch.tensor([[1.0, -1.0]])))
-    regions = activation_regions(net, lim)
-    name = f"2->{args.hidden}->1 net, {'the notebook' if args.weights == 'seed' else f'random (seed {args.seed})'} weights"
+    lesson = landscape_lesson(args.hidden, args.weights, args.seed, tuple(args.line), args.compare, args.limit,
+                              None if args.no_figures else _figures(args))
+    (a, b), lim = lesson.line, lesson.limit
     rows: dict[str, Any] = {
-        "model": f"{name}, {count_parameters(net)} parameters",
-        "phi(1, -1)": value,
-        "linear_pieces_in_view": f"{regions} (distinct on/off patterns of the hidden units on [-{lim:g}, {lim:g}]^2)",
+        "model": f"{lesson.name}, {lesson.parameters} parameters",
+        "phi(1, -1)": lesson.value,
+        "linear_pieces_in_view": f"{lesson.regions} (distinct on/off patterns of the hidden units on [-{lim:g}, {lim:g}]^2)",
         "line": f"x2 = {a:g}*x1 + {b:g}",
     }
-    compared = []
-    for n in args.compare:
-        other = build_model("landscape-net", hidden=n, weights="random", seed=args.seed)
-        kinks = kinks_on_line(other, a, b, -lim, lim)
-        pieces, measured = len(kinks) + 1, count_pieces_numeric(other, a, b, -lim, lim)
-        compared.append((n, other, kinks, pieces))
-        rows[f"pieces n={n}"] = (f"{count_pieces(other, a, b)} on the whole line (at most n+1 = {n + 1}); "
-                                 f"{pieces} for |x1| < {lim:g} (autograd slopes: {measured})")
-    if not args.no_figures:
-        from torchlab.lessons.plots import (
-            plot_landscape_contour,
-            plot_landscape_surface,
-            plot_line_pieces,
-        )
-
-        folder = Path(args.out) / "figures"
-        plot_landscape_surface(net, lim, folder / "landscape_surface.png", title=f"Φ of the {name}")
-        plot_landscape_contour(net, lim, folder / "landscape_contour.png", title=f"contours of the {name}",
-                               regions=regions)
-        plot_line_pieces(compared, a, b, lim, folder / "landscape_pieces.png")
-        rows["figures"] = str(folder)
-    _print(rows)
+    for c in lesson.compared:
+        rows[f"pieces n={c.hidden}"] = (f"{c.pieces} on the whole line (at most n+1 = {c.hidden + 1}); "
+                                        f"{c.pieces_in_view} for |x1| < {lim:g} (autograd slopes: {c.measured_in_view})")
+    _print(rows, lesson.figures)
     return 0
 
 
@@ -239,41 +166,36 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def cmd_descent(args: argparse.Namespace) -> int:
-    from torchlab.lessons.descent import BOWL, MOUNTAIN, gradient_path, path_summary
-    from torchlab.runtime.guards import at_most
-
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    from torchlab.lessons.descent import BOWL, MOUNTAIN, descent_lesson
+    from torchlab.runtime.guards import at_most
+
     at_most("the number of --eta values", len(args.eta), MAX_ETAS, "one path each in one figure")
     at_most("--steps", args.steps, MAX_PATH_STEPS // len(args.eta),
             f"at most {MAX_PATH_STEPS:,} steps over the {len(args.eta)} learning rates, one autograd call each")
     if any(not (math.isfinite(eta) and eta > 0) for eta in args.eta):
         raise UsageError(f"every --eta must be a finite number > 0, got {list(args.eta)}")
-    rows: dict[str, Any] = {}
-    figures = {}
     bar = _step_bar(2 * len(args.eta) * args.steps)
-    for problem, key in ((BOWL, "descent"), (MOUNTAIN, "ascent")):
+    try:
+        lesson = descent_lesson(args.eta, args.steps, None if args.no_figures else _figures(args),
+                                bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    rows: dict[str, Any] = {}
+    for problem, key, runs in ((BOWL, "descent", lesson.descent), (MOUNTAIN, "ascent", lesson.ascent)):
         rows[key] = (f"{problem.name} from {problem.start}, optimum {problem.optimum}; "
                      f"eta < {problem.largest_stable_eta:.4g} converges")
-        paths = {eta: gradient_path(problem, eta, args.steps, bar.update if bar else None) for eta in args.eta}
-        for eta, points in paths.items():
-            s = path_summary(problem, points)
-            rows[f"{key} eta={eta:g}"] = (f"after {args.steps} steps at {s['end']}, value {s['value']:.6g}, "
-                                          f"distance {s['distance']:.4g}: {s['status']}")
-        figures[key] = paths
-    if bar is not None:
-        bar.close()
-    if not args.no_figures:
-        from torchlab.lessons.plots import plot_descent
-
-        folder = Path(args.out) / "figures"
-        with warnings.catch_warnings():  # a diverged path overflows to inf: matplotlib's log axis says so
-            warnings.simplefilter("ignore", RuntimeWarning)
-            plot_descent(BOWL, figures["descent"], folder / "descent_bowl.png")
-            plot_descent(MOUNTAIN, figures["ascent"], folder / "ascent_mountain.png")
-        rows["figures"] = str(folder)
-    _print(rows)
+        for r in runs:
+            rows[f"{key} eta={r.eta:g}"] = (f"after {lesson.steps} steps at ({r.end[0]:.4g}, {r.end[1]:.4g}), "
+                                            f"value {r.value:.6g}, distance {r.distance:.4g}: {r.status}")
+    _print(rows, lesson.figures)
     return 0
+
+
+def _figures(args: argparse.Namespace) -> Path:
+    return Path(args.out) / "figures"
 
 
 def _step_bar(total: int) -> Any:

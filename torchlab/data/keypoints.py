@@ -4,7 +4,7 @@ training.csv: 30 coordinate columns (x, y of 15 keypoints, in Kaggle's order) an
 96*96 = 9,216 space-separated gray levels 0..255. Many coordinates are missing (empty).
 test.csv: `ImageId`, `Image`. IdLookupTable.csv: `RowId`, `ImageId`, `FeatureName`, `Location`.
 
-Pixel convention: pixel column j of an image is centerd at x = j (row i at y = i), as in
+Pixel convention: pixel column j of an image is centered at x = j (row i at y = i), as in
 the seed's plots (matplotlib's imshow draws it so). A horizontal flip therefore maps
 x -> 95 - x (`FLIP_SUM`) and swaps every left/right keypoint pair.
 

@@ -4,7 +4,7 @@ A batch is (images (n, 1, 96, 96) in [0, 1], keypoints (n, 30) in pixels, mask (
 0/1 = labeled). Geometry is applied to images and keypoints alike:
 
 - horizontal flip: the image columns are reversed, every x becomes `flip_sum - x` (95 for the
-  pixel-centerd Kaggle convention) and every left/right pair of keypoints swaps names;
+  pixel-centered Kaggle convention) and every left/right pair of keypoints swaps names;
 - a small rotation, scale change and shift about the image center (one `grid_sample`);
 - brightness and contrast (images only).
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torchlab.data.keypoints import FLIP_SUM, IMAGE_SIZE, flip_permutation
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-CENTER = (IMAGE_SIZE - 1) / 2.0  # 47.5: the middle of the pixel-centerd grid
+CENTER = (IMAGE_SIZE - 1) / 2.0  # 47.5: the middle of the pixel-centered grid
 
 
 def coordinate_permutation(device: torch.device | str = "cpu") -> torch.Tensor:
@@ -56,7 +56,7 @@ def affine_batch(images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tens
 
     A point p moves to c + s R (p - c) + t. grid_sample with align_corners=True puts the
     normalized coordinates -1 and +1 on the centers of the first and last pixels, the same
-    pixel-centerd convention as the keypoints.
+    pixel-centered convention as the keypoints.
     """
     cos, sin = torch.cos(angle), torch.sin(angle)
     forward = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2) * scale.view(-1, 1, 1)

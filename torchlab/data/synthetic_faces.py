@@ -7,7 +7,7 @@ iris at the eye center; brows are thick strokes between their two ends; the nose
 between two nostrils; the lips run from corner to corner through the top- and bottom-lip
 points. A smooth texture and pixel noise go on top.
 
-Pixels are centerd on whole coordinates (column j at x = j), as in the Kaggle data, so
+Pixels are centered on whole coordinates (column j at x = j), as in the Kaggle data, so
 `mirror_geometry` (x -> 95 - x, left <-> right) draws exactly the flipped image.
 
 Missing labels follow Kaggle's pattern: about 30% of rows keep all 15 keypoints, the rest

@@ -11,6 +11,8 @@ import stat
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,42 @@ def make_checkpoint(
     }
     checkpoint.update({key: plain(value) for key, value in extra.items()})
     return checkpoint
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a Trainer's checkpoints say about their run, besides the training state.
+
+    task: what `torchlab.open_checkpoint` looks up ("custom" for a Trainer used on its own);
+    model_name, model_kwargs: how `build_model` rebuilds the model (model_name None: the model's class name);
+    recipe, seed, config: the settings of a `torchlab train` run (None: left out of the file);
+    extra: any other plain metadata the task's evaluate and predict read (normalization, classes, data, ...).
+    """
+
+    task: str = "custom"
+    model_name: str | None = None
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    recipe: str | None = None
+    seed: int | None = None
+    config: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, meta: CheckpointMeta | Mapping[str, Any]) -> CheckpointMeta:
+        """`meta` itself, or the record of a plain dict with the same keys (the other keys go to `extra`)."""
+        if isinstance(meta, CheckpointMeta):
+            return meta
+        extra = dict(meta)
+        named = {key: extra.pop(key) for key in ("task", "model_name", "model_kwargs", "recipe", "seed", "config")
+                 if key in extra}
+        return cls(**named, extra=extra)
+
+    def checkpoint(self, model: nn.Module, **state: Any) -> dict[str, Any]:
+        """The checkpoint dict of `model` with this metadata and the training `state` (epoch, optimizer, ...)."""
+        settings = {"recipe": self.recipe, "seed": self.seed, "config": self.config}
+        return make_checkpoint(task=self.task, model_name=self.model_name or type(_unwrap(model)).__name__,
+                               model=model, model_kwargs=dict(self.model_kwargs), **state,
+                               **{k: v for k, v in settings.items() if v is not None}, **self.extra)
 
 
 def plain(value: Any) -> Any:

@@ -7,12 +7,17 @@ One step is p <- p - eta * grad f(p) (descent) or p <- p + eta * grad B(p) (asce
 functions curve by 6 along x and 2 along y, so each step multiplies the distance to the
 optimum along x by (1 - 6 eta) and along y by (1 - 2 eta): the path converges for
 eta < 2/6 = 1/3 and runs away for eta > 1/3.
+
+`descent_lesson()` is what `torchlab descent` prints and draws: one path per learning rate on each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -81,3 +86,55 @@ def path_summary(problem: Problem, path: torch.Tensor) -> dict[str, float | str]
     value = float(problem.fn(end[0], end[1]))
     status = "diverges" if not last < first else ("converged" if last < 1e-3 * first else "converging")
     return {"end": f"({end[0]:.4g}, {end[1]:.4g})", "value": value, "distance": last, "status": status}
+
+
+@dataclass(frozen=True)
+class PathRun:
+    """One learning rate's path on one problem, and where it ended."""
+
+    problem: Problem
+    eta: float
+    path: torch.Tensor  # (steps + 1, 2), float64
+    end: tuple[float, float]
+    value: float  # the function at the end
+    distance: float  # from the end to the optimum
+    status: str  # "converged", "converging" or "diverges"
+
+
+@dataclass(frozen=True)
+class DescentLesson:
+    """What `torchlab descent` prints: descent on BOWL and ascent on MOUNTAIN, one run per eta each."""
+
+    steps: int
+    descent: list[PathRun]
+    ascent: list[PathRun]
+    figures: Path | None  # the folder the figures were written to
+
+
+def run_path(problem: Problem, eta: float, steps: int, on_steps: Callable[[int], None] | None = None) -> PathRun:
+    """gradient_path and path_summary in one result."""
+    path = gradient_path(problem, eta, steps, on_steps)
+    s = path_summary(problem, path)
+    end = path[-1].tolist()
+    return PathRun(problem, eta, path, (end[0], end[1]), float(s["value"]), float(s["distance"]), str(s["status"]))
+
+
+def descent_lesson(etas: Sequence[float] = (0.05, 0.1, 0.25, 0.35), steps: int = 20,
+                   figures: str | os.PathLike | None = None,
+                   on_steps: Callable[[int], None] | None = None) -> DescentLesson:
+    """Descend BOWL and ascend MOUNTAIN `steps` steps with each learning rate in `etas`, and draw the
+    figures into the folder `figures` (none when None). on_steps: as for gradient_path."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    descent = [run_path(BOWL, eta, steps, on_steps) for eta in etas]
+    ascent = [run_path(MOUNTAIN, eta, steps, on_steps) for eta in etas]
+    folder = None
+    if figures is not None:
+        from torchlab.lessons.plots import plot_descent
+
+        folder = Path(figures)
+        with warnings.catch_warnings():  # a diverged path overflows to inf: matplotlib's log axis says so
+            warnings.simplefilter("ignore", RuntimeWarning)
+            plot_descent(BOWL, {r.eta: r.path for r in descent}, folder / "descent_bowl.png")
+            plot_descent(MOUNTAIN, {r.eta: r.path for r in ascent}, folder / "ascent_mountain.png")
+    return DescentLesson(steps, descent, ascent, folder)

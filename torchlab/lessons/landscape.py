@@ -5,15 +5,23 @@ straight line in the plane. On the line x2 = a*x1 + b the pre-activation is
 p_i * x1 + q_i with p_i = w_i1 + a*w_i2 and q_i = b*w_i2 + c_i, so unit i puts a
 kink at x1 = -q_i / p_i (if p_i != 0 and the unit's output weight is not 0). n units give at
 most n kinks, hence at most n + 1 linear pieces along any line.
+
+`landscape_lesson()` is what `torchlab landscape` prints and draws: Phi(1, -1) (-4 with the
+notebook's weights), the planar pieces in view, and the pieces along a line for several n.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from torchlab.models import build_model, count_parameters
 from torchlab.models.ring import LandscapeNet
 
 
@@ -67,3 +75,67 @@ def activation_regions(net: LandscapeNet, limit: float = 2.0, resolution: int = 
     with torch.no_grad():
         seen = [torch.unique(net.hidden(grid[i : i + chunk]) > 0, dim=0) for i in range(0, len(grid), chunk)]
     return int(torch.unique(torch.cat(seen), dim=0).shape[0])
+
+
+@dataclass(frozen=True)
+class LinePieces:
+    """A random 2->n->1 net's linear pieces along the line, on the whole line and in view."""
+
+    hidden: int
+    kinks: list[float]  # x1 positions of the kinks in view
+    pieces: int  # on the whole line (at most hidden + 1)
+    pieces_in_view: int  # for |x1| < limit: kinks + 1
+    measured_in_view: int  # the same, counted from autograd slopes
+
+
+@dataclass(frozen=True)
+class LandscapeLesson:
+    """What `torchlab landscape` prints: the drawn net, its value at (1, -1), its pieces."""
+
+    name: str  # "2->3->1 net, the notebook weights"
+    parameters: int
+    value: float  # Phi(1, -1)
+    regions: int  # planar pieces in [-limit, limit]^2
+    line: tuple[float, float]  # (a, b) of x2 = a*x1 + b
+    limit: float
+    compared: list[LinePieces]
+    figures: Path | None  # the folder the figures were written to
+
+
+def landscape_lesson(hidden: int = 3, weights: str = "seed", seed: int = 0, line: tuple[float, float] = (0.5, 0.3),
+                     compare: Sequence[int] = (1, 3, 8), limit: float = 2.0,
+                     figures: str | os.PathLike | None = None) -> LandscapeLesson:
+    """Evaluate the 2->hidden->1 net at (1, -1), count its planar pieces on [-limit, limit]^2, count
+    the pieces along x2 = a*x1 + b of random nets with `compare` hidden units (seeded with `seed`),
+    and draw the figures into the folder `figures` (none when None)."""
+    a, b = line
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"the line needs finite a and b, got {a}, {b}")
+    if not (math.isfinite(limit) and limit > 0):
+        raise ValueError(f"limit must be a finite number > 0, got {limit}")
+    net = build_model("landscape-net", hidden=hidden, weights=weights, seed=seed)
+    with torch.no_grad():
+        value = float(net(torch.tensor([[1.0, -1.0]])))
+    regions = activation_regions(net, limit)
+    name = f"2->{hidden}->1 net, {'the notebook' if weights == 'seed' else f'random (seed {seed})'} weights"
+    nets, compared = [], []
+    for n in compare:
+        other = build_model("landscape-net", hidden=n, weights="random", seed=seed)
+        kinks = kinks_on_line(other, a, b, -limit, limit)
+        nets.append((n, other, kinks, len(kinks) + 1))
+        compared.append(LinePieces(n, kinks, count_pieces(other, a, b), len(kinks) + 1,
+                                   count_pieces_numeric(other, a, b, -limit, limit)))
+    folder = None
+    if figures is not None:
+        from torchlab.lessons.plots import (
+            plot_landscape_contour,
+            plot_landscape_surface,
+            plot_line_pieces,
+        )
+
+        folder = Path(figures)
+        plot_landscape_surface(net, limit, folder / "landscape_surface.png", title=f"Φ of the {name}")
+        plot_landscape_contour(net, limit, folder / "landscape_contour.png", title=f"contours of the {name}",
+                               regions=regions)
+        plot_line_pieces(nets, a, b, limit, folder / "landscape_pieces.png")
+    return LandscapeLesson(name, count_parameters(net), value, regions, (a, b), limit, compared, folder)

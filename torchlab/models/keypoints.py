@@ -95,7 +95,7 @@ class SoftArgmax2d(nn.Module):
     """Heat maps (n, k, h, w) -> expected (x, y) per map in input-image pixels, interleaved: (n, 2k).
 
     Cell j of a map with stride s covers pixels s*j .. s*j + s - 1, whose center is s*j + (s - 1)/2
-    in the pixel-centerd convention of the data (pixel j at x = j).
+    in the pixel-centered convention of the data (pixel j at x = j).
     """
 
     def __init__(self, stride: int) -> None:

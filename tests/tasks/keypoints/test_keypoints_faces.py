@@ -48,7 +48,7 @@ def two_faces(tmp_path_factory):
         side = round(IMAGE_SIZE * scale)
         photo[top:top + side, left:left + side] = np.asarray(
             Image.fromarray(face).resize((side, side), Image.Resampling.BILINEAR))
-        # a training face's pixel j (centerd at j) covers [j, j + 1) * scale of the pasted square
+        # a training face's pixel j (centered at j) covers [j, j + 1) * scale of the pasted square
         eyes.append(np.array([left, top]) + (points[:2] + 0.5) * scale - 0.5)
         squares.append((left, top, side))
     path = tmp_path_factory.mktemp("photo") / "two_faces.png"
@@ -89,7 +89,7 @@ def test_true_eye_centers_survive_crop_resize_and_back_map(two_faces):
 def test_a_blob_is_seen_where_the_back_map_puts_it(square):
     """The crop/resize the model sees and face_to_photo agree to a tenth of a model pixel: a round blob's centroid
     in the 96x96 input maps back onto the blob (squares larger and smaller than 96 px, one past the photo's edge).
-    Dropping the half-pixel terms of the pixel-centerd map would miss by 0.18 to 0.7 model pixels here."""
+    Dropping the half-pixel terms of the pixel-centered map would miss by 0.18 to 0.7 model pixels here."""
     x0, y0, side = square
     blob = np.array([x0 + 0.55 * side + 0.3, y0 + 0.4 * side + 0.7])
     y, x = np.mgrid[0:400, 0:420]

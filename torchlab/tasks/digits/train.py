@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from torchlab.data.batcher import TensorBatcher
@@ -22,6 +23,22 @@ from torchlab.runtime.device import one_cpu_thread
 from torchlab.runtime.guards import check_memory
 from torchlab.tasks.digits.config import DigitsConfig
 from torchlab.tasks.run import Run, RunResult
+
+NORMALIZATION = {"divide_by": PIXEL_SCALE, "input": "load_digits pixels 0..16"}  # what a checkpoint's model takes
+
+
+def make_model(cfg: DigitsConfig, x_train: torch.Tensor) -> tuple[nn.Module, dict[str, Any]]:
+    """(model, its constructor arguments): standardized with `x_train`'s pixels and started from
+    N(0, init_std^2) weights when the config says so."""
+    model_kwargs: dict[str, Any] = {"hidden": cfg.hidden}
+    if cfg.standardize or cfg.input_noise:  # older checkpoints have neither key: they load as before
+        model_kwargs.update(standardize=cfg.standardize, input_noise=cfg.input_noise)
+    model = build_model("digit-mlp", **model_kwargs)
+    if cfg.standardize:
+        model.fit_standardization(x_train)
+    if cfg.init_std:
+        model.init_like_seed(cfg.init_std)
+    return model, model_kwargs
 
 
 def train(cfg: DigitsConfig, run: Run) -> RunResult:
@@ -40,21 +57,14 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
     full_batch = cfg.batch_size is None
     batches = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=not full_batch, device=run.device, seed=run.seed)
 
-    model_kwargs: dict[str, Any] = {"hidden": cfg.hidden}
-    if cfg.standardize or cfg.input_noise:  # older checkpoints have neither key: they load as before
-        model_kwargs.update(standardize=cfg.standardize, input_noise=cfg.input_noise)
-    model = build_model("digit-mlp", **model_kwargs)
-    if cfg.standardize:
-        model.fit_standardization(x_train)
-    if cfg.init_std:
-        model.init_like_seed(cfg.init_std)
+    model, model_kwargs = make_model(cfg, x_train)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
     trainer = run.trainer(
         model, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), optimizer,
         metrics={"accuracy": Accuracy()}, monitor="val_loss" if val is not None else "train_loss",
         scheduler=scheduler, scheduler_interval=interval,
         meta={"model_name": "digit-mlp", "model_kwargs": model_kwargs,
-              "normalization": {"divide_by": PIXEL_SCALE, "input": "load_digits pixels 0..16"},
+              "normalization": NORMALIZATION,
               "classes": list(range(10))},
     )
     with one_cpu_thread(run.device):  # a 2,410-parameter net: a second thread only adds hand-offs
@@ -75,12 +85,3 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
             figures = write_digit_figures(fit.history, data, probs.numpy(), run.out / "figures")
             summary["figures"] = str(run.out / "figures")
     return run.result(fit, summary, figures)
-
-
-
-
-
-
-
-
-

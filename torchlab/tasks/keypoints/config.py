@@ -29,7 +29,7 @@ from torchlab.config import TrainConfig, config_field, finite, whole
 from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
-FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centerd coordinates of a 96-pixel face
+FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centered coordinates of a 96-pixel face
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class KeypointConfig(TrainConfig):
     missing: str = config_field("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
                                 "coordinates out of the loss", choices=("drop", "mask"), group="data")
     augment: bool = config_field(True, "random flips, rotations, scales and shifts of the training faces", group="data")
-    flip_sum: float = config_field(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centerd "
+    flip_sum: float = config_field(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centered "
                                    "coordinates); for experiments only", check=finite(), group="data")
     mean_init: bool = config_field(True, "start the output at the training set's mean keypoints", group="model")
 

@@ -105,7 +105,7 @@ def detect_faces(gray: np.ndarray) -> list[Box]:
 def face_square(box: Box) -> tuple[int, int, int]:
     """The square (x0, y0, side) the model sees for a face box: enlarged and moved down like the training faces."""
     side = max(1, round(max(box.w, box.h) * SQUARE_PER_BOX))
-    cx = box.x - 0.5 + box.w / 2  # the box's center in pixel-centerd coordinates
+    cx = box.x - 0.5 + box.w / 2  # the box's center in pixel-centered coordinates
     cy = box.y - 0.5 + box.h / 2 + SQUARE_DROP * box.h
     return round(cx + 0.5 - side / 2), round(cy + 0.5 - side / 2), side
 
@@ -144,7 +144,7 @@ def face_to_photo(points: np.ndarray, crop: Square) -> np.ndarray:
     """Keypoints in the 96x96 face (..., 2) -> the photo's pixels.
 
     Pixel j of the face covers [j, j + 1) * side / 96 of the square (resampling works on pixel
-    areas), so its center j lies at (j + 0.5) * side / 96 - 0.5 in pixel-centerd photo coordinates.
+    areas), so its center j lies at (j + 0.5) * side / 96 - 0.5 in pixel-centered photo coordinates.
     """
     x0, y0, side = crop
     scale = side / IMAGE_SIZE

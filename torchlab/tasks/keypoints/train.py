@@ -43,6 +43,25 @@ from torchlab.tasks.keypoints.kaggle import (
 from torchlab.tasks.run import Run, RunResult
 
 GENERATION_PROGRESS_FROM = 5000  # synthetic faces (about 20 s on a 2-core CPU); fewer are drawn without progress
+NORMALIZATION = {"divide_by": PIXEL_SCALE, "input": "96x96 gray levels 0..255",
+                 "output": "pixels, pixel j centered at x = j"}  # what a checkpoint's model takes and gives
+
+
+def make_model(model_name: str, cfg: KeypointConfig, mean: list[float]) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(model, its constructor arguments), its output started at the mean keypoints `mean` when cfg.mean_init."""
+    model_kwargs = cfg.model_kwargs(mean)
+    model = build_model(model_name, **model_kwargs)
+    if cfg.mean_init and hasattr(model, "fc3"):
+        with torch.no_grad():  # start the seed architectures at the mean face, too
+            model.fc3.bias.copy_(torch.tensor(mean))
+    return model, model_kwargs
+
+
+def data_meta(cfg: KeypointConfig, split: KeypointSplit) -> dict[str, Any]:
+    """Where the faces came from and how they were split (kept in the checkpoint, so evaluate finds them)."""
+    return {"csv": str(Path(cfg.data).resolve()) if cfg.data else None,
+            "synthetic": None if cfg.data else cfg.synthetic, "synthetic_seed": SYNTHETIC_SEED,
+            "missing": cfg.missing, "train_rows": len(split.train), "val_rows": len(split.val)}
 
 
 def train(cfg: KeypointConfig, run: Run) -> RunResult:
@@ -60,27 +79,19 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
     train_t, val_t = to_tensors(table, split.train), to_tensors(table, split.val)
     baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
     mean = mean_keypoints(train_t[1], train_t[2])
-    model_kwargs = cfg.model_kwargs(mean)
-    model = build_model(model_name, **model_kwargs)
-    if cfg.mean_init and hasattr(model, "fc3"):
-        with torch.no_grad():  # start the seed architectures at the mean face, too
-            model.fc3.bias.copy_(torch.tensor(mean))
+    model, model_kwargs = make_model(model_name, cfg, mean)
     transform = KeypointAugment(flip_sum=cfg.flip_sum) if cfg.augment else None
     batches = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=run.device, transform=transform,
                             seed=run.seed)
     val = TensorBatcher(val_t, 256, device=run.device)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
-    data_meta = {"csv": str(Path(cfg.data).resolve()) if cfg.data else None,
-                 "synthetic": None if cfg.data else cfg.synthetic, "synthetic_seed": SYNTHETIC_SEED,
-                 "missing": cfg.missing, "train_rows": len(split.train), "val_rows": len(split.val)}
+    data = data_meta(cfg, split)
     trainer = run.trainer(
         model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", mode="min",
         scheduler=scheduler, scheduler_interval=interval,
         meta={"model_name": model_name, "model_kwargs": model_kwargs,
-              "normalization": {"divide_by": PIXEL_SCALE, "input": "96x96 gray levels 0..255",
-                                "output": "pixels, pixel j centerd at x = j"},
-              "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": cfg.flip_sum, "augment": cfg.augment,
-              "data": data_meta},
+              "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": cfg.flip_sum,
+              "augment": cfg.augment, "data": data},
     )
     fit = trainer.fit(batches, val, resume=run.resume)
     pred = predict_outputs(model, val_t[0], 256).numpy()
@@ -88,7 +99,7 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
     per_kp = per_keypoint_rmse(pred, val_t[1].numpy(), val_t[2].numpy())
     summary: dict[str, Any] = {
         "task": run.task, "recipe": run.recipe, "device": str(run.device),
-        "data": data_meta["csv"] or f"synthetic faces ({cfg.synthetic})", "missing": cfg.missing,
+        "data": data["csv"] or f"synthetic faces ({cfg.synthetic})", "missing": cfg.missing,
         "augment": cfg.augment, "train_rows": len(split.train), "val_rows": len(split.val),
         "epochs": fit.epochs_run, "best_epoch": fit.best_epoch, "fit_seconds": round(fit.fit_seconds, 2),
         "val_rmse_px": round(rmse, 4), "baseline_rmse_px": round(baseline, 4),
@@ -131,12 +142,3 @@ def generation_progress(n: int, setting: bool | None) -> tuple[Callable[[int], N
             shown[0] = done * 10 // n
             tqdm.write(f"drawing synthetic faces: {done:,}/{n:,} ({100 * done // n}%)", file=sys.stderr)
     return line, lambda: None
-
-
-
-
-
-
-
-
-

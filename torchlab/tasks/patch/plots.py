@@ -44,7 +44,7 @@ def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLi
 
 
 def plot_patch_panels(patch: np.ndarray, prediction: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
-    """original | prediction (one shared gray scale) | residual (diverging colors centerd on 0)."""
+    """original | prediction (one shared gray scale) | residual (diverging colors centered on 0)."""
     residual = patch - prediction
     lo, hi = float(min(patch.min(), prediction.min())), float(max(patch.max(), prediction.max()))
     bound = float(np.abs(residual).max()) or 1.0

@@ -130,6 +130,13 @@ def load_patch(cfg: PatchConfig, seed: int) -> tuple[np.ndarray, dict[str, Any]]
     return patch, {"kind": "photo", "image": str(cfg.image or ""), "row": cfg.row, "col": cfg.col, "size": cfg.size}
 
 
+def patch_meta(cfg: PatchConfig, source: dict[str, Any], scaling: PatchScaling) -> dict[str, Any]:
+    """What a patch-linear checkpoint records beside its weights: model, patch source, mode and scaling."""
+    return {"model_name": "patch-linear", "model_kwargs": {}, "source": source, "mode": cfg.mode,
+            "normalization": {"coord_divisor": scaling.coord, "brightness_divisor": scaling.brightness,
+                              "input": "rows [1, x, y] with x = column, y = row in pixels"}}
+
+
 def train(cfg: PatchConfig, run: Run) -> RunResult:
     """Fit the three weights by gradient descent (manual or autograd), compare with least squares."""
     if cfg.mode == "manual" and run.resume:
@@ -140,9 +147,7 @@ def train(cfg: PatchConfig, run: Run) -> RunResult:
     scaling = PatchScaling.unit(patch.shape[0]) if cfg.scale else PatchScaling()
     rows64, targets64 = design_matrix(patch)
     rows, targets = (t.to(run.device, torch.float32) for t in scaling.apply(rows64, targets64))
-    model_meta = {"model_name": "patch-linear", "model_kwargs": {}, "source": source, "mode": cfg.mode,
-                  "normalization": {"coord_divisor": scaling.coord, "brightness_divisor": scaling.brightness,
-                                    "input": "rows [1, x, y] with x = column, y = row in pixels"}}
+    model_meta = patch_meta(cfg, source, scaling)
     with one_cpu_thread(run.device):
         fit = fit_patch(cfg, run, rows, targets, scaling, model_meta)
     fit.exact = least_squares(rows64, targets64)
@@ -208,21 +213,3 @@ def report(cfg: PatchConfig, run: Run, patch: np.ndarray, source: dict[str, Any]
         plot_patch_panels(patch, prediction, figures[1], title=data)
         summary["figures"] = str(folder)
     return run.result(None, summary, figures)
-
-
-# -------------------------------------------------------------------- inference
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

@@ -24,6 +24,7 @@ from torchlab.tasks.ring.config import RingConfig
 from torchlab.tasks.run import Run, RunResult
 
 DEFAULT_POINTS = {"ring": 2000, "circles": 100}
+NORMALIZATION = {"input": "points (x1, x2) as they are; output: logit of 'in the ring'"}  # kept in the checkpoint
 
 
 def make_points(data: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -69,7 +70,7 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
         model, nn.BCEWithLogitsLoss(), optimizer, metrics={"accuracy": BinaryAccuracy()},
         monitor="train_loss", restore_best=False, scheduler=scheduler, scheduler_interval=interval,
         meta={"model_name": "ring-mlp", "model_kwargs": model_kwargs, "data": data,
-              "normalization": {"input": "points (x1, x2) as they are; output: logit of 'in the ring'"}},
+              "normalization": NORMALIZATION},
     )
 
     def test_metrics() -> dict[str, float]:
@@ -93,14 +94,3 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
         figures = write_ring_figures(model, fit.history, data, x_test, y_test, run.out / "figures")
         summary["figures"] = str(run.out / "figures")
     return run.result(fit, summary, figures)
-
-
-
-
-
-
-
-
-
-
-
