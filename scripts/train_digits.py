@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
         checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "hparams": as_dict(cfg), "model_name": "digit-mlp", "model_kwargs": model_kwargs,
-                         "normalization": NORMALIZATION, "classes": list(range(10))},
+                         "model_name": "digit-mlp", "model_kwargs": model_kwargs, "normalization": NORMALIZATION,
+                         "classes": list(range(10))},
     )
     with one_cpu_thread(device):  # a 2,410-parameter net: a second CPU thread only adds hand-offs
         fit = trainer.fit(train, val)

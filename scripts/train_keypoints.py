@@ -1,100 +1,128 @@
 """Train a facial-keypoint net (15 keypoints from 96x96 gray faces), step by step.
 
-Everything `torchlab train keypoint-net` does, in one file you can read top to bottom:
-device, data, model, masked loss and optimizer, the Trainer with early stopping and
-checkpoints, the validation RMSE, the figures, and loading the checkpoint back.
+What `torchlab train keypoint-net` (or keypoint-cnn, keypoint-fcn) trains, in one file you can
+read top to bottom: the recipe's config, device, data, model, masked loss and optimizer, the
+Trainer with early stopping and checkpoints, the validation RMSE, the figures, and loading the
+checkpoint back. Flags override the recipe's fields; the checkpoint is one `torchlab evaluate`,
+`predict` and `train --resume` read. On a CPU keypoint-net starts from its "cpu" recipe (18
+epochs instead of 100) unless --recipe says otherwise, as `torchlab train` does.
 
     python scripts/train_keypoints.py                                  # synthetic faces; accelerator if any
     python scripts/train_keypoints.py --data data/training.csv.gz      # Kaggle's faces (.csv or .csv.gz)
     python scripts/train_keypoints.py --device cpu --epochs 2 --synthetic 400 --width 16
     python scripts/train_keypoints.py --device cuda --model keypoint-cnn   # one GPU, the practical's CNN
+    python scripts/train_keypoints.py --model keypoint-cnn --recipe seed   # the practical as it was
     torchrun --nproc_per_node=2 scripts/train_keypoints.py --device cpu    # two processes (DDP, Gloo on the CPU)
 """
 
 import argparse
-from pathlib import Path
-
-import torch
 
 import torchlab
-from torchlab.runtime import distributed
+from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.keypoints import KEYPOINT_NAMES, split_rows
+from torchlab.data.keypoints import KEYPOINT_NAMES, split_rows, to_tensors
 from torchlab.data.keypoints_augment import KeypointAugment
-from torchlab.engine.inference import predict_outputs
-from torchlab.data.keypoints import PIXEL_SCALE, to_tensors
 from torchlab.data.synthetic_faces import load_table
-from torchlab.engine.metrics import masked_mse
+from torchlab.engine.checkpoint import add_metrics
+from torchlab.engine.inference import predict_outputs
+from torchlab.engine.metrics import RMSE, masked_mse, masked_rmse
+from torchlab.engine.optim import make_optimizer
+from torchlab.runtime import distributed
 from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoints, per_keypoint_rmse
-from torchlab.engine.metrics import RMSE, masked_rmse
-from torchlab.tasks.keypoints.plots import write_keypoint_figures as write_figures
+from torchlab.tasks.keypoints.plots import write_keypoint_figures
+from torchlab.tasks.keypoints.train import NORMALIZATION, data_meta, make_model
+
+MODELS = ("keypoint-net", "keypoint-cnn", "keypoint-fcn")  # each one a task of its own
+RUN_FLAGS = ("model", "recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="keypoint-net", choices=MODELS, help="the task (default: keypoint-net)")
+    parser.add_argument("--recipe", help="the named config to start from: default, seed, or (keypoint-net) cpu "
+                                         "(default: cpu for keypoint-net on a CPU, else default)")
+    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
+    fields.add_argument("--data", help="Kaggle's training.csv or training.csv.gz (recipe: synthetic faces)")
+    fields.add_argument("--synthetic", type=int, help="synthetic faces without --data (recipe: 2000)")
+    fields.add_argument("--missing", choices=("drop", "mask"), help="rows with missing keypoints: drop or mask them")
+    fields.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                        help="random flips, rotations, scales and shifts of the training faces")
+    fields.add_argument("--width", type=int, help="keypoint-net only: channels of the first stage (recipe: 32)")
+    fields.add_argument("--epochs", type=int, help="maximum number of epochs")
+    fields.add_argument("--lr", type=float, help="(peak) learning rate")
+    fields.add_argument("--batch-size", type=int, help="faces per batch and process")
+    fields.add_argument("--patience", type=int, help="early stopping: epochs without improvement before stopping")
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--data", help="Kaggle's training.csv or training.csv.gz (default: synthetic faces)")
-    parser.add_argument("--synthetic", type=int, default=2000, help="synthetic faces without --data (default: 2000)")
-    parser.add_argument("--model", default="keypoint-net", choices=("keypoint-net", "keypoint-cnn", "keypoint-fcn"))
-    parser.add_argument("--width", type=int, default=32, help="keypoint-net: channels of the first stage (default: 32)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs (default: 30)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--batch-size", type=int, default=64, help="faces per batch (default: 64)")
-    parser.add_argument("--patience", type=int, default=10, help="early stopping patience in epochs (default: 10)")
-    parser.add_argument("--no-augment", action="store_true", help="train without flips, rotations and shifts")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the augmentation")
     parser.add_argument("--out", default="checkpoints/train_keypoints", help="folder for checkpoints and figures")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    return parser.parse_args(argv)
 
-    # 1. Device and seeds. Under torchrun every process joins the group and takes its own GPU.
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    task = args.model
+
+    # 0. Device, then the config: the recipe's fields, with the ones given on the command line in their place.
     device = torchlab.pick_device(args.device)
+    recipe = args.recipe or ("cpu" if device.type == "cpu" and "cpu" in torchlab.recipe_names(task) else "default")
+    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    cfg = torchlab.get_recipe(task, recipe, **overrides)
+
+    # 1. Seeds. Under torchrun every process joins the group and takes its own GPU.
     world = distributed.setup(device)
     torchlab.seed_everything(args.seed + world.rank)
+    if world.is_main:
+        print(f"{task}, recipe {recipe}, on {device}")
 
     # 2. Data: validation = the seed's 10% of the faces with all 15 keypoints; training = every other face
-    #    with at least one keypoint. Each set is (images in [0, 1], keypoints in pixels, 0/1 mask of labels).
-    table = load_table(args.data, args.synthetic)
-    split = split_rows(table, "mask")
+    #    (with cfg.missing "mask": every face with at least one keypoint). Each set is (images in [0, 1],
+    #    keypoints in pixels, 0/1 mask of labels); cfg.augment moves each training batch at random, on the device.
+    table = load_table(cfg.data, cfg.synthetic)
+    split = split_rows(table, cfg.missing)
     train_t, val_t = to_tensors(table, split.train), to_tensors(table, split.val)
-    augment = None if args.no_augment else KeypointAugment()  # random flip, rotation, scale, shift, on the device
-    train = TensorBatcher(train_t, args.batch_size, shuffle=True, device=device, transform=augment, seed=args.seed)
+    augment = KeypointAugment(flip_sum=cfg.flip_sum) if cfg.augment else None
+    train = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=device, transform=augment, seed=args.seed)
     val = TensorBatcher(val_t, 256, device=device)
 
-    # 3. Model (started at the training set's mean face), masked MSE loss, AdamW with a one-cycle LR.
+    # 3. Model (its output started at the training set's mean face when cfg.mean_init), and the optimizer and
+    #    learning-rate schedule the config names (keypoint-net: AdamW, one-cycle stepped per batch).
     mean = mean_keypoints(train_t[1], train_t[2])
-    kwargs = {"width": args.width, "mean_keypoints": mean} if args.model == "keypoint-net" else {}
-    model = torchlab.build_model(args.model, **kwargs)
-    if hasattr(model, "fc3"):  # the practical's nets: their last layer's bias starts at the mean face
-        with torch.no_grad():
-            model.fc3.bias.copy_(torch.tensor(mean))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(train),
-                                                    pct_start=0.2)
+    model, model_kwargs = make_model(task, cfg, mean)
+    model.to(device)
+    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
     # 4. The Trainer: masked_mse(output, keypoints, mask) per batch; best.pt/last.pt each epoch; stop when the
-    #    validation RMSE has not improved for `patience` epochs. The meta lets `torchlab evaluate` find the data.
-    data = {"csv": str(Path(args.data).resolve()) if args.data else None,
-            "synthetic": None if args.data else args.synthetic, "synthetic_seed": 0, "missing": "mask"}
+    #    validation RMSE has not improved for cfg.patience epochs. The meta lets `torchlab evaluate` find the data.
     trainer = torchlab.Trainer(
-        model, masked_mse, optimizer, metrics={"rmse": RMSE()}, epochs=args.epochs,
-        scheduler=scheduler, scheduler_interval="batch",
-        early_stopping=torchlab.EarlyStopping("val_rmse", "min", patience=args.patience),
+        model, masked_mse, optimizer, metrics={"rmse": RMSE()}, epochs=cfg.epochs,
+        scheduler=scheduler, scheduler_interval=interval,
+        early_stopping=torchlab.EarlyStopping("val_rmse", "min", patience=cfg.patience, min_delta=cfg.min_delta),
+        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
         checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": args.model, "model_name": args.model, "model_kwargs": kwargs,
-                         "normalization": {"divide_by": PIXEL_SCALE}, "keypoint_names": list(KEYPOINT_NAMES),
-                         "data": data},
+        checkpoint_meta={"task": task, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
+                         "model_name": task, "model_kwargs": model_kwargs,
+                         "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES),
+                         "flip_sum": cfg.flip_sum, "augment": cfg.augment, "data": data_meta(cfg, split)},
     )
     fit = trainer.fit(train, val)
 
     if world.is_main:
-        # 5. Validation RMSE of the best weights (the Trainer restored them), the mean-face baseline, figures.
-        pred = predict_outputs(model, val_t[0]).numpy()
+        # 5. Validation RMSE of the best weights (the Trainer restored them) next to the mean-face baseline,
+        #    both kept in best.pt with the RMSE of every keypoint, and the figures.
+        pred = predict_outputs(model, val_t[0], 256).numpy()
+        rmse = masked_rmse(pred, val_t[1], val_t[2])
         baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
-        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s on {len(split.train)} faces; validation RMSE "
-              f"{masked_rmse(pred, val_t[1], val_t[2]):.3f} px (mean face: {baseline:.3f} px)")
         per_kp = per_keypoint_rmse(pred, val_t[1].numpy(), val_t[2].numpy())
-        figures = write_figures(fit.history, table, split, pred, per_kp, trainer.checkpoint_dir / "figures", args.model)
-        print("figures:", ", ".join(str(p) for p in figures))
+        per_keypoint = {f"rmse_{name}": float(value) for name, value in zip(KEYPOINT_NAMES, per_kp)}
+        add_metrics(trainer.checkpoint_dir / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
+                                                         **per_keypoint})
+        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s on {len(split.train)} faces; validation RMSE "
+              f"{rmse:.3f} px (mean face: {baseline:.3f} px)")
+        if not args.no_figures:
+            figures = write_keypoint_figures(fit.history, table, split, pred, per_kp,
+                                             trainer.checkpoint_dir / "figures", task)
+            print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "best.pt", device="cpu")

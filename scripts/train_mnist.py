@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
         checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "hparams": as_dict(cfg), "model_name": cfg.model, "model_kwargs": model_kwargs,
+                         "model_name": cfg.model, "model_kwargs": model_kwargs,
                          "normalization": norm, "digits": list(data.digits) if data.digits else None,
                          "classes": data.class_names(), "train_samples": len(x_train)},
     )

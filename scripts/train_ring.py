@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
         checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "hparams": as_dict(cfg), "model_name": "ring-mlp", "model_kwargs": model_kwargs,
-                         "data": data, "normalization": NORMALIZATION},
+                         "model_name": "ring-mlp", "model_kwargs": model_kwargs, "data": data,
+                         "normalization": NORMALIZATION},
     )
 
     def test_metrics() -> dict[str, float]:

@@ -50,6 +50,6 @@ def test_train_patch_script_lands_on_least_squares(tmp_path):
 def test_train_ring_script(tmp_path):
     out = run_script("train_ring.py", "--device", "cpu", "--epochs", "150", "--out", str(tmp_path))
     assert float(re.search(r"test accuracy (\d\.\d+)", out).group(1)) > 0.6
-    assert "last.pt (epoch 150)" in out  # checkpoint_every=100 still writes the last epoch
+    assert "last.pt (epoch 150)" in out  # written once, after the last epoch (fit_and_save)
     _, meta = torchlab.load(tmp_path / "last.pt")
     assert meta["epoch"] == 150

@@ -15,17 +15,18 @@ import torch
 from tqdm import tqdm
 
 from torchlab.data.batcher import TensorBatcher
-from torchlab.data.synthetic_faces import load_table
 from torchlab.data.keypoints import (
     DEVICE_FACE_BYTES,
     FACE_BYTES,
     KEYPOINT_NAMES,
     PIXEL_SCALE,
     SYNTHETIC_SEED,
+    KeypointSplit,
     split_rows,
     to_tensors,
 )
 from torchlab.data.keypoints_augment import KeypointAugment
+from torchlab.data.synthetic_faces import load_table
 from torchlab.engine.checkpoint import add_metrics
 from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import RMSE, masked_mse, masked_rmse
