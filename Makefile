@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## train the digit MLP on the bundled digits; checkpoint + figures in checkpoints/digit-mlp
 	$(BIN)/torchlab train digit-mlp --overwrite
 
-test: $(STAMP)  ## the whole test suite (CPU, a few minutes)
-	$(BIN)/python -m pytest
+# Two pytest-xdist workers (measured best on two cores, TESTING.md); timing-sensitive tests share one
+# lane (tests/conftest.py SERIAL_LANE). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
+test: $(STAMP)  ## the whole test suite (CPU, in parallel: about a minute and a half on 2 cores)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data)
 FACES_CSV ?= $(firstword $(wildcard ../shared/data/faces/training.csv.gz))

@@ -1,8 +1,17 @@
-"""Shared test helpers: run the CLI in-process or in a fresh process, and a tiny classification set."""
+"""Shared test helpers: run the CLI in-process or in a fresh process, and a tiny classification set.
+
+Also how the suite runs in parallel (`make test` uses pytest-xdist): each worker process keeps
+torch to one thread (two workers share two cores), children inherit OMP_NUM_THREADS=1, and the
+tests whose timing matters (torchrun launches, terminal progress, folder locks, SIGKILL, time
+limits) share one xdist group, so they run one after another on one worker.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +21,35 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+TESTS = ROOT / "tests"
+TEST_FIGURE_DPI = 80  # figures in tests are checked for what they show, not for their resolution
+
+# Test files (relative to tests/) whose timing matters: they run in one lane, one after another.
+SERIAL_LANE = (
+    "runtime/test_ddp.py", "runtime/test_ddp_control.py", "runtime/test_output_folder.py",
+    "reporting/test_progress.py", "engine/test_crash_resume.py", "tools/test_gpu_check.py",
+)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `make test`'s parallel workers
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # and the same for every process a test starts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(item.fspath).relative_to(TESTS).as_posix() in SERIAL_LANE:
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _figures_at_test_resolution():
+    """save_figure's default dpi, lowered for the whole session (savefig is a large share of figure time)."""
+    from torchlab.reporting import figures
+
+    defaults = figures.save_figure.__defaults__
+    figures.save_figure.__defaults__ = (TEST_FIGURE_DPI,)
+    yield
+    figures.save_figure.__defaults__ = defaults
 
 
 def run_torchlab(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -22,6 +60,18 @@ def run_torchlab(*args: str, cwd: str | os.PathLike | None = None, timeout: floa
         [sys.executable, "-m", "torchlab", *map(str, args)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def run_script(name: str, *args: str) -> str:
+    """What `python scripts/NAME ARGS` prints, run in this process; --help's exit status must be 0."""
+    main = runpy.run_path(str(ROOT / "scripts" / name), run_name="script")["main"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main(list(args))
+        except SystemExit as exc:  # argparse's --help
+            assert exc.code in (0, None), out.getvalue()
+    return out.getvalue()
 
 
 @pytest.fixture

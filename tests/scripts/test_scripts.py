@@ -1,4 +1,8 @@
-"""The readable training scripts in scripts/: each runs for a short while and leaves a checkpoint that loads."""
+"""The readable training scripts in scripts/: each runs for a short while and leaves a checkpoint that loads.
+
+They run in this process (each script's `main(argv)`, its printed output captured); one test runs a
+script as `python scripts/train_digits.py`, the way a reader starts it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_script
 
 import torchlab
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
-def run_script(name: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=300)
+def test_a_script_runs_as_a_program(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "train_digits.py"), "--device", "cpu", "--epochs", "1",
+                           "--no-figures", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    assert "test accuracy" in proc.stdout and (tmp_path / "best.pt").is_file()
 
 
 @pytest.mark.parametrize("name", ["train_digits.py", "train_patch.py", "train_ring.py", "train_mnist.py",

@@ -3,40 +3,27 @@ writing a checkpoint that `torchlab predict` (the mnist task) reads back."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
+
+from mnist_files import write_mnist
+from conftest import run_script
 
 import torchlab
-from conftest import ROOT
-from mnist_files import write_mnist
-
-SCRIPT = ROOT / "scripts" / "train_mnist.py"
-
-
-def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_train_mnist_script_one_small_epoch(tmp_path):
-    r = run_script("--help")
-    assert r.returncode == 0 and "torchrun --nproc_per_node=2 scripts/train_mnist.py" in r.stdout
+    assert "torchrun --nproc_per_node=2 scripts/train_mnist.py" in run_script("train_mnist.py", "--help")
 
     root = write_mnist(tmp_path / "mnist", n_train=300, n_test=50)
     out = tmp_path / "run"
-    r = run_script("--device", "cpu", "--data-dir", root, "--epochs", "1", "--val-size", "50", "--batch-size", "32",
-                   "--out", out)
-    assert r.returncode == 0, r.stderr
-    match = re.search(r"1 epochs in [\d.]+ s; best val_loss [\d.]+ \(epoch 1\); test accuracy ([\d.]+)", r.stdout)
-    assert match, r.stdout
+    stdout = run_script("train_mnist.py", "--device", "cpu", "--data-dir", str(root), "--epochs", "1", "--val-size",
+                        "50", "--batch-size", "32", "--out", str(out))
+    match = re.search(r"1 epochs in [\d.]+ s; best val_loss [\d.]+ \(epoch 1\); test accuracy ([\d.]+)", stdout)
+    assert match, stdout
     assert 0.0 <= float(match.group(1)) <= 1.0
     for name in ("curves", "confusion", "misclassified", "filters", "feature_maps_0"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0, name
-    assert re.search(r"best\.pt \(epoch 1\) says test\[0\] is a \d \(probability [01]\.\d{3}\); the label is 0", r.stdout)
+    assert re.search(r"best\.pt \(epoch 1\) says test\[0\] is a \d \(probability [01]\.\d{3}\); the label is 0", stdout)
 
     # the script's checkpoint is an mnist checkpoint: the task's predict and evaluate read it
     _, meta = torchlab.load(out / "best.pt")
