@@ -11,6 +11,7 @@ a rank waiting: the test's own time limit ends the workers then.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,10 +48,28 @@ def stop_run(stopper: bool) -> dict:
             "stopped_epoch": es.stopped_epoch}
 
 
+def os_threads() -> set[int] | None:
+    """The ids of this process's operating-system threads (Linux; None where /proc is missing)."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return None
+
+
+def threads_left(before: set[int] | None, joined: set[int] | None) -> dict:
+    """How many threads the group started when it was joined, and how many of them are still running."""
+    if before is None or joined is None:
+        return {"group_threads": None, "group_threads_left": None}
+    started = joined - before
+    return {"group_threads": len(started), "group_threads_left": len(started & os_threads())}
+
+
 def main() -> int:
     out = Path(sys.argv[1])
     torch.set_num_threads(1)
+    before = os_threads()
     world = distributed.setup(torch.device("cpu"))  # joins the Gloo group torchrun's variables describe
+    joined = os_threads()
     rank = world.rank
     report: dict = {"rank": rank, "world_size": world.world_size, "local_rank": world.local_rank,
                     "distributed": world.distributed, "is_main": world.is_main,
@@ -79,6 +98,7 @@ def main() -> int:
     distributed.teardown(synchronize=True)  # rank 0 waits for rank 1 before closing its connections
     report["teardown_wait"] = time.perf_counter() - started
     report["in_group_after_teardown"] = distributed.in_group()
+    report.update(threads_left(before, joined))  # the Trainers wrapped DDP: the group must still end
     out.joinpath(f"rank{rank}.json").write_text(json.dumps(report))
     return 0
 

@@ -4,7 +4,9 @@
 
 1. trains a small Trainer on a DataLoader built by `make_loader` (the DataLoader path) and
    writes what this rank saw to OUT/loader-rank<R>.json;
-2. then runs `torchlab CLI_ARGS...` in the same process group (the TensorBatcher path).
+2. then runs `torchlab CLI_ARGS...` in the same process group (the TensorBatcher path), whose
+   end leaves the group, and writes how many of the group's threads outlived that to
+   OUT/threads-rank<R>.json.
 `train_blobs` also runs in the test process itself, as the single-process reference.
 """
 
@@ -18,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
+
+from ddp_control_worker import os_threads, threads_left
 
 from torchlab import EarlyStopping, Trainer
 from torchlab.runtime import distributed
@@ -60,12 +64,16 @@ def train_blobs(out: Path | None) -> dict[str, Any]:
 def main() -> int:
     out, *cli_args = sys.argv[1:]
     torch.set_num_threads(1)
+    before = os_threads()
     world = distributed.setup(torch.device("cpu"))
+    joined = os_threads()
     summary = train_blobs(Path(out) / "loader")
     Path(out, f"loader-rank{world.rank}.json").write_text(json.dumps(summary))
     from torchlab.cli.main import main as cli_main
 
-    return cli_main(cli_args)
+    status = cli_main(cli_args)  # ends with distributed.teardown(synchronize=True)
+    Path(out, f"threads-rank{world.rank}.json").write_text(json.dumps(threads_left(before, joined)))
+    return status
 
 
 if __name__ == "__main__":

@@ -91,6 +91,17 @@ def test_dataloader_path_shards_and_matches_single_process(ddp_run):
     assert abs(single["val_accuracy"] - ranks[0]["val_accuracy"]) <= 0.05
 
 
+def test_the_group_ends_its_threads_before_the_interpreter_does(ddp_run):
+    """A Gloo thread still running while Python shuts down can abort the rank ("terminate called without
+    an active exception", status -6): teardown must end the group's threads, DDP or not."""
+    out, _ = ddp_run
+    threads = [json.loads((out / f"threads-rank{r}.json").read_text()) for r in (0, 1)]
+    if threads[0]["group_threads"] is None:
+        pytest.skip("no /proc/self/task to list this process's threads")
+    assert all(t["group_threads"] >= 1 for t in threads)  # the group started its threads (Gloo: 3)
+    assert [t["group_threads_left"] for t in threads] == [0, 0]
+
+
 def test_torchrun_digits_matches_single_process_and_resumes_on_one(ddp_run, tmp_path, capsys):
     out, proc = ddp_run
     assert proc.stdout.count("test_accuracy:") == 1  # rank 0 alone prints

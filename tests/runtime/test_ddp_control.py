@@ -77,6 +77,8 @@ def test_helpers_combine_the_ranks(ranks, monkeypatch):
     assert [r["local_rank"] for r in ranks] == [0, 1] and all(r["setup_again"] for r in ranks)
     assert ranks[0]["barrier_wait"] > 0.5  # rank 0 waited for rank 1 at the barrier
     assert not any(r["in_group_after_teardown"] for r in ranks)
+    if ranks[0]["group_threads"] is not None:  # Linux: Gloo's threads ended in teardown, not at exit
+        assert all(r["group_threads"] >= 1 for r in ranks) and [r["group_threads_left"] for r in ranks] == [0, 0]
     assert ranks[0]["teardown_wait"] > 0.3  # a synchronized teardown waits for the slower rank
     assert all(r["distributed"] for r in ranks)
     assert [r["flag_rank0_true"] for r in ranks] == [True, True]  # rank 0's flag wins

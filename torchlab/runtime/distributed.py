@@ -4,10 +4,15 @@ Under `torchrun --nproc_per_node=N -m torchlab train TASK`, torchrun sets RANK, 
 and LOCAL_RANK; `setup()` joins the process group (NCCL on CUDA, Gloo on the CPU), even
 with one process, so the DDP path can be exercised on a single GPU. Without torchrun
 everything here is a no-op and the world has one rank.
+
+`teardown()` destroys the group, and with it the backend's threads (Gloo: two worker threads
+and a socket loop), before the interpreter shuts down. Threads still running then can kill the
+process at exit ("terminate called without an active exception", status -6).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -45,6 +50,11 @@ def setup(device: torch.device) -> World:
     if not launched_by_torchrun():
         return World()
     if not in_group():
+        # Imported after the group exists (DistributedDataParallel imports it), this module keeps
+        # the group in its functions' default arguments for good, so that destroy_process_group
+        # cannot free it. Imported first, it keeps None instead.
+        import torch.distributed.nn.functional
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -55,7 +65,7 @@ def setup(device: torch.device) -> World:
 def current() -> World:
     """This process's place in the world, without joining anything."""
     if in_group():
-        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return World()
 
 
@@ -91,10 +101,11 @@ def barrier() -> None:
 
 
 def teardown(synchronize: bool = False) -> None:
-    """Leave the process group. `synchronize=True` (the normal end of a run) first waits for every
-    rank, so that no rank closes its connections while a peer is still using them; error paths
-    leave it off, as a peer that did not fail may be inside another collective."""
+    """Leave the process group and end its threads. `synchronize=True` (the normal end of a run)
+    first waits for every rank, so that no rank closes its connections while a peer is still using
+    them; error paths leave it off, as a peer that did not fail may be inside another collective."""
     if in_group():
         if synchronize:
             barrier()
-        dist.destroy_process_group()
+        gc.collect()  # unreachable DDP wrappers (reference cycles) still hold the group: free them first
+        dist.destroy_process_group()  # drops the last reference: the group's threads are joined here
