@@ -138,3 +138,97 @@ def test_one_cycle_survives_very_short_runs(epochs, steps):
         seen.append(optimizer.param_groups[0]["lr"])
     assert 0.05 <= max(seen) <= 0.1 + 1e-12  # it climbs near the peak (or keeps it when there is no room to cycle)
     assert scheduler is None or seen[epochs * steps - 1] < 0.01  # and anneals by the last step
+
+
+def test_new_checkpoints_store_the_config_once(trained):
+    for path in (trained.best_checkpoint, trained.last_checkpoint):
+        _, meta = torchlab.load(path)
+        assert "hparams" not in meta and meta["config"]["hidden"] == 16
+        assert (meta["task"], meta["recipe"], meta["seed"]) == ("digit-mlp", "default", 0)
+        # Run.trainer's record: the model spec from the task's meta, its other fields as they were
+        assert meta["model"]["name"] == "digit-mlp" and meta["model"]["kwargs"]["hidden"] == 16
+        assert meta["classes"] == list(range(10)) and "normalization" in meta and "model_name" not in meta
+
+
+def with_hparams(path, keep_config=True):
+    """Rewrite a checkpoint as older torchlab wrote it: the config also (or only) under "hparams"."""
+    from torchlab.engine.checkpoint import read_checkpoint, save_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    checkpoint["hparams"] = dict(checkpoint["config"])
+    if not keep_config:
+        del checkpoint["config"]
+    save_checkpoint(checkpoint, path)
+
+
+@pytest.mark.parametrize("keep_config", [True, False])
+def test_a_checkpoint_written_with_hparams_loads_evaluates_predicts_resumes_and_shows(tmp_path, capsys, keep_config):
+    out = tmp_path / "run"
+    torchlab.train("digit-mlp", out=out, device="cpu", epochs=2, hidden=16, figures=False, progress=False)
+    for name in ("best.pt", "last.pt"):
+        with_hparams(out / name, keep_config)
+    _, meta = torchlab.load(out / "best.pt")
+    assert meta["hparams"]["hidden"] == 16 and ("config" in meta) == keep_config
+    assert torchlab.evaluate(out / "best.pt", device="cpu")["samples"] == 360
+    assert [r["true"] for r in torchlab.predict(out / "best.pt", index=[0], device="cpu")] == [6]
+    assert main(["show", str(out)]) == 0
+    shown = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.startswith("settings"))
+    assert "hidden=16" in shown["settings"] and "epochs=2" in shown["settings"]
+    more = torchlab.train("digit-mlp", out=out, device="cpu", epochs=3, hidden=16, resume=True, figures=False,
+                          progress=False)
+    assert [row["epoch"] for row in more.history] == [1, 2, 3]
+    _, meta = torchlab.load(out / "last.pt")
+    assert meta["epoch"] == 3 and "hparams" not in meta and meta["config"]["epochs"] == 3  # written anew: once
+
+
+def test_a_non_finite_setting_is_named_as_what_made_the_loss_non_finite(tmp_path, monkeypatch):
+    """The engine reads no config; torchlab.train, which has it, blames a NaN or infinite setting."""
+    import math
+    from dataclasses import dataclass
+
+    import torch
+    from torch import nn
+
+    import torchlab.tasks.ring.train as ring_train
+    from torchlab.cli.main import in_flags
+    from torchlab.config import config_field
+    from torchlab.data import TensorBatcher
+    from torchlab.errors import NonFiniteLoss
+    from torchlab.tasks.ring.config import RingConfig
+
+    @dataclass(frozen=True)
+    class ScaledConfig(RingConfig):
+        loss_scale: float = config_field(1.0, "multiplies the loss (no check, so it may be NaN)")
+
+    def train_scaled(cfg, run):
+        torch.manual_seed(0)
+        x = torch.randn(32, 2)
+        y = (x.norm(dim=1) > 1).float()
+        model = torchlab.build_model("ring-mlp")
+        bce = nn.BCEWithLogitsLoss()
+        def loss_fn(out, target):  # scaled from the second epoch on
+            return (cfg.loss_scale if trainer.history else 1.0) * bce(out, target)
+
+        trainer = run.trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=cfg.lr), monitor="train_loss",
+                              meta={"model_name": "ring-mlp"})
+        return trainer.fit(TensorBatcher((x, y), 16))
+
+    monkeypatch.setattr(ring_train, "train", train_scaled)
+    assert torchlab.train("ring-mlp", config=ScaledConfig(epochs=2), out=tmp_path / "fine", device="cpu").epochs_run == 2
+    with pytest.raises(NonFiniteLoss) as info:
+        torchlab.train("ring-mlp", config=ScaledConfig(epochs=2, loss_scale=math.nan), out=tmp_path / "nan",
+                       device="cpu")
+    error = info.value
+    last = tmp_path / "nan" / "last.pt"
+    assert (error.quantity, error.epoch, error.lr, error.settings) == ("train_loss", 2, 0.001, ("loss_scale",))
+    assert error.checkpoint == last and torchlab.load(last)[1]["epoch"] == 1  # epoch 1's, kept
+    assert str(error) == ("train_loss became nan in epoch 2 (lr 0.001); loss_scale is nan: give it a finite value; "
+                          f"the last good checkpoint is {last}")
+    assert in_flags(error) == ("train_loss became nan in epoch 2 (lr 0.001); --loss-scale is nan: give it a finite "
+                               f"value; the last good checkpoint is {last}")
+    with pytest.raises(NonFiniteLoss, match=r"is inf: give it a finite value"):
+        torchlab.train("ring-mlp", config=ScaledConfig(epochs=2, loss_scale=math.inf), out=tmp_path / "inf",
+                       device="cpu")
+    with pytest.raises(NonFiniteLoss) as info:  # every setting finite: the step size is what to change
+        torchlab.train("ring-mlp", config=ScaledConfig(epochs=5, lr=1e30), out=tmp_path / "big", device="cpu")
+    assert info.value.settings == ("lr", "grad_clip")

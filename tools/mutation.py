@@ -1,10 +1,11 @@
 """Mutation testing of torchlab's core with mutmut, one module at a time (see TESTING.md).
 
-    python tools/mutation.py                               # every core module, one after the other
-    python tools/mutation.py torchlab/engine/early_stopping.py    # one module (make mutation MODULE=...)
-    python tools/mutation.py --list                        # the core modules and the tests each one runs
-    python tools/mutation.py --again torchlab/engine/trainer.py   # after adding tests: rerun only the mutants
-                                                             # the last run of that module did not kill
+    python tools/mutation.py                                   # every core module, one after the other
+    python tools/mutation.py torchlab/engine/early_stopping.py # one module (make mutation MODULE=...)
+    python tools/mutation.py --list                            # the core modules and the tests each one runs
+    python tools/mutation.py --again torchlab/engine/trainer.py
+                                                               # after adding tests: rerun only the mutants
+                                                               # the last run of that module did not kill
 
 Each module runs in its own folder, build/mutation/<module>/, holding a copy of torchlab/ and
 tests/ and a pyproject.toml whose [tool.mutmut] section is the project's plus two lines: mutate
@@ -34,37 +35,45 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.90
-PROGRESS_TESTS = [f"tests/test_progress.py::{name}" for name in (  # not the 45-second real-terminal one
+PROGRESS_TESTS = [f"tests/reporting/test_progress.py::{name}" for name in (  # not the 45-second real-terminal one
     "test_mode_follows_the_stream_the_bar_writes_to", "test_not_a_terminal_gets_one_plain_line_per_epoch",
     "test_auto_is_silent_when_not_a_terminal_and_false_is_silent_everywhere",
     "test_terminal_gets_a_per_batch_bar_with_total_and_a_kept_line_per_epoch", "test_early_stopping_is_reported",
     "test_loss_is_read_off_the_device_rarely")]
+# the Trainer's tests, which every engine module of the loop runs: values (one process, DDP logic included:
+# the 2-rank run serves distributed.py), resume, and the Trainer's behavior
+TRAINER_TESTS = ["tests/engine/test_core_values.py", "tests/engine/test_resume_state.py", "tests/engine/test_trainer.py"]
+MNIST_TESTS = [f"tests/tasks/mnist/test_mnist.py::{name}" for name in (
+    "test_read_idx_raw_and_gzip", "test_read_idx_errors_name_the_file", "test_find_file_layouts_and_missing",
+    "test_load_mnist_shapes_limit_and_mismatch", "test_binary_subset_targets",
+    "test_random_affine_keeps_shape_and_background")]
+KEYPOINT_TESTS = ["tests/tasks/keypoints/test_keypoints_values.py", "tests/data/test_keypoints_data.py"]
+BATCHER_SHARDS = "tests/runtime/test_ddp.py::test_tensor_batcher_shards_cover_the_data"
 # module -> the tests that exercise it (files or pytest node ids); fast ones, no long trainings
 MODULES: dict[str, list[str]] = {
-    "torchlab/engine/early_stopping.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py"],
-    # the Trainer's DDP logic is tested in one process (test_core_values); the 2-rank run serves distributed.py
-    "torchlab/engine/trainer.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
-                            "tests/test_tensorboard.py", *PROGRESS_TESTS],
-    "torchlab/engine/checkpoint.py": ["tests/test_core_values.py", "tests/test_resume_state.py", "tests/test_checkpoint.py",
-                               # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
-                               "tests/test_safe_loading.py", "--deselect",
-                               "tests/test_safe_loading.py::test_no_code_path_loads_unsafely",
-                               "tests/test_hostile_input.py::test_random_bytes_as_checkpoint",
-                               "tests/test_hostile_input.py::test_corrupted_checkpoint_loads_or_fails_cleanly",
-                               "tests/test_hostile_input.py::test_checkpoint_with_wrong_types_inside"],
-    "torchlab/engine/metrics.py": ["tests/test_core_values.py", "tests/test_trainer.py"],
-    "torchlab/data/batcher.py": ["tests/test_data_values.py", "tests/test_resume_state.py", "tests/test_trainer.py",
-                                 "tests/test_ddp.py::test_tensor_batcher_shards_cover_the_data"],
-    "torchlab/runtime/distributed.py": ["tests/test_ddp_control.py", "tests/test_data_values.py",
-                                "tests/test_ddp.py::test_tensor_batcher_shards_cover_the_data"],
-    "torchlab/data/keypoints_augment.py": ["tests/test_keypoints_values.py", "tests/test_keypoints_data.py"],
-    "torchlab/data/keypoints.py": ["tests/test_keypoints_values.py", "tests/test_keypoints_data.py"],
-    "torchlab/data/mnist.py": ["tests/test_data_values.py", "tests/test_mnist.py::test_read_idx_raw_and_gzip",
-                               "tests/test_mnist.py::test_read_idx_errors_name_the_file",
-                               "tests/test_mnist.py::test_find_file_layouts_and_missing",
-                               "tests/test_mnist.py::test_load_mnist_shapes_limit_and_mismatch",
-                               "tests/test_mnist.py::test_binary_subset_targets",
-                               "tests/test_mnist.py::test_random_affine_keeps_shape_and_background"],
+    # the Trainer: the loop, and its collaborators, one module each
+    "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_totals.py", "tests/reporting/test_tensorboard.py",
+                                   *PROGRESS_TESTS],
+    "torchlab/engine/totals.py": ["tests/engine/test_totals.py", *TRAINER_TESTS],
+    "torchlab/engine/resume.py": [*TRAINER_TESTS],
+    "torchlab/engine/checkpoint_writer.py": [*TRAINER_TESTS, "tests/cli/test_runs.py"],
+    "torchlab/engine/early_stopping.py": [*TRAINER_TESTS],
+    "torchlab/engine/checkpoint.py": [*TRAINER_TESTS, "tests/engine/test_checkpoint.py",
+                                      # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
+                                      "tests/engine/test_safe_loading.py", "--deselect",
+                                      "tests/engine/test_safe_loading.py::test_no_code_path_loads_unsafely",
+                                      "tests/cli/test_hostile_input.py::test_random_bytes_as_checkpoint",
+                                      "tests/cli/test_hostile_input.py::test_corrupted_checkpoint_loads_or_fails_cleanly",
+                                      "tests/cli/test_hostile_input.py::test_checkpoint_with_wrong_types_inside"],
+    "torchlab/engine/metrics.py": ["tests/engine/test_core_values.py", "tests/engine/test_trainer.py",
+                                   "tests/engine/test_totals.py"],
+    "torchlab/data/batcher.py": ["tests/data/test_data_values.py", "tests/engine/test_resume_state.py",
+                                 "tests/engine/test_trainer.py", BATCHER_SHARDS],
+    "torchlab/runtime/distributed.py": ["tests/runtime/test_ddp_control.py", "tests/data/test_data_values.py",
+                                        BATCHER_SHARDS],
+    "torchlab/data/keypoints_augment.py": KEYPOINT_TESTS,
+    "torchlab/data/keypoints.py": KEYPOINT_TESTS,
+    "torchlab/data/mnist.py": ["tests/data/test_data_values.py", *MNIST_TESTS],
 }
 CAUGHT = {"killed", "timeout"}
 

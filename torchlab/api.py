@@ -12,8 +12,8 @@ The CLI (`torchlab train/evaluate/predict`) is a thin layer over these functions
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +23,13 @@ from torch import nn
 
 from torchlab.config import (
     TrainConfig,
+    as_dict,
     field_names,
     flag_name,
     resume_conflicts,
     with_overrides,
 )
-from torchlab.errors import CheckpointError, UsageError
-from torchlab.reporting.messages import shorten
+from torchlab.errors import CheckpointError, NonFiniteLoss, Setting, UsageError
 from torchlab.reporting.records import FORMATS, write_records
 from torchlab.runtime.guards import Note
 from torchlab.runtime.output_folder import clear_run, locked_output
@@ -97,7 +97,14 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     with locked_output(run.out, enabled=run.is_main):
         if overwrite:
             clear_run(run.out)
-        result = entry.function("train")(cfg, run)
+        try:
+            result = entry.function("train")(cfg, run)
+        except NonFiniteLoss as exc:
+            odd = non_finite_setting(cfg)
+            if odd is None:
+                raise
+            # a NaN or infinite setting, not the step size, made the loss non-finite
+            raise exc.with_advice(Setting(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one in "
                       f"{entry.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
@@ -112,6 +119,12 @@ def choose_recipe(entry: Task, device: str) -> str:
     from torchlab.runtime.device import pick_device
 
     return entry.cpu_recipe if pick_device(device).type == "cpu" else "default"
+
+
+def non_finite_setting(cfg: TrainConfig) -> str | None:
+    """The first config field whose value is a NaN or infinite float, or None."""
+    odd = [name for name, value in as_dict(cfg).items() if isinstance(value, float) and not math.isfinite(value)]
+    return odd[0] if odd else None
 
 
 def check_resume(path: Path, cfg: TrainConfig) -> None:
@@ -158,6 +171,11 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
         if foreign:
             raise CheckpointError(f"{checkpoint} says task {task.name} but its config field {foreign[0]!r} is not a "
                                   f"field of {task.name}'s config; its 'task' field does not fit its metadata: retrain")
+    model_name = meta["model"].get("name")
+    if model_name not in task.models:
+        raise CheckpointError(f"{checkpoint} says task {task.name} but its model {model_name!r} does not take that "
+                              f"task's inputs (a {task.name} checkpoint holds {' or '.join(task.models)}); "
+                              "its 'task' field does not fit its model: retrain")
     return LoadedCheckpoint(Path(checkpoint), model, Metadata(meta), task)
 
 
@@ -183,12 +201,6 @@ def _call_task(loaded: LoadedCheckpoint, fn: Any, *args: Any) -> Any:
     except MissingField as exc:
         raise CheckpointError(f"{loaded.path} has no metadata field {exc.args[0]!r}, which task {loaded.task.name} "
                               "needs; it was written by another task or an older torchlab: retrain") from None
-    except RuntimeError as exc:  # the task built the inputs; a model that cannot take them is not its model
-        if not re.search(r"shape|size|channels|dimension", str(exc)) or "out of memory" in str(exc).lower():
-            raise
-        raise CheckpointError(f"{loaded.path} says task {loaded.task.name} but its model "
-                              f"{loaded.meta.get('model', {}).get('name')!r} does not take that task's inputs "
-                              f"({shorten(str(exc), 120)}); its 'task' field does not fit its model: retrain") from None
 
 
 def _options(batch_size: int | None, **kwargs: Any) -> InferenceOptions:

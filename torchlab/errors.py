@@ -53,9 +53,6 @@ class TrainingError(TorchlabError):
         """The message with each setting written as `name(field)`."""
         return "".join(name(part.field) if isinstance(part, Setting) else part for part in self.parts)
 
-    def __str__(self) -> str:
-        return self.worded()
-
 
 class NonFiniteLoss(TrainingError):
     """`quantity` ("train_loss") became `value` (NaN or infinite) in `epoch` (1-based) at learning rate `lr`.

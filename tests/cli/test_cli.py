@@ -103,3 +103,19 @@ def test_an_unknown_flag_points_to_the_sub_commands_help(capsys, argv, where):
         main(argv)
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and err == f"{where}: error: unrecognized arguments: {argv[-1]} (see {where} --help)"
+
+
+def test_a_training_error_is_printed_with_flags_and_other_errors_as_they_are(capsys, monkeypatch):
+    import torchlab.api
+    from torchlab.cli.main import in_flags
+    from torchlab.errors import DataError, NonFiniteLoss, Setting, UsageError
+
+    def diverge(*args, **kwargs):
+        raise NonFiniteLoss("train_loss", float("nan"), 2, 0.5, ("try a lower learning rate (", Setting("lr"), ")"))
+
+    monkeypatch.setattr(torchlab.api, "train", diverge)
+    assert main(["train", "digit-mlp", "--epochs", "1", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == ("torchlab train: error: train_loss became nan in epoch 2 (lr 0.5); "
+                                       "try a lower learning rate (--lr)\n")
+    assert in_flags(UsageError("lr must be positive")) == "lr must be positive"  # only a TrainingError's settings
+    assert in_flags(DataError("no file")) == "no file"

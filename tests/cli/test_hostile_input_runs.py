@@ -174,13 +174,32 @@ def test_checkpoint_whose_task_field_names_another_task(runs, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="config field 'label_smoothing' is not a field of ring-mlp's config"):
         torchlab.evaluate(path, device="cpu")
     path = retagged(runs, tmp_path, "digit-mlp", "ring-mlp", keep_config=False)
-    with pytest.raises(CheckpointError, match="no metadata field 'data', which task ring-mlp needs"):
-        torchlab.evaluate(path, device="cpu")
+    wrong_model = (f"^{path} says task ring-mlp but its model 'digit-mlp' does not take that task's inputs "
+                   r"\(a ring-mlp checkpoint holds ring-mlp\); its 'task' field does not fit its model: retrain$")
+    for call in (lambda: torchlab.evaluate(path, device="cpu"), lambda: torchlab.predict(path, ["1,1"], device="cpu"),
+                 lambda: torchlab.open_checkpoint(path, device="cpu")):
+        with pytest.raises(CheckpointError, match=wrong_model):
+            call()  # refused on opening, before the task builds any input
     err = one_line_error(capsys, main(["predict", path, "1,1", "--device", "cpu"]))
     assert "model 'digit-mlp' does not take that task's inputs" in err
     path = retagged(runs, tmp_path, "digit-mlp", "patch-linear", keep_config=False)
-    with pytest.raises(CheckpointError, match="no metadata field 'source'"):
+    with pytest.raises(CheckpointError, match="model 'digit-mlp' does not take that task's inputs "
+                                              r"\(a patch-linear checkpoint holds patch-linear\)"):
         torchlab.evaluate(path, device="cpu")
+    checkpoint = torch.load(runs["ring-mlp"], weights_only=True)  # the right model, a field missing
+    del checkpoint["data"]
+    save_checkpoint(checkpoint, tmp_path / "no-data.pt")
+    with pytest.raises(CheckpointError, match="no metadata field 'data', which task ring-mlp needs"):
+        torchlab.evaluate(tmp_path / "no-data.pt", device="cpu")
+
+
+def test_every_model_of_a_task_opens_as_that_task(runs):
+    """The typed check lets through what each task's checkpoints hold (mnist: any of its five models)."""
+    for task in torchlab.task_names():
+        models = torchlab.tasks.get_task(task).models
+        assert models and all(name in torchlab.model_names() for name in models), task
+    for task, path in runs.items():
+        assert torchlab.open_checkpoint(path, device="cpu").task.name == task
 
 
 def test_a_missing_nested_field_is_named_with_its_path(runs, tmp_path):
@@ -214,19 +233,28 @@ def blob_trainer(tmp_path, lr=0.05, config=None, epochs=2):
     return trainer, x, y
 
 
-def test_nan_loss_in_the_first_epoch_cites_no_missing_checkpoint(tmp_path):
+def test_nan_loss_in_the_first_epoch_cites_no_missing_checkpoint(tmp_path, capsys):
     trainer, x, y = blob_trainer(tmp_path, lr=1e30)
     with pytest.raises(TrainingError) as info:
         trainer.fit(TensorBatcher((x, y), 16))
-    assert "--lr" in str(info.value) and "last.pt" not in str(info.value)
+    assert info.value.settings == ("lr", "grad_clip") and info.value.checkpoint is None
+    assert "(lr)" in str(info.value) and "last.pt" not in str(info.value)
     assert not (tmp_path / "last.pt").exists()
+    # the same advice on the command line names the flags
+    err = one_line_error(capsys, main(["train", "ring-mlp", "--lr", "1e30", "--epochs", "5", "--points", "200",
+                                       "--out", str(tmp_path / "ring"), "--device", "cpu", "--no-figures", "--no-progress"]))
+    assert err == ("torchlab train: error: train_loss became nan in epoch 2 (lr 1e+30); try a lower learning rate "
+                   "(--lr) or gradient clipping (--grad-clip)")
 
 
-def test_nan_loss_from_a_non_finite_setting_does_not_blame_the_learning_rate(tmp_path):
-    trainer, x, y = blob_trainer(tmp_path, config={"lr": 0.05, "flip_sum": math.nan})
-    with pytest.raises(TrainingError, match=r"--flip-sum is nan: give it a finite value") as info:
-        trainer.fit(TensorBatcher((x * math.nan, y), 16))
-    assert "--lr)" not in str(info.value)
+def test_nan_loss_from_a_non_finite_setting_does_not_blame_the_learning_rate():
+    """torchlab.train names the setting (tests/test_api.py); the CLI writes it as its flag."""
+    from torchlab.cli.main import in_flags
+    from torchlab.errors import NonFiniteLoss, Setting
+
+    error = NonFiniteLoss("train_loss", math.nan, 1, 0.05, (Setting("flip_sum"), " is nan: give it a finite value"))
+    assert in_flags(error) == "train_loss became nan in epoch 1 (lr 0.05); --flip-sum is nan: give it a finite value"
+    assert "--lr" not in in_flags(error) and str(error).endswith("; flip_sum is nan: give it a finite value")
 
 
 def test_nan_validation_loss_blames_the_validation_data(tmp_path):

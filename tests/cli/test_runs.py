@@ -9,7 +9,7 @@ from torch import nn
 
 from torchlab.engine.checkpoint import make_checkpoint, save_checkpoint
 from torchlab.cli.main import main
-from torchlab.engine.trainer import write_history_csv
+from torchlab.engine.checkpoint_writer import write_history_csv
 
 HISTORY = [{"epoch": e, "train_loss": 10.0 / e, "val_loss": 9.0 / e if e <= 5 else 2.0 + e / 10, "val_rmse": 3.0,
             "seconds": 1.5} for e in range(1, 8)]

@@ -95,3 +95,39 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
         atomic_write_bytes(target, object())  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_checkpoint_meta_is_a_typed_record_and_a_plain_dict_still_works():
+    from torchlab.engine.checkpoint import CheckpointMeta
+
+    given = {"task": "digit-mlp", "model_name": "digit-mlp", "model_kwargs": {"hidden": 12}, "seed": 3,
+             "normalization": {"divide_by": 16.0}}
+    meta = CheckpointMeta.of(given)
+    assert meta == CheckpointMeta(task="digit-mlp", model_name="digit-mlp", model_kwargs={"hidden": 12}, seed=3,
+                                  extra={"normalization": {"divide_by": 16.0}})
+    assert (meta.recipe, meta.config) == (None, None) and CheckpointMeta.of(meta) is meta
+    assert given["task"] == "digit-mlp" and len(given) == 5  # the caller's dict is left whole
+    assert CheckpointMeta.of({}) == CheckpointMeta() and CheckpointMeta().task == "custom"
+
+
+def test_checkpoint_meta_writes_the_model_spec_settings_and_extra_fields_once(tmp_path):
+    from torchlab.engine.checkpoint import CheckpointMeta
+
+    torch.manual_seed(1)
+    model = build_model("digit-mlp", hidden=12)
+    meta = CheckpointMeta(task="digit-mlp", model_name="digit-mlp", model_kwargs={"hidden": 12}, recipe="seed",
+                          seed=7, config={"hidden": 12, "lr": 0.1}, extra={"normalization": {"divide_by": 16.0}})
+    checkpoint = meta.checkpoint(model, epoch=2, history=[{"epoch": 1}, {"epoch": 2}])
+    assert checkpoint["task"] == "digit-mlp" and checkpoint["epoch"] == 2 and len(checkpoint["history"]) == 2
+    assert checkpoint["model"] == {"name": "digit-mlp", "class": "DigitMLP", "kwargs": {"hidden": 12}}
+    assert (checkpoint["recipe"], checkpoint["seed"], checkpoint["config"]) == ("seed", 7, {"hidden": 12, "lr": 0.1})
+    assert checkpoint["normalization"] == {"divide_by": 16.0}
+    assert not {"model_name", "model_kwargs", "extra", "hparams"} & set(checkpoint)
+    save_checkpoint(checkpoint, tmp_path / "m.pt")
+    loaded, _ = torchlab.load(tmp_path / "m.pt")  # rebuilt by name from the record's spec
+    assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())
+    # a Trainer used on its own: no settings written, the model named by its class
+    bare = CheckpointMeta().checkpoint(torch.nn.Linear(2, 1), epoch=1)
+    assert bare["task"] == "custom" and bare["model"] == {"name": "Linear", "class": "Linear", "kwargs": {}}
+    assert not {"recipe", "seed", "config"} & set(bare)
+    assert CheckpointMeta(seed=0).checkpoint(torch.nn.Linear(2, 1))["seed"] == 0  # 0 is a seed, not "none"

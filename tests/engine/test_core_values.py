@@ -16,11 +16,13 @@ from torch import nn
 from torchlab import EarlyStopping, Trainer
 from torchlab.engine import checkpoint as ckpt
 from torchlab.engine import metrics
-from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.cli.main import in_flags
+from torchlab.engine.checkpoint import CheckpointMeta, read_checkpoint
 from torchlab.data import TensorBatcher
 from torchlab.errors import CheckpointError, TrainingError
 from torchlab.engine.metrics import RMSE, Accuracy, BinaryAccuracy, Metric
-from torchlab.engine.trainer import write_history_csv
+from torchlab.engine.totals import Totals
+from torchlab.engine.checkpoint_writer import write_history_csv
 
 
 def read_history(folder) -> list[dict[str, str]]:
@@ -324,9 +326,9 @@ def test_checkpoint_every_writes_every_nth_epoch_and_the_last(tmp_path, monkeypa
     real_replace = os.replace
     monkeypatch.setattr(ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)),
                                                               real_replace(src, dst))[1])
+    meta = {"task": "toy", "model_name": "line", "model_kwargs": {"k": 1}, "note": "kept"}
     trainer, data = _scripted_trainer(tmp_path, [5.0, 4.0, 3.0, 3.5, 3.6], epochs=5, checkpoint_every=2,
-                                      checkpoint_meta={"task": "toy", "model_name": "line", "model_kwargs": {"k": 1},
-                                                       "note": "kept"})
+                                      checkpoint_meta=meta)
     trainer.fit(data, data)
     # epoch 2 (improved), epoch 4 (not improved), epoch 5 (the last)
     assert renamed == ["best.pt", "last.pt", "history.csv", "last.pt", "history.csv", "last.pt", "history.csv"]
@@ -334,7 +336,8 @@ def test_checkpoint_every_writes_every_nth_epoch_and_the_last(tmp_path, monkeypa
     assert last["epoch"] == 5 and read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
     assert last["task"] == "toy" and last["model"] == {"name": "line", "class": "Linear", "kwargs": {"k": 1}}
     assert last["note"] == "kept" and "model_name" not in last
-    assert trainer.checkpoint_meta["task"] == "toy"  # the caller's dict is not consumed
+    assert meta == {"task": "toy", "model_name": "line", "model_kwargs": {"k": 1}, "note": "kept"}  # not consumed
+    assert trainer.checkpoint_meta == CheckpointMeta("toy", "line", {"k": 1}, extra={"note": "kept"})
     none_dir = tmp_path / "none"
     trainer, data = _scripted_trainer(none_dir, [1.0, 0.5], epochs=2, checkpoint_every=0)
     trainer.fit(data, data)
@@ -577,7 +580,12 @@ def test_non_finite_loss_message_names_epoch_lr_and_last_checkpoint(tmp_path):
                       checkpoint_dir=tmp_path, progress=False)
     with pytest.raises(TrainingError) as info:
         trainer.fit(TensorBatcher((x, y), 2))
-    assert str(info.value) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
+    error = info.value
+    assert (error.quantity, error.value, error.epoch, error.lr) == ("train_loss", math.inf, 2, 0.001)
+    assert error.checkpoint == tmp_path / "last.pt" and error.settings == ("lr", "grad_clip")
+    assert str(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (lr) or "
+                          f"gradient clipping (grad_clip); the last good checkpoint is {tmp_path / 'last.pt'}")
+    assert in_flags(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
                                f"gradient clipping (--grad-clip); the last good checkpoint is {tmp_path / 'last.pt'}")
     model = fixed_linear(0.0, 0.0)
     calls["n"] = 0
@@ -843,7 +851,7 @@ def test_train_metrics_off_skips_the_metrics_work_on_training_batches():
     assert calls["n"] == 2 and "train_accuracy" not in result.history[0] and "val_accuracy" in result.history[0]
 
 
-def test_non_finite_loss_advice_names_a_non_finite_setting_or_the_validation_data():
+def test_non_finite_loss_advice_names_the_step_size_or_the_validation_data():
     x, y = line_data(4)
 
     def fit(meta, val_y=None, loss_fn=None):
@@ -852,16 +860,16 @@ def test_non_finite_loss_advice_names_a_non_finite_setting_or_the_validation_dat
                           checkpoint_meta=meta, progress=False)
         with pytest.raises(TrainingError) as info:
             trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, val_y if val_y is not None else y), 2))
-        return str(info.value)
+        return info.value
 
     blow_up = lambda out, target: nn.functional.mse_loss(out, target) + float("inf")  # noqa: E731
-    message = fit({"config": {"lr": 0.5, "label_smoothing": float("nan"), "weight_decay": float("inf")}},
-                  loss_fn=blow_up)
-    assert message.endswith("(lr 0.5); --label-smoothing is nan: give it a finite value")  # the first odd one
-    assert fit({"config": {"lr": 0.5, "batch_size": 2}}, loss_fn=blow_up).endswith("gradient clipping (--grad-clip)")
-    message = fit({}, val_y=torch.full_like(y, float("nan")))
-    assert message == ("val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, so the validation data "
-                       "hold values the model cannot score")
+    # the engine reads no config: a non-finite setting is named by torchlab.train (tests/test_api.py)
+    error = fit({"config": {"lr": 0.5, "label_smoothing": float("nan")}}, loss_fn=blow_up)
+    assert str(error).endswith("(lr 0.5); try a lower learning rate (lr) or gradient clipping (grad_clip)")
+    error = fit({}, val_y=torch.full_like(y, float("nan")))
+    assert (error.quantity, error.epoch, error.settings, error.checkpoint) == ("val_loss", 1, (), None)
+    assert str(error) == in_flags(error) == ("val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, "
+                                             "so the validation data hold values the model cannot score")
 
 
 def test_atomic_write_names_temporary_files_for_the_clean_up_and_makes_folders(tmp_path, monkeypatch):
@@ -971,12 +979,13 @@ def test_device_handling_on_a_device_the_tests_lack():
     assert [t.device.type for t in batch] == ["meta", "meta"] and batch[0].shape == (2, 1)
     same = (torch.zeros(2, 1, device="meta"),)
     assert trainer._to_device(same)[0] is same[0]  # already there: not copied
-    sums, counts = trainer._new_totals()
-    assert [s.device.type for s in sums] == ["meta"] and sums[0].dtype == torch.float64 and counts == [0]
+    totals = Totals({"accuracy": Accuracy()}, trainer.device)
+    assert [t.device.type for t in (totals.loss, *totals.sums, *totals.counts)] == ["meta"] * 3
+    assert totals.loss.dtype == totals.sums[0].dtype == totals.counts[0].dtype == torch.float64
 
 
 def test_resume_reads_checkpoints_onto_the_training_device(tmp_path, monkeypatch):
-    from torchlab.engine import trainer as trainer_module
+    from torchlab.engine import resume as resume_module
 
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)
@@ -984,8 +993,8 @@ def test_resume_reads_checkpoints_onto_the_training_device(tmp_path, monkeypatch
                     early_stopping=EarlyStopping("train_loss", patience=None), progress=False)
     first.fit(TensorBatcher((x, y), 2))
     locations = []
-    real = trainer_module.read_checkpoint
-    monkeypatch.setattr(trainer_module, "read_checkpoint",
+    real = resume_module.read_checkpoint
+    monkeypatch.setattr(resume_module, "read_checkpoint",
                         lambda path, map_location="cpu": (locations.append((path.name, map_location)),
                                                           real(path, map_location))[1])
     again = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,

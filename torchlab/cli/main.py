@@ -2,7 +2,8 @@
 
 Each sub-command is a module of torchlab/cli/ with `register(subparsers)`, listed in
 `build_parser`. Errors a user can cause (TorchlabError) are printed in one line on stderr
-with exit status 2; there is no traceback for them.
+with exit status 2; there is no traceback for them. The config fields a TrainingError names
+are written there as flags (lr as --lr).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 import warnings
 from collections.abc import Iterator
 
-from torchlab.errors import TorchlabError
+from torchlab.config import flag_name
+from torchlab.errors import TorchlabError, TrainingError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             status = args.func(args)
         finished = True
     except TorchlabError as exc:
-        return _fail(args.command, str(exc))
+        return _fail(args.command, in_flags(exc))
     except OSError as exc:  # a path the user gave: missing, not a folder, no permission, disk full
         from torchlab.reporting.messages import os_error_message
 
@@ -91,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         if distributed is not None:
             distributed.teardown(synchronize=finished)
     return int(status or 0)
+
+
+def in_flags(exc: TorchlabError) -> str:
+    """The message of a user error in the CLI's words: the settings a TrainingError names become flags (--lr)."""
+    if isinstance(exc, TrainingError):
+        return exc.worded(flag_name)
+    return str(exc)
 
 
 def _fail(command: str, message: str) -> int:

@@ -192,7 +192,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines.append(("training time", f"{seconds:.1f} s over {len(run.history)} epochs"))
     if run.test:
         lines.append(("test", "  ".join(f"{k}={_number(v)}" for k, v in run.test.items())))
-    config = meta.get("config") or meta.get("hparams")
+    config = meta.get("config") or meta.get("hparams")  # "hparams": the copy older checkpoints kept
     if config:
         lines.append(("settings", ", ".join(f"{k}={v}" for k, v in config.items())))
     for key in ("seed", "world_size", "normalization"):

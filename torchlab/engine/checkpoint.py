@@ -146,7 +146,7 @@ class CheckpointMeta:
         """The checkpoint dict of `model` with this metadata and the training `state` (epoch, optimizer, ...)."""
         settings = {"recipe": self.recipe, "seed": self.seed, "config": self.config}
         return make_checkpoint(task=self.task, model_name=self.model_name or type(_unwrap(model)).__name__,
-                               model=model, model_kwargs=dict(self.model_kwargs), **state,
+                               model=model, model_kwargs=self.model_kwargs, **state,
                                **{k: v for k, v in settings.items() if v is not None}, **self.extra)
 
 

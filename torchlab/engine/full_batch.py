@@ -20,7 +20,8 @@ from typing import Any
 from torch import nn
 
 from torchlab.engine.checkpoint import make_checkpoint, save_checkpoint
-from torchlab.engine.trainer import Batches, FitResult, Trainer, write_history_csv
+from torchlab.engine.checkpoint_writer import write_history_csv
+from torchlab.engine.trainer import Batches, FitResult, Trainer
 
 
 def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = False,

@@ -2,27 +2,27 @@
 
     trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()},
                       epochs=30, early_stopping=EarlyStopping("val_accuracy", "max", patience=5),
-                      checkpoint_dir="checkpoints/digit-mlp", checkpoint_meta={...})
+                      checkpoint_dir="runs/mine", checkpoint_meta=CheckpointMeta(model_name="my-net"))
     result = trainer.fit(train_batches, val_batches)
 
-Each epoch: train on every batch, evaluate on the validation batches, append a history row
-(`history.csv`), update early stopping, and write `last.pt` (and `best.pt` on improvement)
+Each epoch: train on every batch, evaluate on the validation batches, append a history row,
+update early stopping, and write `last.pt` (and `best.pt` on improvement) and `history.csv`
 atomically. `fit(..., resume=True)` continues from `last.pt` exactly where it stopped.
 Under torchrun the model is wrapped in DistributedDataParallel, metrics are summed over
 ranks, rank 0 alone writes files, and rank 0's early-stopping decision is broadcast.
 Evaluation calls the unwrapped model (no gradient sync), so ranks may hold shards of different
 sizes there; training needs the same number of steps on every rank and `fit` checks it.
+
+The loop is all here; its helpers have a module each: totals.py (an epoch's loss and metric
+sums), resume.py (a run brought back from last.pt) and checkpoint_writer.py (the files).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,25 +31,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.engine.checkpoint import (
-    atomic_write_text,
-    load_state_into,
-    make_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
+from torchlab.engine.checkpoint import CheckpointMeta
+from torchlab.engine.checkpoint_writer import CheckpointWriter
 from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.metrics import Metric
-from torchlab.errors import CheckpointError, TrainingError
+from torchlab.engine.resume import restore, resume_path
+from torchlab.engine.totals import Totals
+from torchlab.errors import NonFiniteLoss, Setting, TrainingError
 from torchlab.reporting.progress import EpochProgress
 from torchlab.reporting.tensorboard import TensorBoardLogger, require_tensorboard
 from torchlab.runtime import distributed
-from torchlab.runtime.device import rng_state, set_rng_state
+from torchlab.runtime.device import rng_state
 
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object for every step
 LossFn = Callable[..., torch.Tensor]
 Batches = Iterable[tuple[torch.Tensor, ...]]
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
+# What a non-finite loss suggests changing; the settings are config fields (the CLI writes --lr, --grad-clip).
+SMALLER_STEPS = ("try a lower learning rate (", Setting("lr"), ") or gradient clipping (", Setting("grad_clip"), ")")
+BAD_VALIDATION_DATA = ("the training loss is finite, so the validation data hold values the model cannot score",)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Trainer:
     scheduler_interval: str = "epoch"  # "epoch" or "batch"
     early_stopping: EarlyStopping | None = None
     checkpoint_dir: str | os.PathLike | None = None
-    checkpoint_meta: dict[str, Any] = field(default_factory=dict)
+    checkpoint_meta: CheckpointMeta | Mapping[str, Any] = field(default_factory=CheckpointMeta)  # or its dict
     checkpoint_every: int = 1  # write last.pt (and best.pt) every N epochs and after the last; 0: never during fit
     device: torch.device | str = "cpu"
     grad_clip: float | None = None
@@ -133,6 +133,7 @@ class Trainer:
             self.early_stopping = EarlyStopping("val_loss", "min", patience=None, restore_best_weights=False)
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = Path(self.checkpoint_dir)
+        self.checkpoint_meta = CheckpointMeta.of(self.checkpoint_meta)
         self._tensorboard: TensorBoardLogger | None = None
         self._step = 0  # optimizer steps taken, counted from the first epoch (TensorBoard's x axis)
         if self.tensorboard_dir is not None:
@@ -152,49 +153,14 @@ class Trainer:
             batch = (batch[0].contiguous(memory_format=torch.channels_last),) + batch[1:]
         return batch
 
-    def _new_totals(self) -> tuple[list[torch.Tensor], list]:
-        # sums[0], counts[0]: loss (counts[0] a Python int); sums[i], counts[i]: metric i. 0-dim float64
-        # tensors, so each batch costs one in-place add per quantity and never waits for the device.
-        def zero() -> torch.Tensor:
-            return torch.zeros((), device=self.device, dtype=torch.float64)
-
-        sums = [zero() for _ in range(1 + len(self.metrics))]
-        counts = [0] + [zero() for _ in self.metrics]
-        return sums, counts
-
-    def _accumulate(self, totals, loss: torch.Tensor, output: torch.Tensor, targets, with_metrics: bool = True) -> None:
-        sums, counts = totals
-        n = output.shape[0]
-        sums[0].add_(loss.detach(), alpha=n)
-        counts[0] += n
-        if not with_metrics:
-            return
-        for i, metric in enumerate(self.metrics.values(), start=1):
-            s, c = metric.batch_stats(output.detach(), *targets)
-            sums[i] += s
-            counts[i] += c  # in place: float64 whatever the metric's dtype
-
-    def _summarize(self, totals, prefix: str, with_metrics: bool = True) -> dict[str, float]:
-        sums, counts = totals
-        flat = torch.stack([*sums, *(torch.as_tensor(c, device=self.device).double() for c in counts)])
-        flat = distributed.all_reduce_sum(flat).cpu().tolist()
-        totals = list(zip(flat[: len(sums)], flat[len(sums):]))
-        loss_sum, count = totals[0]
-        out = {f"{prefix}loss": loss_sum / max(count, 1)}
-        if not with_metrics:
-            return out
-        for (name, metric), (s, c) in zip(self.metrics.items(), totals[1:]):
-            out[f"{prefix}{name}"] = metric.compute(s, c)
-        return out
-
     # ------------------------------------------------------------------- epochs
     def train_epoch(self, batches: Batches, epoch: int, progress: EpochProgress | None = None) -> dict[str, float]:
         """One pass over the training batches; returns mean loss (and metrics) over the samples."""
         self.wrapped_model.train()
         _set_epoch(batches, epoch)
-        totals = self._new_totals()
+        totals = Totals(self.metrics if self.train_metrics else {}, self.device)
         if progress is not None:
-            progress.start_epoch(epoch, len(batches) if hasattr(batches, "__len__") else None)
+            progress.start_epoch(epoch, _length(batches))
         for batch in batches:
             inputs, *targets = self._to_device(batch)
             with self._autocast():
@@ -210,23 +176,23 @@ class Trainer:
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
-            self._accumulate(totals, loss, output, targets, with_metrics=self.train_metrics)
+            totals.add(loss, output, targets)
             if progress is not None:
                 progress.step(loss)  # reads the loss off the device at most twice a second
-        return self._summarize(totals, "train_", with_metrics=self.train_metrics)
+        return totals.summarize("train_")
 
     @torch.no_grad()
     def evaluate(self, batches: Batches, prefix: str = "val_") -> dict[str, float]:
         """Mean loss and metrics over `batches` in eval mode (no gradients)."""
         self.wrapped_model.eval()
-        totals = self._new_totals()
+        totals = Totals(self.metrics, self.device)
         for batch in batches:
             inputs, *targets = self._to_device(batch)
             with self._autocast():
                 output = self.eval_model(inputs)
                 loss = self.loss_fn(output, *targets)
-            self._accumulate(totals, loss, output.float(), targets)
-        return self._summarize(totals, prefix)
+            totals.add(loss, output.float(), targets)
+        return totals.summarize(prefix)
 
     # ---------------------------------------------------------------------- fit
     def fit(self, train: Batches, val: Batches | None = None, *, resume: bool | str | os.PathLike = False) -> FitResult:
@@ -242,12 +208,14 @@ class Trainer:
         self._check_equal_steps(train)
         if resume:
             self._resume(resume, train)
+        writer = None
+        if self.checkpoint_dir is not None and self.world.is_main:  # rank 0 writes the files
+            writer = CheckpointWriter(self.checkpoint_dir, self.checkpoint_every, self.epochs)
         progress = EpochProgress.create(self.progress, self.epochs) if self.world.is_main else None
         if self.tensorboard_dir is not None and self.world.is_main:
             self._tensorboard = TensorBoardLogger(self.tensorboard_dir)
-            self._step = self.start_epoch * len(train) if hasattr(train, "__len__") else 0
+            self._step = self.start_epoch * (_length(train) or 0)
         started = time.perf_counter()
-        epoch = self.start_epoch
         try:
             for epoch in range(self.start_epoch, self.epochs):
                 if es.should_stop:
@@ -268,7 +236,8 @@ class Trainer:
                 if self._tensorboard is not None:
                     self._tensorboard.log_epoch(row)
                 improved = self._track_best(row, epoch)
-                self._write_checkpoints(epoch, improved)
+                if writer is not None and writer.due(epoch, es.should_stop):
+                    writer.write(self.checkpoint(epoch), self.history, improved)
                 stop = distributed.broadcast_flag(es.should_stop, self.device)
                 if stop != es.should_stop:  # every rank adopts rank 0's decision
                     es.stopped_epoch = epoch if stop else None
@@ -303,7 +272,7 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     def _check_equal_steps(self, train: Batches) -> None:
         """Under DDP every rank must take the same number of steps, or the all-reduce hangs."""
-        if not self.world.distributed or not hasattr(train, "__len__"):
+        if not self.world.distributed or _length(train) is None:
             return
         counts = distributed.all_gather_int(len(train), self.device)
         if len(set(counts)) > 1:
@@ -312,6 +281,14 @@ class Trainer:
                 "shuffle the training TensorBatcher or use torchlab.data.batcher.make_loader, which pad the shards"
             )
 
+    def _resume(self, resume: bool | str | os.PathLike, train: Batches) -> None:
+        resumed = restore(
+            resume_path(resume, self.checkpoint_dir), model=self.model, optimizer=self.optimizer,
+            early_stopping=self.early_stopping, epochs=self.epochs, device=self.device, scheduler=self.scheduler,
+            per_batch=self.scheduler_interval == "batch", steps_per_epoch=_length(train), clean_up=self.world.is_main,
+        )
+        self.start_epoch, self.history, self._best_state = resumed.epoch, resumed.history, resumed.best_state
+
     def _step_epoch_scheduler(self, row: dict[str, float]) -> None:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(row.get(self.early_stopping.monitor, row["train_loss"]))
@@ -319,20 +296,15 @@ class Trainer:
             self.scheduler.step()
 
     def _check_finite(self, row: dict[str, float], epoch: int) -> None:
+        """A NonFiniteLoss when a loss of the row is NaN or infinite, with advice and the last good checkpoint."""
         bad = [k for k, v in row.items() if k.endswith("loss") and not math.isfinite(v)]
-        if bad:
-            last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
-            where = f"; the last good checkpoint is {last}" if last is not None and last.exists() else ""
-            lr = self.optimizer.param_groups[0]["lr"]
-            config = self.checkpoint_meta.get("config") or {}
-            odd = [k for k, v in config.items() if isinstance(v, float) and not math.isfinite(v)]
-            if odd:  # a NaN or infinite setting, not the step size, makes the loss non-finite
-                advice = f"--{odd[0].replace('_', '-')} is {config[odd[0]]}: give it a finite value"
-            elif bad[0].startswith("val_") and math.isfinite(row.get("train_loss", math.nan)):
-                advice = "the training loss is finite, so the validation data hold values the model cannot score"
-            else:
-                advice = "try a lower learning rate (--lr) or gradient clipping (--grad-clip)"
-            raise TrainingError(f"{bad[0]} became {row[bad[0]]} in epoch {epoch + 1} (lr {lr:g}); {advice}{where}")
+        if not bad:
+            return
+        last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+        only_validation = bad[0].startswith("val_") and math.isfinite(row.get("train_loss", math.nan))
+        raise NonFiniteLoss(bad[0], row[bad[0]], epoch + 1, row["lr"],
+                            BAD_VALIDATION_DATA if only_validation else SMALLER_STEPS,
+                            last if last is not None and last.exists() else None)
 
     def _track_best(self, row: dict[str, float], epoch: int) -> bool:
         es = self.early_stopping
@@ -345,110 +317,25 @@ class Trainer:
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
         """The full checkpoint dict for the state after `epoch` (0-based) finished."""
-        meta = dict(self.checkpoint_meta)
-        task = meta.pop("task", "custom")
-        model_name = meta.pop("model_name", type(self.model).__name__)
-        model_kwargs = meta.pop("model_kwargs", {})
-        return make_checkpoint(
-            task=task,
-            model_name=model_name,
-            model=self.model,
-            model_kwargs=model_kwargs,
+        es = self.early_stopping
+        return self.checkpoint_meta.checkpoint(
+            self.model,
             epoch=epoch + 1,
             epochs=self.epochs,
             history=list(self.history),
             metrics=dict(self.history[-1]) if self.history else {},
-            best={"monitor": self.early_stopping.monitor, "mode": self.early_stopping.mode,
-                  "value": self.early_stopping.best, "epoch": self.early_stopping.best_epoch + 1},
-            early_stopping=self.early_stopping.state_dict(),
+            best={"monitor": es.monitor, "mode": es.mode, "value": es.best, "epoch": es.best_epoch + 1},
+            early_stopping=es.state_dict(),
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
             rng=rng_state(),
             world_size=self.world.world_size,
-            **meta,
         )
 
-    def _write_checkpoints(self, epoch: int, improved: bool) -> None:
-        if self.checkpoint_dir is None or not self.world.is_main or not self.checkpoint_every:
-            return
-        last_epoch = epoch + 1 == self.epochs or self.early_stopping.should_stop
-        if (epoch + 1) % self.checkpoint_every and not last_epoch:
-            return
-        # With checkpoint_every > 1, best.pt is written only at a writing epoch that improved; the best
-        # weights in between stay in memory (restore_best_weights) and are what fit() leaves in the model.
-        checkpoint = self.checkpoint(epoch)
-        # One write (and fsync) per epoch; best.pt is renamed into place before last.pt, so a crash
-        # between the two leaves last.pt one epoch behind, never ahead of best.pt.
-        more = [self.checkpoint_dir / "best.pt"] if improved else []
-        save_checkpoint(checkpoint, self.checkpoint_dir / "last.pt", *more)
-        # history.csv is a readable copy of last.pt's history: atomic, but not worth an fsync of its own
-        write_history_csv(self.history, self.checkpoint_dir / "history.csv", durable=False)
 
-    def _resume(self, resume: bool | str | os.PathLike, train: Batches) -> None:
-        if resume is True:
-            if self.checkpoint_dir is None:
-                raise CheckpointError("resume needs a checkpoint folder (--out) that holds last.pt")
-            path = self.checkpoint_dir / "last.pt"
-        else:
-            path = Path(resume)
-        checkpoint = read_checkpoint(path, map_location=self.device)
-        if "optimizer" not in checkpoint or "epoch" not in checkpoint:
-            raise CheckpointError(f"{path} holds no training state (optimizer, epoch); it cannot be resumed")
-        load_state_into(self.model, checkpoint["state_dict"], source=str(path))
-        self.start_epoch = int(checkpoint["epoch"])
-        try:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.scheduler is not None and self.scheduler_interval == "batch":
-                # Steps per epoch depend on the number of ranks, and --epochs may have grown:
-                # replay this run's schedule instead of loading the old one.
-                self._fast_forward_scheduler(train, path)
-            elif self.scheduler is not None and checkpoint.get("scheduler") is not None:
-                self.scheduler.load_state_dict(checkpoint["scheduler"])
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"{path} has optimizer state that does not fit this run ({exc})") from None
-        self.history = list(checkpoint.get("history", []))
-        if checkpoint.get("early_stopping"):
-            self.early_stopping.load_state_dict(checkpoint["early_stopping"])
-        if checkpoint.get("rng"):
-            set_rng_state(checkpoint["rng"])
-        if self.world.is_main:
-            _remove_stale_temp_files(path.parent)
-        best_path = path.parent / "best.pt"
-        if self.early_stopping.restore_best_weights and best_path.exists():
-            self._best_state = {k: v.to(self.device) for k, v in read_checkpoint(best_path, self.device)["state_dict"].items()}
-
-    def _fast_forward_scheduler(self, train: Batches, path: Path) -> None:
-        """Step the fresh per-batch scheduler to where `start_epoch` epochs of this run's batches leave it."""
-        if not hasattr(train, "__len__"):
-            raise CheckpointError(f"cannot resume from {path} with a per-batch learning-rate schedule: "
-                                  "the training batches have no length, so the schedule cannot be replayed")
-        for group in self.optimizer.param_groups:  # restart from the schedule's first value, then replay
-            group["lr"] = group.get("initial_lr", group["lr"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
-            for _ in range(min(self.start_epoch, self.epochs) * len(train)):  # past --epochs: nothing left to run
-                self.scheduler.step()
-
-
-def _remove_stale_temp_files(folder: Path) -> None:
-    """Delete temporary files a killed writer left behind (`.last.pt.XXXX.tmp`); they are never read."""
-    for tmp in folder.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike, durable: bool = True) -> None:
-    """One row per epoch, one column per quantity, written atomically."""
-    if not history:
-        return
-    columns: list[str] = []
-    for row in history:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue(), durable=durable)
+def _length(batches: Batches) -> int | None:
+    """The number of batches, or None for an iterable without a length."""
+    return len(batches) if hasattr(batches, "__len__") else None
 
 
 def _set_epoch(batches: Batches, epoch: int) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from torchlab.config import TrainConfig, as_dict
+from torchlab.engine.checkpoint import CheckpointMeta
 from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.metrics import Metric
 from torchlab.engine.trainer import FitResult, Trainer
@@ -61,12 +62,18 @@ class Run:
                 metrics: dict[str, Metric] | None = None, monitor: str = "val_loss", mode: str = "min",
                 scheduler: Any = None, scheduler_interval: str = "epoch", meta: dict[str, Any] | None = None,
                 restore_best: bool = True, checkpoint_every: int = 1) -> Trainer:
-        """A Trainer wired to this run's device, output folder and config."""
+        """A Trainer wired to this run's device, output folder and config.
+
+        meta: the checkpoint's model_name and model_kwargs, and any other plain metadata the task's
+        evaluate and predict read (normalization, classes, data, ...); see CheckpointMeta.
+        """
         cfg = self.config
         early = EarlyStopping(monitor, mode, patience=cfg.patience, min_delta=cfg.min_delta,
                               restore_best_weights=restore_best)
-        checkpoint_meta = {"task": self.task, "recipe": self.recipe, "seed": self.seed,
-                           "config": as_dict(cfg), "hparams": as_dict(cfg), **(meta or {})}
+        extra = dict(meta or {})  # model_name, model_kwargs and what the task's inference reads
+        checkpoint_meta = CheckpointMeta(task=self.task, model_name=extra.pop("model_name", None),
+                                         model_kwargs=extra.pop("model_kwargs", {}), recipe=self.recipe,
+                                         seed=self.seed, config=as_dict(cfg), extra=extra)
         return Trainer(
             model=model.to(self.device), loss_fn=loss_fn, optimizer=optimizer, metrics=metrics or {},
             epochs=cfg.epochs, scheduler=scheduler, scheduler_interval=scheduler_interval,
