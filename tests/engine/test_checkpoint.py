@@ -100,13 +100,14 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
 def test_checkpoint_meta_is_a_typed_record_and_a_plain_dict_still_works():
     from torchlab.engine.checkpoint import CheckpointMeta
 
-    given = {"task": "digit-mlp", "model_name": "digit-mlp", "model_kwargs": {"hidden": 12}, "seed": 3,
-             "normalization": {"divide_by": 16.0}}
+    given = {"task": "digit-mlp", "model_name": "digit-mlp", "model_kwargs": {"hidden": 12}, "recipe": "seed",
+             "seed": 3, "config": {"hidden": 12}, "normalization": {"divide_by": 16.0}}
     meta = CheckpointMeta.of(given)
-    assert meta == CheckpointMeta(task="digit-mlp", model_name="digit-mlp", model_kwargs={"hidden": 12}, seed=3,
-                                  extra={"normalization": {"divide_by": 16.0}})
-    assert (meta.recipe, meta.config) == (None, None) and CheckpointMeta.of(meta) is meta
-    assert given["task"] == "digit-mlp" and len(given) == 5  # the caller's dict is left whole
+    assert meta == CheckpointMeta(task="digit-mlp", model_name="digit-mlp", model_kwargs={"hidden": 12}, recipe="seed",
+                                  seed=3, config={"hidden": 12}, extra={"normalization": {"divide_by": 16.0}})
+    assert CheckpointMeta.of(meta) is meta
+    assert given["task"] == "digit-mlp" and len(given) == 7  # the caller's dict is left whole
+    assert CheckpointMeta.of({"seed": 1}).recipe is None and CheckpointMeta.of({"seed": 1}).config is None
     assert CheckpointMeta.of({}) == CheckpointMeta() and CheckpointMeta().task == "custom"
 
 

@@ -676,13 +676,16 @@ def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
     x, y = line_data(4)
     data = TensorBatcher((x, y), 2)
     rank0 = {"stop after epoch": 2}
-    monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: len(trainer.history) >= rank0["stop after epoch"])
+    devices = []  # NCCL broadcasts from the rank's own GPU: the flag is made on the training device
+    monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: devices.append(device) or
+                        len(trainer.history) >= rank0["stop after epoch"])
     model = fixed_linear(0.0, 0.0)
     es = EarlyStopping("train_loss", patience=None, restore_best_weights=False)  # this rank would never stop
     trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=5, early_stopping=es,
                       progress=False)
     result = trainer.fit(data)
     assert (result.epochs_run, result.stopped_early, es.stopped_epoch) == (2, True, 1)
+    assert devices == [trainer.device] * 2
     # and the other way round: this rank wants to stop after epoch 1, rank 0 does not
     monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: False)
     model = fixed_linear(0.0, 0.0)
@@ -696,8 +699,9 @@ def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
 def test_unequal_step_counts_are_refused_before_training(monkeypatch):
     from torchlab.runtime import distributed
 
-    asked = []
-    monkeypatch.setattr(distributed, "all_gather_int", lambda n, device: asked.append(n) or [n, n + 1])
+    asked, devices = [], []  # NCCL gathers on the rank's own GPU: the counts are made on the training device
+    monkeypatch.setattr(distributed, "all_gather_int",
+                        lambda n, device: asked.append(n) or devices.append(device) or [n, n + 1])
     x, y = line_data(6)
     model = fixed_linear(0.0, 0.0)
     trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=1, progress=False)
@@ -706,6 +710,7 @@ def test_unequal_step_counts_are_refused_before_training(monkeypatch):
                                             r"\(\[3, 4\]\); shuffle the training TensorBatcher or use "):
         trainer.fit(TensorBatcher((x, y), 2))
     assert asked == [3] and trainer.history == [] and model.weight.item() == 0.0
+    assert devices == [trainer.device]
     monkeypatch.setattr(distributed, "all_gather_int", lambda n, device: [n, n])
     assert trainer.fit(TensorBatcher((x, y), 2)).epochs_run == 1  # equal counts: training goes on
     asked.clear()
@@ -731,6 +736,46 @@ def test_only_rank_0_writes_files(tmp_path, capsys):
     assert result.epochs_run == 2 and not (tmp_path / "run").exists()
     assert capsys.readouterr() == ("", "")  # no progress output either: rank 0 shows it
     assert 0 <= result.fit_seconds < 60
+
+
+def test_only_rank_0_cleans_up_a_resumed_folder(tmp_path):
+    class Rank1:
+        rank, world_size, local_rank, distributed, is_main = 1, 2, 1, False, False
+
+    x, y = line_data(4)
+
+    def resumed(world=None):
+        model = fixed_linear(0.0, 0.0)
+        trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2,
+                          checkpoint_dir=tmp_path, early_stopping=EarlyStopping("train_loss", patience=None),
+                          progress=False)
+        if world is not None:
+            trainer.world = world
+        return trainer.fit(TensorBatcher((x, y), 2), resume=(tmp_path / "last.pt").exists())
+
+    resumed()
+    leftover = tmp_path / ".last.pt.abc.tmp"
+    leftover.write_bytes(b"torn")
+    assert resumed(Rank1()).epochs_run == 2 and leftover.exists()  # another rank's folder: left alone
+    resumed()
+    assert not leftover.exists()
+
+
+def test_a_non_finite_training_metric_named_like_a_loss_blames_the_step_size():
+    class AuxLoss(Metric):
+        mode = "min"
+
+        def batch_stats(self, output, target, *rest):
+            return torch.tensor(float("nan")), 1
+
+    x, y = line_data(4)
+    model = fixed_linear(0.0, 0.0)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), metrics={"aux_loss": AuxLoss()},
+                      epochs=1, progress=False)
+    with pytest.raises(TrainingError) as info:
+        trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 2))
+    assert info.value.quantity == "train_aux_loss" and info.value.settings == ("lr", "grad_clip")  # the training loss
+    # is finite here, but the broken quantity is a training one: the validation data are not to blame
 
 
 def test_no_epoch_to_run_keeps_the_weights(tmp_path):

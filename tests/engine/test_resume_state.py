@@ -235,3 +235,15 @@ def test_resume_names_a_checkpoint_of_another_model_and_skips_unremovable_leftov
         trainer.fit(train, resume=tmp_path / "a" / "last.pt")
     weights, result = run(tmp_path / "a", resume=True)
     assert result.epochs_run == EPOCHS and (tmp_path / "a" / ".stuck.tmp").is_dir()
+
+
+def test_resume_without_best_pt_and_no_better_epoch_keeps_the_last_weights(tmp_path):
+    """best.pt deleted and no epoch after the resume beats the saved best: nothing to restore, the run ends
+    on its last weights (as with restore_best_weights off)."""
+    script = [0.1, 0.5, 0.6, 0.7, 0.8, 0.9]  # the best is epoch 1, before the crash
+    run(tmp_path / "a", script=script, patience=None, crash_after=2)
+    (tmp_path / "a" / "best.pt").unlink()
+    weights, result = run(tmp_path / "a", script=script, patience=None, resume=True)
+    assert result.best_epoch == 1 and result.epochs_run == EPOCHS and not (tmp_path / "a" / "best.pt").exists()
+    last = read_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
+    assert all(torch.equal(weights[k], v) for k, v in last.items())

@@ -182,3 +182,27 @@ def test_a_training_error_names_settings_by_field_and_words_them_as_flags_on_req
     assert (other.quantity, other.value, other.epoch, other.lr) == ("val_loss", float("inf"), 3, 0.25)
     assert other.settings == ("flip_sum",) and other.worded(flag_name).endswith("(lr 0.25); fix --flip-sum")
     assert loss.settings == ("lr",)  # the original is unchanged
+
+
+def test_the_progress_bar_shows_the_batch_loss(blobs, capsys, monkeypatch):
+    import torchlab.reporting.progress as progress
+
+    monkeypatch.setattr(progress, "mode", lambda setting, stream: "bars")  # as on a terminal
+    monkeypatch.setattr(progress, "LOSS_EVERY_SECONDS", 0.0)  # read the loss at every batch
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    x = torch.zeros(8, 1)
+    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, progress=True)
+    trainer.fit(TensorBatcher((x, torch.full((8, 1), 2.0)), 4))  # (0 - 2)^2 in every batch
+    assert "loss=4" in capsys.readouterr().err
+
+
+def test_train_epoch_after_a_tensorboard_fit_logs_nothing_more(blobs, tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    trainer, train, val = make_trainer(blobs, tmp_path, epochs=1, tensorboard_dir=tmp_path / "tb")
+    trainer.fit(train, val)
+    files = {p: p.stat().st_size for p in (tmp_path / "tb").rglob("*") if p.is_file()}
+    row = trainer.train_epoch(train, 1)  # the logger was closed with the fit: no writes to it
+    assert row["train_loss"] > 0 and files == {p: p.stat().st_size for p in (tmp_path / "tb").rglob("*") if p.is_file()}

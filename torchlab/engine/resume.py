@@ -43,14 +43,15 @@ def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -
     return checkpoint_dir / "last.pt"
 
 
-def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, early_stopping: EarlyStopping,
-            epochs: int, device: torch.device, scheduler: Any = None, per_batch: bool = False,
-            steps_per_epoch: int | None = None, clean_up: bool = True) -> Resumed:
-    """Load the training state in `path` into these objects; see the module docstring.
+def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            early_stopping: EarlyStopping, per_batch: bool, steps_per_epoch: int | None, epochs: int,
+            device: torch.device, clean_up: bool) -> Resumed:
+    """Load the training state in `path` into these objects (scheduler None: none); see the module docstring.
 
     per_batch: the scheduler steps once per batch, so it is replayed for `steps_per_epoch` (this run's
     batches per epoch; None: unknown, and such a run cannot resume) instead of loaded.
-    epochs: the run's epochs (a replay stops there). clean_up: delete stale temporary files (rank 0 only).
+    epochs: the run's epochs (a replay stops there). device: where the tensors are read to.
+    clean_up: delete stale temporary files (rank 0 does).
     """
     checkpoint = read_checkpoint(path, map_location=device)
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
@@ -79,7 +80,7 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, e
     best_state = None
     best_path = path.parent / "best.pt"
     if early_stopping.restore_best_weights and best_path.exists():
-        best_state = {k: v.to(device) for k, v in read_checkpoint(best_path, device)["state_dict"].items()}
+        best_state = read_checkpoint(best_path, map_location=device)["state_dict"]
     return Resumed(epoch, list(checkpoint.get("history", [])), best_state)
 
 

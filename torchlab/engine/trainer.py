@@ -284,8 +284,8 @@ class Trainer:
     def _resume(self, resume: bool | str | os.PathLike, train: Batches) -> None:
         resumed = restore(
             resume_path(resume, self.checkpoint_dir), model=self.model, optimizer=self.optimizer,
-            early_stopping=self.early_stopping, epochs=self.epochs, device=self.device, scheduler=self.scheduler,
-            per_batch=self.scheduler_interval == "batch", steps_per_epoch=_length(train), clean_up=self.world.is_main,
+            scheduler=self.scheduler, early_stopping=self.early_stopping, per_batch=self.scheduler_interval == "batch",
+            steps_per_epoch=_length(train), epochs=self.epochs, device=self.device, clean_up=self.world.is_main,
         )
         self.start_epoch, self.history, self._best_state = resumed.epoch, resumed.history, resumed.best_state
 
