@@ -181,7 +181,7 @@ def test_a_checkpoint_written_with_hparams_loads_evaluates_predicts_resumes_and_
     assert meta["epoch"] == 3 and "hparams" not in meta and meta["config"]["epochs"] == 3  # written anew: once
 
 
-def test_a_non_finite_setting_is_named_as_what_made_the_loss_non_finite(tmp_path, monkeypatch):
+def test_a_non_finite_field_is_named_as_what_made_the_loss_non_finite(tmp_path, monkeypatch):
     """The engine reads no config; torchlab.train, which has it, blames a NaN or infinite setting."""
     import math
     from dataclasses import dataclass
@@ -220,7 +220,7 @@ def test_a_non_finite_setting_is_named_as_what_made_the_loss_non_finite(tmp_path
                        device="cpu")
     error = info.value
     last = tmp_path / "nan" / "last.pt"
-    assert (error.quantity, error.epoch, error.lr, error.settings) == ("train_loss", 2, 0.001, ("loss_scale",))
+    assert (error.quantity, error.epoch, error.lr, error.fields) == ("train_loss", 2, 0.001, ("loss_scale",))
     assert error.checkpoint == last and torchlab.load(last)[1]["epoch"] == 1  # epoch 1's, kept
     assert str(error) == ("train_loss became nan in epoch 2 (lr 0.001); loss_scale is nan: give it a finite value; "
                           f"the last good checkpoint is {last}")
@@ -231,4 +231,4 @@ def test_a_non_finite_setting_is_named_as_what_made_the_loss_non_finite(tmp_path
                        device="cpu")
     with pytest.raises(NonFiniteLoss) as info:  # every setting finite: the step size is what to change
         torchlab.train("ring-mlp", config=ScaledConfig(epochs=5, lr=1e30), out=tmp_path / "big", device="cpu")
-    assert info.value.settings == ("lr", "grad_clip")
+    assert info.value.fields == ("lr", "grad_clip")

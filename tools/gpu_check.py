@@ -10,7 +10,7 @@ the repository root on PYTHONPATH, so torchlab need not be installed.
 
 Steps, in this order, each in its own process with a time limit (a step that fails or runs out
 of time is reported as such in the table and the next one runs):
-  1. `pytest -m accelerator tests/test_accelerator.py`
+  1. `pytest -m accelerator tests/runtime/test_accelerator.py`
   2. tools/bench_mnist.py: MNIST time to 99% through torchlab and the pytorch/examples-style
      reference loop in the same run, eager (the reference needs torchvision)
   3. the digit MLP: `torchlab train digit-mlp` on the accelerator, and on the CPU for comparison
@@ -222,8 +222,8 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
 
     epochs = ["--epochs", str(args.keypoint_epochs)]
     steps = [
-        ("tests", (["-m", "pytest", "-m", "accelerator", "tests/test_accelerator.py", "-rfEs", "-p", "no:cacheprovider"],
-                   "pytest -m accelerator tests/test_accelerator.py"), 240, parse_pytest, None),
+        ("tests", (["-m", "pytest", "-m", "accelerator", "tests/runtime/test_accelerator.py", "-rfEs", "-p", "no:cacheprovider"],
+                   "pytest -m accelerator tests/runtime/test_accelerator.py"), 240, parse_pytest, None),
         ("mnist", mnist_bench(), 120, mnist_figure, no_mnist),
         ("digits", train("digits", "digit-mlp", device), 60, summary_figure, None),
         ("digits-cpu", train("digits-cpu", "digit-mlp", "cpu"), 60, summary_figure, None),

@@ -29,7 +29,7 @@ from torchlab.config import (
     resume_conflicts,
     with_overrides,
 )
-from torchlab.errors import CheckpointError, NonFiniteLoss, Setting, UsageError
+from torchlab.errors import CheckpointError, NonFiniteLoss, FieldName, UsageError
 from torchlab.reporting.records import FORMATS, write_records
 from torchlab.runtime.guards import Note
 from torchlab.runtime.output_folder import clear_run, locked_output
@@ -100,11 +100,11 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
         try:
             result = entry.function("train")(cfg, run)
         except NonFiniteLoss as exc:
-            odd = non_finite_setting(cfg)
+            odd = non_finite_field(cfg)
             if odd is None:
                 raise
-            # a NaN or infinite setting, not the step size, made the loss non-finite
-            raise exc.with_advice(Setting(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
+            # a NaN or infinite config value, not the step size, made the loss non-finite
+            raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one in "
                       f"{entry.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
@@ -121,14 +121,14 @@ def choose_recipe(entry: Task, device: str) -> str:
     return entry.cpu_recipe if pick_device(device).type == "cpu" else "default"
 
 
-def non_finite_setting(cfg: TrainConfig) -> str | None:
+def non_finite_field(cfg: TrainConfig) -> str | None:
     """The first config field whose value is a NaN or infinite float, or None."""
     odd = [name for name, value in as_dict(cfg).items() if isinstance(value, float) and not math.isfinite(value)]
     return odd[0] if odd else None
 
 
 def check_resume(path: Path, cfg: TrainConfig) -> None:
-    """Refuse to resume with settings that change the data split, the model or the schedule."""
+    """Refuse to resume with config fields that change the data split, the model or the schedule."""
     from torchlab.engine.checkpoint import read_checkpoint
 
     saved = read_checkpoint(path).get("config")
@@ -166,8 +166,8 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
                               "which this torchlab does not know") from None
     saved = meta.get("config")
     if saved is not None:
-        settings = set(field_names(task.config_class))
-        foreign = [name for name in saved if name not in settings] if isinstance(saved, dict) else ["config"]
+        known = set(field_names(task.config_class))
+        foreign = [name for name in saved if name not in known] if isinstance(saved, dict) else ["config"]
         if foreign:
             raise CheckpointError(f"{checkpoint} says task {task.name} but its config field {foreign[0]!r} is not a "
                                   f"field of {task.name}'s config; its 'task' field does not fit its metadata: retrain")

@@ -28,7 +28,7 @@ class CheckpointError(TorchlabError):
 
 
 @dataclass(frozen=True)
-class Setting:
+class FieldName:
     """A config field named inside a message ("lr"); the CLI writes it as its flag ("--lr")."""
 
     field: str
@@ -37,37 +37,37 @@ class Setting:
 class TrainingError(TorchlabError):
     """Training cannot go on (for example the loss became NaN or infinite).
 
-    The message is text and Setting parts: str() names each setting by its config field (lr),
-    `worded(flag_name)` by its command-line flag (--lr); `settings` lists the fields in order.
+    The message is text and FieldName parts: str() names each field as the config spells it (lr),
+    `worded(flag_name)` by its command-line flag (--lr); `fields` lists them in order.
     """
 
-    def __init__(self, *parts: str | Setting) -> None:
+    def __init__(self, *parts: str | FieldName) -> None:
         self.parts = parts
         super().__init__(self.worded())
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return tuple(part.field for part in self.parts if isinstance(part, Setting))
+    def fields(self) -> tuple[str, ...]:
+        return tuple(part.field for part in self.parts if isinstance(part, FieldName))
 
     def worded(self, name: Callable[[str], str] = str) -> str:
-        """The message with each setting written as `name(field)`."""
-        return "".join(name(part.field) if isinstance(part, Setting) else part for part in self.parts)
+        """The message with each field written as `name(field)`."""
+        return "".join(name(part.field) if isinstance(part, FieldName) else part for part in self.parts)
 
 
 class NonFiniteLoss(TrainingError):
     """`quantity` ("train_loss") became `value` (NaN or infinite) in `epoch` (1-based) at learning rate `lr`.
 
-    `advice` is what to change (text and Setting parts); `checkpoint` the last good last.pt, if one was written.
+    `advice` is what to change (text and FieldName parts); `checkpoint` the last good last.pt, if one was written.
     """
 
-    def __init__(self, quantity: str, value: float, epoch: int, lr: float, advice: tuple[str | Setting, ...],
+    def __init__(self, quantity: str, value: float, epoch: int, lr: float, advice: tuple[str | FieldName, ...],
                  checkpoint: Path | None = None) -> None:
         self.quantity, self.value, self.epoch, self.lr = quantity, value, epoch, lr
         self.advice, self.checkpoint = tuple(advice), checkpoint
         where = () if checkpoint is None else (f"; the last good checkpoint is {checkpoint}",)
         super().__init__(f"{quantity} became {value} in epoch {epoch} (lr {lr:g}); ", *self.advice, *where)
 
-    def with_advice(self, *advice: str | Setting) -> NonFiniteLoss:
+    def with_advice(self, *advice: str | FieldName) -> NonFiniteLoss:
         """The same error with other advice, from a caller that knows better what broke the loss."""
         return NonFiniteLoss(self.quantity, self.value, self.epoch, self.lr, advice, self.checkpoint)
 

@@ -108,10 +108,10 @@ def test_an_unknown_flag_points_to_the_sub_commands_help(capsys, argv, where):
 def test_a_training_error_is_printed_with_flags_and_other_errors_as_they_are(capsys, monkeypatch):
     import torchlab.api
     from torchlab.cli.main import in_flags
-    from torchlab.errors import DataError, NonFiniteLoss, Setting, UsageError
+    from torchlab.errors import DataError, NonFiniteLoss, FieldName, UsageError
 
     def diverge(*args, **kwargs):
-        raise NonFiniteLoss("train_loss", float("nan"), 2, 0.5, ("try a lower learning rate (", Setting("lr"), ")"))
+        raise NonFiniteLoss("train_loss", float("nan"), 2, 0.5, ("try a lower learning rate (", FieldName("lr"), ")"))
 
     monkeypatch.setattr(torchlab.api, "train", diverge)
     assert main(["train", "digit-mlp", "--epochs", "1", "--device", "cpu"]) == 2

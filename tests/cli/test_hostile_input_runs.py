@@ -237,7 +237,7 @@ def test_nan_loss_in_the_first_epoch_cites_no_missing_checkpoint(tmp_path, capsy
     trainer, x, y = blob_trainer(tmp_path, lr=1e30)
     with pytest.raises(TrainingError) as info:
         trainer.fit(TensorBatcher((x, y), 16))
-    assert info.value.settings == ("lr", "grad_clip") and info.value.checkpoint is None
+    assert info.value.fields == ("lr", "grad_clip") and info.value.checkpoint is None
     assert "(lr)" in str(info.value) and "last.pt" not in str(info.value)
     assert not (tmp_path / "last.pt").exists()
     # the same advice on the command line names the flags
@@ -247,12 +247,12 @@ def test_nan_loss_in_the_first_epoch_cites_no_missing_checkpoint(tmp_path, capsy
                    "(--lr) or gradient clipping (--grad-clip)")
 
 
-def test_nan_loss_from_a_non_finite_setting_does_not_blame_the_learning_rate():
+def test_nan_loss_from_a_non_finite_field_does_not_blame_the_learning_rate():
     """torchlab.train names the setting (tests/test_api.py); the CLI writes it as its flag."""
     from torchlab.cli.main import in_flags
-    from torchlab.errors import NonFiniteLoss, Setting
+    from torchlab.errors import NonFiniteLoss, FieldName
 
-    error = NonFiniteLoss("train_loss", math.nan, 1, 0.05, (Setting("flip_sum"), " is nan: give it a finite value"))
+    error = NonFiniteLoss("train_loss", math.nan, 1, 0.05, (FieldName("flip_sum"), " is nan: give it a finite value"))
     assert in_flags(error) == "train_loss became nan in epoch 1 (lr 0.05); --flip-sum is nan: give it a finite value"
     assert "--lr" not in in_flags(error) and str(error).endswith("; flip_sum is nan: give it a finite value")
 

@@ -582,7 +582,7 @@ def test_non_finite_loss_message_names_epoch_lr_and_last_checkpoint(tmp_path):
         trainer.fit(TensorBatcher((x, y), 2))
     error = info.value
     assert (error.quantity, error.value, error.epoch, error.lr) == ("train_loss", math.inf, 2, 0.001)
-    assert error.checkpoint == tmp_path / "last.pt" and error.settings == ("lr", "grad_clip")
+    assert error.checkpoint == tmp_path / "last.pt" and error.fields == ("lr", "grad_clip")
     assert str(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (lr) or "
                           f"gradient clipping (grad_clip); the last good checkpoint is {tmp_path / 'last.pt'}")
     assert in_flags(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
@@ -774,7 +774,7 @@ def test_a_non_finite_training_metric_named_like_a_loss_blames_the_step_size():
                       epochs=1, progress=False)
     with pytest.raises(TrainingError) as info:
         trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 2))
-    assert info.value.quantity == "train_aux_loss" and info.value.settings == ("lr", "grad_clip")  # the training loss
+    assert info.value.quantity == "train_aux_loss" and info.value.fields == ("lr", "grad_clip")  # the training loss
     # is finite here, but the broken quantity is a training one: the validation data are not to blame
 
 
@@ -912,7 +912,7 @@ def test_non_finite_loss_advice_names_the_step_size_or_the_validation_data():
     error = fit({"config": {"lr": 0.5, "label_smoothing": float("nan")}}, loss_fn=blow_up)
     assert str(error).endswith("(lr 0.5); try a lower learning rate (lr) or gradient clipping (grad_clip)")
     error = fit({}, val_y=torch.full_like(y, float("nan")))
-    assert (error.quantity, error.epoch, error.settings, error.checkpoint) == ("val_loss", 1, (), None)
+    assert (error.quantity, error.epoch, error.fields, error.checkpoint) == ("val_loss", 1, (), None)
     assert str(error) == in_flags(error) == ("val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, "
                                              "so the validation data hold values the model cannot score")
 

@@ -166,22 +166,22 @@ def test_pick_device():
 
 def test_a_training_error_names_settings_by_field_and_words_them_as_flags_on_request():
     from torchlab.config import flag_name
-    from torchlab.errors import NonFiniteLoss, Setting, TorchlabError
+    from torchlab.errors import NonFiniteLoss, FieldName, TorchlabError
 
     plain = TrainingError("the ranks disagree")
-    assert (str(plain), plain.settings, plain.worded(flag_name)) == ("the ranks disagree", (), "the ranks disagree")
-    error = TrainingError("lower ", Setting("batch_size"), " or raise ", Setting("grad_clip"), "")
-    assert error.settings == ("batch_size", "grad_clip") and isinstance(error, TorchlabError)
+    assert (str(plain), plain.fields, plain.worded(flag_name)) == ("the ranks disagree", (), "the ranks disagree")
+    error = TrainingError("lower ", FieldName("batch_size"), " or raise ", FieldName("grad_clip"), "")
+    assert error.fields == ("batch_size", "grad_clip") and isinstance(error, TorchlabError)
     assert str(error) == error.args[0] == "lower batch_size or raise grad_clip"
     assert error.worded(flag_name) == "lower --batch-size or raise --grad-clip"
     assert error.worded(str.upper) == "lower BATCH_SIZE or raise GRAD_CLIP"
-    loss = NonFiniteLoss("val_loss", float("inf"), 3, 0.25, ("use ", Setting("lr")), checkpoint=None)
+    loss = NonFiniteLoss("val_loss", float("inf"), 3, 0.25, ("use ", FieldName("lr")), checkpoint=None)
     assert (loss.quantity, loss.value, loss.epoch, loss.lr, loss.checkpoint) == ("val_loss", float("inf"), 3, 0.25, None)
     assert str(loss) == "val_loss became inf in epoch 3 (lr 0.25); use lr" and isinstance(loss, TrainingError)
-    other = loss.with_advice("fix ", Setting("flip_sum"))
+    other = loss.with_advice("fix ", FieldName("flip_sum"))
     assert (other.quantity, other.value, other.epoch, other.lr) == ("val_loss", float("inf"), 3, 0.25)
-    assert other.settings == ("flip_sum",) and other.worded(flag_name).endswith("(lr 0.25); fix --flip-sum")
-    assert loss.settings == ("lr",)  # the original is unchanged
+    assert other.fields == ("flip_sum",) and other.worded(flag_name).endswith("(lr 0.25); fix --flip-sum")
+    assert loss.fields == ("lr",)  # the original is unchanged
 
 
 def test_the_progress_bar_shows_the_batch_loss(blobs, capsys, monkeypatch):

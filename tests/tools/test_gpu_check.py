@@ -253,3 +253,12 @@ def test_every_planned_torchlab_command_parses(tmp_path):
     for step in steps:
         args = build_parser().parse_args(step.argv[2:])
         assert args.no_figures and args.no_progress and args.device in ("cuda", "cpu")
+
+
+def test_every_file_a_step_runs_exists(tmp_path):
+    """The steps name files of this repository (tests, tools): a moved file must not turn a row into a failure."""
+    args = gpu_check.parse_args(["--mnist-dir", str(tmp_path), "--faces-dir", str(tmp_path)])
+    files = [arg for step in gpu_check.plan(args, "cuda", str(tmp_path)) for arg in step.argv
+             if arg.endswith(".py")]
+    assert "tests/runtime/test_accelerator.py" in files and "tools/bench_mnist.py" in files
+    assert [f for f in files if not (ROOT / f).is_file()] == []

@@ -37,7 +37,7 @@ from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.metrics import Metric
 from torchlab.engine.resume import restore, resume_path
 from torchlab.engine.totals import Totals
-from torchlab.errors import NonFiniteLoss, Setting, TrainingError
+from torchlab.errors import NonFiniteLoss, FieldName, TrainingError
 from torchlab.reporting.progress import EpochProgress
 from torchlab.reporting.tensorboard import TensorBoardLogger, require_tensorboard
 from torchlab.runtime import distributed
@@ -47,8 +47,8 @@ _NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object for every step
 LossFn = Callable[..., torch.Tensor]
 Batches = Iterable[tuple[torch.Tensor, ...]]
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
-# What a non-finite loss suggests changing; the settings are config fields (the CLI writes --lr, --grad-clip).
-SMALLER_STEPS = ("try a lower learning rate (", Setting("lr"), ") or gradient clipping (", Setting("grad_clip"), ")")
+# What a non-finite loss suggests changing, naming config fields (the CLI writes them --lr, --grad-clip).
+SMALLER_STEPS = ("try a lower learning rate (", FieldName("lr"), ") or gradient clipping (", FieldName("grad_clip"), ")")
 BAD_VALIDATION_DATA = ("the training loss is finite, so the validation data hold values the model cannot score",)
 
 
