@@ -167,7 +167,7 @@ def fit_patch(cfg: PatchConfig, run: Run, rows: torch.Tensor, targets: torch.Ten
             from torchlab.config import as_dict
 
             save_plain(model, run.out, history, task=run.task, recipe=run.recipe, seed=run.seed,
-                       config=as_dict(cfg), hparams=as_dict(cfg), **model_meta)
+                       config=as_dict(cfg), **model_meta)
     else:
         batches = TensorBatcher((rows, targets), cfg.batch_size, shuffle=cfg.batch_size is not None,
                                 device=run.device, seed=run.seed)
