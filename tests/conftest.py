@@ -3,7 +3,9 @@
 Also how the suite runs in parallel (`make test` uses pytest-xdist): each worker process keeps
 torch to one thread (two workers share two cores), children inherit OMP_NUM_THREADS=1, and the
 tests whose timing matters (torchrun launches, terminal progress, folder locks, SIGKILL, time
-limits) share one xdist group, so they run one after another on one worker.
+limits) share one xdist group, so they run one after another on one worker. The costly fixtures those
+files and ONE_WORKER_FILES share (a torchrun launch, trained runs) are session-scoped: a worker that
+interleaves other tests between a file's tests still makes each fixture once.
 """
 
 from __future__ import annotations
@@ -30,15 +32,35 @@ SERIAL_LANE = (
     "reporting/test_progress.py", "engine/test_crash_resume.py", "tools/test_gpu_check.py",
 )
 
+# Test files whose tests share one costly session fixture (a trained run per task, a keypoint-net run): each
+# file's tests stay together on one worker, so the fixture is made once, not once per worker.
+ONE_WORKER_FILES = ("tasks/keypoints/test_keypoints_task.py", "cli/test_hostile_input_runs.py")
+
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `make test`'s parallel workers
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"  # and the same for every process a test starts
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups off the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if Path(item.fspath).relative_to(TESTS).as_posix() in SERIAL_LANE:
+        path = Path(item.fspath).relative_to(TESTS).as_posix()
+        if path in SERIAL_LANE:
             item.add_marker(pytest.mark.xdist_group("serial"))
+        elif path in ONE_WORKER_FILES:
+            item.add_marker(pytest.mark.xdist_group(path))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a pytest/pytest-xdist pair whose `--dist loadgroup` silently stops grouping (lanes would race)."""
+    from importlib.metadata import version
+
+    def parts(name: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in version(name).split(".")[:2] if p.isdigit())
+
+    if config.getoption("dist", "no") == "loadgroup" and parts("pytest") >= (9, 2) and parts("pytest-xdist") <= (3, 8):
+        raise pytest.UsageError(f"pytest {version('pytest')} with pytest-xdist {version('pytest-xdist')} ignores "
+                                "xdist_group; install pyproject.toml's dev extra: pip install -e '.[dev]'")
 
 
 @pytest.fixture(autouse=True, scope="session")

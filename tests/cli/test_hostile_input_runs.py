@@ -58,7 +58,7 @@ def quiet_train(task: str, out, **overrides):
     return torchlab.train(task, out=out, device="cpu", progress=False, figures=False, **overrides)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """One small trained checkpoint per task without data files: {task: best.pt}."""
     root = tmp_path_factory.mktemp("runs")

@@ -96,39 +96,49 @@ def test_loss_is_read_off_the_device_rarely(blobs, monkeypatch):
 
 
 SCRIPT = textwrap.dedent("""
+    import os
     import sys
     import torch
     from torch import nn
     from torchlab import Trainer
     from torchlab.data import TensorBatcher
     x = torch.randn(4096, 2); y = (x[:, 0] > 0).long()
-    model = nn.Linear(2, 2)
-    progress = {"auto": None, "on": True}[sys.argv[1]]
-    Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
-            progress=progress).fit(TensorBatcher((x, y), 16), TensorBatcher((x[:256], y[:256]), 256))
+
+    def fit(progress):
+        model = nn.Linear(2, 2)
+        Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
+                progress=progress).fit(TensorBatcher((x, y), 16), TensorBatcher((x[:256], y[:256]), 256))
+
+    fit(None)  # stderr is the terminal
+    for progress, log in ((True, sys.argv[1]), (None, sys.argv[2])):  # then as `2>log` would: fd 2 is a file
+        sys.stderr.flush()
+        terminal = os.dup(2)
+        with open(log, "w") as file:
+            os.dup2(file.fileno(), 2)
+        fit(progress)
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
 """)
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a real terminal")
 def test_a_real_terminal_shows_bars_and_a_redirected_stderr_gets_plain_lines(tmp_path):
+    """One process in a real terminal: a run with stderr on the terminal, then two with fd 2 pointed at a
+    file (the same file descriptor state as `python run.py 2>log`), progress=True and progress=auto."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-
-    def in_terminal(command: str) -> str:
-        done = subprocess.run(["script", "-qec", command, "/dev/null"], env=env, capture_output=True, timeout=120)
-        return done.stdout.decode().replace("\r\n", "\n")  # bytes: text mode would turn each \r into \n
+    on_log, auto_log = tmp_path / "on.log", tmp_path / "auto.log"
+    command = f"{sys.executable} {script} {on_log} {auto_log}"
+    done = subprocess.run(["script", "-qec", command, "/dev/null"], env=env, capture_output=True, timeout=120)
+    shown = done.stdout.decode().replace("\r\n", "\n")  # bytes: text mode would turn each \r into \n
 
     # stderr is the terminal: live bars (carriage returns) and one kept line per epoch
-    shown = in_terminal(f"{sys.executable} {script} auto")
     assert "\r" in shown and "256/256" in shown
     kept = [frame.split("\r")[-1] for frame in shown.split("\n")]
     assert sum(line.startswith("epoch ") and "val_loss=" in line for line in kept) == 2
-    # `2>log` in a terminal: the log gets plain lines (progress=True) or nothing (auto), never bar frames
-    log = tmp_path / "log"
-    in_terminal(f"{sys.executable} {script} on 2>{log}")
-    lines = log.read_text().splitlines()
-    assert b"\r" not in log.read_bytes() and [line.split()[:3] for line in lines] == [
+    # a file as stderr under a terminal: plain lines (progress=True) or nothing (auto), never bar frames
+    lines = on_log.read_text().splitlines()
+    assert b"\r" not in on_log.read_bytes() and [line.split()[:3] for line in lines] == [
         ["epoch", "1/2", "256"], ["epoch", "2/2", "256"]]
-    in_terminal(f"{sys.executable} {script} auto 2>{log}")
-    assert log.read_text() == ""
+    assert auto_log.read_text() == ""

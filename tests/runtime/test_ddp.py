@@ -62,7 +62,7 @@ def run_torchrun(out: Path, *cli_args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ddp_run(tmp_path_factory):
     """One torchrun launch with two Gloo ranks: the DataLoader run, then `torchlab train digit-mlp`."""
     out = tmp_path_factory.mktemp("ddp")

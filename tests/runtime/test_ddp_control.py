@@ -28,7 +28,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ranks(tmp_path_factory) -> list[dict]:
     """Two worker processes with the variables torchrun would set (no launcher process: faster)."""
     out = tmp_path_factory.mktemp("ddp_control")

@@ -17,7 +17,7 @@ from torchlab.data.synthetic_faces import make_faces, write_lookup_csv, write_te
 from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("keypoint-net")
     args = build_parser().parse_args([

@@ -18,6 +18,7 @@ from mnist_files import idx_bytes, synthetic_digits, write_mnist
 from PIL import Image
 
 import torchlab
+from torchlab.cli.main import main
 from torchlab.data.mnist import binary_targets, find_file, load_mnist, random_affine, read_idx
 from torchlab.errors import DataError, UsageError
 from torchlab.models import build_model
@@ -207,7 +208,7 @@ def test_channels_last_changes_nothing_for_the_dense_models(tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
+def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, capsys):
     root = write_mnist(tmp_path / "mnist", n_train=1000, n_test=200, layout="torchvision", gz=False)
     out = tmp_path / "run"
     result = torchlab.train("mnist", data_dir=str(root), epochs=3, val_size=100, out=out, device="cpu", progress=False)
@@ -224,19 +225,19 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, cli):
     assert meta["metrics"]["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-4)
     assert meta["config"]["channels"] == [8, 16, 32] and meta["model"]["kwargs"] == {"classes": 10, "channels": [8, 16, 32]}
 
-    r = cli("evaluate", out / "best.pt", "--data-dir", root, "--device", "cpu")
-    assert r.returncode == 0, r.stderr
-    accuracy = float(next(line for line in r.stdout.splitlines() if line.startswith("accuracy:")).split()[1])
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "best.pt"), "--data-dir", str(root), "--device", "cpu"]) == 0
+    shown = capsys.readouterr().out
+    accuracy = float(next(line for line in shown.splitlines() if line.startswith("accuracy:")).split()[1])
     assert accuracy == pytest.approx(summary["test_accuracy"], abs=1e-4)
 
     # a dark-on-light drawing of "3" (a bar at row 8..9 in the synthetic set), bigger than 28x28
     images, labels = synthetic_digits(10, seed=5)
     big = np.kron(255 - images[3], np.ones((4, 4), dtype=np.uint8))
     Image.fromarray(big).save(tmp_path / "three.png")
-    r = cli("predict", out / "best.pt", tmp_path / "three.png", "--index", "7", "--data-dir", root, "--device", "cpu",
-            "--out", tmp_path / "pred")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+    assert main(["predict", str(out / "best.pt"), str(tmp_path / "three.png"), "--index", "7", "--data-dir", str(root),
+                 "--device", "cpu", "--out", str(tmp_path / "pred")]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"test\[7\]: digit 7 \(probability [01]\.\d{3}\) \(true 7\)", lines[0]), lines[0]
     assert re.fullmatch(r"  probabilities: " + " ".join(rf"{d}:[01]\.\d{{3}}" for d in range(10)), lines[1]), lines[1]
     assert re.fullmatch(re.escape(str(tmp_path / "three.png")) + r": digit \d \(probability [01]\.\d{3}\)", lines[2])
