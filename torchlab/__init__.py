@@ -23,7 +23,7 @@ _EXPORTS = {
     "pick_device": "torchlab.runtime.device", "seed_everything": "torchlab.runtime.device",
     "EarlyStopping": "torchlab.engine.early_stopping", "Trainer": "torchlab.engine.trainer", "FitResult": "torchlab.engine.trainer",
     "build_model": "torchlab.models", "count_parameters": "torchlab.models", "get_model_spec": "torchlab.models",
-    "model_names": "torchlab.models",
+    "model_names": "torchlab.models", "compare": "torchlab.reporting.compare", "Comparison": "torchlab.reporting.compare",
     "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
     "DataError": "torchlab.errors", "CheckpointError": "torchlab.errors", "TrainingError": "torchlab.errors",
 }
@@ -53,5 +53,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from torchlab.engine.early_stopping import EarlyStopping
     from torchlab.errors import CheckpointError, DataError, DeviceError, TorchlabError, TrainingError, UsageError
     from torchlab.models import build_model, count_parameters, get_model_spec, model_names
+    from torchlab.reporting.compare import Comparison, compare
     from torchlab.tasks.run import RunResult
     from torchlab.engine.trainer import FitResult, Trainer

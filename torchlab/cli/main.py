@@ -29,6 +29,7 @@ def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
     """The whole command line. with_tasks=False leaves out the per-task `train` parsers (not needed to answer)."""
     from torchlab import __version__
     from torchlab.cli import (
+        compare,
         evaluate,
         export,
         gradcheck,
@@ -51,7 +52,7 @@ def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
     evaluate.register(sub)
     predict.register(sub)
     models.register_summary(sub)
-    for module in (export, gradcheck, runs, lessons):
+    for module in (export, gradcheck, runs, compare, lessons):
         module.register(sub)
     return parser
 

@@ -19,6 +19,7 @@ from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.metrics import Metric
 from torchlab.engine.trainer import FitResult, Trainer
 from torchlab.errors import UsageError
+from torchlab.reporting.compare import is_metric_name
 from torchlab.runtime import distributed
 from torchlab.runtime.device import pick_device, seed_everything
 from torchlab.runtime.output_folder import check_output_folder
@@ -84,14 +85,15 @@ class Run:
         )
 
     def result(self, fit: FitResult | None, summary: dict[str, Any], figures: list[Path] | None = None) -> RunResult:
-        """The RunResult of this run: `summary` is what the CLI prints, in order."""
+        """The RunResult of this run: `summary` is what the CLI prints, in order; its metrics (the numbers
+        named like one: test_accuracy, train_loss, val_rmse_px) are the result's `metrics`."""
         best, last = self.out / "best.pt", self.out / "last.pt"
         if self.tensorboard and figures and self.is_main:
             from torchlab.reporting.tensorboard import log_figures
 
             log_figures(self.out / "tensorboard", figures, step=len(fit.history) if fit else 0)
-        metrics = {k: float(v) for k, v in summary.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epochs",)}
+        metrics = {k: float(v) for k, v in summary.items()  # not counts, durations or settings (fit_seconds, lr)
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and is_metric_name(k)}
         return RunResult(
             task=self.task, recipe=self.recipe, config=self.config, metrics=metrics,
             best_checkpoint=best if best.exists() else None, last_checkpoint=last if last.exists() else None,
@@ -107,7 +109,7 @@ class RunResult:
     task: str
     recipe: str
     config: TrainConfig
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # the summary's metrics (test_accuracy, ...): no counts, durations or settings
     best_checkpoint: Path | None
     last_checkpoint: Path | None
     figures: list[Path]
