@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from accumulate_worker import report as accumulate_report
 from torch import nn
 
 from torchlab import EarlyStopping, Trainer
@@ -86,6 +87,7 @@ def main() -> int:
     report["summed"] = distributed.all_reduce_sum(torch.tensor([rank + 1.0, 2.0 * rank])).tolist()
     report["rank0_stops"] = stop_run(stopper=rank == 0)
     report["rank1_stops"] = stop_run(stopper=rank == 1)
+    report["accumulate"] = accumulate_report()  # batch 16 x accumulate 4 against batch 64, under DDP
     out.joinpath(f"rank{rank}.json").write_text(json.dumps(report))
     try:  # rank 0 has 2 batches an epoch, rank 1 has 3: fit must refuse before the first step
         trainer(EarlyStopping("train_loss", patience=None), epochs=1).fit(batches(4 + 2 * rank))

@@ -11,9 +11,13 @@ The CLI (`torchlab train/evaluate/predict`) is a thin layer over these functions
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +33,8 @@ from torchlab.config import (
     resume_conflicts,
     with_overrides,
 )
-from torchlab.errors import CheckpointError, NonFiniteLoss, FieldName, UsageError
+from torchlab.engine.dry_run import DryRunComplete, DryRunReport
+from torchlab.errors import CheckpointError, FieldName, NonFiniteLoss, UsageError
 from torchlab.reporting.records import FORMATS, write_records
 from torchlab.runtime.guards import Note
 from torchlab.runtime.output_folder import clear_run, locked_output
@@ -67,7 +72,7 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
 def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, progress: bool | None = None, figures: bool = True,
           tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
-          **overrides: Any) -> RunResult:
+          dry_run: bool = False, **overrides: Any) -> RunResult | DryRunReport:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     recipe=None: "default", or the task's CPU recipe when the run's device is the CPU (keypoint-net:
@@ -77,6 +82,10 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
     tensorboard=True also logs scalars and figures to <out>/tensorboard (torchlab[tensorboard]).
     A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.runtime.output_folder).
+
+    dry_run=True: one training step and one validation batch of the real data and model, then a
+    DryRunReport (shapes, parameter count, losses, peak memory) instead of a RunResult; nothing is
+    written (with `resume`, the step starts from `out`/last.pt, which is only read).
     """
     entry = find_task(task)
     named = recipe is not None
@@ -87,6 +96,8 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
                          tensorboard=tensorboard, overwrite=overwrite)
+    if dry_run:
+        return _dry_run(entry, recipe, cfg, options)
     run = start_run(entry.name, recipe, cfg, options)
     if cfg.amp and run.device.type != "cuda" and run.is_main and (overrides.get("amp") or config is not None):
         where = "the CPU" if run.device.type == "cpu" else run.device.type.upper()
@@ -110,6 +121,29 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
                       f"{entry.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
                       Note, stacklevel=2)
     return result
+
+
+def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) -> DryRunReport:
+    """The task's train function up to its Trainer's first step and validation batch (see train's dry_run).
+
+    Without resume the run's folder is a path that does not exist (in the temporary folder) and is
+    removed afterwards, so nothing a task might write around its Trainer can reach `out`.
+    """
+    scratch = None if options.resume else Path(tempfile.gettempdir()) / f"torchlab-dry-run-{uuid.uuid4().hex}"
+    options = dataclasses.replace(options, out=scratch or options.out, overwrite=False, dry_run=True)
+    try:
+        run = start_run(entry.name, recipe, cfg, options)
+        if options.resume:
+            check_resume(run.out / "last.pt", cfg)
+        entry.function("train")(cfg, run)
+    except DryRunComplete as done:
+        return done.report
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    raise UsageError(f"{entry.name} with these settings trains without torchlab's Trainer, so a dry run cannot stop "
+                     "after one batch (the run took place in a temporary folder, now removed); run it without "
+                     "--dry-run")
 
 
 def choose_recipe(entry: Task, device: str) -> str:
@@ -138,8 +172,8 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
     if conflicts:
         name, old, new = conflicts[0]
         raise UsageError(f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
-                         f"resume with the same {flag_name(name)} (only epochs, batch size, early stopping and "
-                         "speed settings may change) or start a new run with another --out")
+                         f"resume with the same {flag_name(name)} (only epochs, batch size, accumulation, early stopping, "
+                         "the time budget and speed settings may change) or start a new run with another --out")
 
 
 @dataclass

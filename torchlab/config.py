@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from torchlab.errors import UsageError
@@ -62,6 +63,42 @@ def number(low: float, high: float = math.inf, *, low_open: bool = False, high_o
     return ok, f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+
+
+def duration_seconds(value: str | float | None) -> float | None:
+    """The seconds of a time budget: 90 or "90" (seconds), "90s", "15m", "2h", "1.5h"; None: no budget.
+
+    Anything else (an unknown unit, a negative, zero or non-finite amount) is a ValueError.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(str(value).strip().lower())
+        if match is None:
+            raise ValueError(f"not a duration: {value!r}")
+        seconds = float(match[1]) * DURATION_UNITS[match[2] or "s"]
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"not a positive duration: {value!r}")
+    return seconds
+
+
+def duration() -> tuple[Callable[[Any], bool], str]:
+    """A check for a time budget that `duration_seconds` reads."""
+    return _duration_ok, "a duration such as 90s, 15m or 2h (or a number of seconds)"
+
+
+def _duration_ok(v: Any) -> bool:
+    try:
+        duration_seconds(v)
+    except ValueError:
+        return False
+    return True
+
+
 def _whole(v: Any, low: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
@@ -87,6 +124,28 @@ class TrainConfig:
                                         check=whole(0), resume_safe=True)
     min_delta: float = config_field(0.0, "early stopping: smallest change that counts as an improvement",
                                     check=number(0), resume_safe=True)
+    baseline: float | None = config_field(
+        None, "early stopping: stop when the monitored value has not beaten this within --patience epochs "
+              "(Keras baseline; none: no baseline)", check=finite(), resume_safe=True)
+    start_from_epoch: int = config_field(
+        0, "early stopping: warm-up epochs during which the monitored value is not looked at (Keras start_from_epoch)",
+        check=whole(0), resume_safe=True)
+    stopping_threshold: float | None = config_field(
+        None, "early stopping: stop as soon as the monitored value is better than this (Lightning stopping_threshold; "
+              "none: never)", check=finite(), resume_safe=True)
+    divergence_threshold: float | None = config_field(
+        None, "early stopping: stop as soon as the monitored value is worse than this (Lightning divergence_threshold; "
+              "none: never)", check=finite(), resume_safe=True)
+    check_finite: bool = config_field(
+        True, "early stopping: stop when the monitored value is NaN or infinite (Lightning check_finite)",
+        resume_safe=True)
+    max_time: str | float | None = config_field(
+        None, "time budget of this process: stop at the first batch boundary past it, validate and write the "
+              "checkpoints; 90s, 15m, 2h or seconds (none: no limit)", check=duration(), metavar="TIME",
+        resume_safe=True)
+    accumulate: int = config_field(
+        1, "gradient accumulation: one optimizer step per N batches, an effective batch of N x --batch-size",
+        check=whole(1), metavar="N", resume_safe=True)  # like batch_size: keeps the effective batch on fewer processes
     grad_clip: float | None = config_field(None, "clip the gradient norm to this value (none: no clipping)",
                                            check=number(0, low_open=True))
     amp: bool = config_field(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)

@@ -270,13 +270,16 @@ def test_early_stopping_arguments_and_state():
     for i, v in enumerate([2.0, 1.0, 1.5, 1.6]):
         es.update(v, i)
     state = es.state_dict()
-    assert state == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": None}
+    assert state == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": None, "stop_reason": None}
     clone = EarlyStopping("val_loss", "min", patience=3)
-    clone.load_state_dict({**state, "best": 1, "stopped_epoch": 7})
-    assert clone.state_dict() == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": 7}
+    clone.load_state_dict({**state, "best": 1, "stopped_epoch": 7, "stop_reason": "stopping_threshold"})
+    assert clone.state_dict() == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": 7,
+                                  "stop_reason": "stopping_threshold"}
     assert type(clone.best) is float and clone.should_stop
     clone.load_state_dict({"best": "2.5", "best_epoch": "3", "wait": "1"})  # older files: no stopped_epoch
-    assert (clone.best, clone.best_epoch, clone.wait, clone.stopped_epoch) == (2.5, 3, 1, None)
+    assert (clone.best, clone.best_epoch, clone.wait, clone.stopped_epoch, clone.stop_reason) == (2.5, 3, 1, None, None)
+    clone.load_state_dict({"best": 2.5, "best_epoch": 3, "wait": 1, "stopped_epoch": 4})  # a stop without a reason
+    assert clone.stop_reason == "patience"  # was patience's: the only rule there was
 
 
 # ------------------------------------------------------------ checkpoint files
@@ -315,7 +318,8 @@ def test_best_pt_is_renamed_before_last_pt_and_only_on_improvement(tmp_path, mon
     assert best["best"] == last["best"] == {"monitor": "val_s", "mode": "min", "value": 2.0, "epoch": 2}
     assert last["metrics"] == last["history"][-1] and last["metrics"]["val_s"] == 2.5
     assert [row["epoch"] for row in last["history"]] == [1, 2, 3] and last["epochs"] == 3
-    assert last["early_stopping"] == {"best": 2.0, "best_epoch": 1, "wait": 1, "stopped_epoch": None}
+    assert last["early_stopping"] == {"best": 2.0, "best_epoch": 1, "wait": 1, "stopped_epoch": None,
+                                      "stop_reason": None}
     assert last["world_size"] == 1 and last["task"] == "custom" and last["model"]["name"] == "Linear"
     assert last["scheduler"] is None and set(last["optimizer"]) == {"state", "param_groups"}
     assert not list(tmp_path.glob(".*"))  # no temporary files left

@@ -138,7 +138,7 @@ def test_resume_part_way_through_early_stopping(tmp_path, crash_after):
     assert (result.epochs_run, result.stopped_early, result.best_epoch, result.best_value) == (6, True, 3, 0.5)
     run(tmp_path / "b", script=EARLY_SCRIPT, patience=3, epochs=10, crash_after=crash_after)
     saved = read_checkpoint(tmp_path / "b" / "last.pt")["early_stopping"]
-    assert saved == {"best": 0.5, "best_epoch": 2, "wait": crash_after - 3, "stopped_epoch": None}
+    assert saved == {"best": 0.5, "best_epoch": 2, "wait": crash_after - 3, "stopped_epoch": None, "stop_reason": None}
     torch.manual_seed(7)
     resumed = run(tmp_path / "b", script=EARLY_SCRIPT, patience=3, epochs=10, resume=True)
     assert_same_run(tmp_path / "a", tmp_path / "b", straight, resumed)

@@ -1,6 +1,7 @@
 """DDP control paths with two Gloo ranks: rank 0's early-stopping decision is the one every rank
 follows, and ranks that would take different numbers of training steps are refused with a
-TrainingError before the first step (instead of hanging in the gradient all-reduce)."""
+TrainingError before the first step (instead of hanging in the gradient all-reduce); gradient
+accumulation under DDP trains like the big batch with one all-reduce per optimizer step."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT
+from accumulate_worker import EPOCHS, train
 from ddp_control_worker import batches, stop_run, trainer
 
 from torchlab import EarlyStopping
@@ -122,3 +124,17 @@ def test_setup_picks_nccl_and_the_gpu_for_cuda_and_gloo_for_the_cpu(monkeypatch)
     calls.clear()
     distributed.setup(torch.device("cpu"))
     assert calls == [("init", "gloo")]
+
+
+def test_on_two_gloo_ranks_batch_16_accumulated_4_times_trains_like_batch_64(ranks):
+    """Each rank takes 100 of the 200 samples: 16 x 4 per rank, 64 per rank and 128 on one process agree."""
+    one_process, one_result, _ = train(128, 1, 200)
+    for rank in ranks:
+        runs = rank["accumulate"]
+        # 7 batches a rank (100 samples): windows of 4 and 3 batches, 2 all-reduces an epoch; 2 batches of 64 too
+        assert runs["accumulated"]["allreduces"] == runs["plain"]["allreduces"] == EPOCHS * 2
+        for name in ("accumulated", "plain"):
+            weights = {k: torch.tensor(v, dtype=torch.float64) for k, v in runs[name]["weights"].items()}
+            for key, value in one_process.items():
+                assert torch.allclose(weights[key], value, rtol=0, atol=1e-12), key
+            assert runs[name]["train_loss"] == pytest.approx([r["train_loss"] for r in one_result.history], rel=1e-12)

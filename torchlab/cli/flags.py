@@ -81,7 +81,7 @@ def add_config_flags(parser: argparse.ArgumentParser, task: Task) -> None:
 
 
 def add_run_flags(parser: argparse.ArgumentParser, task: Task) -> None:
-    """The flags of the run itself: recipe, device, seed, output folder, resume, progress, figures."""
+    """The flags of the run itself: recipe, device, seed, output folder, resume, dry run, progress, figures."""
     recipes = "; ".join(f"{name}" for name in task.recipes)
     r = parser.add_argument_group("run")
     chosen = f"default: default, or {task.cpu_recipe} on a CPU" if task.cpu_recipe else "default: default"
@@ -93,6 +93,9 @@ def add_run_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     r.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its checkpoints, history and figures are removed first)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="train one batch and validate one batch of the real data and model, print their shapes, the "
+                        "parameter count, the losses and the memory, and write nothing")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--no-figures", action="store_true", help="skip writing figures")
     r.add_argument("--tensorboard", action="store_true",

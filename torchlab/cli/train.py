@@ -36,7 +36,7 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Check the flags without torch, train, print the summary (rank 0 only under torchrun)."""
+    """Check the flags without torch, train (or dry-run), print the summary or the dry run's report (rank 0 only)."""
     from torchlab.cli.flags import overrides_from
     from torchlab.config import with_overrides
     from torchlab.runtime.device_names import check_device_name
@@ -48,14 +48,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     for recipe in {args.recipe or "default", args.recipe or task.cpu_recipe or "default"}:
         with_overrides(task.recipes[recipe], **overrides)
     check_device_name(args.device)
-    check_output_folder(Path(args.out) if args.out else Path("checkpoints") / task.name, args.resume, args.overwrite)
+    if args.resume or not args.dry_run:  # a dry run writes nothing: a folder that holds a run is no obstacle
+        check_output_folder(Path(args.out) if args.out else Path("checkpoints") / task.name, args.resume,
+                            args.overwrite)
 
     from torchlab.api import train
+    from torchlab.engine.dry_run import DryRunReport
     from torchlab.runtime import distributed
 
     result = train(task.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
                    resume=args.resume, progress=not args.no_progress, figures=not args.no_figures,
-                   tensorboard=args.tensorboard, overwrite=args.overwrite, **overrides)
-    if distributed.current().is_main:
+                   tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run, **overrides)
+    if not distributed.current().is_main:
+        return 0
+    if isinstance(result, DryRunReport):
+        print("\n".join(result.lines()))
+    else:
         print_summary(result.summary)
     return 0

@@ -278,7 +278,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     check_finite_weights(checkpoint["state_dict"], path)
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     model.to(device).eval()
-    heavy = {"state_dict", "optimizer", "scheduler", "rng", "early_stopping", "best_state_dict"}
+    heavy = {"state_dict", "optimizer", "scheduler", "rng", "early_stopping", "best_state_dict", "interrupted"}
     meta = {k: v for k, v in checkpoint.items() if k not in heavy}
     meta["path"] = str(path)
     return model, meta

@@ -34,8 +34,9 @@ def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = Fal
     trainer.checkpoint_every = 0
     result = trainer.fit(train, resume=(out / "last.pt") if resume else False)
     extra = evaluate() if evaluate is not None else {}
-    if trainer.world.is_main and result.epochs_run:
-        checkpoint = trainer.checkpoint(result.epochs_run - 1)
+    if trainer.world.is_main and (result.epochs_run or trainer.stop_checkpoint is not None):
+        # a time budget that stopped an epoch part-way left that state's checkpoint, which resumes from there
+        checkpoint = trainer.stop_checkpoint or trainer.checkpoint(result.epochs_run - 1)
         checkpoint["metrics"].update(extra)
         save_checkpoint(checkpoint, out / "last.pt", out / "best.pt")
         write_history_csv(result.history, out / "history.csv")

@@ -8,11 +8,12 @@ from torch import nn
 from torchlab.config import TrainConfig
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int
+def make_optimizer(model: nn.Module, cfg: TrainConfig, batches_per_epoch: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None, str]:
     """(optimizer, scheduler or None, scheduler interval) from the config's optimizer and schedule fields.
 
-    onecycle and cosine step once per batch over `epochs * steps_per_epoch` steps.
+    onecycle and cosine step once per optimizer step ("batch" interval) over the run's steps:
+    `epochs` x the steps of an epoch, one per `cfg.accumulate` of its `batches_per_epoch` batches.
     """
     kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
     options = {}
@@ -21,7 +22,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int
         # it takes AdamW from about 550 to 140 us a step for mnist-cnn (BENCHMARKS.md).
         options["fused"] = True
     optimizer = kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **options)
-    total = max(1, cfg.epochs * max(1, steps_per_epoch))
+    steps_per_epoch = -(-max(1, batches_per_epoch) // cfg.accumulate)  # and one for a short last window
+    total = max(1, cfg.epochs * steps_per_epoch)
     if cfg.schedule == "onecycle" and total >= 3:
         # OneCycleLR needs at least one step in each phase; very short runs get a longer warm-up share.
         warmup = min(max(cfg.warmup, 1.5 / total), (total - 1.5) / total)

@@ -2,9 +2,14 @@
 train exactly like 6 in one go (the weights bit for bit on the CPU).
 
 `restore` loads the weights, the optimizer, the scheduler (a per-batch one is replayed for this
-run's steps per epoch instead), early stopping and the RNG states, and returns the epochs done,
-their history and the best weights so far (from best.pt). It also deletes the temporary files a
-killed writer left behind.
+run's optimizer steps per epoch instead), early stopping and the RNG states, and returns the epochs
+done, their history and the best weights so far (from best.pt). It also deletes the temporary files
+a killed writer left behind.
+
+A run its time budget stopped part-way through an epoch (`max_time`) goes on from that very batch:
+its last.pt holds an `Interruption` (the batches done, their sums, the RNG states) and, when that
+stop wrote its weights to best.pt over the run's best, the best.pt it replaced, which is put back,
+so that the resumed run ends exactly like one that was never stopped.
 """
 
 from __future__ import annotations
@@ -19,19 +24,41 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.engine.checkpoint import load_state_into, read_checkpoint
+from torchlab.engine.checkpoint import load_state_into, read_checkpoint, save_checkpoint
 from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.errors import CheckpointError
 from torchlab.runtime.device import set_rng_state
 
 
 @dataclass
+class Interruption:
+    """Where a time budget stopped an epoch part-way: what it takes to go on from the next batch."""
+
+    epoch: int  # the epoch cut short (0-based)
+    batches: int  # its batches already trained (a whole number of optimizer steps)
+    batches_per_epoch: int | None
+    accumulate: int  # batches per optimizer step
+    totals: list[float]  # the sums over those batches (Totals.state)
+    epoch_rng: dict[str, Any]  # the RNG states as the epoch began (a DataLoader's iterator draws from them)
+    rng: dict[str, Any]  # the RNG states after those batches
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Interruption:
+        return cls(**{name: state[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass
 class Resumed:
-    """Where a resumed run starts: the epochs already done, their history, the best weights so far."""
+    """Where a resumed run starts: the epochs already done, their history, the best weights so far,
+    and the interrupted epoch's position when the time budget stopped the run part-way through one."""
 
     epoch: int
     history: list[dict[str, float]]
     best_state: dict[str, torch.Tensor] | None
+    interruption: Interruption | None = None
 
 
 def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -> Path:
@@ -44,18 +71,27 @@ def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -
 
 
 def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            early_stopping: EarlyStopping, per_batch: bool, steps_per_epoch: int | None, epochs: int,
-            device: torch.device, clean_up: bool) -> Resumed:
+            early_stopping: EarlyStopping, per_batch: bool, batches_per_epoch: int | None, accumulate: int,
+            epochs: int, device: torch.device, clean_up: bool) -> Resumed:
     """Load the training state in `path` into these objects (scheduler None: none); see the module docstring.
 
-    per_batch: the scheduler steps once per batch, so it is replayed for `steps_per_epoch` (this run's
-    batches per epoch; None: unknown, and such a run cannot resume) instead of loaded.
-    epochs: the run's epochs (a replay stops there). device: where the tensors are read to.
-    clean_up: delete stale temporary files (rank 0 does).
+    per_batch: the scheduler steps once per optimizer step, so it is replayed for this run's steps
+    (`batches_per_epoch` batches per epoch, None: unknown, and such a run cannot resume; one step per
+    `accumulate` batches) instead of loaded. epochs: the run's epochs (a replay stops there).
+    device: where the tensors are read to. clean_up: rank 0 tidies the folder: deletes stale
+    temporary files and puts back the best.pt a time-budget stop replaced.
     """
     checkpoint = read_checkpoint(path, map_location=device)
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise CheckpointError(f"{path} holds no training state (optimizer, epoch); it cannot be resumed")
+    stopped = checkpoint.get("interrupted")
+    point = Interruption.from_dict(stopped) if stopped else None
+    if point is not None and (point.batches_per_epoch, point.accumulate) != (batches_per_epoch, accumulate):
+        raise CheckpointError(
+            f"{path} was stopped by its time budget after {point.batches} of the {point.batches_per_epoch} batches "
+            f"of epoch {point.epoch + 1} (one optimizer step per {point.accumulate}), but this run has "
+            f"{batches_per_epoch} batches an epoch (one step per {accumulate}); resume with the same batch size, "
+            "accumulation and number of processes")
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     epoch = int(checkpoint["epoch"])
     try:
@@ -63,10 +99,13 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
         if scheduler is not None and per_batch:
             # Steps per epoch depend on the number of ranks, and --epochs may have grown:
             # replay this run's schedule instead of loading the old one.
-            if steps_per_epoch is None:
+            if batches_per_epoch is None:
                 raise CheckpointError(f"cannot resume from {path} with a per-batch learning-rate schedule: "
                                       "the training batches have no length, so the schedule cannot be replayed")
-            _replay_schedule(scheduler, optimizer, min(epoch, epochs) * steps_per_epoch)
+            steps = min(epoch, epochs) * -(-batches_per_epoch // accumulate)
+            if point is not None and point.epoch < epochs:
+                steps += point.batches // accumulate
+            _replay_schedule(scheduler, optimizer, steps)
         elif scheduler is not None and checkpoint.get("scheduler") is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
     except (ValueError, KeyError) as exc:
@@ -77,11 +116,25 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
         set_rng_state(checkpoint["rng"])
     if clean_up:
         remove_stale_temp_files(path.parent)
-    best_state = None
     best_path = path.parent / "best.pt"
-    if early_stopping.restore_best_weights and best_path.exists():
+    # No epoch has counted yet (the start_from_epoch warm-up): best.pt holds the last weights, no best.
+    no_best = bool(checkpoint.get("early_stopping")) and early_stopping.best_epoch < 0
+    best_state = None
+    if stopped and stopped.get("best_written") and not no_best:
+        # The budget's stop wrote its weights to best.pt over the run's best: the best goes back in place.
+        replaced = stopped.get("replaced_best")
+        if replaced is not None:
+            replaced = {**replaced, "state_dict": {k: v.cpu() for k, v in replaced["state_dict"].items()}}
+            best_state = replaced["state_dict"]
+        if clean_up and replaced is not None:
+            save_checkpoint(replaced, best_path)
+        elif clean_up:
+            best_path.unlink(missing_ok=True)
+    elif best_path.exists() and not no_best and early_stopping.restore_best_weights:
         best_state = read_checkpoint(best_path, map_location=device)["state_dict"]
-    return Resumed(epoch, list(checkpoint.get("history", [])), best_state)
+    if not early_stopping.restore_best_weights:
+        best_state = None
+    return Resumed(epoch, list(checkpoint.get("history", [])), best_state, point)
 
 
 def _replay_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> None:

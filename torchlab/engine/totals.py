@@ -38,11 +38,30 @@ class Totals:
             self.sums[i] += total  # in place: float64 whatever the metric's dtype
             self.counts[i] += count
 
-    def summarize(self, prefix: str) -> dict[str, float]:
-        """{prefix + "loss": mean loss per sample, prefix + name: each metric}, over every rank's batches."""
+    def state(self) -> list[float]:
+        """The sums over every rank's batches so far: [loss, samples, *metric sums, *metric counts].
+
+        Under torchrun this is a collective: every rank calls it. The local sums stay as they are.
+        """
         samples = torch.tensor(self.samples, device=self.device, dtype=torch.float64)
         flat = torch.stack([self.loss, samples, *self.sums, *self.counts])
-        loss, samples, *rest = distributed.all_reduce_sum(flat).cpu().tolist()
+        return distributed.all_reduce_sum(flat).cpu().tolist()
+
+    def load(self, state: Sequence[float]) -> None:
+        """Add sums that `state()` returned, e.g. the batches of an epoch trained before an interruption
+        (one rank loads them, the others start from zero: the epoch's summary sums over the ranks)."""
+        loss, samples, *rest = state
+        if len(rest) != 2 * len(self.sums):
+            raise ValueError(f"the saved sums are for {len(rest) // 2} metrics, not {len(self.sums)}")
+        self.loss += loss
+        self.samples += int(samples)
+        for i, (total, count) in enumerate(zip(rest[: len(self.sums)], rest[len(self.sums):])):
+            self.sums[i] += total
+            self.counts[i] += count
+
+    def summarize(self, prefix: str) -> dict[str, float]:
+        """{prefix + "loss": mean loss per sample, prefix + name: each metric}, over every rank's batches."""
+        loss, samples, *rest = self.state()
         sums, counts = rest[: len(self.sums)], rest[len(self.sums):]
         out = {f"{prefix}loss": loss / max(samples, 1)}
         for (name, metric), total, count in zip(self.metrics.items(), sums, counts):

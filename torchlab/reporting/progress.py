@@ -82,14 +82,17 @@ class EpochProgress:
         width = len(str(self.epochs))
         return f"epoch {self.epoch + 1:>{width}}/{self.epochs}"
 
-    def start_epoch(self, epoch: int, total_batches: int | None) -> None:
-        """Epoch `epoch` (0-based) begins; `total_batches` is None when the batches have no length."""
+    def start_epoch(self, epoch: int, total_batches: int | None, done: int = 0) -> None:
+        """Epoch `epoch` (0-based) begins; `total_batches` is None when the batches have no length.
+
+        done: batches trained before (a run resumed part-way through the epoch); the bar starts there.
+        """
         self.epoch = epoch
-        self.batches = 0
+        self.batches = done
         if self.style == "bars":
             # a terminal that reports no size (0x0, as under `script` or `docker -t`) hides tqdm's bar
             size = {} if _terminal_width(self.stream) else {"ncols": 100, "nrows": 24}
-            self.bar = tqdm(total=total_batches, desc=self._label(), unit="batch", file=self.stream,
+            self.bar = tqdm(total=total_batches, initial=done, desc=self._label(), unit="batch", file=self.stream,
                             dynamic_ncols=not size, leave=False, **size)
             self._next_loss_read = time.monotonic() + LOSS_EVERY_SECONDS
 

@@ -37,6 +37,7 @@ class RunOptions:
     figures: bool = True
     tensorboard: bool = False  # scalars and figures under <out>/tensorboard
     overwrite: bool = False  # replace a run already in `out` (its files are removed first)
+    dry_run: bool = False  # one training step and one validation batch, nothing written (Trainer.dry_run)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Run:
     progress: bool | None
     figures: bool
     tensorboard: bool = False
+    dry_run: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -69,8 +71,7 @@ class Run:
         evaluate and predict read (normalization, classes, data, ...); see CheckpointMeta.
         """
         cfg = self.config
-        early = EarlyStopping(monitor, mode, patience=cfg.patience, min_delta=cfg.min_delta,
-                              restore_best_weights=restore_best)
+        early = EarlyStopping.from_config(cfg, monitor, mode, restore_best_weights=restore_best)
         extra = dict(meta or {})  # model_name, model_kwargs and what the task's inference reads
         checkpoint_meta = CheckpointMeta(task=self.task, model_name=extra.pop("model_name", None),
                                          model_kwargs=extra.pop("model_kwargs", {}), recipe=self.recipe,
@@ -82,12 +83,15 @@ class Run:
             checkpoint_every=checkpoint_every, device=self.device, grad_clip=cfg.grad_clip,
             amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile, progress=self.progress,
             tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
+            accumulate=cfg.accumulate, max_time=cfg.max_time, dry_run=self.dry_run,
         )
 
     def result(self, fit: FitResult | None, summary: dict[str, Any], figures: list[Path] | None = None) -> RunResult:
         """The RunResult of this run: `summary` is what the CLI prints, in order; its metrics (the numbers
         named like one: test_accuracy, train_loss, val_rmse_px) are the result's `metrics`."""
         best, last = self.out / "best.pt", self.out / "last.pt"
+        if fit is not None and fit.stop_message:  # an early-stopping rule or the time budget ended the run
+            summary = {**summary, "stopped": fit.stop_message}
         if self.tensorboard and figures and self.is_main:
             from torchlab.reporting.tensorboard import log_figures
 
@@ -147,4 +151,4 @@ def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> 
 
         require_tensorboard()  # a missing package is a one-line error before anything runs
     return Run(task, recipe, cfg, device, world, out, options.seed, options.resume, options.progress, options.figures,
-               options.tensorboard)
+               options.tensorboard, options.dry_run)
