@@ -221,3 +221,28 @@ def test_a_stop_without_a_best_before_it_leaves_best_pt_to_the_next_write(tmp_pa
     assert not (tmp_path / "c" / "best.pt").exists() and not (tmp_path / "d" / "best.pt").exists()
     assert same(read_checkpoint(tmp_path / "c" / "last.pt")["state_dict"],
                 read_checkpoint(tmp_path / "d" / "last.pt")["state_dict"])
+
+
+def test_a_budget_stopped_checkpoint_loads_with_plain_metadata(tmp_path):
+    """torchlab.load on the last.pt a budget stop wrote: the model, and metadata without its resume state
+    (the interrupted epoch's position and the best.pt it replaced, weights included)."""
+    import torchlab
+
+    run(tmp_path / "b", max_time=10)
+    checkpoint = read_checkpoint(tmp_path / "b" / "last.pt")
+    checkpoint["model"] = {"name": "digit-mlp", "kwargs": {"hidden": 8}}  # a registered model to rebuild
+    checkpoint["state_dict"] = torchlab.build_model("digit-mlp", hidden=8).state_dict()
+    torch.save(checkpoint, tmp_path / "named.pt")
+    _, meta = torchlab.load(tmp_path / "named.pt", device="cpu")
+
+    def tensors(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return 1
+        if isinstance(value, dict):
+            return sum(tensors(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(tensors(v) for v in value)
+        return 0
+
+    assert "interrupted" in checkpoint and tensors(checkpoint["interrupted"]) > 0
+    assert "interrupted" not in meta and tensors(meta) == 0 and meta["epoch"] == 2
