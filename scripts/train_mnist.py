@@ -24,12 +24,11 @@ from torchlab.data.mnist import load_mnist, normalization_stats
 from torchlab.data.splits import hold_out, normalize
 from torchlab.engine.checkpoint import add_metrics
 from torchlab.engine.metrics import Accuracy, BinaryAccuracy, accuracy
-from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
 from torchlab.tasks.mnist.config import MODELS
 from torchlab.tasks.mnist.infer import EVAL_BATCH, probabilities
 from torchlab.tasks.mnist.plots import write_mnist_figures
-from torchlab.tasks.mnist.train import VAL_SHARE, augment_batch, make_loss, make_model
+from torchlab.tasks.mnist.train import VAL_SHARE, augment_batch, make_loss, make_mnist_optimizer, make_model
 
 TASK = "mnist"
 RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     model, model_kwargs = make_model(cfg, data.classes)
     model.to(device)
     loss_fn = make_loss(data.classes, cfg.loss, cfg.label_smoothing)
-    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
+    optimizer, scheduler, interval = make_mnist_optimizer(model, cfg, len(train))  # Adam's beta2 when set
 
     # 4. The Trainer: one epoch = train on every batch, then validate; best.pt and last.pt are written
     #    atomically each epoch, and training stops when `monitor` has not improved for cfg.patience epochs.

@@ -1,10 +1,11 @@
 """Time to 99% on MNIST: torchlab's default recipe against pytorch/examples' own mnist/main.py recipe.
 
     python tools/bench_examples_mnist.py --data-dir ../shared/data/mnist
+    python tools/bench_examples_mnist.py --data-dir ../shared/data/mnist --recipe fast
 
 bench_mnist.py compares two loops over the same model and recipe. This script compares what a
-user gets: `torchlab train mnist`'s default recipe (mnist-cnn, AdamW + one-cycle, batch 128,
-images on the device) against the recipe people copy from pytorch/examples' mnist/main.py, run
+user gets: a `torchlab train mnist` recipe (`--recipe`; the default: mnist-cnn, AdamW + one-cycle,
+batch 128, images on the device) against the recipe people copy from pytorch/examples' mnist/main.py, run
 as that script runs it: its network (two 3x3 convs of 32 and 64 channels, max-pool, dropout,
 9216->128->10), Adadelta with lr 1.0, the rate times 0.7 after each epoch, batches of 64 from a
 DataLoader over torchvision's MNIST with ToTensor + Normalize(0.1307, 0.3081), negative
@@ -92,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=5, help="epochs the examples loop may take (default: 5)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto (default: cpu)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", default="default", help="the torchlab mnist recipe (default: default)")
     args = p.parse_args(argv)
     try:
         device = pick_device(args.device)
         data = load_mnist(args.data_dir)
-        cfg = bench_mnist.recipe(bench_mnist.parse_args(["--data-dir", args.data_dir]))
+        cfg = bench_mnist.recipe(bench_mnist.parse_args(["--data-dir", args.data_dir, "--recipe", args.recipe]))
     except TorchlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,11 +1,12 @@
 """Time-to-accuracy on MNIST: torchlab's loop against a plain reference loop, in one process.
 
     python tools/bench_mnist.py --data-dir ../shared/data/mnist --threads 1
+    python tools/bench_mnist.py --data-dir ../shared/data/mnist --recipe fast --only torchlab --seed 3
 
 Both loops train the same model (mnist-cnn by default, same seed, same initial weights), with
 the same optimizer, one-cycle schedule, batch size and epochs, on the same 60,000 training
 images, and are scored on the 10,000 test images after every epoch (scoring is not timed).
-The settings are the `mnist` task's default recipe (`torchlab.get_recipe("mnist")`) with the
+The settings are an `mnist` recipe (`--recipe`, default: the default recipe) with the
 flags below applied; the model, loss and optimizer come from the task's own functions.
 They differ only in how batches reach the model:
 
@@ -39,7 +40,6 @@ from torchlab.errors import TorchlabError
 from torchlab.engine.metrics import Accuracy
 from torchlab.tasks.mnist import train as mnist
 from torchlab.data.splits import normalize
-from torchlab.engine.optim import make_optimizer
 from torchlab.engine.trainer import Trainer
 
 RECIPE = torchlab.get_recipe("mnist")
@@ -48,11 +48,12 @@ RECIPE = torchlab.get_recipe("mnist")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data", help="folder with the four MNIST IDX files (default: data/)")
-    p.add_argument("--model", default=RECIPE.model, help=f"10-class model to train (default: {RECIPE.model})")
-    p.add_argument("--epochs", type=int, default=RECIPE.epochs)
-    p.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
-    p.add_argument("--lr", type=float, default=RECIPE.lr)
-    p.add_argument("--weight-decay", type=float, default=RECIPE.weight_decay)
+    p.add_argument("--recipe", default="default", help="mnist recipe to start from (default: default)")
+    p.add_argument("--model", help=f"10-class model to train (default: the recipe's; {RECIPE.model} for default)")
+    p.add_argument("--epochs", type=int, help="default: the recipe's")
+    p.add_argument("--batch-size", type=int, help="default: the recipe's")
+    p.add_argument("--lr", type=float, help="default: the recipe's")
+    p.add_argument("--weight-decay", type=float, help="default: the recipe's")
     p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default: 0.99)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
@@ -89,12 +90,12 @@ def test_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast) 
 
 
 def recipe(args: argparse.Namespace) -> mnist.MnistConfig:
-    """The mnist default recipe with this script's flags applied (a UsageError names a bad one)."""
-    overrides = dict(data_dir=args.data_dir, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                     lr=args.lr, weight_decay=args.weight_decay, threads=args.threads, compile=args.compile)
-    if args.amp is not None:
-        overrides["amp"] = args.amp
-    return torchlab.get_recipe("mnist", **overrides)
+    """The mnist recipe `--recipe` with this script's flags applied (a UsageError names a bad one)."""
+    flags = dict(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 weight_decay=args.weight_decay, threads=args.threads, amp=args.amp)
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    return torchlab.get_recipe("mnist", getattr(args, "recipe", "default"), data_dir=args.data_dir,
+                               compile=args.compile, **overrides)
 
 
 def fresh_model(cfg: mnist.MnistConfig, seed: int, device) -> nn.Module:
@@ -109,7 +110,7 @@ def run_torchlab(cfg, args, device, x_train, y_train, x_test, y_test, autocast):
     channels_last = cfg.channels_last
     model = fresh_model(cfg, args.seed, device)
     train = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=True, device=device, seed=args.seed)
-    optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
+    optimizer, scheduler, interval = mnist.make_mnist_optimizer(model, cfg, len(train))
     x_test, y_test = x_test.to(device), y_test.to(device)
     if channels_last:
         x_test = x_test.contiguous(memory_format=torch.channels_last)
@@ -138,7 +139,7 @@ def run_reference(cfg, args, device, root, mean, std, x_test, y_test, autocast):
     accelerated = device.type != "cpu"
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
                                          num_workers=1 if accelerated else 0, pin_memory=accelerated)
-    optimizer, scheduler, interval = make_optimizer(model, cfg, len(loader))
+    optimizer, scheduler, interval = mnist.make_mnist_optimizer(model, cfg, len(loader))
     net = torch.compile(model) if cfg.compile else model
     x_test, y_test = x_test.to(device), y_test.to(device)
     if channels_last:

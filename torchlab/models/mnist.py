@@ -137,3 +137,30 @@ def feature_maps(model: nn.Module, images: torch.Tensor) -> list[tuple[str, torc
             x = layer(x)
             out.append((name, x.detach().cpu()))
     return out
+
+
+@register_model("mnist-fast", input_shape=(1, 28, 28),
+                description="one-epoch CNN: 5x5 stride-2 conv, 3x3 conv + max-pool, 800->256->10 (215,194 params)")
+class MnistFastCNN(nn.Module):
+    """A cheap-per-image CNN that reaches 99% in one epoch (the `fast` recipe; BENCHMARKS.md).
+
+    The layout of train_mnist_fast (conv 5x5, conv 3x3, max-pool before ReLU, a 256-unit dense
+    head), with the first max-pool replaced by a stride-2 first convolution: a quarter of that
+    layer's work, which on a CPU is what bounds the time per epoch.
+    """
+
+    def __init__(self, channels: list[int] | tuple[int, ...] = (24, 32), hidden: int = 256, classes: int = 10) -> None:
+        super().__init__()
+        if len(channels) != 2 or min(channels) < 1:
+            raise ValueError(f"channels must be two positive widths, got {channels}")
+        first, second = channels
+        self.features = _named(
+            ("conv1", nn.Conv2d(1, first, 5, stride=2)), ("relu1", nn.ReLU()),              # first x 12 x 12
+            ("conv2", nn.Conv2d(first, second, 3)), ("pool2", nn.MaxPool2d(2)), ("relu2", nn.ReLU()),  # second x 5 x 5
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(second * 5 * 5, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+

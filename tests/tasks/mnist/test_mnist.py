@@ -163,7 +163,8 @@ def test_recipes_are_configs_with_the_old_values():
     # what used to be switched on behind the flags is now in the recipes: channels-last for the conv ones
     assert {n: (torchlab.get_recipe("mnist", n).amp, torchlab.get_recipe("mnist", n).channels_last)
             for n in torchlab.recipe_names("mnist")} == {
-        "default": (True, True), "long": (True, True), "post": (True, False), "assignment": (True, True)}
+        "default": (True, True), "long": (True, True), "post": (True, False), "assignment": (True, True),
+        "fast": (True, True)}
 
 
 def test_command_line_flags_keep_their_spelling():

@@ -36,7 +36,7 @@ def model_arguments(cfg: MnistConfig, classes: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"classes": classes}
     if cfg.model == "mnist-cnn":
         kwargs["channels"] = [int(c) for c in cfg.channels]
-    if cfg.model in ("mnist-mlp", "mnist-tiny-cnn", "mnist-simple-cnn") and cfg.hidden:
+    if cfg.model in ("mnist-mlp", "mnist-tiny-cnn", "mnist-simple-cnn", "mnist-fast") and cfg.hidden:
         kwargs["hidden"] = int(cfg.hidden)
     if cfg.model == "mnist-mlp" and cfg.activation:
         kwargs["activation"] = cfg.activation
@@ -67,6 +67,18 @@ def make_loss(classes: int, kind: str = "default", label_smoothing: float = 0.0)
     return lambda output, target: bce(output.reshape(-1).float(), target)
 
 
+def make_mnist_optimizer(model: nn.Module, cfg: MnistConfig, steps_per_epoch: int):
+    """The config's optimizer and schedule (engine/optim.py's make_optimizer), with its Adam `beta2` when set.
+
+    One-cycle sets beta1 at every step (its momentum cycle), so beta2 is the one Adam decay a recipe sets.
+    """
+    optimizer, scheduler, interval = make_optimizer(model, cfg, steps_per_epoch)
+    if cfg.beta2 is not None:
+        for group in optimizer.param_groups:
+            group["betas"] = (group["betas"][0], cfg.beta2)
+    return optimizer, scheduler, interval
+
+
 def augment_batch(batch: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     """TensorBatcher transform: random affine moves of the images, targets unchanged."""
     return (random_affine(batch[0], generator),) + tuple(batch[1:])
@@ -91,7 +103,7 @@ def train(cfg: MnistConfig, run: Run) -> RunResult:
     val = None
     if x_val is not None:
         val = TensorBatcher((normalize(x_val, normalization), y_val), EVAL_BATCH, device=run.device)
-    optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
+    optimizer, scheduler, interval = make_mnist_optimizer(model, cfg, len(batches))
     trainer = run.trainer(
         model, make_loss(data.classes, cfg.loss, cfg.label_smoothing), optimizer,
         metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
