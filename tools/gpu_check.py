@@ -225,6 +225,7 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
         ("tests", (["-m", "pytest", "-m", "accelerator", "tests/runtime/test_accelerator.py", "-rfEs", "-p", "no:cacheprovider"],
                    "pytest -m accelerator tests/runtime/test_accelerator.py"), 240, parse_pytest, None),
         ("mnist", mnist_bench(), 120, mnist_figure, no_mnist),
+        ("mnist-fast", mnist_bench("--recipe", "fast"), 120, mnist_figure, no_mnist),
         ("digits", train("digits", "digit-mlp", device), 60, summary_figure, None),
         ("digits-cpu", train("digits-cpu", "digit-mlp", "cpu"), 60, summary_figure, None),
         ("keypoints", train("keypoints", "keypoint-net", device, *epochs, paths=(("--data", faces_csv),)), 180,
@@ -266,7 +267,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="also write the table to this file")
     p.add_argument("--logs", help="folder for every step's full output")
     p.add_argument("--skip", action="append", default=[], metavar="STEP",
-                   help="leave out a step: tests, mnist, digits, digits-cpu, keypoints, mnist-compile, mnist-long")
+                   help="leave out a step: tests, mnist, mnist-fast, digits, digits-cpu, keypoints, mnist-compile, mnist-long")
     return p.parse_args(argv)
 
 

@@ -172,9 +172,10 @@ def test_markdown_table_has_one_row_per_command_and_escapes_pipes():
 # --------------------------------------------------------------------- plan
 def test_plan_skips_what_has_no_data_and_passes_absolute_paths(tmp_path):
     steps = gpu_check.plan(options(tmp_path), "cuda", str(tmp_path / "scratch"))
-    assert [s.name for s in steps] == ["tests", "mnist", "digits", "digits-cpu", "keypoints", "mnist-compile", "mnist-long"]
+    assert [s.name for s in steps] == ["tests", "mnist", "mnist-fast", "digits", "digits-cpu", "keypoints",
+                                       "mnist-compile", "mnist-long"]
     skipped = {s.name: s.skip for s in steps if s.skip}
-    assert set(skipped) == {"mnist", "keypoints", "mnist-compile", "mnist-long"}
+    assert set(skipped) == {"mnist", "mnist-fast", "keypoints", "mnist-compile", "mnist-long"}
     assert "--mnist-dir" in skipped["mnist"] and "--faces-dir" in skipped["keypoints"]
 
     (tmp_path / "mnist").mkdir()
@@ -187,7 +188,7 @@ def test_plan_skips_what_has_no_data_and_passes_absolute_paths(tmp_path):
     assert keypoints.argv[keypoints.argv.index("--epochs") + 1] == "7"
     assert keypoints.shown == (f"torchlab train keypoint-net --data {tmp_path / 'faces' / 'training.csv.gz'} "
                                "--epochs 7 --device cuda")
-    assert steps["mnist-compile"].argv[-1] == "--compile"
+    assert steps["mnist-compile"].argv[-1] == "--compile" and steps["mnist-fast"].argv[-2:] == ["--recipe", "fast"]
     assert steps["digits-cpu"].argv[steps["digits-cpu"].argv.index("--device") + 1] == "cpu"
     outs = [s.argv[s.argv.index("--out") + 1] for s in steps.values() if "--out" in s.argv]
     assert len(set(outs)) == len(outs) and all(o.startswith(str(tmp_path / "s")) for o in outs)
