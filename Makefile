@@ -32,11 +32,15 @@ bench: $(STAMP)  ## the benchmarks behind BENCHMARKS.md (minutes on a CPU; MNIST
 	$(BIN)/python tools/bench_mnist.py --data-dir $(MNIST_DIR)
 	$(BIN)/python tools/bench_keypoints.py $(if $(FACES_CSV),--data $(FACES_CSV))
 
-# MODULE=torchlab/engine/early_stopping.py runs one core module; empty runs them all (tools/mutation.py --list).
+# Mutation testing of every module of torchlab/ with code, by mutmut and cosmic-ray (TESTING.md): MODULE=torchlab/config.py
+# runs one module, GROUP=engine one group, TOOL=mutmut or TOOL=cosmic-ray one tool; empty: everything (a night on
+# 2 cores). Writes build/mutation/<module>/summary.json and the table build/mutation/summary.md.
 MODULE ?=
+GROUP  ?=
+TOOL   ?= both
 
-mutation: $(STAMP)  ## mutation testing of the core with mutmut, under nice (slow: minutes per module); see TESTING.md
-	$(BIN)/python tools/mutation.py $(MODULE)
+mutation: $(STAMP)  ## mutation testing of the whole package with mutmut and cosmic-ray, under nice (slow); see TESTING.md
+	$(BIN)/python tools/mutation.py --tool $(TOOL) $(addprefix --group ,$(GROUP)) $(MODULE)
 
 # gpu-check needs no .venv (a lent GPU machine may have torch but no network): the venv's python when
 # present, else $(PYTHON). Options go in GPU_CHECK_ARGS, e.g. GPU_CHECK_ARGS="--out gpu.md --logs gpu-logs".

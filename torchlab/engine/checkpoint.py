@@ -207,7 +207,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path} is an incomplete torchlab checkpoint (missing {', '.join(missing)})")
-    if checkpoint["format_version"] > FORMAT_VERSION:
+    version = checkpoint["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path} has a format_version that is not a whole number ({shorten(repr(version), 40)}); "
+                              "retrain or point at best.pt/last.pt of a finished run")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer torchlab (format {checkpoint['format_version']}); upgrade torchlab"
         )
