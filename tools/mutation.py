@@ -78,7 +78,8 @@ PROGRESS_TESTS = [f"tests/reporting/test_progress.py::{name}" for name in (  # n
     "test_loss_is_read_off_the_device_rarely")]
 # the Trainer's tests, which every engine module of the loop runs: values (one process, DDP logic included:
 # the 2-rank run serves distributed.py), resume, and the Trainer's behavior
-TRAINER_TESTS = ["tests/engine/test_core_values.py", "tests/engine/test_resume_state.py", "tests/engine/test_trainer.py"]
+TRAINER_TESTS = ["tests/engine/test_core_values.py", "tests/engine/test_resume_state.py", "tests/engine/test_trainer.py",
+                 "tests/engine/test_trainer_pinned.py", "tests/engine/test_stop_messages.py"]
 MNIST_TESTS = [f"tests/tasks/mnist/test_mnist.py::{name}" for name in (
     "test_read_idx_raw_and_gzip", "test_read_idx_errors_name_the_file", "test_find_file_layouts_and_missing",
     "test_load_mnist_shapes_limit_and_mismatch", "test_binary_subset_targets",
@@ -94,13 +95,15 @@ PROMISES_CONFIG = "tests/tasks/test_promises_config.py"
 # or too slow; fast ones, no long trainings
 MODULES: dict[str, list[str]] = {
     # the Trainer: the loop, and its collaborators, one module each
-    "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_totals.py", "tests/reporting/test_tensorboard.py",
+    "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_totals.py", "tests/reporting/test_tensorboard.py",
                                    *PROGRESS_TESTS],
     "torchlab/engine/totals.py": ["tests/engine/test_totals.py", *TRAINER_TESTS],
     "torchlab/engine/resume.py": [*TRAINER_TESTS, PROMISES_RESUME, "tests/engine/test_time_budget.py"],
     "torchlab/engine/checkpoint_writer.py": [*TRAINER_TESTS, "tests/cli/test_runs.py"],
-    "torchlab/engine/early_stopping.py": [*TRAINER_TESTS, "tests/engine/test_stopping_rules.py"],
+    "torchlab/engine/early_stopping.py": [*TRAINER_TESTS, "tests/engine/test_stopping_rules.py",
+                                           "tests/engine/test_early_stopping_pinned.py"],
     "torchlab/engine/checkpoint.py": [*TRAINER_TESTS, "tests/engine/test_checkpoint.py", PROMISES_CHECKPOINT,
+                                      "tests/engine/test_time_budget.py",
                                       # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
                                       "tests/engine/test_safe_loading.py", "--deselect",
                                       "tests/engine/test_safe_loading.py::test_no_code_path_loads_unsafely",

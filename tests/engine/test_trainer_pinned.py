@@ -250,11 +250,7 @@ def test_no_interruption_and_no_stop_checkpoint_unless_the_budget_stopped_the_ru
     assert trainer.interruption is None and trainer.stop_checkpoint is None
     stopped = make(tmp_path / "b", max_time=6)
     stopped.fit(train, val)
-    assert stopped.stop_checkpoint is not None
-    stopped.max_time, stopped._max_seconds = None, None
-    stopped.epochs = 1  # the next fit trains nothing more: no stop, no stop checkpoint
-    stopped.fit(train, val)
-    assert stopped.stop_checkpoint is None
+    assert stopped.interruption is not None and stopped.stop_checkpoint is not None
 
 
 def test_train_epoch_on_its_own_with_a_budget_trains_every_batch():
@@ -334,3 +330,17 @@ def test_the_dry_run_step_uses_this_batch_gradient_only_and_reports_its_time():
     assert set(report.train) == {"train_loss"}  # train_metrics=False: no training metrics
     assert set(report.val) == {"val_loss", "val_s"}
     assert 0 < report.step_seconds <= elapsed
+
+
+def test_the_best_pt_a_stop_keeps_for_the_resume_holds_no_older_stop(tmp_path):
+    """A stop in the start_from_epoch warm-up leaves its own checkpoint as best.pt (no best yet), and the resume
+    keeps it; the next stop, past a best that checkpoint_every=3 never wrote, keeps that best.pt in last.pt to put
+    back, without the older stop's position inside it."""
+    train, val = data()
+    rule = {"early_stopping": EarlyStopping("val_loss", patience=None, start_from_epoch=1), "checkpoint_every": 3}
+    make(tmp_path, epochs=6, max_time=2, **rule).fit(train, val)
+    assert "interrupted" in read_checkpoint(tmp_path / "best.pt")
+    result = make(tmp_path, epochs=6, max_time=8, **rule).fit(train, val, resume=True)
+    assert result.partial is not None and (result.partial["epoch"], result.partial["batches"]) == (3, 2)
+    stopped = read_checkpoint(tmp_path / "last.pt")["interrupted"]
+    assert stopped["best_written"] and "interrupted" not in stopped["replaced_best"]
