@@ -205,3 +205,22 @@ def test_parity_runs_on_the_tasks_own_inputs(task, tmp_path):
         missing = export_checked(result.best_checkpoint, "torchscript", tmp_path / "m2.pt",
                                  data_dir=str(tmp_path / "nowhere"))
         assert missing.inputs_source.startswith("random (") and missing.max_difference <= missing.allowed_difference
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_flip_averaged_keypoint_net_exports_both_passes(fmt, tmp_path):
+    if fmt == "onnx" and ONNX_MISSING:
+        pytest.skip(f"optional torchlab[onnx] packages absent: {ONNX_MISSING}")
+    torch.manual_seed(0)
+    model = build_model("keypoint-net", width=8, flip_average=True)
+    checkpoint = make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model,
+                                 model_kwargs={"width": 8, "flip_average": True}, epoch=1, normalization=NORMALIZATION)
+    ckpt = save_checkpoint(checkpoint, tmp_path / "best.pt")
+    x = batch("keypoint-net", 2, seed=0)
+    out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=x)
+    run = run_onnx if fmt == "onnx" else run_torchscript
+    y = batch("keypoint-net", 3, seed=3)
+    assert_close(run(out, y), model.eval(), y)
+    model.flip_average = False  # the file holds the average, not one pass
+    with torch.no_grad():
+        assert np.abs(run(out, y) - model(y).numpy()).max() > 1e-3

@@ -5,7 +5,9 @@ keypoint-cnn  the practical's CNN: three 3x3 convs (32/64/128) each with 2x2 max
               12800 -> 256 -> 128 -> 30 with dropout 0.1 and 0.2 (3,406,494 parameters)
 keypoint-net  torchlab's design: a small residual CNN with BatchNorm whose decoder draws one
               heat map per keypoint on a 24x24 grid; the keypoint is the heat map's center of
-              mass (a "soft argmax"), so the output stays in pixels and moves smoothly.
+              mass (a "soft argmax"), so the output stays in pixels and moves smoothly. With
+              flip_average=True it predicts in eval mode from the face and its mirror image
+              (keypoints of the mirror flipped back, left and right swapped) and returns the mean.
 
 The first two keep the seed's layers and call order, so `torchlab summary` prints the
 seed's torchsummary tables.
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchlab.data.keypoints_augment import flip_keypoints
 from torchlab.models import register_model
 
 IMAGE_SIZE = 96
@@ -118,12 +121,17 @@ class SoftArgmax2d(nn.Module):
                 description="residual CNN + BatchNorm, 24x24 heat maps with soft-argmax (torchlab's keypoint model)")
 class KeypointNet(nn.Module):
     """Encoder 96 -> 48 -> 24 -> 12 -> 6 (residual blocks, BatchNorm), decoder back to 24x24 with skip
-    connections, one heat map per keypoint, soft-argmax to pixel coordinates."""
+    connections, one heat map per keypoint, soft-argmax to pixel coordinates.
+
+    flip_average: in eval mode, the mean of the prediction for the face and the flipped-back prediction
+    for its mirror image (test-time augmentation: two passes); training always sees one pass.
+    """
 
     def __init__(self, width: int = 32, keypoints: int = 15, mean_keypoints: list[float] | None = None,
-                 prior_sigma: float = 1.5) -> None:
+                 prior_sigma: float = 1.5, flip_average: bool = False) -> None:
         super().__init__()
         w = width
+        self.flip_average = flip_average
         self.grid = 24
         # A learned prior added to every heat map. Started as a bump (sigma in cells) on the training
         # set's mean keypoint, the net predicts the mean face from its first step and learns the offsets.
@@ -142,6 +150,12 @@ class KeypointNet(nn.Module):
         self.soft_argmax = SoftArgmax2d(stride=IMAGE_SIZE // 24)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flip_average and not self.training:
+            return (self.keypoints(x) + flip_keypoints(self.keypoints(x.flip(-1)))) / 2
+        return self.keypoints(x)
+
+    def keypoints(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass: faces (n, 1, 96, 96) -> keypoints (n, 30) in pixels."""
         x = self.layer1(self.stem(x))
         c2 = self.layer2(x)
         c3 = self.layer3(c2)

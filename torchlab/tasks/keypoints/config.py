@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torchlab.config import TrainConfig, config_field, finite, whole
+from torchlab.config import TrainConfig, config_field, finite, number, whole
 from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
@@ -43,6 +43,8 @@ class KeypointConfig(TrainConfig):
     missing: str = config_field("mask", "rows with missing keypoints: drop them (the seed) or mask the missing "
                                 "coordinates out of the loss", choices=("drop", "mask"), group="data")
     augment: bool = config_field(True, "random flips, rotations, scales and shifts of the training faces", group="data")
+    flip: float = config_field(0.5, "probability that augmentation mirrors a training face (keypoints flipped "
+                               "and left/right swapped; 0: never)", check=number(0, 1), group="data")
     flip_sum: float = config_field(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centered "
                                    "coordinates); for experiments only", check=finite(), group="data")
     mean_init: bool = config_field(True, "start the output at the training set's mean keypoints", group="model")
@@ -57,9 +59,12 @@ class KeypointNetConfig(KeypointConfig):
     """Every choice of a keypoint-net run: the keypoint fields plus the network's width."""
 
     width: int = config_field(32, "channels of the first stage", check=whole(4), group="model")
+    flip_average: bool = config_field(False, "predict from the face and its mirror image and average (keypoints "
+                                      "flipped back): test-time augmentation, two passes per face", group="model")
 
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
-        return {"width": self.width, "mean_keypoints": mean if self.mean_init else None}
+        return {"width": self.width, "mean_keypoints": mean if self.mean_init else None,
+                "flip_average": self.flip_average}
 
 
 # default (fcn, cnn): every row (masked), augmentation, cosine LR; seed: the practical, nothing added

@@ -58,6 +58,11 @@ def make_model(model_name: str, cfg: KeypointConfig, mean: list[float]) -> tuple
     return model, model_kwargs
 
 
+def make_augment(cfg: KeypointConfig) -> KeypointAugment | None:
+    """The training faces' augmentation (flip probability and convention from cfg), None with augment=False."""
+    return KeypointAugment(flip=cfg.flip, flip_sum=cfg.flip_sum) if cfg.augment else None
+
+
 def data_meta(cfg: KeypointConfig, split: KeypointSplit) -> dict[str, Any]:
     """Where the faces came from and how they were split (kept in the checkpoint, so evaluate finds them)."""
     return {"csv": str(Path(cfg.data).resolve()) if cfg.data else None,
@@ -81,7 +86,7 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
     baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
     mean = mean_keypoints(train_t[1], train_t[2])
     model, model_kwargs = make_model(model_name, cfg, mean)
-    transform = KeypointAugment(flip_sum=cfg.flip_sum) if cfg.augment else None
+    transform = make_augment(cfg)
     batches = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=run.device, transform=transform,
                             seed=run.seed)
     val = TensorBatcher(val_t, 256, device=run.device)
