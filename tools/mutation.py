@@ -95,7 +95,11 @@ PROMISES_CONFIG = "tests/tasks/test_promises_config.py"
 # or too slow; fast ones, no long trainings
 MODULES: dict[str, list[str]] = {
     # the Trainer: the loop, and its collaborators, one module each
-    "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_totals.py", "tests/reporting/test_tensorboard.py",
+    "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_totals.py",
+                                   # issue 21's options: accumulation, dry run, the stopping and time fields
+                                   "tests/engine/test_accumulate.py", "tests/engine/test_dry_run.py",
+                                   "tests/engine/test_train_options.py", "--deselect",
+                                   "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate", "tests/reporting/test_tensorboard.py",
                                    *PROGRESS_TESTS],
     "torchlab/engine/totals.py": ["tests/engine/test_totals.py", *TRAINER_TESTS],
     "torchlab/engine/resume.py": [*TRAINER_TESTS, PROMISES_RESUME, "tests/engine/test_time_budget.py"],
