@@ -21,7 +21,6 @@ import torchlab
 from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import KEYPOINT_NAMES, split_rows, to_tensors
-from torchlab.data.keypoints_augment import KeypointAugment
 from torchlab.data.synthetic_faces import load_table
 from torchlab.engine.checkpoint import add_metrics
 from torchlab.engine.inference import predict_outputs
@@ -30,7 +29,7 @@ from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
 from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoints, per_keypoint_rmse
 from torchlab.tasks.keypoints.plots import write_keypoint_figures
-from torchlab.tasks.keypoints.train import NORMALIZATION, data_meta, make_model
+from torchlab.tasks.keypoints.train import NORMALIZATION, data_meta, make_augment, make_model
 
 MODELS = ("keypoint-net", "keypoint-cnn", "keypoint-fcn")  # each one a task of its own
 RUN_FLAGS = ("model", "recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     table = load_table(cfg.data, cfg.synthetic)
     split = split_rows(table, cfg.missing)
     train_t, val_t = to_tensors(table, split.train), to_tensors(table, split.val)
-    augment = KeypointAugment(flip_sum=cfg.flip_sum) if cfg.augment else None
+    augment = make_augment(cfg)  # flips, rotations, scales, shifts, brightness, contrast as cfg says
     train = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=device, transform=augment, seed=args.seed)
     val = TensorBatcher(val_t, 256, device=device)
 
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint_meta={"task": task, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
                          "model_name": task, "model_kwargs": model_kwargs,
                          "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES),
-                         "flip_sum": cfg.flip_sum, "augment": cfg.augment, "data": data_meta(cfg, split)},
+                         "flip_sum": cfg.mirror_sum(), "augment": cfg.augment, "data": data_meta(cfg, split)},
     )
     fit = trainer.fit(train, val)
 

@@ -224,3 +224,17 @@ def test_a_flip_averaged_keypoint_net_exports_both_passes(fmt, tmp_path):
     model.flip_average = False  # the file holds the average, not one pass
     with torch.no_grad():
         assert np.abs(run(out, y) - model(y).numpy()).max() > 1e-3
+
+
+@pytest.mark.parametrize("head", ["heatmap-48", "regression"])
+def test_the_other_keypoint_heads_export_with_parity(head, tmp_path):
+    fmt = "torchscript" if ONNX_MISSING else "onnx"
+    torch.manual_seed(0)
+    model = build_model("keypoint-net", width=8, head=head, flip_sum=97.0)
+    checkpoint = make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model,
+                                 model_kwargs={"width": 8, "head": head, "flip_sum": 97.0}, epoch=1,
+                                 normalization=NORMALIZATION)
+    ckpt = save_checkpoint(checkpoint, tmp_path / "best.pt")
+    out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=batch("keypoint-net", 2, seed=0))
+    y = batch("keypoint-net", 3, seed=3)
+    assert_close((run_onnx if fmt == "onnx" else run_torchscript)(out, y), model.eval(), y)

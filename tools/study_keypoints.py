@@ -25,10 +25,33 @@ from typing import Any
 import torchlab
 from torchlab.api import open_checkpoint
 
+NO_AUGMENT = {"flip": 0.0, "degrees": 0.0, "scale": 0.0, "shift": 0.0, "brightness": 0.0, "contrast": 0.0}
+
+
+def only(**on: float) -> dict[str, Any]:
+    """Overrides that keep one augmentation (at the recipe's strength unless given) and turn the rest off."""
+    return {**NO_AUGMENT, **on}
+
+
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "baseline": ("the cpu recipe, shortened to --epochs", {}),
     "no-augment": ("no augmentation at all", {"augment": False}),
     "no-flip": ("augmentation without the horizontal flip", {"flip": 0.0}),
+    "flip-sum-96": ("the flip maps x to 96 - x instead of 95 - x", {"flip_sum": 96.0}),
+    "flip-sum-97": ("the flip maps x to 97 - x instead of 95 - x", {"flip_sum": 97.0}),
+    "only-flip": ("augmentation: the horizontal flip alone", only(flip=0.5)),
+    "only-rotate": ("augmentation: rotation (12 degrees) alone", only(degrees=12.0)),
+    "only-rotate-15": ("augmentation: rotation (15 degrees) alone", only(degrees=15.0)),
+    "only-scale": ("augmentation: scale (8%) alone", only(scale=0.08)),
+    "only-scale-10": ("augmentation: scale (10%) alone", only(scale=0.10)),
+    "only-shift": ("augmentation: shift (5 px) alone", only(shift=5.0)),
+    "only-color": ("augmentation: brightness and contrast alone", only(brightness=0.15, contrast=0.25)),
+    "heatmap-48": ("48x48 heat maps instead of 24x24", {"head": "heatmap-48"}),
+    "regression": ("direct regression instead of heat maps", {"head": "regression"}),
+    "flip-sum-97.35": ("the flip maps x to 97.35 - x (the mirror constant measured on the training faces)",
+                       {"flip_sum": 97.35}),
+    "no-flip-no-color": ("augmentation without the flip, brightness or contrast", {"flip": 0.0, "brightness": 0.0,
+                                                                                  "contrast": 0.0}),
     "flip-average": ("trained with flip averaging on (validation each epoch averages the mirror too)",
                      {"flip_average": True}),
     "drop": ("incomplete rows dropped instead of masked", {"missing": "drop"}),

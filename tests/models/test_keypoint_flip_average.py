@@ -3,6 +3,7 @@ mirror-symmetric face gets a mirror-symmetric answer, and training still sees on
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from torchlab.data.keypoints_augment import flip_keypoints
@@ -30,14 +31,17 @@ def test_the_mirror_of_a_face_gets_the_mirrored_keypoints():
         torch.testing.assert_close(averaged(x.flip(-1)), flip_keypoints(averaged(x)))
 
 
-def test_a_mirror_symmetric_face_gets_mirror_symmetric_keypoints():
+@pytest.mark.parametrize("flip_sum", [95.0, 97.3])
+def test_a_mirror_symmetric_face_gets_mirror_symmetric_keypoints(flip_sum):
     half = faces()[..., :48]
     x = torch.cat([half, half.flip(-1)], dim=-1)  # column j equals column 95 - j
+    model = net(True)
+    model.flip_sum = flip_sum  # the labels' mirror convention, from the config
     with torch.no_grad():
-        pred = net(True)(x)
-        torch.testing.assert_close(flip_keypoints(pred), pred)
-        # the eyes of a symmetric face sit at mirrored columns: x_left + x_right = 95
-        torch.testing.assert_close(pred[:, 0] + pred[:, 2], torch.full((3,), 95.0, dtype=torch.float64))
+        pred = model(x)
+        torch.testing.assert_close(flip_keypoints(pred, flip_sum), pred)
+        # the eyes of a symmetric face sit at mirrored columns: x_left + x_right = flip_sum
+        torch.testing.assert_close(pred[:, 0] + pred[:, 2], torch.full((3,), flip_sum, dtype=torch.float64))
 
 
 def test_the_average_is_of_the_two_passes_and_training_sees_one():
@@ -65,3 +69,25 @@ def test_the_flip_probability_reaches_the_augmentation():
     assert (augment.flip, augment.flip_sum) == (0.25, 96.0)
     assert make_augment(KeypointNetConfig()).flip == 0.5
     assert make_augment(KeypointNetConfig(augment=False)) is None
+
+
+def test_each_augmentation_strength_reaches_the_augmentation():
+    from torchlab.tasks.keypoints.train import make_augment
+
+    strengths = {"degrees": 15.0, "scale": 0.1, "shift": 3.0, "brightness": 0.05, "contrast": 0.4}
+    augment = make_augment(KeypointNetConfig(**strengths))
+    assert {name: getattr(augment, name) for name in strengths} == strengths
+    recipe = make_augment(KeypointNetConfig())
+    assert (recipe.degrees, recipe.scale, recipe.shift, recipe.brightness, recipe.contrast) == (12.0, 0.08, 5.0, 0.15, 0.25)
+
+
+def test_the_mirror_convention_follows_the_data():
+    from torchlab.tasks.keypoints.config import KAGGLE_FLIP_SUM
+    from torchlab.tasks.keypoints.train import make_augment
+
+    mean = [48.0] * 30
+    assert KeypointNetConfig().mirror_sum() == 95.0  # synthetic faces are drawn pixel-centered
+    kaggle = KeypointNetConfig(data="training.csv")
+    assert kaggle.mirror_sum() == KAGGLE_FLIP_SUM == 97.35  # measured on the Kaggle labels
+    assert make_augment(kaggle).flip_sum == 97.35 and kaggle.model_kwargs(mean)["flip_sum"] == 97.35
+    assert KeypointNetConfig(data="training.csv", flip_sum=96.0).mirror_sum() == 96.0  # an explicit value wins

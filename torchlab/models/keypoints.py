@@ -8,6 +8,8 @@ keypoint-net  torchlab's design: a small residual CNN with BatchNorm whose decod
               mass (a "soft argmax"), so the output stays in pixels and moves smoothly. With
               flip_average=True it predicts in eval mode from the face and its mirror image
               (keypoints of the mirror flipped back, left and right swapped) and returns the mean.
+              head="heatmap-48" draws 48x48 maps; head="regression" reads the 30 numbers off
+              the encoder with one linear layer (the study's comparison).
 
 The first two keep the seed's layers and call order, so `torchlab summary` prints the
 seed's torchsummary tables.
@@ -21,6 +23,7 @@ from torch import nn
 
 from torchlab.data.keypoints_augment import flip_keypoints
 from torchlab.models import register_model
+from torchlab.tasks.keypoints.config import FLIP_SUM, HEADS
 
 IMAGE_SIZE = 96
 OUTPUTS = 30
@@ -117,52 +120,77 @@ class SoftArgmax2d(nn.Module):
         return torch.stack([x, y], dim=-1).flatten(1)
 
 
+
+
 @register_model("keypoint-net", input_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
                 description="residual CNN + BatchNorm, 24x24 heat maps with soft-argmax (torchlab's keypoint model)")
 class KeypointNet(nn.Module):
     """Encoder 96 -> 48 -> 24 -> 12 -> 6 (residual blocks, BatchNorm), decoder back to 24x24 with skip
     connections, one heat map per keypoint, soft-argmax to pixel coordinates.
 
+    head: "heatmap-24" (the above), "heatmap-48" (the decoder goes one stage further, to 48x48 maps,
+    with the first stage as its skip), or "regression" (the 6x6 features flattened into one linear
+    layer: 30 numbers directly, its bias started at the mean keypoints).
     flip_average: in eval mode, the mean of the prediction for the face and the flipped-back prediction
-    for its mirror image (test-time augmentation: two passes); training always sees one pass.
+    for its mirror image (test-time augmentation: two passes, x -> flip_sum - x); training sees one pass.
     """
 
     def __init__(self, width: int = 32, keypoints: int = 15, mean_keypoints: list[float] | None = None,
-                 prior_sigma: float = 1.5, flip_average: bool = False) -> None:
+                 prior_sigma: float = 1.5, flip_average: bool = False, head: str = "heatmap-24",
+                 flip_sum: float = FLIP_SUM) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
         w = width
         self.flip_average = flip_average
-        self.grid = 24
-        # A learned prior added to every heat map. Started as a bump (sigma in cells) on the training
-        # set's mean keypoint, the net predicts the mean face from its first step and learns the offsets.
-        self.prior = nn.Parameter(self.mean_prior(mean_keypoints, keypoints, prior_sigma))
+        self.flip_sum = flip_sum  # the mirror maps x to flip_sum - x (the training data's convention)
+        self.head = head
         self.stem = nn.Sequential(conv_bn(1, w), conv_bn(w, w, stride=2))  # 48x48
         self.layer1 = ResidualBlock(w, w)  # 48
         self.layer2 = ResidualBlock(w, 2 * w, stride=2)  # 24
         self.layer3 = ResidualBlock(2 * w, 4 * w, stride=2)  # 12
         self.layer4 = ResidualBlock(4 * w, 8 * w, stride=2)  # 6: every cell sees the whole face
+        if head == "regression":
+            self.regress = nn.Linear(8 * w * 6 * 6, 2 * keypoints)
+            if mean_keypoints is not None:
+                with torch.no_grad():
+                    self.regress.weight.mul_(0.1)
+                    self.regress.bias.copy_(torch.tensor(mean_keypoints, dtype=torch.float32))
+            return
+        self.grid = 24 if head == "heatmap-24" else 48
+        # A learned prior added to every heat map. Started as a bump (sigma in 24-grid cells) on the training
+        # set's mean keypoint, the net predicts the mean face from its first step and learns the offsets.
+        self.prior = nn.Parameter(self.mean_prior(mean_keypoints, keypoints, prior_sigma * self.grid / 24))
         self.lateral3 = conv_bn(4 * w, 4 * w, kernel=1, relu=False)
         self.top4 = conv_bn(8 * w, 4 * w, kernel=1, relu=False)
         self.merge12 = conv_bn(4 * w, 2 * w)
         self.lateral2 = conv_bn(2 * w, 2 * w, kernel=1, relu=False)
         self.merge24 = conv_bn(2 * w, 2 * w)
-        self.heatmaps = nn.Conv2d(2 * w, keypoints, kernel_size=1)
-        self.soft_argmax = SoftArgmax2d(stride=IMAGE_SIZE // 24)
+        if self.grid == 48:
+            self.lateral1 = conv_bn(w, w, kernel=1, relu=False)
+            self.top24 = conv_bn(2 * w, w, kernel=1, relu=False)
+            self.merge48 = conv_bn(w, w)
+        self.heatmaps = nn.Conv2d(2 * w if self.grid == 24 else w, keypoints, kernel_size=1)
+        self.soft_argmax = SoftArgmax2d(stride=IMAGE_SIZE // self.grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip_average and not self.training:
-            return (self.keypoints(x) + flip_keypoints(self.keypoints(x.flip(-1)))) / 2
+            return (self.keypoints(x) + flip_keypoints(self.keypoints(x.flip(-1)), self.flip_sum)) / 2
         return self.keypoints(x)
 
     def keypoints(self, x: torch.Tensor) -> torch.Tensor:
         """One pass: faces (n, 1, 96, 96) -> keypoints (n, 30) in pixels."""
-        x = self.layer1(self.stem(x))
-        c2 = self.layer2(x)
+        c1 = self.layer1(self.stem(x))
+        c2 = self.layer2(c1)
         c3 = self.layer3(c2)
         c4 = self.layer4(c3)
+        if self.head == "regression":
+            return self.regress(c4.flatten(1))
         p3 = self.merge12(F.relu(self.lateral3(c3) + F.interpolate(self.top4(c4), scale_factor=2.0, mode="nearest")))
-        p2 = self.merge24(F.relu(self.lateral2(c2) + F.interpolate(p3, scale_factor=2.0, mode="nearest")))
-        return self.soft_argmax(self.heatmaps(p2) + self.prior)
+        p = self.merge24(F.relu(self.lateral2(c2) + F.interpolate(p3, scale_factor=2.0, mode="nearest")))
+        if self.grid == 48:
+            p = self.merge48(F.relu(self.lateral1(c1) + F.interpolate(self.top24(p), scale_factor=2.0, mode="nearest")))
+        return self.soft_argmax(self.heatmaps(p) + self.prior)
 
     def mean_prior(self, mean_keypoints: list[float] | None, keypoints: int, sigma: float) -> torch.Tensor:
         """(k, 24, 24) log-Gaussian bumps around the mean keypoints (pixels), or zeros without them."""

@@ -136,6 +136,8 @@ def test_recipes_are_configs_with_the_old_values():
     (["keypoint-net", "--width", "3"], "--width must be a whole number >= 4, got 3"),
     (["keypoint-fcn", "--synthetic", "5"], "--synthetic must be a whole number >= 20, got 5"),
     (["keypoint-cnn", "--flip-sum", "nan"], "--flip-sum must be a finite number"),
+    (["keypoint-net", "--scale", "0.95"], "--scale must be in [0, 0.9)"),
+    (["keypoint-net", "--degrees", "-1"], "--degrees must be in [0, 180)"),
 ])
 def test_bad_settings_are_one_line_errors_before_anything_is_written(tmp_path, capsys, flags, message):
     assert main(["train", *flags, "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
@@ -179,3 +181,21 @@ def test_a_checkpoint_without_a_config_still_evaluates(trained, tmp_path, capsys
     metrics = torchlab.evaluate(tmp_path / "old.pt", device="cpu")
     assert metrics["val_rmse_px"] == pytest.approx(summary["val_rmse_px"], abs=1e-3)
     assert len(torchlab.predict(tmp_path / "old.pt", index=[0], device="cpu")) == 1
+
+
+@pytest.mark.parametrize("head", ["heatmap-48", "regression"])
+def test_the_other_heads_train_evaluate_and_write_a_submission(head, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "keypoint-net", "--synthetic", "120", "--width", "8", "--epochs", "2", "--batch-size", "16",
+                 "--head", head, "--no-augment", "--no-figures", "--no-progress", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    model, meta = torchlab.load(out / "best.pt")
+    assert meta["model"]["kwargs"]["head"] == head and model.head == head
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "best.pt"), "--device", "cpu"]) == 0
+    assert abs(float(capsys.readouterr().out.split("val_rmse_px: ")[1].split()[0]) - meta["metrics"]["val_rmse_px"]) < 1e-3
+    test_csv = write_test_csv(tmp_path / "test.csv", 2)
+    lookup = write_lookup_csv(tmp_path / "IdLookupTable.csv", [1, 2], features_per_image=4)
+    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(lookup), "--device", "cpu",
+                 "--out", str(tmp_path / "kaggle")]) == 0
+    assert len((tmp_path / "kaggle" / "submission.csv").read_text().splitlines()) == 9

@@ -29,7 +29,12 @@ from torchlab.config import TrainConfig, config_field, finite, number, whole
 from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
+HEADS = ("heatmap-24", "heatmap-48", "regression")  # keypoint-net's read-outs (models/keypoints.py)
 FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centered coordinates of a 96-pixel face
+# The Kaggle labels' mirror: a net trained without flips, shown the mirror images of the 3,106 training
+# faces, puts (label x + flipped-back x) at 97.35 px on average, not 95 (BENCHMARKS.md, keypoint study):
+# the labels sit about 1.2 px right of the pixel centers, so their mirror is x -> 97.35 - x.
+KAGGLE_FLIP_SUM = 97.35
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,26 @@ class KeypointConfig(TrainConfig):
     augment: bool = config_field(True, "random flips, rotations, scales and shifts of the training faces", group="data")
     flip: float = config_field(0.5, "probability that augmentation mirrors a training face (keypoints flipped "
                                "and left/right swapped; 0: never)", check=number(0, 1), group="data")
-    flip_sum: float = config_field(FLIP_SUM, "the horizontal flip maps x to FLIP_SUM - x (95: Kaggle's pixel-centered "
-                                   "coordinates); for experiments only", check=finite(), group="data")
+    flip_sum: float | None = config_field(None, "the horizontal flip maps x to FLIP_SUM - x (none: 97.35 for a Kaggle "
+                                          "CSV, measured on its labels; 95 for synthetic faces)", check=finite(),
+                                          group="data")
+    degrees: float = config_field(12.0, "augmentation: largest rotation of a training face, in degrees (0: none)",
+                                  check=number(0, 180), group="data")
+    scale: float = config_field(0.08, "augmentation: faces are scaled by a factor drawn from [1 - scale, 1 + scale] "
+                                "(0: none)", check=number(0, 0.9), group="data")
+    shift: float = config_field(5.0, "augmentation: largest shift of a training face along each axis, in pixels "
+                                "(0: none)", check=number(0, 48), group="data")
+    brightness: float = config_field(0.15, "augmentation: largest brightness change, a fraction of full white "
+                                     "(0: none)", check=number(0, 1), group="data")
+    contrast: float = config_field(0.25, "augmentation: contrast is multiplied by a factor drawn from "
+                                   "[1 - contrast, 1 + contrast] (0: none)", check=number(0, 1), group="data")
     mean_init: bool = config_field(True, "start the output at the training set's mean keypoints", group="model")
+
+    def mirror_sum(self) -> float:
+        """What a horizontal flip maps x to, minus x: flip_sum, or the data's measured convention."""
+        if self.flip_sum is not None:
+            return self.flip_sum
+        return KAGGLE_FLIP_SUM if self.data else FLIP_SUM
 
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints."""
@@ -62,9 +84,12 @@ class KeypointNetConfig(KeypointConfig):
     flip_average: bool = config_field(False, "predict from the face and its mirror image and average (keypoints "
                                       "flipped back): test-time augmentation, two passes per face", group="model")
 
+    head: str = config_field("heatmap-24", "read-out: heat maps on a 24x24 or 48x48 grid with a soft-argmax, or "
+                             "direct regression from the encoder", choices=HEADS, group="model")
+
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         return {"width": self.width, "mean_keypoints": mean if self.mean_init else None,
-                "flip_average": self.flip_average}
+                "flip_average": self.flip_average, "flip_sum": self.mirror_sum(), "head": self.head}
 
 
 # default (fcn, cnn): every row (masked), augmentation, cosine LR; seed: the practical, nothing added

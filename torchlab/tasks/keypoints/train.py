@@ -59,8 +59,11 @@ def make_model(model_name: str, cfg: KeypointConfig, mean: list[float]) -> tuple
 
 
 def make_augment(cfg: KeypointConfig) -> KeypointAugment | None:
-    """The training faces' augmentation (flip probability and convention from cfg), None with augment=False."""
-    return KeypointAugment(flip=cfg.flip, flip_sum=cfg.flip_sum) if cfg.augment else None
+    """The training faces' augmentation (each transform's strength from cfg), None with augment=False."""
+    if not cfg.augment:
+        return None
+    return KeypointAugment(flip=cfg.flip, flip_sum=cfg.mirror_sum(), degrees=cfg.degrees, scale=cfg.scale,
+                           shift=cfg.shift, brightness=cfg.brightness, contrast=cfg.contrast)
 
 
 def data_meta(cfg: KeypointConfig, split: KeypointSplit) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
         model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", mode="min",
         scheduler=scheduler, scheduler_interval=interval,
         meta={"model_name": model_name, "model_kwargs": model_kwargs,
-              "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": cfg.flip_sum,
+              "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": cfg.mirror_sum(),
               "augment": cfg.augment, "data": data},
     )
     fit = trainer.fit(batches, val, resume=run.resume)
