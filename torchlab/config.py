@@ -148,6 +148,9 @@ class TrainConfig:
         check=whole(1), metavar="N", resume_safe=True)  # like batch_size: keeps the effective batch on fewer processes
     grad_clip: float | None = config_field(None, "clip the gradient norm to this value (none: no clipping)",
                                            check=number(0, low_open=True))
+    ema: float | None = config_field(
+        None, "decay of an exponential moving average of the weights, which validation, early stopping and the "
+              "checkpoints then use, e.g. 0.999 (none: no average)", check=number(0, 1, high_open=True))
     amp: bool = config_field(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)
     compile: bool = config_field(False, "torch.compile the model", group="speed", resume_safe=True)
     channels_last: bool = config_field(False, "channels-last memory format for conv nets", group="speed", resume_safe=True)

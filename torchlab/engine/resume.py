@@ -59,6 +59,7 @@ class Resumed:
     history: list[dict[str, float]]
     best_state: dict[str, torch.Tensor] | None
     interruption: Interruption | None = None
+    ema: dict[str, Any] | None = None  # a run with a weight average: its decay, updates and training weights
 
 
 def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -> Path:
@@ -134,7 +135,7 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
         best_state = read_checkpoint(best_path, map_location=device)["state_dict"]
     if not early_stopping.restore_best_weights:
         best_state = None
-    return Resumed(epoch, list(checkpoint.get("history", [])), best_state, point)
+    return Resumed(epoch, list(checkpoint.get("history", [])), best_state, point, checkpoint.get("ema"))
 
 
 def _replay_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> None:

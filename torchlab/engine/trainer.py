@@ -44,6 +44,7 @@ from torchlab.engine import dry_run as dry
 from torchlab.engine.checkpoint import CheckpointMeta, read_checkpoint
 from torchlab.engine.checkpoint_writer import CheckpointWriter
 from torchlab.engine.early_stopping import EarlyStopping
+from torchlab.engine.ema import WeightAverage
 from torchlab.engine.metrics import Metric
 from torchlab.engine.resume import Interruption, restore, resume_path
 from torchlab.engine.totals import Totals
@@ -114,6 +115,11 @@ class Trainer:
 
     dry_run: `fit` runs one training step and one validation batch, writes nothing, and raises
     `DryRunComplete` with their `DryRunReport` (see `try_batches` and dry_run.py).
+
+    ema: the decay of an exponential moving average of the weights, updated after every optimizer
+    step (ema.py). Validation, early stopping and the checkpoints' state_dict then use the averaged
+    weights, and `fit` leaves them in the model; each checkpoint also keeps the training weights
+    (its "ema" entry), so `fit(resume=True)` goes on exactly. None: no average.
     """
 
     model: nn.Module
@@ -140,6 +146,7 @@ class Trainer:
     max_time: float | str | None = None  # time budget of each fit: seconds, or "90s", "15m", "2h"; None: none
     clock: Callable[[], float] = time.monotonic  # what max_time is measured with (a test passes its own)
     dry_run: bool = False  # fit runs one training step and one validation batch, then raises DryRunComplete
+    ema: float | None = None  # decay of a moving average of the weights (e.g. 0.999); None: none
 
     def __post_init__(self) -> None:
         if self.scheduler_interval not in ("epoch", "batch"):
@@ -160,6 +167,7 @@ class Trainer:
         # `wrapped_model` is what the training loop calls (maybe compiled, maybe DDP-wrapped).
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.average = WeightAverage(self.model, self.ema) if self.ema is not None else None
         compiled = torch.compile(self.model) if self.compile else self.model
         # Evaluation needs no gradient sync, so it skips the DDP wrapper: ranks may then hold
         # shards of different sizes (each sample counted once) without waiting on each other.
@@ -281,6 +289,12 @@ class Trainer:
         self.optimizer.step()
         if self.scheduler is not None and self.scheduler_interval == "batch":
             self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model)
+
+    def _averaged_weights(self):
+        """Inside: the model holds the moving average of its weights (no average: its own weights)."""
+        return self.average.swapped_into(self.model) if self.average is not None else _NULL
 
     def _out_of_time(self) -> bool:
         """Whether the time budget is spent; rank 0's clock decides for every rank."""
@@ -338,30 +352,31 @@ class Trainer:
                 t0 = time.perf_counter()
                 row: dict[str, float] = {"epoch": epoch + 1}
                 row.update(self.train_epoch(train, epoch, progress))
-                if val is not None:
-                    if progress is not None:
-                        progress.validating()
-                    row.update(self.evaluate(val))
-                if self.interruption is not None:  # the time budget ran out inside the epoch
-                    partial, stop_reason = self._stop_inside_epoch(row, epoch, t0, writer), "max_time"
-                    stop_message = self._budget_message(epoch, self.interruption.batches, _length(train))
-                    if progress is not None:
-                        progress.end_epoch(row)
-                        progress.write(stop_message)
-                    break
-                if self.scheduler is not None and self.scheduler_interval == "epoch":
-                    self._step_epoch_scheduler(row)
-                row["lr"] = self.optimizer.param_groups[0]["lr"]
-                row["seconds"] = time.perf_counter() - t0
-                self._check_finite(row, epoch)
-                self.history.append(row)
-                if self._tensorboard is not None:
-                    self._tensorboard.log_epoch(row)
-                improved = self._track_best(row, epoch)
-                out_of_time = self._out_of_time() and epoch + 1 < self.epochs  # every rank asks: a collective
-                if writer is not None and writer.due(epoch, es.should_stop or out_of_time):
-                    # best.pt also while no epoch has counted (start_from_epoch): a run always leaves one
-                    writer.write(self.checkpoint(epoch), self.history, improved or es.best_epoch < 0)
+                with self._averaged_weights():  # validated and saved: the averaged weights (ema)
+                    if val is not None:
+                        if progress is not None:
+                            progress.validating()
+                        row.update(self.evaluate(val))
+                    if self.interruption is not None:  # the time budget ran out inside the epoch
+                        partial, stop_reason = self._stop_inside_epoch(row, epoch, t0, writer), "max_time"
+                        stop_message = self._budget_message(epoch, self.interruption.batches, _length(train))
+                        if progress is not None:
+                            progress.end_epoch(row)
+                            progress.write(stop_message)
+                        break
+                    if self.scheduler is not None and self.scheduler_interval == "epoch":
+                        self._step_epoch_scheduler(row)
+                    row["lr"] = self.optimizer.param_groups[0]["lr"]
+                    row["seconds"] = time.perf_counter() - t0
+                    self._check_finite(row, epoch)
+                    self.history.append(row)
+                    if self._tensorboard is not None:
+                        self._tensorboard.log_epoch(row)
+                    improved = self._track_best(row, epoch)
+                    out_of_time = self._out_of_time() and epoch + 1 < self.epochs  # every rank asks: a collective
+                    if writer is not None and writer.due(epoch, es.should_stop or out_of_time):
+                        # best.pt also while no epoch has counted (start_from_epoch): a run always leaves one
+                        writer.write(self.checkpoint(epoch), self.history, improved or es.best_epoch < 0)
                 stop = distributed.broadcast_flag(es.should_stop, self.device)
                 if stop != es.should_stop:  # every rank adopts rank 0's decision
                     es.stopped_epoch = epoch if stop else None
@@ -387,6 +402,8 @@ class Trainer:
         fit_seconds = time.perf_counter() - started
         if es.restore_best_weights and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
+        elif self.average is not None:
+            self.model.load_state_dict(self.average.shadow)
         return FitResult(
             history=list(self.history),
             best_value=es.best,
@@ -518,6 +535,10 @@ class Trainer:
             clean_up=self.world.is_main and not self.dry_run,
         )
         self.start_epoch, self.history, self._best_state = resumed.epoch, resumed.history, resumed.best_state
+        if resumed.ema is not None and self.average is not None:  # the file's weights are the average
+            self.average.load(self.model, resumed.ema)
+        elif resumed.ema is not None:  # a run that averaged goes on without: from its training weights
+            self.model.load_state_dict(resumed.ema["training_weights"])
         self._resume_point = resumed.interruption
 
     def _step_epoch_scheduler(self, row: dict[str, float]) -> None:
@@ -547,7 +568,11 @@ class Trainer:
         return improved
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
-        """The full checkpoint dict for the state after `epoch` (0-based) finished."""
+        """The full checkpoint dict for the state after `epoch` (0-based) finished (ema: the averaged weights)."""
+        with self._averaged_weights():
+            return self._checkpoint(epoch)
+
+    def _checkpoint(self, epoch: int) -> dict[str, Any]:
         es = self.early_stopping
         return self.checkpoint_meta.checkpoint(
             self.model,
@@ -561,6 +586,7 @@ class Trainer:
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
             rng=rng_state(),
             world_size=self.world.world_size,
+            **({"ema": self.average.state_dict(self.model)} if self.average is not None else {}),
         )
 
 

@@ -83,7 +83,7 @@ class Run:
             checkpoint_every=checkpoint_every, device=self.device, grad_clip=cfg.grad_clip,
             amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile, progress=self.progress,
             tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
-            accumulate=cfg.accumulate, max_time=cfg.max_time, dry_run=self.dry_run,
+            accumulate=cfg.accumulate, max_time=cfg.max_time, dry_run=self.dry_run, ema=cfg.ema,
         )
 
     def result(self, fit: FitResult | None, summary: dict[str, Any], figures: list[Path] | None = None) -> RunResult:
