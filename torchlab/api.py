@@ -76,7 +76,7 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     recipe=None: "default", or the task's CPU recipe when the run's device is the CPU (keypoint-net:
-    "cpu", 18 instead of 100 epochs), with a Note saying so.
+    "cpu": 18 instead of 100 epochs and no flips), with a Note saying so.
 
     Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>)
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
@@ -117,9 +117,9 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
             # a NaN or infinite config value, not the step size, made the loss non-finite
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
-        warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one in "
-                      f"{entry.recipes[recipe].epochs} epochs); --recipe default (recipe='default') trains the full one",
-                      Note, stacklevel=2)
+        warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one with "
+                      f"{recipe_changes(entry.recipes['default'], entry.recipes[recipe])}); "
+                      "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
     return result
 
 
@@ -153,6 +153,12 @@ def choose_recipe(entry: Task, device: str) -> str:
     from torchlab.runtime.device import pick_device
 
     return entry.cpu_recipe if pick_device(device).type == "cpu" else "default"
+
+
+def recipe_changes(base: TrainConfig, recipe: TrainConfig) -> str:
+    """The fields where `recipe` differs from `base`, as "epochs=18, flip=0.0"."""
+    theirs = as_dict(base)
+    return ", ".join(f"{name}={value}" for name, value in as_dict(recipe).items() if theirs.get(name) != value)
 
 
 def non_finite_field(cfg: TrainConfig) -> str | None:

@@ -15,7 +15,8 @@ TINY = {"device": "cpu", "figures": False, "progress": False, "epochs": 1, "synt
 
 
 def test_a_cpu_run_that_names_no_recipe_trains_the_cpu_recipe(tmp_path):
-    with pytest.warns(Note, match=r"keypoint-net on the CPU used its 'cpu' recipe \(the default one in 18 epochs\)"):
+    with pytest.warns(Note, match=r"keypoint-net on the CPU used its 'cpu' recipe \(the default one with epochs=18, flip=0\.0\); "
+                                   r"--recipe default \(recipe='default'\) trains the full one$"):
         result = torchlab.train("keypoint-net", out=tmp_path / "a", **TINY)
     assert result.recipe == "cpu"
     _, meta = torchlab.load(result.best_checkpoint)
@@ -27,10 +28,11 @@ def test_a_cpu_run_that_names_no_recipe_trains_the_cpu_recipe(tmp_path):
     assert named.recipe == "default" and other.recipe == "default"
 
 
-def test_the_cpu_recipe_is_the_default_in_18_epochs_and_help_says_when_it_applies(capsys):
+def test_the_cpu_recipe_is_the_default_in_18_epochs_without_flips_and_help_says_when_it_applies(capsys):
     cpu, full = torchlab.get_recipe("keypoint-net", "cpu"), torchlab.get_recipe("keypoint-net")
-    assert cpu.epochs == 18 and full.epochs == 100
-    assert {k: v for k, v in vars(cpu).items() if k != "epochs"} == {k: v for k, v in vars(full).items() if k != "epochs"}
+    assert (cpu.epochs, cpu.flip) == (18, 0.0) and (full.epochs, full.flip) == (100, 0.5)
+    same = lambda cfg: {k: v for k, v in vars(cfg).items() if k not in ("epochs", "flip")}  # noqa: E731
+    assert same(cpu) == same(full)
     assert "cpu" not in torchlab.recipe_names("keypoint-cnn")
     with pytest.raises(SystemExit):
         main(["train", "keypoint-net", "--help"])
