@@ -108,6 +108,64 @@ def _deterministic_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path_factory, monkeypatch):
+    """Every test runs in a fresh temporary folder: a default output such as checkpoints/<task> lands there,
+    never in the repository (where `make demo` may have left a run)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+# Paths of the repository tree the suite may change: caches and the tools' own folders, never the project.
+TREE_IGNORED = {".git", ".venv", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "__pycache__",
+                "build", "dist", "mutants", ".coverage"}
+
+
+def tree_snapshot(root: Path = ROOT) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, mtime_ns)} of every file under `root`, TREE_IGNORED folders and egg-info left out."""
+    files: dict[str, tuple[int, int]] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in TREE_IGNORED and not d.endswith(".egg-info")]
+        for name in names:
+            if name in TREE_IGNORED:
+                continue
+            path = Path(folder) / name
+            with contextlib.suppress(FileNotFoundError):
+                info = path.lstat()
+                files[path.relative_to(root).as_posix()] = (info.st_size, info.st_mtime_ns)
+    return files
+
+
+def tree_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    """What changed between two snapshots, as "added x", "removed y", "changed z" lines."""
+    return ([f"added {p}" for p in sorted(after.keys() - before.keys())]
+            + [f"removed {p}" for p in sorted(before.keys() - after.keys())]
+            + [f"changed {p}" for p in sorted(before.keys() & after.keys()) if before[p] != after[p]])
+
+
+_TREE = pytest.StashKey[dict[str, tuple[int, int]]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controlling process: before any worker starts
+        session.config.stash[_TREE] = tree_snapshot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when a test left or changed anything in the repository tree."""
+    before = session.config.stash.get(_TREE, None)
+    if before is None:
+        return
+    changes = tree_changes(before, tree_snapshot())
+    if changes:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line("the tests changed the repository tree (a test must write under tmp_path): "
+                                + "; ".join(changes[:10]), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+
 @pytest.fixture
 def blobs():
     """Three well-separated Gaussian blobs in 2-D: (x, y) float/long tensors, 300 samples."""

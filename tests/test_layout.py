@@ -236,3 +236,25 @@ def test_each_file_of_the_reading_path_hands_over_to_the_next():
         assert (a, b) in hands_over, (a, b)
         assert re.search(hands_over[a, b], text[a]), (a, b)
     assert "self.optimizer.step()" in text[path[-1]]
+
+
+# ------------------------------------------------------------------- hermetic
+def test_each_test_runs_in_its_own_folder_outside_the_repository():
+    """A default output (checkpoints/<task>) of a test lands in a fresh folder, not where `make demo` wrote."""
+    cwd = Path.cwd().resolve()
+    assert ROOT not in (cwd, *cwd.parents) and not any(cwd.iterdir())
+
+
+def test_the_tree_check_sees_a_file_added_changed_or_removed(tmp_path):
+    from conftest import tree_changes, tree_snapshot
+
+    (tmp_path / "kept.txt").write_text("a")
+    (tmp_path / "gone.txt").write_text("b")
+    (tmp_path / "__pycache__").mkdir()
+    before = tree_snapshot(tmp_path)
+    (tmp_path / "kept.txt").write_text("a longer text")
+    (tmp_path / "gone.txt").unlink()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "new.pt").write_text("c")
+    (tmp_path / "__pycache__" / "x.pyc").write_text("cache")  # caches are left out
+    assert tree_changes(before, tree_snapshot(tmp_path)) == ["added sub/new.pt", "removed gone.txt", "changed kept.txt"]
