@@ -28,6 +28,7 @@ from torch import nn
 from torchlab.config import (
     TrainConfig,
     as_dict,
+    changed_fields,
     field_names,
     flag_name,
     resume_conflicts,
@@ -118,7 +119,7 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one with "
-                      f"{recipe_changes(entry.recipes['default'], entry.recipes[recipe])}); "
+                      f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
                       "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
     return result
 
@@ -153,12 +154,6 @@ def choose_recipe(entry: Task, device: str) -> str:
     from torchlab.runtime.device import pick_device
 
     return entry.cpu_recipe if pick_device(device).type == "cpu" else "default"
-
-
-def recipe_changes(base: TrainConfig, recipe: TrainConfig) -> str:
-    """The fields where `recipe` differs from `base`, as "epochs=18, flip=0.0"."""
-    theirs = as_dict(base)
-    return ", ".join(f"{name}={value}" for name, value in as_dict(recipe).items() if theirs.get(name) != value)
 
 
 def non_finite_field(cfg: TrainConfig) -> str | None:

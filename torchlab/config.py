@@ -209,6 +209,12 @@ def field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def changed_fields(base: Any, cfg: Any) -> str:
+    """The fields where `cfg` differs from `base`, as "epochs=18, flip=0.0"."""
+    theirs = as_dict(base)
+    return ", ".join(f"{name}={value}" for name, value in as_dict(cfg).items() if theirs.get(name) != value)
+
+
 def resume_conflicts(saved: dict[str, Any], cfg: Any) -> list[tuple[str, Any, Any]]:
     """(name, old, new) for every field that is not resume-safe and differs from the saved config."""
     now = as_dict(cfg)
