@@ -24,7 +24,7 @@ _EXPORTS = {
     "EarlyStopping": "torchlab.engine.early_stopping", "Trainer": "torchlab.engine.trainer", "FitResult": "torchlab.engine.trainer",
     "build_model": "torchlab.models", "count_parameters": "torchlab.models", "get_model_spec": "torchlab.models",
     "model_names": "torchlab.models", "compare": "torchlab.reporting.compare", "Comparison": "torchlab.reporting.compare",
-    "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
+    "Callback": "torchlab.engine.callbacks", "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
     "DataError": "torchlab.errors", "CheckpointError": "torchlab.errors", "TrainingError": "torchlab.errors",
 }
 __all__ = ["__version__", *_EXPORTS]
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
                               task_names, train)
     from torchlab.engine.checkpoint import load
     from torchlab.runtime.device import pick_device, seed_everything
+    from torchlab.engine.callbacks import Callback
     from torchlab.engine.early_stopping import EarlyStopping
     from torchlab.errors import CheckpointError, DataError, DeviceError, TorchlabError, TrainingError, UsageError
     from torchlab.models import build_model, count_parameters, get_model_spec, model_names

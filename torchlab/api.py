@@ -73,7 +73,7 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
 def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, progress: bool | None = None, figures: bool = True,
           tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
-          dry_run: bool = False, **overrides: Any) -> RunResult | DryRunReport:
+          dry_run: bool = False, callbacks: list[Any] | tuple[Any, ...] = (), **overrides: Any) -> RunResult | DryRunReport:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     recipe=None: "default", or the task's CPU recipe when the run's device is the CPU (keypoint-net:
@@ -87,6 +87,9 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     dry_run=True: one training step and one validation batch of the real data and model, then a
     DryRunReport (shapes, parameter count, losses, peak memory) instead of a RunResult; nothing is
     written (with `resume`, the step starts from `out`/last.pt, which is only read).
+
+    callbacks: torchlab.Callback objects (or functions f(trainer, row)) the run's Trainer calls at its
+    named points (see torchlab/engine/callbacks.py); an exception raised there ends the run.
     """
     entry = find_task(task)
     named = recipe is not None
@@ -96,7 +99,7 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
         raise UsageError(f"config for {task} must be a {entry.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
-                         tensorboard=tensorboard, overwrite=overwrite)
+                         tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks))
     if dry_run:
         return _dry_run(entry, recipe, cfg, options)
     run = start_run(entry.name, recipe, cfg, options)

@@ -41,6 +41,7 @@ from torch import nn
 
 from torchlab.config import duration_seconds
 from torchlab.engine import dry_run as dry
+from torchlab.engine.callbacks import Callback, as_callbacks
 from torchlab.engine.checkpoint import CheckpointMeta, read_checkpoint
 from torchlab.engine.checkpoint_writer import CheckpointWriter
 from torchlab.engine.early_stopping import EarlyStopping
@@ -57,7 +58,7 @@ from torchlab.runtime.device import rng_state, set_rng_state
 _NULL = contextlib.nullcontext()  # reusable, one object for every step: no autocast, no DDP no_sync
 LossFn = Callable[..., torch.Tensor]
 Batches = Iterable[tuple[torch.Tensor, ...]]
-EpochCallback = Callable[["Trainer", dict[str, float]], None]
+EpochCallback = Callable[["Trainer", dict[str, float]], None]  # or a Callback (callbacks.py)
 # What a non-finite loss suggests changing, naming config fields (the CLI writes them --lr, --grad-clip).
 SMALLER_STEPS = ("try a lower learning rate (", FieldName("lr"), ") or gradient clipping (", FieldName("grad_clip"), ")")
 BAD_VALIDATION_DATA = ("the training loss is finite, so the validation data hold values the model cannot score",)
@@ -140,7 +141,7 @@ class Trainer:
     compile: bool = False
     progress: bool | None = None  # see the class docstring
     train_metrics: bool = True
-    callbacks: list[EpochCallback] = field(default_factory=list)
+    callbacks: list[Callback | EpochCallback] = field(default_factory=list)
     tensorboard_dir: str | os.PathLike | None = None
     accumulate: int = 1  # batches per optimizer step: an effective batch of accumulate x the batch size
     max_time: float | str | None = None  # time budget of each fit: seconds, or "90s", "15m", "2h"; None: none
@@ -381,8 +382,8 @@ class Trainer:
                 if stop != es.should_stop:  # every rank adopts rank 0's decision
                     es.stopped_epoch = epoch if stop else None
                     es.stop_reason = None
-                for callback in self.callbacks:
-                    callback(self, row)
+                for callback in as_callbacks(self.callbacks):
+                    callback.on_epoch_end(self, row)
                 if es.should_stop:
                     stop_reason, stop_message = es.stop_reason, es.stop_message(row[es.monitor])
                 elif out_of_time:

@@ -38,6 +38,7 @@ class RunOptions:
     tensorboard: bool = False  # scalars and figures under <out>/tensorboard
     overwrite: bool = False  # replace a run already in `out` (its files are removed first)
     dry_run: bool = False  # one training step and one validation batch, nothing written (Trainer.dry_run)
+    callbacks: tuple[Any, ...] = ()  # torchlab.Callback objects (or f(trainer, row)) the run's Trainer calls
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Run:
     figures: bool
     tensorboard: bool = False
     dry_run: bool = False
+    callbacks: tuple[Any, ...] = ()
 
     @property
     def is_main(self) -> bool:
@@ -84,6 +86,7 @@ class Run:
             amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile, progress=self.progress,
             tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
             accumulate=cfg.accumulate, max_time=cfg.max_time, dry_run=self.dry_run, ema=cfg.ema,
+            callbacks=list(self.callbacks),
         )
 
     def result(self, fit: FitResult | None, summary: dict[str, Any], figures: list[Path] | None = None) -> RunResult:
@@ -151,4 +154,4 @@ def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> 
 
         require_tensorboard()  # a missing package is a one-line error before anything runs
     return Run(task, recipe, cfg, device, world, out, options.seed, options.resume, options.progress, options.figures,
-               options.tensorboard, options.dry_run)
+               options.tensorboard, options.dry_run, tuple(options.callbacks))
