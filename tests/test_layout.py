@@ -33,10 +33,23 @@ def modules() -> dict[str, ast.Module]:
     return {module_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imported(tree: ast.Module, known: set[str]) -> set[str]:
-    """torchlab modules a module imports anywhere in its body (top level or inside functions)."""
-    out = set()
+def type_checking_blocks(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside `if TYPE_CHECKING:` blocks: imports for type hints only, never run."""
+    inside: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            inside |= {id(n) for statement in node.body for n in ast.walk(statement)}
+    return inside
+
+
+def imported(tree: ast.Module, known: set[str]) -> set[str]:
+    """torchlab modules a module imports anywhere in its body (top level or inside functions), type-only imports
+    (under `if TYPE_CHECKING:`) left out."""
+    out = set()
+    hints = type_checking_blocks(tree)
+    for node in ast.walk(tree):
+        if id(node) in hints:
+            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("torchlab"):

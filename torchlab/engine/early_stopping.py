@@ -129,6 +129,12 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.stopped_epoch is not None
 
+    def follow(self, stop: bool, epoch: int) -> None:
+        """Adopt rank 0's decision after epoch `epoch` (under torchrun every rank stops together)."""
+        if stop != self.should_stop:
+            self.stopped_epoch = epoch if stop else None
+            self.stop_reason = None
+
     def stop_message(self, value: float | None = None) -> str:
         """Why the run stopped, in words ('' while it has not); `value`: the monitored value of the stopping epoch."""
         if not self.should_stop:
