@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torchlab.engine.checkpoint import atomic_write_text, save_checkpoint
+from torchlab.engine.checkpoint import save_checkpoint
+from torchlab.runtime.files import atomic_write_text
 
 
 @dataclass(frozen=True)
