@@ -82,6 +82,21 @@ def test_seven_modules_at_the_top_level_and_the_layers_as_folders():
     assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "tasks"}
 
 
+def test_the_version_is_written_once_in_version_py():
+    """pyproject.toml reads it from torchlab/version.py; no other file of the package assigns one."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    project = pyproject.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version\s*=", project, flags=re.M)
+    assert re.search(r'^dynamic\s*=\s*\[[^]]*"version"', project, flags=re.M)
+    assert re.search(r'^version\s*=\s*\{\s*attr\s*=\s*"torchlab\.version\.__version__"\s*\}', pyproject, flags=re.M)
+    written = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")
+               if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), flags=re.M)]
+    assert written == ["torchlab/version.py"]
+    from torchlab.version import __version__
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__) and torchlab.__version__ == __version__
+
+
 def test_every_task_is_one_folder_with_its_config_train_infer_and_plots():
     folders = {p.name for p in (PACKAGE / "tasks").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders == set(torchlab.tasks.TASK_FOLDERS)
