@@ -9,9 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_EXPORTS = {"TensorBatcher": "torchlab.data.batcher", "make_loader": "torchlab.data.batcher",
-            "split_indices": "torchlab.data.splits", "hold_out": "torchlab.data.splits",
-            "normalize": "torchlab.data.splits"}
+_EXPORTS = {
+    "TensorBatcher": "torchlab.data.batcher",
+    "make_loader": "torchlab.data.batcher",
+    "split_indices": "torchlab.data.splits",
+    "hold_out": "torchlab.data.splits",
+    "normalize": "torchlab.data.splits",
+}
 __all__ = ["TensorBatcher", "make_loader", "split_indices", "hold_out", "normalize"]
 
 
