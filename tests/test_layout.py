@@ -18,7 +18,7 @@ import torchlab.tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "torchlab"
-TOP_LEVEL = {"__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "export.py"}
+TOP_LEVEL = {"__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "export.py", "version.py"}
 TASK_FILES = {"__init__.py", "config.py", "train.py", "infer.py", "plots.py"}
 TASK_FREE = ("engine", "runtime", "reporting")  # task-agnostic layers
 MAX_READING_PATH = 6
@@ -88,11 +88,26 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
 
 # ------------------------------------------------------------------- the tree
-def test_at_most_six_modules_at_the_top_level_and_the_layers_as_folders():
+def test_seven_modules_at_the_top_level_and_the_layers_as_folders():
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top == TOP_LEVEL
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "tasks"}
+
+
+def test_the_version_is_written_once_in_version_py():
+    """pyproject.toml reads it from torchlab/version.py; no other file of the package assigns one."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    project = pyproject.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version\s*=", project, flags=re.M)
+    assert re.search(r'^dynamic\s*=\s*\[[^]]*"version"', project, flags=re.M)
+    assert re.search(r'^version\s*=\s*\{\s*attr\s*=\s*"torchlab\.version\.__version__"\s*\}', pyproject, flags=re.M)
+    written = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")
+               if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), flags=re.M)]
+    assert written == ["torchlab/version.py"]
+    from torchlab.version import __version__
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__) and torchlab.__version__ == __version__
 
 
 def test_every_task_is_one_folder_with_its_config_train_infer_and_plots():
@@ -177,8 +192,8 @@ def test_argparse_and_print_only_in_the_cli():
 def test_nothing_task_specific_in_engine_runtime_or_reporting():
     """The task-agnostic layers import no task, lesson, CLI, data set or model family."""
     graph = import_graph()
-    allowed = ("torchlab.config", "torchlab.errors", "torchlab.engine", "torchlab.runtime", "torchlab.reporting",
-               "torchlab.data.batcher", "torchlab.data.splits")
+    allowed = ("torchlab.config", "torchlab.errors", "torchlab.version", "torchlab.engine", "torchlab.runtime",
+               "torchlab.reporting", "torchlab.data.batcher", "torchlab.data.splits")
     offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.split(".")[1:2] and a.split(".")[1] in TASK_FREE
                  for b in bs if not (b.startswith(allowed) or b in ("torchlab", "torchlab.models"))]
     assert offenders == []
@@ -188,12 +203,49 @@ def test_nothing_task_specific_in_engine_runtime_or_reporting():
             assert not re.search(r"[\"'](mnist|digit-mlp|keypoint-\w+|patch-linear|ring-mlp)[\"']", code), path
 
 
-def test_data_and_models_do_not_reach_into_tasks_except_their_configs():
-    graph = import_graph()
-    offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.startswith(("torchlab.data", "torchlab.models"))
-                 for b in bs if b.startswith(("torchlab.tasks", "torchlab.cli", "torchlab.api", "torchlab.lessons"))
-                 and not re.fullmatch(r"torchlab\.tasks\.\w+\.config", b)]
-    assert offenders == []
+# The layers, bottom up: a module imports only from its own layer or the ones below (peers in one layer may
+# import each other; test_no_import_cycle keeps them from doing it both ways). Top-level modules go by their
+# name, folders by theirs; "__init__" is the package itself (torchlab/__init__.py, the public API).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "version", "config"),  # no torch: the words every layer uses
+    ("runtime",),                     # where a run executes: device, DDP, output folder, atomic files
+    ("data", "models"),               # data sets and the facts configs check; nn.Modules
+    ("engine", "reporting"),          # the task-agnostic Trainer and its checkpoints; progress, figures, records
+    ("gradients", "lessons"),         # gradient checks and notebook explorations over models and data
+    ("tasks",),                       # one folder per problem: config, train, infer, plots
+    ("export", "api"),                # what a user calls: train(), evaluate(), predict(), export
+    ("cli", "__main__", "__init__"),  # the command line and the package's front door
+)
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of a torchlab module (torchlab.engine.trainer -> engine's)."""
+    part = module.split(".")[1] if "." in module else "__init__"
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def up_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Each import from a lower layer into a higher one, as "a (layer i) imports b (layer j)"."""
+    return [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})" for a, bs in sorted(graph.items())
+            for b in sorted(bs) if layer_of(b) > layer_of(a)]
+
+
+def test_every_module_sits_in_a_layer():
+    placed = {name for names in LAYERS for name in names}
+    parts = {m.split(".")[1] if "." in m else "__init__" for m in import_graph()}
+    assert parts == placed, (parts - placed, placed - parts)
+
+
+def test_no_import_runs_from_a_lower_layer_up_to_a_higher_one():
+    """data/, models/, engine/, runtime/, reporting/ never reach up into tasks/, the API or the CLI; and so on."""
+    assert up_imports(import_graph()) == []
+
+
+def test_the_layer_check_names_an_up_import():
+    graph = {"torchlab.data.mnist": {"torchlab.tasks.mnist.config", "torchlab.errors"},
+             "torchlab.tasks.mnist.config": {"torchlab.data.facts"}, "torchlab.engine.trainer": {"torchlab"}}
+    assert up_imports(graph) == ["torchlab.data.mnist (layer 2) imports torchlab.tasks.mnist.config (layer 5)",
+                                 "torchlab.engine.trainer (layer 3) imports torchlab (layer 7)"]
 
 
 def test_no_task_reaches_into_another_task():

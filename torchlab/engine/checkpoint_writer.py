@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torchlab.engine.checkpoint import atomic_write_text, save_checkpoint
+from torchlab.engine.checkpoint import save_checkpoint
 from torchlab.runtime.device import rng_state
+from torchlab.runtime.files import atomic_write_text
 
 if TYPE_CHECKING:
     from torchlab.engine.trainer import Trainer
