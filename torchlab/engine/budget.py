@@ -17,6 +17,7 @@ import torch
 from torchlab.config import duration_seconds
 from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.engine.checkpoint_writer import CheckpointWriter
+from torchlab.engine.finite_loss import check_finite
 from torchlab.runtime import distributed
 
 if TYPE_CHECKING:
@@ -74,11 +75,11 @@ def checkpoint_the_stop(trainer: Trainer, row: dict[str, float], epoch: int, t0:
     row["lr"] = trainer.optimizer.param_groups[0]["lr"]
     row["seconds"] = time.perf_counter() - t0
     row["batches"] = point.batches
-    trainer.check_finite(row, epoch)
+    check_finite(row, epoch, trainer.checkpoint_dir)
     saved = es.state_dict()  # what a resumed run starts from
     had_best = es.best_epoch >= 0
     probe = copy.copy(es)
-    better = probe.update(trainer.monitored(row), epoch)
+    better = probe.update(es.value_in(row), epoch)
     if better:  # this run's result: these weights are its best
         es.best, es.best_epoch = probe.best, probe.best_epoch
         trainer.keep_best()

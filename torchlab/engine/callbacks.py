@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from torchlab.engine.trainer import FitResult, Trainer
+    from torchlab.engine.result import FitResult
+    from torchlab.engine.trainer import Trainer
 
 
 class Callback:

@@ -129,6 +129,12 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.stopped_epoch is not None
 
+    def value_in(self, row: dict[str, float]) -> float:
+        """The monitored value in an epoch's history row; a ValueError when the row lacks it."""
+        if self.monitor not in row:
+            raise ValueError(f"early stopping monitors {self.monitor!r}, which is not among {sorted(row)}")
+        return row[self.monitor]
+
     def follow(self, stop: bool, epoch: int) -> None:
         """Adopt rank 0's decision after epoch `epoch` (under torchrun every rank stops together)."""
         if stop != self.should_stop:

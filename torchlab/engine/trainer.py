@@ -1,20 +1,15 @@
 """The one training loop every torchlab model goes through.
 
-    trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()},
-                      epochs=30, early_stopping=EarlyStopping("val_accuracy", "max", patience=5),
-                      checkpoint_dir="runs/mine", checkpoint_meta=CheckpointMeta(model_name="my-net"))
+    trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=30,
+                      early_stopping=EarlyStopping("val_accuracy", "max", patience=5), checkpoint_dir="runs/mine")
     result = trainer.fit(train_batches, val_batches)
 
-Read `fit` (the epochs: train, validate, record, checkpoint, stop), then `train_epoch` (the
-batches), then `train_step` (one batch: zero the gradients, forward under autocast, loss,
-backward, clip, `optimizer.step()`, schedule, average). Everything optional lives beside this
-file, one job a module, called at named points: batches.py (device, autocast, counting),
-budget.py (the time budget `max_time`), resume.py (`fit(resume=True)` from last.pt, also part-way
-through an epoch), checkpoint_writer.py (what the files hold, and when they are written),
-dry_run.py (`dry_run`), ema.py (`ema`), early_stopping.py, and callbacks.py: the progress bar,
-TensorBoard and your own callbacks receive the loop's events. Under torchrun the model is
-wrapped in DistributedDataParallel (runtime/distributed.py), metrics are summed over ranks,
-rank 0 alone writes files, and rank 0's stopping decision is broadcast.
+Read `fit` (epochs: train, validate, record, checkpoint, stop), `train_epoch` (batches) and
+`train_step` (one batch, up to `optimizer.step()`). Each option is a module beside this one, called
+at a named point: batches.py, budget.py (max_time), resume.py, checkpoint_writer.py, dry_run.py,
+ema.py, early_stopping.py; the progress bar, TensorBoard and your own code are callbacks
+(callbacks.py). Under torchrun the model runs in DistributedDataParallel (runtime/distributed.py),
+metrics are summed over ranks, rank 0 alone writes files and decides when to stop.
 """
 
 from __future__ import annotations
@@ -31,6 +26,7 @@ import torch
 from torch import nn
 
 from torchlab.engine.batches import Batches, autocast, length, set_epoch, steps_per_epoch, to_device, with_last
+from torchlab.config import TrainConfig
 from torchlab.engine.budget import TimeBudget, checkpoint_the_stop
 from torchlab.engine.callbacks import Callback, Events
 from torchlab.engine.checkpoint import CheckpointMeta
@@ -39,8 +35,10 @@ from torchlab.engine.dry_run import DryRunComplete, try_batches
 from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.ema import WeightAverage
 from torchlab.engine.finite_loss import check_finite
+from torchlab.engine.from_config import trainer_from_config
 from torchlab.engine.metrics import Metric
 from torchlab.engine.optim import step_epoch_scheduler
+from torchlab.engine.result import FitResult
 from torchlab.engine.resume import Interruption, enter_epoch, resume_trainer
 from torchlab.engine.totals import Totals
 from torchlab.reporting.observers import reporters
@@ -50,26 +48,6 @@ from torchlab.runtime.device import rng_state
 
 LossFn = Callable[..., torch.Tensor]
 EpochCallback = Callable[["Trainer", dict[str, float]], None]  # a function taken as Callback.on_epoch_end
-
-
-@dataclass
-class FitResult:
-    """What `Trainer.fit` returns: the history and where the run ended."""
-
-    history: list[dict[str, float]]
-    best_value: float
-    best_epoch: int
-    epochs_run: int
-    stopped_early: bool
-    fit_seconds: float
-    checkpoint_dir: Path | None = None
-    stop_reason: str | None = None  # an early-stopping rule, "max_time", or None: every epoch ran
-    stop_message: str = ""  # the same in words, one line for the run's summary
-    partial: dict[str, float] | None = None  # the row of an epoch the time budget cut short (not in history)
-
-    @property
-    def last(self) -> dict[str, float]:
-        return self.history[-1] if self.history else {}
 
 
 @dataclass
@@ -141,6 +119,12 @@ class Trainer:
         if self.tensorboard_dir is not None:
             require_tensorboard()  # before any training: a missing package is a one-line error
 
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+                    **options: Any) -> Trainer:
+        """A Trainer whose settings and early stopping come from `cfg` (from_config.py has the options)."""
+        return trainer_from_config(cls, cfg, model, loss_fn, optimizer, **options)
+
     # ---------------------------------------------------------------------- fit
     def fit(self, train: Batches, val: Batches | None = None, *, resume: bool | str | os.PathLike = False) -> FitResult:
         """Train for `self.epochs` epochs, or until early stopping or the time budget ends the run.
@@ -188,9 +172,9 @@ class Trainer:
                         step_epoch_scheduler(self.scheduler, row.get(es.monitor, row["train_loss"]))
                     row["lr"] = self.optimizer.param_groups[0]["lr"]
                     row["seconds"] = time.perf_counter() - t0
-                    self.check_finite(row, epoch)
+                    check_finite(row, epoch, self.checkpoint_dir)
                     self.history.append(row)
-                    improved = es.update(self.monitored(row), epoch)
+                    improved = es.update(es.value_in(row), epoch)
                     if improved:
                         self.keep_best()
                     out_of_time = self.budget.spent() and epoch + 1 < self.epochs  # every rank asks: a collective
@@ -294,20 +278,10 @@ class Trainer:
         """Inside: the model holds the moving average of its weights (no average: its own weights)."""
         return self.average.swapped_into(self.model) if self.average is not None else contextlib.nullcontext()
 
-    def monitored(self, row: dict[str, float]) -> float:
-        """The value early stopping watches in an epoch's row."""
-        if self.early_stopping.monitor not in row:
-            raise ValueError(f"early stopping monitors {self.early_stopping.monitor!r}, which is not among {sorted(row)}")
-        return row[self.early_stopping.monitor]
-
     def keep_best(self) -> None:
         """The model's weights are the run's best so far: keep a copy when early stopping restores the best."""
         if self.early_stopping.restore_best_weights:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-
-    def check_finite(self, row: dict[str, float], epoch: int) -> None:
-        """A NonFiniteLoss when a loss of the row is NaN or infinite (finite_loss.py)."""
-        check_finite(row, epoch, self.checkpoint_dir)
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
         """The full checkpoint dict for the state after `epoch` (0-based) finished (checkpoint_writer.py)."""
