@@ -98,9 +98,18 @@ MODULES: dict[str, list[str]] = {
     "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_totals.py",
                                    # issue 21's options: accumulation, dry run, the stopping and time fields
                                    "tests/engine/test_accumulate.py", "tests/engine/test_dry_run.py",
-                                   "tests/engine/test_train_options.py", "--deselect",
+                                   "tests/engine/test_train_options.py", "tests/engine/test_callbacks.py",
+                                   "tests/engine/test_from_config.py", "--deselect",
                                    "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate", "tests/reporting/test_tensorboard.py",
                                    *PROGRESS_TESTS],
+    # the loop's collaborators (one job a module since issue 35): the trainer's tests reach each of them
+    **{f"torchlab/engine/{name}.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_accumulate.py",
+                                      "tests/engine/test_dry_run.py", "tests/engine/test_train_options.py",
+                                      "tests/engine/test_callbacks.py", "tests/engine/test_from_config.py",
+                                      "--deselect",
+                                      "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate",
+                                      "tests/reporting/test_tensorboard.py", *PROGRESS_TESTS]
+       for name in ("batches", "budget", "callbacks", "dry_run", "finite_loss", "from_config", "result")},
     "torchlab/engine/totals.py": ["tests/engine/test_totals.py", *TRAINER_TESTS],
     "torchlab/engine/resume.py": [*TRAINER_TESTS, PROMISES_RESUME, "tests/engine/test_time_budget.py"],
     "torchlab/engine/checkpoint_writer.py": [*TRAINER_TESTS, "tests/cli/test_runs.py"],
