@@ -39,11 +39,11 @@ def with_last(iterator: Iterator[Batch], count: int | None, start: int) -> Itera
         for index, batch in enumerate(iterator, start):
             yield batch, index + 1 == count
         return
-    batch = next(iterator, None)
-    while batch is not None:
-        following = next(iterator, None)
-        yield batch, following is None
-        batch = following
+    current: Batch | None = next(iterator, None)
+    while current is not None:
+        following: Batch | None = next(iterator, None)
+        yield current, following is None
+        current = following
 
 
 def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:

@@ -143,7 +143,7 @@ class EarlyStopping:
 
     def stop_message(self, value: float | None = None) -> str:
         """Why the run stopped, in words ('' while it has not); `value`: the monitored value of the stopping epoch."""
-        if not self.should_stop:
+        if self.stopped_epoch is None:
             return ""
         epoch = self.stopped_epoch + 1
         best = f"best {self.best:.4g} at epoch {self.best_epoch + 1}" if self.best_epoch >= 0 else "no best epoch"

@@ -70,7 +70,7 @@ class Resumed:
 
 def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -> Path:
     """The file `fit(resume=...)` continues from: True means `<checkpoint_dir>/last.pt`."""
-    if resume is not True:
+    if not isinstance(resume, bool):
         return Path(resume)
     if checkpoint_dir is None:
         raise CheckpointError("resume needs a checkpoint folder (--out) that holds last.pt")

@@ -69,11 +69,12 @@ class Trainer:
     epochs: int = 10
     scheduler: Any = None
     scheduler_interval: str = "epoch"  # "epoch" or "batch"
-    early_stopping: EarlyStopping | None = None  # None: no stopping, the best val_loss (or train_loss) tracked
-    checkpoint_dir: str | os.PathLike | None = None
-    checkpoint_meta: CheckpointMeta | Mapping[str, Any] = field(default_factory=CheckpointMeta)  # or its dict
+    # given as None, a str or a PathLike, these three hold what __post_init__ makes of them
+    early_stopping: EarlyStopping = None  # type: ignore[assignment]  # None: no stopping, the best val_loss tracked
+    checkpoint_dir: Path | None = None  # or a str
+    checkpoint_meta: CheckpointMeta = field(default_factory=CheckpointMeta)  # or its dict
     checkpoint_every: int = 1  # write last.pt (and best.pt) every N epochs and after the last; 0: never during fit
-    device: torch.device | str = "cpu"
+    device: torch.device = "cpu"  # type: ignore[assignment]  # or "cuda", "mps", ...
     grad_clip: float | None = None
     amp: bool = False  # bf16 autocast, CUDA only
     channels_last: bool = False
@@ -102,7 +103,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.average = WeightAverage(self.model, self.ema) if self.ema is not None else None
         # `model` is the plain module (saved, returned); `net` is what the loop calls: compiled, DDP-wrapped.
-        self.net = distributed.wrap_model(torch.compile(self.model) if self.compile else self.model, self.device)
+        self.net = distributed.wrap_model(self._compiled(), self.device)
         self._default_monitor = self.early_stopping is None
         if self.early_stopping is None:
             self.early_stopping = EarlyStopping("val_loss", "min", patience=None, restore_best_weights=False)
@@ -222,7 +223,7 @@ class Trainer:
             totals.add(loss, output, targets)
             self.events.batch_end(self, loss)
             if closes and not last and self.budget.spent():
-                self.interruption = Interruption(epoch, index + 1, count, self.accumulate, [], epoch_rng, rng_state())
+                self.interruption = Interruption(epoch, index + 1, count, self.accumulate, [], epoch_rng or {}, rng_state())
                 self.interruption.totals = totals.state()
                 break
         return totals.summarize("train_")
@@ -277,6 +278,9 @@ class Trainer:
     def averaged_weights(self) -> Any:
         """Inside: the model holds the moving average of its weights (no average: its own weights)."""
         return self.average.swapped_into(self.model) if self.average is not None else contextlib.nullcontext()
+
+    def _compiled(self) -> nn.Module:
+        return torch.compile(self.model) if self.compile else self.model  # type: ignore[return-value]
 
     def keep_best(self) -> None:
         """The model's weights are the run's best so far: keep a copy when early stopping restores the best."""
