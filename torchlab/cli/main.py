@@ -66,6 +66,13 @@ def _asks_for_train(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m torchlab`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if _asks_for_train(argv) and any(a == "--config" or a.startswith("--config=") for a in argv):
+        from torchlab.cli.train import task_from_config_file
+
+        try:
+            argv = task_from_config_file(argv)
+        except TorchlabError as exc:
+            return _fail("train", str(exc))
     parser = build_parser(with_tasks=_asks_for_train(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # name the sub-command whose --help lists what it does take
