@@ -45,8 +45,16 @@ RECIPES = {
                                  schedule="onecycle", standardize=True, input_noise=0.3),
 }
 
+# `torchlab tune digit-mlp`: what a search varies unless a flag fixes it (label smoothing stays put: it changes
+# the scale of val_loss, the quantity the trials are compared by)
+SEARCH_SPACE = {
+    "lr": "3e-3:0.3:log", "weight_decay": "1e-6:0.5:log", "batch_size": "16,32,64,128", "epochs": "10:60",
+    "warmup": "0.1:0.5", "standardize": "true,false", "input_noise": "0:0.5",
+}
+
 TASK = register_task(Task(
     name="digit-mlp", help="64->32->10 MLP on scikit-learn's bundled 8x8 digits (the demo)",
     config_class=DigitsConfig, recipes=RECIPES, description=__doc__ or "", models=("digit-mlp",),
     package=__package__, format_prediction="torchlab.reporting.records:format_digit_prediction",
+    tune_metric=("val_loss", "min"), search_space=SEARCH_SPACE,
 ))
