@@ -42,7 +42,7 @@ from torchlab.search.storage import (
 )
 
 PRUNERS = ("median", "hyperband", "none")
-PRUNE_WARMUP = 2  # median pruner: epochs every trial runs before it can be pruned
+PRUNE_WARMUP = 2  # median pruner: epochs every trial runs before it can be pruned (steps are 1-based epochs)
 PRUNE_STARTUP = 5  # median pruner: trials that finish before any is pruned
 FAILURES_IN_A_ROW = 3  # a worker gives up when this many of its trials fail one after another
 STATUS = "trial.json"
@@ -202,7 +202,7 @@ def make_pruner(plan: StudyPlan) -> Any:
     if not isinstance(plan.pruner, str):
         return plan.pruner
     if plan.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP)
+        return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP + 1)
     if plan.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1)
     return optuna.pruners.NopPruner()
