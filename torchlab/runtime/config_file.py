@@ -1,6 +1,6 @@
 """A run's config as a TOML file: every run folder's `config.toml`, which `torchlab train --config FILE` reads.
 
-    task = "digit-mlp"          # which task, recipe and seed the run used
+    task = "digits"             # which task, recipe and seed the run used
     recipe = "default"
     seed = 0
     epochs = 20                 # then every field of the task's config, one `key = value` line each
