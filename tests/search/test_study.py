@@ -63,7 +63,7 @@ def test_the_best_config_the_command_the_table_and_the_figures(pruned_study):
     assert result.command.startswith(f"torchlab train digit-mlp --config {out / 'best.toml'}")
     with open(result.table) as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "PRUNED"] and rows[2]["epochs"] == "2"
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "PRUNED"] and rows[2]["epochs_run"] == "2"
     assert float(rows[result.best_trial]["value"]) == pytest.approx(result.best_value)
     assert sorted(p.name for p in result.figures) == ["history.png", "importance.png", "intermediate.png"]
     for path in result.figures:

@@ -68,7 +68,7 @@ def trials_csv(trials: list[Any]) -> str:
     names = sorted({name for t in trials for name in t.params})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["number", "state", "value", "epochs", "seconds", *names, "folder"])
+    writer.writerow(["number", "state", "value", "epochs_run", "seconds", *names, "folder"])
     for t in trials:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else ""
         writer.writerow([t.number, t.state.name, "" if t.value is None else t.value, len(t.intermediate_values),
