@@ -8,6 +8,7 @@ study folder are checked before torch or Optuna is imported.
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from torchlab.cli.output import print_summary
 
@@ -19,9 +20,11 @@ history.csv, config.toml, and trial.json saying COMPLETE, PRUNED or FAILED), jud
 the validation split (never the test split): the best value over its epochs. A trial whose curve is
 worse than the median of the others at the same epoch is pruned there (--pruner).
 
-Search space (default: {space}). --search FIELD=LOW:HIGH[:log] (a range; integers for an int
-field) or --search FIELD=A,B,C (a choice) adds or replaces an entry; the task's flags below fix a
-field for every trial (e.g. --hidden 32 --epochs 30).
+The default search space:
+{space}
+--search FIELD=LOW:HIGH[:log] (a range; integers for an int field) or --search FIELD=A,B,C (a
+choice) adds or replaces an entry; the task's flags below fix a field for every trial (e.g.
+--hidden 32 --epochs 30).
 
 The study lives in <out>/study.journal (an Optuna journal file) or in --storage (a database URL such
 as postgresql://... or sqlite:///study.db, or a journal file on a shared disk): the same command on
@@ -50,7 +53,8 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
         task = get_task(name)
         if task.tune_metric is None:
             continue
-        space = ", ".join(f"{k}={v}" for k, v in task.search_space.items()) or "none: give --search"
+        space = textwrap.fill(", ".join(f"{k}={v}" for k, v in task.search_space.items()) or "none: give --search",
+                              width=96, initial_indent="  ", subsequent_indent="  ")
         tp = tasks.add_parser(name, help=task.help, formatter_class=argparse.RawDescriptionHelpFormatter,
                               description=DESCRIPTION.format(task=name, metric=task.tune_metric[0], space=space))
         add_study_flags(tp, task)
