@@ -37,8 +37,13 @@ from torchlab.config import (
 from torchlab.engine.dry_run import DryRunComplete, DryRunReport
 from torchlab.errors import CheckpointError, FieldName, NonFiniteLoss, UsageError
 from torchlab.reporting.records import FORMATS, write_records
+from torchlab.runtime.config_file import (
+    CONFIG_FILE,
+    read_config_file,
+    typed_values,
+    write_config_file,
+)
 from torchlab.runtime.guards import Note
-from torchlab.runtime.config_file import CONFIG_FILE, read_config_file, typed_values, write_config_file
 from torchlab.runtime.output_folder import clear_run, holds_run, locked_output
 from torchlab.tasks import Task, get_task
 from torchlab.tasks import task_names as _task_names

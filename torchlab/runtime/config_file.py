@@ -55,7 +55,7 @@ class ConfigFile:
 
 def config_toml(task: str, recipe: str, seed: int, cfg: Any) -> str:
     """The text of a config file for a run of `task` with `recipe`, `seed` and config `cfg` (every field)."""
-    lines = [f"# torchlab run config: replay it with `torchlab train --config THIS_FILE --out NEW_FOLDER`",
+    lines = ["# torchlab run config: replay it with `torchlab train --config THIS_FILE --out NEW_FOLDER`",
              f"task = {_toml_value(task)}", f"recipe = {_toml_value(recipe)}", f"seed = {seed}", ""]
     lines += [f"{name} = {_toml_value(value)}" for name, value in as_dict(cfg).items()]
     return "\n".join(lines) + "\n"
@@ -173,4 +173,4 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
 
 
-__all__ = ["CONFIG_FILE", "ConfigFile", "config_toml", "write_config_file", "read_config_file", "typed_values"]
+__all__ = ["CONFIG_FILE", "ConfigFile", "config_toml", "read_config_file", "typed_values", "write_config_file"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from torchlab.config import as_dict, duration_seconds
-from torchlab.errors import TorchlabError, TrainingError, UsageError
+from torchlab.errors import TrainingError, UsageError
 from torchlab.search.pruning import TrialReporter
 from torchlab.search.space import Choice, Dimension, Range, build_space
 from torchlab.search.storage import (
