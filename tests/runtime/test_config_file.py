@@ -40,7 +40,7 @@ def test_the_recipe_then_the_file_then_the_flags(tmp_path, capsys):
     file = read_config_file(tmp_path / "run" / "config.toml")
     values = typed_values(file, DigitsConfig)
     assert values["epochs"] == 2 and values["lr"] == 0.02 and values["batch_size"] is None  # file, flag, file
-    assert values["weight_decay"] == 1e-4 and values["schedule"] == "onecycle"  # the recipe's
+    assert values["weight_decay"] == 0.00664 and values["schedule"] == "onecycle"  # the recipe's
     assert file.seed == 1 and file.recipe == "default"
     capsys.readouterr()
 
