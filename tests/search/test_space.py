@@ -62,3 +62,11 @@ def test_a_bad_entry_is_answered_before_torch_or_optuna_is_imported():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.stdout.split() == ["2", "False", "False"], proc.stderr
     assert "LOW must be below HIGH" in proc.stderr
+
+
+def test_without_optuna_tune_says_how_to_install_it_in_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if torchlab[tune] were not installed
+    assert main(["tune", "digit-mlp", "--trials", "2", "--out", str(tmp_path / "study")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'torchlab[tune]'" in err
+    assert not (tmp_path / "study").exists()
