@@ -13,13 +13,16 @@ from torchlab.errors import UsageError
 
 def test_recipes_are_frozen_typed_configs():
     cfg = torchlab.get_recipe("digit-mlp")
-    assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.schedule) == (20, 64, "adamw", "onecycle")
+    assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.schedule, cfg.standardize) == (39, 128, "adamw", "onecycle",
+                                                                                           True)
+    old = torchlab.get_recipe("digit-mlp", "adamw-20")  # the default until torchlab tune found the one above
+    assert (old.epochs, old.batch_size, old.lr, old.standardize) == (20, 64, 3e-2, False)
     seed = torchlab.get_recipe("digit-mlp", "seed")
     assert (seed.epochs, seed.lr, seed.batch_size, seed.init_std, seed.standardize) == (100, 0.1, None, 0.1, False)
-    assert torchlab.get_recipe("digit-mlp", "standardized").standardize and not cfg.standardize
+    assert torchlab.get_recipe("digit-mlp", "standardized").standardize and not seed.standardize
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3  # type: ignore[misc]
-    assert torchlab.recipe_names("digit-mlp") == ["default", "seed", "standardized"]
+    assert torchlab.recipe_names("digit-mlp") == ["default", "adamw-20", "seed", "standardized"]
     assert "digit-mlp" in torchlab.task_names()
 
 
@@ -44,7 +47,8 @@ def test_bad_values_fail_before_anything_runs(tmp_path, overrides, message):
 def test_unknown_task_and_recipe():
     with pytest.raises(UsageError, match="unknown task 'digits'; choose one of: .*digit-mlp"):
         torchlab.get_recipe("digits")
-    with pytest.raises(UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, seed, standardized"):
+    with pytest.raises(UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, adamw-20, "
+                                         "seed, standardized"):
         torchlab.get_recipe("digit-mlp", "fast")
 
 
@@ -63,7 +67,7 @@ def test_train_returns_metrics_paths_and_history(trained):
 
 def test_the_checkpoint_records_the_settings_the_run_used(trained):
     _, meta = torchlab.load(trained.best_checkpoint)
-    assert meta["config"]["hidden"] == 16 and meta["config"]["epochs"] == 3 and meta["config"]["lr"] == torchlab.get_recipe("digit-mlp").lr == 3e-2
+    assert meta["config"]["hidden"] == 16 and meta["config"]["epochs"] == 3 and meta["config"]["lr"] == torchlab.get_recipe("digit-mlp").lr == 0.0647
 
 
 def test_evaluate_and_predict_return_values(trained):
@@ -89,7 +93,7 @@ def test_cli_flags_come_from_the_config_with_each_recipes_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "digit-mlp", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--epochs EPOCHS maximum number of epochs (default: 20; seed: 100; standardized: 40)" in out
+    assert "--epochs EPOCHS maximum number of epochs (default: 39; adamw-20: 20; seed: 100; standardized: 40)" in out
     assert "--hidden HIDDEN" in out and "--val-fraction" in out and "--amp, --no-amp" in out
 
 

@@ -1,9 +1,13 @@
-"""Export: every registered model to ONNX and TorchScript, free batch size, metadata, parity with the checkpoint."""
+"""Export: every registered model to ONNX, pt2 (torch.export) and TorchScript, free batch size, metadata, parity
+with the checkpoint."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import json
+import os
+import subprocess
 import sys
 import warnings
 
@@ -46,6 +50,14 @@ def run_torchscript(path, x):
         return torch.jit.load(str(path))(x).detach().numpy()
 
 
+def run_pt2(path, x):
+    with torch.no_grad():
+        return torch.export.load(str(path)).module()(x).numpy()
+
+
+RUNNERS = {"onnx": run_onnx, "pt2": run_pt2, "torchscript": run_torchscript}
+
+
 def assert_close(got, model, x):
     with torch.no_grad():
         expected = model(x).numpy()
@@ -53,7 +65,7 @@ def assert_close(got, model, x):
     assert np.abs(got - expected).max() <= TOLERANCE * max(1.0, np.abs(expected).max())
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])  # pt2: below (ONNX already goes through torch.export)
 @pytest.mark.parametrize("name", model_names())
 def test_every_model_exports_with_free_batch_size_metadata_and_parity(name, fmt, tmp_path):
     if fmt == "onnx" and ONNX_MISSING:
@@ -61,11 +73,11 @@ def test_every_model_exports_with_free_batch_size_metadata_and_parity(name, fmt,
     ckpt, model = write_checkpoint(name, tmp_path)
     out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=batch(name, 3, seed=0))
     assert out == tmp_path / f"model.{fmt}" and out.stat().st_size > 0
-    meta = read_metadata(out) if fmt == "torchscript" else _onnx_meta(out)
+    meta = _onnx_meta(out) if fmt == "onnx" else read_metadata(out)
     assert meta["normalization"] == NORMALIZATION
     assert meta["model"] == name and meta["task"] == "test-task" and meta["classes"] == ["a", "b"]
     assert meta["input_shape"] == ["batch", *get_model_spec(name).input_shape]
-    run = run_onnx if fmt == "onnx" else run_torchscript
+    run = RUNNERS[fmt]
     for n in (1, 3):  # neither is the batch size the export traced with (2)
         assert_close(run(out, batch(name, n, seed=n)), model, batch(name, n, seed=n))
 
@@ -238,3 +250,54 @@ def test_the_other_keypoint_heads_export_with_parity(head, tmp_path):
     out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=batch("keypoint-net", 2, seed=0))
     y = batch("keypoint-net", 3, seed=3)
     assert_close((run_onnx if fmt == "onnx" else run_torchscript)(out, y), model.eval(), y)
+
+
+PT2_USER = """
+import json, sys, torch
+extra = {"torchlab.json": ""}
+program = torch.export.load(sys.argv[1], extra_files=extra)
+x = torch.tensor(json.loads(sys.argv[2]))
+print(json.dumps({"out": program.module()(x).tolist(), "meta": json.loads(extra["torchlab.json"]),
+                  "torchlab": any(name.startswith("torchlab") for name in sys.modules)}))
+"""
+
+
+def test_a_pt2_export_loads_with_torch_alone_with_its_metadata_and_parity(tmp_path, capsys):
+    """The README's recipe: torch.export.load(FILE).module() in a process that never imports torchlab."""
+    from torchlab.cli.main import main
+
+    ckpt, model = write_checkpoint("digit-mlp", tmp_path)
+    out = tmp_path / "digits.pt2"
+    assert main(["export", str(ckpt), "--format", "pt2", "--out", str(out)]) == 0
+    assert "parity: max |exported - checkpoint|" in capsys.readouterr().out
+    x = batch("digit-mlp", 5, seed=5)  # neither the traced batch size (2) nor the checked one (8)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # torch alone: torchlab is never imported
+    proc = subprocess.run([sys.executable, "-c", PT2_USER, str(out), json.dumps(x.tolist())], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert_close(np.array(answer["out"], dtype=np.float32), model, x)
+    assert answer["torchlab"] is False
+    assert answer["meta"] == read_metadata(out)
+    assert answer["meta"]["normalization"] == NORMALIZATION and answer["meta"]["task"] == "test-task"
+    assert answer["meta"]["input_shape"] == ["batch", 64] and answer["meta"]["epoch"] == 3
+
+
+@pytest.mark.parametrize("name", ["mnist-tiny-cnn", "keypoint-fcn"])
+def test_conv_and_keypoint_models_export_to_pt2_with_a_free_batch_size(name, tmp_path):
+    ckpt, model = write_checkpoint(name, tmp_path)
+    out = export(ckpt, "pt2", tmp_path / "m.pt2", inputs=batch(name, 3, seed=0))
+    assert read_metadata(out)["model"] == name
+    for n in (1, 4):
+        assert_close(run_pt2(out, batch(name, n, seed=n)), model, batch(name, n, seed=n))
+
+
+def test_a_pt2_export_whose_outputs_differ_writes_nothing(tmp_path, monkeypatch):
+    import torchlab.export as export_module
+
+    ckpt, _ = write_checkpoint("digit-mlp", tmp_path)
+    real = export_module._run_pt2
+    monkeypatch.setattr(export_module, "_run_pt2", lambda data, x: real(data, x) + 0.01)
+    with pytest.raises(ExportError, match="nothing was written"):
+        export(ckpt, "pt2", tmp_path / "d.pt2")
+    assert not (tmp_path / "d.pt2").exists()

@@ -91,7 +91,8 @@ def test_seven_modules_at_the_top_level_and_the_layers_as_folders():
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top == TOP_LEVEL
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "tasks"}
+    assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "search",
+                       "tasks"}
 
 
 def test_the_version_is_written_once_in_version_py():

@@ -5,6 +5,7 @@
     print(result.metrics["test_accuracy"], result.best_checkpoint)
     torchlab.predict(result.best_checkpoint, index=[0])       # values, not printed text
     model, meta = torchlab.load(result.best_checkpoint)       # the nn.Module itself
+    torchlab.tune("digit-mlp", trials=40, hidden=32)          # a recipe search (Optuna: torchlab[tune])
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _EXPORTS = {
     "EarlyStopping": "torchlab.engine.early_stopping", "Trainer": "torchlab.engine.trainer", "FitResult": "torchlab.engine.trainer",
     "build_model": "torchlab.models", "count_parameters": "torchlab.models", "get_model_spec": "torchlab.models",
     "model_names": "torchlab.models", "compare": "torchlab.reporting.compare", "Comparison": "torchlab.reporting.compare",
+    "tune": "torchlab.search.study", "TuneResult": "torchlab.search.study",
     "Callback": "torchlab.engine.callbacks", "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
     "DataError": "torchlab.errors", "CheckpointError": "torchlab.errors", "TrainingError": "torchlab.errors",
 }
@@ -57,3 +59,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from torchlab.reporting.compare import Comparison, compare
     from torchlab.tasks.run import RunResult
     from torchlab.engine.trainer import FitResult, Trainer
+    from torchlab.search.study import TuneResult, tune

@@ -37,8 +37,14 @@ from torchlab.config import (
 from torchlab.engine.dry_run import DryRunComplete, DryRunReport
 from torchlab.errors import CheckpointError, FieldName, NonFiniteLoss, UsageError
 from torchlab.reporting.records import FORMATS, write_records
+from torchlab.runtime.config_file import (
+    CONFIG_FILE,
+    read_config_file,
+    typed_values,
+    write_config_file,
+)
 from torchlab.runtime.guards import Note
-from torchlab.runtime.output_folder import clear_run, locked_output
+from torchlab.runtime.output_folder import clear_run, holds_run, locked_output
 from torchlab.tasks import Task, get_task
 from torchlab.tasks import task_names as _task_names
 from torchlab.tasks.run import InferenceOptions, RunOptions, RunResult, start_run
@@ -70,11 +76,18 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
     return with_overrides(entry.recipes[name], **overrides)
 
 
-def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None = None, device: str = "auto",
-          seed: int = 0, resume: bool = False, progress: bool | None = None, figures: bool = True,
-          tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
-          dry_run: bool = False, callbacks: list[Any] | tuple[Any, ...] = (), **overrides: Any) -> RunResult | DryRunReport:
+def train(task: str | None = None, recipe: str | None = None, *, out: str | os.PathLike | None = None,
+          device: str = "auto", seed: int | None = None, resume: bool = False, progress: bool | None = None,
+          figures: bool = True, tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
+          config_file: str | os.PathLike | None = None, dry_run: bool = False,
+          callbacks: list[Any] | tuple[Any, ...] = (), **overrides: Any) -> RunResult | DryRunReport:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
+
+    config_file: a TOML config file (a run folder's config.toml, or one written by hand): the recipe's
+    values, then the file's, then `overrides`; the file's task, recipe and seed are used where the
+    call gives none (`train(config_file="run/config.toml", out="new")` replays a run). seed: default 0.
+    Every run folder gets `config.toml` (task, recipe, seed and every config field; see
+    torchlab/runtime/config_file.py).
 
     recipe=None: "default", or the task's CPU recipe when the run's device is the CPU (keypoint-net:
     "cpu": 18 instead of 100 epochs and no flips), with a Note saying so.
@@ -91,13 +104,27 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     callbacks: torchlab.Callback objects (or functions f(trainer, row)) the run's Trainer calls at its
     named points (see torchlab/engine/callbacks.py); an exception raised there ends the run.
     """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        if config is not None:
+            raise UsageError("give a config or a config file, not both")
+        task, recipe, seed, file_values = read_run_config(config_file, task, recipe, seed)
+    if task is None:
+        raise UsageError("name a task (or give a config file that names one)")
     entry = find_task(task)
+    seed = 0 if seed is None else seed
     named = recipe is not None
     if recipe is None:
         recipe = "default" if config is not None else choose_recipe(entry, device)
     if config is not None and not isinstance(config, entry.config_class):
         raise UsageError(f"config for {task} must be a {entry.config_class.__name__}, got {type(config).__name__}")
-    cfg = with_overrides(config if config is not None else get_recipe(task, recipe), **overrides)
+    base = config if config is not None else get_recipe(task, recipe)
+    if file_values:
+        try:
+            base = with_overrides(base, **file_values)
+        except UsageError as exc:  # a value out of range: say which file holds it
+            raise UsageError(f"{config_file}: {exc}") from None
+    cfg = with_overrides(base, **overrides)
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
                          tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks))
     if dry_run:
@@ -112,6 +139,8 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     with locked_output(run.out, enabled=run.is_main):
         if overwrite:
             clear_run(run.out)
+        if run.is_main:
+            write_config_file(run.out / CONFIG_FILE, entry.name, recipe, seed, cfg)
         try:
             result = entry.function("train")(cfg, run)
         except NonFiniteLoss as exc:
@@ -120,11 +149,33 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
                 raise
             # a NaN or infinite config value, not the step size, made the loss non-finite
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
+        finally:
+            if run.is_main and not holds_run(run.out):  # nothing trained: no config of a run that is not there
+                (run.out / CONFIG_FILE).unlink(missing_ok=True)
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one with "
                       f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
                       "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
     return result
+
+
+def read_run_config(path: str | os.PathLike, task: str | None, recipe: str | None,
+                    seed: int | None) -> tuple[str, str | None, int | None, dict[str, Any]]:
+    """(task, recipe, seed, typed config fields) of a config file, the given task, recipe and seed first.
+
+    A task that differs from the file's, or a recipe the task does not have, is a UsageError.
+    """
+    file = read_config_file(path)
+    if task is not None and file.task is not None and find_task(task).name != find_task(file.task).name:
+        raise UsageError(f"{path} is a config of task {file.task}, not {task}; drop the task or give its own file")
+    task = task or file.task
+    if task is None:
+        raise UsageError(f"{path} names no task; give one: torchlab train TASK --config {path}")
+    entry = find_task(task)
+    recipe = recipe or file.recipe
+    if recipe is not None and recipe not in entry.recipes:
+        raise UsageError(f"{path}: unknown recipe {recipe!r} for {entry.name}; choose one of: {', '.join(entry.recipes)}")
+    return entry.name, recipe, seed if seed is not None else file.seed, typed_values(file, entry.config_class)
 
 
 def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) -> DryRunReport:

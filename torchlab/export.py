@@ -1,4 +1,5 @@
-"""Export a checkpoint for inference outside torchlab: ONNX (for onnxruntime) or TorchScript.
+"""Export a checkpoint for inference outside torchlab: ONNX (for onnxruntime), a torch.export program (pt2),
+or TorchScript (deprecated upstream).
 
     path = export("checkpoints/digit-mlp/best.pt", fmt="onnx", out="digit-mlp.onnx")
 
@@ -6,17 +7,20 @@ The file maps `input`, a batch of any size of shape (batch, *input_shape), to th
 `output` (logits or regression values, exactly what the nn.Module returns). The input is NOT
 normalized inside the file: the checkpoint's normalization, together with task, model, classes
 and input shape, is recorded as JSON strings in the file's metadata (ONNX `metadata_props`;
-TorchScript extra file `torchlab.json`); `read_metadata(path)` returns it as a dict.
+pt2 and TorchScript: the extra file `torchlab.json`); `read_metadata(path)` returns it as a dict.
 
-With `check=True` the exported bytes are loaded back (onnxruntime / torch.jit.load) and run on a
+A pt2 file is a `torch.export` ExportedProgram saved with `torch.export.save`; any process with torch
+alone runs it: `torch.export.load("m.pt2").module()(x)` (the batch size is free).
+
+With `check=True` the exported bytes are loaded back (onnxruntime / torch.export.load / torch.jit.load) and run on a
 batch of the task's own inputs (digits and MNIST test images, validation faces, ring points, patch
 pixels; MNIST needs its files in `data_dir`, keypoints read `data` or the faces they were trained
 on), or on standard-normal inputs when the task's data cannot be read here; the export fails,
 and nothing is written, unless every output is within `TOLERANCE × max(1, largest |checkpoint
 output|)` of the checkpoint model's. The ONNX file comes
 from PyTorch's torch.export-based exporter (`torch.onnx.export(dynamo=True)`), which needs the
-optional extra `pip install torchlab[onnx]` (onnx, onnxscript and onnxruntime). TorchScript needs
-nothing more but is deprecated upstream; prefer ONNX.
+optional extra `pip install torchlab[onnx]` (onnx, onnxscript and onnxruntime). pt2 and TorchScript
+need nothing more; TorchScript is deprecated upstream (kept for old consumers): prefer pt2 or ONNX.
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from torchlab.errors import CheckpointError, ExportError, TorchlabError, UsageEr
 from torchlab.runtime.files import atomic_write_bytes
 from torchlab.version import __version__
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # relative to max(1, largest |output|): float32 kernels differ in summation order
 CHECK_BATCH = 8  # inputs in the parity check (the export itself traces a batch of 2: the batch size stays free)
 META_KEYS = ("task", "recipe", "epoch", "normalization", "classes", "digits", "keypoint_names")
-TORCHSCRIPT_META = "torchlab.json"
+TORCHSCRIPT_META = "torchlab.json"  # the extra file holding the metadata in pt2 and TorchScript files
 ONNX_HINT = "ONNX export needs onnx, onnxscript and onnxruntime: pip install torchlab[onnx]"
 
 
@@ -61,9 +65,9 @@ class ExportReport:
 def export(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
            check: bool = True, inputs: torch.Tensor | None = None, data_dir: str = "data",
            data: str | None = None) -> Path:
-    """Write `checkpoint`'s model as an ONNX or TorchScript file and return its path (see the module docstring).
+    """Write `checkpoint`'s model as an ONNX, pt2 (torch.export) or TorchScript file and return its path (see the module docstring).
 
-    out: the file to write (default: `<model name>.onnx` / `.torchscript.pt` beside the checkpoint).
+    out: the file to write (default: `<model name>.onnx` / `.pt2` / `.torchscript.pt` beside the checkpoint).
     inputs: the batch for the parity check (default: CHECK_BATCH of the task's own inputs, read from
     `data_dir` / `data` where the task needs files; standard-normal samples when they cannot be read).
     """
@@ -85,7 +89,7 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
         raise UsageError(f"--out {out} is a folder; give a file name such as {out / (meta['model']['name'] + FORMATS[fmt])}")
     metadata = _metadata(meta, spec, Path(checkpoint))
     example = torch.randn(2, *spec, generator=torch.Generator().manual_seed(1))
-    exported = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
+    exported = {"onnx": _onnx_bytes, "pt2": _pt2_bytes, "torchscript": _torchscript_bytes}[fmt](model, example, metadata)
     difference = allowed = None
     source = "given"
     if check:
@@ -97,7 +101,7 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
             raise UsageError(f"parity inputs have shape {tuple(inputs.shape)}; the model takes (batch, {wanted})")
         with torch.no_grad():
             expected = model(inputs).numpy()
-        got = _run_onnx(exported, inputs) if fmt == "onnx" else _run_torchscript(exported, inputs)
+        got = {"onnx": _run_onnx, "pt2": _run_pt2, "torchscript": _run_torchscript}[fmt](exported, inputs)
         difference = float(abs(got - expected).max()) if expected.size else 0.0
         allowed = TOLERANCE * max(1.0, float(abs(expected).max()) if expected.size else 1.0)
         if got.shape != expected.shape or not difference <= allowed:
@@ -132,7 +136,7 @@ def parity_inputs(meta: dict[str, Any], spec: tuple[int, ...], data_dir: str = "
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The torchlab metadata recorded in an exported .onnx or TorchScript file, values decoded from JSON."""
+    """The torchlab metadata recorded in an exported .onnx, .pt2 or TorchScript file, values decoded from JSON."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} does not exist or is not a file; give an exported .onnx or TorchScript file")
@@ -142,6 +146,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return {key: json.loads(value) for key, value in props.items()}
     extra = {TORCHSCRIPT_META: ""}
+    if path.suffix == ".pt2":
+        torch.export.load(str(path), extra_files=extra)
+        return json.loads(extra[TORCHSCRIPT_META])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
         torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
@@ -201,6 +208,26 @@ def _onnx_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any
         entry.key, entry.value = key, json.dumps(value)
     proto.doc_string = f"torchlab {metadata['model']} exported from {metadata['source']}"
     return proto.SerializeToString()
+
+
+def _pt2_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        except Exception as exc:  # the exporter raises many types; one line says which model failed
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ExportError(f"could not export {metadata['model']} with torch.export ({type(exc).__name__}: "
+                              f"{first})") from None
+        torch.export.save(program, buffer, extra_files={TORCHSCRIPT_META: json.dumps(metadata)})
+    return buffer.getvalue()
+
+
+def _run_pt2(data: bytes, inputs: torch.Tensor):
+    module = torch.export.load(io.BytesIO(data)).module()
+    with torch.no_grad():
+        return module(inputs).numpy()
 
 
 def _torchscript_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any]) -> bytes:

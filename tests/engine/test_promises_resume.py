@@ -35,7 +35,7 @@ def run(first_run, tmp_path):
 CHANGED = [("lr", 0.5, "--lr"), ("weight_decay", 0.1, "--weight-decay"), ("optimizer", "sgd", "--optimizer"),
            ("schedule", "cosine", "--schedule"), ("warmup", 0.5, "--warmup"), ("grad_clip", 1.0, "--grad-clip"),
            ("label_smoothing", 0.2, "--label-smoothing"), ("hidden", 8, "--hidden"), ("init_std", 0.1, "--init-std"),
-           ("standardize", True, "--standardize"), ("input_noise", 0.1, "--input-noise"),
+           ("standardize", False, "--standardize"), ("input_noise", 0.1, "--input-noise"),
            ("val_fraction", 0.2, "--val-fraction")]
 # a field that may change on resume, and a new value
 SAFE = [("epochs", 3), ("batch_size", 32), ("batch_size", None), ("patience", 2), ("min_delta", 0.01),

@@ -54,7 +54,7 @@ def test_bad_values_are_one_line_errors_before_anything_runs(tmp_path, capsys):
 
 def test_a_dry_run_from_python_and_the_cli_writes_nothing(tmp_path, capsys):
     scratch = set(Path(tempfile.gettempdir()).glob("torchlab-dry-run-*"))
-    report = torchlab.train("digit-mlp", out=tmp_path / "new", dry_run=True, accumulate=2, **RUN)
+    report = torchlab.train("digit-mlp", "adamw-20", out=tmp_path / "new", dry_run=True, accumulate=2, **RUN)
     assert isinstance(report, DryRunReport) and report.parameters == report.trainable == 2410
     assert report.inputs[0] == ([64, 64], "float32") and report.output == [64, 10] and report.accumulate == 2
     assert report.val is not None and report.train["train_loss"] > 0
@@ -62,7 +62,8 @@ def test_a_dry_run_from_python_and_the_cli_writes_nothing(tmp_path, capsys):
     # a folder that holds a run: no refusal, not a byte changed
     torchlab.train("digit-mlp", out=tmp_path / "run", epochs=1, **RUN)
     files = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
-    assert main(["train", "digit-mlp", *FLAGS, "--out", str(tmp_path / "run"), "--dry-run", "--epochs", "7"]) == 0
+    assert main(["train", "digit-mlp", *FLAGS, "--recipe", "adamw-20", "--out", str(tmp_path / "run"), "--dry-run",
+                 "--epochs", "7"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "dry run on cpu: one training step and one validation batch, nothing written"
     assert "parameters: 2,410 (2,410 trainable)" in out

@@ -102,7 +102,7 @@ def test_a_run_holds_its_folder_only_while_it_trains(tmp_path):
         assert (out / ".torchlab.lock").read_text().strip() == str(os.getpid())
     assert not out.exists()  # left empty: removed again
     torchlab.train("digit-mlp", out=out, epochs=1, device="cpu", figures=False, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]  # no lock file left
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.toml", "history.csv", "last.pt"]  # no lock
 
 
 def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path):

@@ -125,9 +125,9 @@ def test_with_patience_any_improvement_counts_unless_min_delta_says_otherwise(tm
     """Keras' and Lightning's early stopping: min_delta defaults to 0, so a run that keeps improving, however
     little (here by about 0.02 an epoch after the second), trains all its epochs."""
     run = dict(epochs=4, patience=1, device="cpu", figures=False, progress=False)
-    kept = torchlab.train("digit-mlp", out=tmp_path / "a", **run)
+    kept = torchlab.train("digit-mlp", "adamw-20", out=tmp_path / "a", **run)
     assert [row["epoch"] for row in kept.history] == [1, 2, 3, 4]
-    stopped = torchlab.train("digit-mlp", out=tmp_path / "b", min_delta=0.1, **run)
+    stopped = torchlab.train("digit-mlp", "adamw-20", out=tmp_path / "b", min_delta=0.1, **run)
     assert [row["epoch"] for row in stopped.history] == [1, 2, 3]
 
 

@@ -1,13 +1,14 @@
-"""`torchlab export CKPT --format onnx|torchscript --out FILE`: a file for inference outside torchlab."""
+"""`torchlab export CKPT --format onnx|pt2|torchscript --out FILE`: a file for inference outside torchlab."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "export a checkpoint to ONNX or TorchScript, checked against the checkpoint's outputs"
-DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxruntime) or a TorchScript "
-               "file, with a free batch size. The input normalization, task, classes and input shape go into the "
+HELP = "export a checkpoint to ONNX, torch.export (pt2) or TorchScript, checked against the checkpoint's outputs"
+DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxruntime), a torch.export program "
+               "(pt2: torch.export.load(FILE).module() in any process with torch) or a TorchScript file "
+               "(deprecated upstream: prefer pt2), with a free batch size. The input normalization, task, classes and input shape go into the "
                "file's metadata; the inputs are not normalized inside the file. Unless --no-check, the exported "
                "file is run on a batch of inputs and must give the checkpoint's outputs (to 1e-4 relative to the "
                "largest output), or nothing is written. ONNX needs `pip install torchlab[onnx]`.")
@@ -16,9 +17,10 @@ DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxru
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=HELP, description=DESCRIPTION)
     p.add_argument("checkpoint", help="a torchlab checkpoint, e.g. checkpoints/digit-mlp/best.pt")
-    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript"],
-                   help="onnx (default) or torchscript")
-    p.add_argument("--out", help="the file to write (default: <model>.onnx or <model>.torchscript.pt beside the checkpoint)")
+    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "pt2", "torchscript"],
+                   help="onnx (default), pt2 (torch.export) or torchscript (deprecated upstream: prefer pt2)")
+    p.add_argument("--out", help="the file to write (default: <model>.onnx, <model>.pt2 or <model>.torchscript.pt "
+                                 "beside the checkpoint)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against the checkpoint model")
     p.add_argument("--data-dir", default="data",
                    help="MNIST: folder of the IDX files whose test images the parity check runs on (default: data/)")

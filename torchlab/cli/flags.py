@@ -88,7 +88,12 @@ def add_run_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     r.add_argument("--recipe", default=None, choices=list(task.recipes),
                    help=f"named set of settings ({recipes}; {chosen}); the defaults above show each recipe's values")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)")
-    r.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and torch (default: 0)")
+    r.add_argument("--config", metavar="FILE.toml",
+                   help="read settings from a TOML file, e.g. a run's config.toml (the recipe's values, then the "
+                        "file's, then these flags'); its task, recipe and seed count where no flag gives them, so "
+                        "`torchlab train --config RUN/config.toml --out NEW` replays RUN")
+    r.add_argument("--seed", type=int, default=None, help="seed for Python, NumPy and torch (default: 0, or the "
+                                                          "--config file's)")
     r.add_argument("--out", help=f"output folder for checkpoints, history and figures (default: checkpoints/{task.name})")
     r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     r.add_argument("--overwrite", action="store_true",

@@ -38,6 +38,7 @@ def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
         predict,
         runs,
         train,
+        tune,
     )
 
     parser = OneLineParser(
@@ -49,6 +50,7 @@ def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
     sub.required = True
     models.register_models(sub)
     train.register(sub, with_tasks=with_tasks)
+    tune.register(sub, with_tasks=with_tasks)
     evaluate.register(sub)
     predict.register(sub)
     models.register_summary(sub)
@@ -58,14 +60,21 @@ def build_parser(with_tasks: bool = True) -> argparse.ArgumentParser:
 
 
 def _asks_for_train(argv: list[str]) -> bool:
-    """Whether the command is `train`: only then are the task modules (and torch) imported to parse."""
+    """Whether the command is `train` or `tune`: only then are the task modules imported to parse."""
     words = [a for a in argv if not a.startswith("-")]
-    return bool(words) and words[0] == "train"
+    return bool(words) and words[0] in ("train", "tune")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m torchlab`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if _asks_for_train(argv) and argv[:1] == ["train"] and any(a == "--config" or a.startswith("--config=") for a in argv):
+        from torchlab.cli.train import task_from_config_file
+
+        try:
+            argv = task_from_config_file(argv)
+        except TorchlabError as exc:
+            return _fail("train", str(exc))
     parser = build_parser(with_tasks=_asks_for_train(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # name the sub-command whose --help lists what it does take

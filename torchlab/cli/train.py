@@ -12,6 +12,26 @@ from pathlib import Path
 from torchlab.cli.output import print_summary
 
 
+def task_from_config_file(argv: list[str]) -> list[str]:
+    """`train --config FILE ...` without a task: the task the file names, put after `train` (torch-free)."""
+    words = list(argv)
+    at = words.index("train")
+    if at + 1 < len(words) and not words[at + 1].startswith("-"):
+        return words  # a task is named (or a word argparse will answer)
+    files = [w.split("=", 1)[1] for w in words if w.startswith("--config=")]
+    files += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--config"]
+    if not files:
+        return words
+    from torchlab.runtime.config_file import read_config_file
+
+    task = read_config_file(files[-1]).task
+    if task is None:
+        from torchlab.errors import UsageError
+
+        raise UsageError(f"{files[-1]} names no task; give one: torchlab train TASK --config {files[-1]}")
+    return words[:at + 1] + [task] + words[at + 1:]
+
+
 def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
     p = sub.add_parser("train", help="train a task; writes checkpoints, history.csv and figures",
                        description="Train a task with one of its recipes; every setting of the recipe is a flag.")
@@ -39,13 +59,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Check the flags without torch, train (or dry-run), print the summary or the dry run's report (rank 0 only)."""
     from torchlab.cli.flags import overrides_from
     from torchlab.config import with_overrides
+    from torchlab.errors import UsageError
     from torchlab.runtime.device_names import check_device_name
     from torchlab.runtime.output_folder import check_output_folder
 
     task = args.task_entry
     overrides = overrides_from(args, task)
-    # Usage errors are answered before torch is imported: a bad setting, device name or output folder.
-    for recipe in {args.recipe or "default", args.recipe or task.cpu_recipe or "default"}:
+    # Usage errors are answered before torch is imported: a bad config file, setting, device name or output folder.
+    file_recipe = None
+    if args.config:
+        from torchlab.api import read_run_config
+
+        _, file_recipe, _, file_values = read_run_config(args.config, task.name, args.recipe, args.seed)
+        try:
+            with_overrides(task.recipes[args.recipe or file_recipe or "default"], **file_values)
+        except UsageError as exc:
+            raise UsageError(f"{args.config}: {exc}") from None
+        overrides = {**file_values, **overrides}
+    for recipe in {args.recipe or file_recipe or "default", args.recipe or file_recipe or task.cpu_recipe or "default"}:
         with_overrides(task.recipes[recipe], **overrides)
     check_device_name(args.device)
     if args.resume or not args.dry_run:  # a dry run writes nothing: a folder that holds a run is no obstacle
@@ -58,7 +89,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result = train(task.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
                    resume=args.resume, progress=not args.no_progress, figures=not args.no_figures,
-                   tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run, **overrides)
+                   tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run,
+                   config_file=args.config, **overrides_from(args, task))
     if not distributed.current().is_main:
         return 0
     if isinstance(result, DryRunReport):

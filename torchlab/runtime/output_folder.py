@@ -2,7 +2,7 @@
 
 A new run into a folder that already holds a run (best.pt, last.pt or history.csv) is refused
 unless it resumes that run or the user asks to overwrite it; overwriting first removes every
-file the earlier run wrote, so nothing of it mixes with the new one. While a run trains, it
+file the earlier run wrote (config.toml too), so nothing of it mixes with the new one. While a run trains, it
 holds an exclusive lock on `<out>/.torchlab.lock` (POSIX `flock`; released by the kernel
 when the process ends, even on SIGKILL), so a second run into the same folder fails at once.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from torchlab.errors import UsageError
 
 RUN_FILES = ("best.pt", "last.pt", "history.csv")
+RUN_RECORDS = ("config.toml",)  # written beside them, but alone they do not make a run
 RUN_FOLDERS = ("figures", "tensorboard")
 LOCK_NAME = ".torchlab.lock"
 
@@ -41,7 +42,7 @@ def check_output_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 def clear_run(out: Path) -> None:
     """Remove what an earlier run wrote into `out` (only torchlab's own files and folders)."""
-    for name in RUN_FILES:
+    for name in RUN_FILES + RUN_RECORDS:
         with contextlib.suppress(FileNotFoundError):
             (out / name).unlink()
     for name in RUN_FOLDERS:

@@ -50,6 +50,10 @@ class Task:
     description: str = ""  # longer text for `torchlab train TASK --help`
     flag_aliases: dict[str, tuple[str, Any, str]] = field(default_factory=dict)  # "--fp32": ("amp", False, help)
     cpu_recipe: str | None = None  # the recipe a run on the CPU gets when none is named ("default" elsewhere)
+    # `torchlab tune`: the validation quantity a trial is judged by and which way is better (None: the task has no
+    # validation split to search on), and the default search space, field -> "LOW:HIGH[:log]" or "A,B,C"
+    tune_metric: tuple[str, str] | None = None
+    search_space: dict[str, str] = field(default_factory=dict)
 
     def function(self, role: str) -> Callable[..., Any] | None:
         """The function for `role` (one of FUNCTIONS), imported now; None when the task has none."""

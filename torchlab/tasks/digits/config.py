@@ -4,7 +4,10 @@
     result = torchlab.train("digit-mlp", epochs=5)          # or: torchlab train digit-mlp --epochs 5
 
 Recipes:
-  default       AdamW + one-cycle LR, mini-batches of 64, label smoothing 0.1 -> ~0.98 test accuracy in < 0.5 s.
+  default       found by `torchlab tune digit-mlp --trials 60` on the validation split: AdamW + one-cycle LR,
+                batches of 128, 39 epochs, standardized pixels with noise 0.104, label smoothing 0.1 -> 0.983
+                test accuracy (mean of 5 seeds) in about 0.5 s.
+  adamw-20      the default before: AdamW + one-cycle LR, mini-batches of 64, 20 epochs -> 0.980 in < 0.5 s.
   seed          the notebook's loop: full-batch gradient descent, lr 0.1, 100 steps, N(0, 0.1^2) weights.
   standardized  pixels standardized inside the model, noise on them while training, batches of 256, 40
                 epochs, lr 0.2, weight decay 0.2 (best in cross-validation on the training split).
@@ -35,18 +38,31 @@ class DigitsConfig(TrainConfig):
 
 
 RECIPES = {
+    # "default" is what `torchlab tune digit-mlp --trials 60` found on the validation split (2026-12-07, the best
+    # of 60 trials, rounded to 3 digits): 0.9833 test accuracy, mean of seeds 0-4, against adamw-20's 0.9800.
+    "default": DigitsConfig(epochs=39, lr=0.0647, batch_size=128, weight_decay=0.00664, optimizer="adamw",
+                            schedule="onecycle", warmup=0.275, standardize=True, input_noise=0.104),
+    # the default until then: AdamW + one-cycle, batches of 64, 20 epochs
+    "adamw-20": DigitsConfig(epochs=20, lr=3e-2, batch_size=64, weight_decay=1e-4, optimizer="adamw",
+                             schedule="onecycle"),
     # "standardized" won 5-fold cross-validation on the training split (0.985 vs 0.968) but scored
     # lower on the test split (0.978 vs 0.980, 5 seeds): it is a recipe of its own, not the default.
-    "default": DigitsConfig(epochs=20, lr=3e-2, batch_size=64, weight_decay=1e-4, optimizer="adamw",
-                            schedule="onecycle"),
     "seed": DigitsConfig(epochs=100, lr=0.1, batch_size=None, weight_decay=0.0, optimizer="sgd", schedule="none",
                          label_smoothing=0.0, val_fraction=0.0, init_std=0.1),
     "standardized": DigitsConfig(epochs=40, lr=0.2, batch_size=256, weight_decay=0.2, optimizer="adamw",
                                  schedule="onecycle", standardize=True, input_noise=0.3),
 }
 
+# `torchlab tune digit-mlp`: what a search varies unless a flag fixes it (label smoothing stays put: it changes
+# the scale of val_loss, the quantity the trials are compared by)
+SEARCH_SPACE = {
+    "lr": "3e-3:0.3:log", "weight_decay": "1e-6:0.5:log", "batch_size": "16,32,64,128", "epochs": "10:60",
+    "warmup": "0.1:0.5", "standardize": "true,false", "input_noise": "0:0.5",
+}
+
 TASK = register_task(Task(
     name="digit-mlp", help="64->32->10 MLP on scikit-learn's bundled 8x8 digits (the demo)",
     config_class=DigitsConfig, recipes=RECIPES, description=__doc__ or "", models=("digit-mlp",),
     package=__package__, format_prediction="torchlab.reporting.records:format_digit_prediction",
+    tune_metric=("val_loss", "min"), search_space=SEARCH_SPACE,
 ))

@@ -116,5 +116,6 @@ HELP = {
 TASKS = {name: register_task(Task(
     name=name, help=text, config_class=type(RECIPES[name]["default"]), recipes=RECIPES[name],
     description=__doc__ or "", models=(name,), cpu_recipe="cpu" if "cpu" in RECIPES[name] else None,
-    package=__package__,
+    package=__package__, tune_metric=("val_rmse", "min"),
+    search_space={"lr": "1e-4:1e-2:log", "weight_decay": "1e-6:0.1:log"},  # torchlab tune
 )) for name, text in HELP.items()}

@@ -115,4 +115,6 @@ TASK = register_task(Task(
     package=__package__, train="train:train",  # tasks/mnist/train.py: train(cfg, run); infer.py: evaluate, predict
     format_prediction="torchlab.reporting.records:format_digit_prediction",
     flag_aliases={"--fp32": ("amp", False, "no bf16 autocast on CUDA (same as --no-amp)")},
+    tune_metric=("val_loss", "min"),
+    search_space={"lr": "1e-4:0.1:log", "weight_decay": "1e-6:0.1:log", "batch_size": "64,128,256"},  # torchlab tune
 ))
