@@ -214,6 +214,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("gradients", "lessons"),         # gradient checks and notebook explorations over models and data
     ("tasks",),                       # one folder per problem: config, train, infer, plots
     ("export", "api"),                # what a user calls: train(), evaluate(), predict(), export
+    ("search",),                      # a study: many runs of torchlab.train, on Optuna
     ("cli", "__main__", "__init__"),  # the command line and the package's front door
 )
 
@@ -245,7 +246,7 @@ def test_the_layer_check_names_an_up_import():
     graph = {"torchlab.data.mnist": {"torchlab.tasks.mnist.config", "torchlab.errors"},
              "torchlab.tasks.mnist.config": {"torchlab.data.facts"}, "torchlab.engine.trainer": {"torchlab"}}
     assert up_imports(graph) == ["torchlab.data.mnist (layer 2) imports torchlab.tasks.mnist.config (layer 5)",
-                                 "torchlab.engine.trainer (layer 3) imports torchlab (layer 7)"]
+                                 "torchlab.engine.trainer (layer 3) imports torchlab (layer 8)"]
 
 
 def test_no_task_reaches_into_another_task():

@@ -25,7 +25,7 @@ _EXPORTS = {
     "EarlyStopping": "torchlab.engine.early_stopping", "Trainer": "torchlab.engine.trainer", "FitResult": "torchlab.engine.trainer",
     "build_model": "torchlab.models", "count_parameters": "torchlab.models", "get_model_spec": "torchlab.models",
     "model_names": "torchlab.models", "compare": "torchlab.reporting.compare", "Comparison": "torchlab.reporting.compare",
-    "tune": "torchlab.search.study", "TuneResult": "torchlab.search.study",
+    "tune": "torchlab.search.study", "TuneResult": "torchlab.search.results",
     "Callback": "torchlab.engine.callbacks", "TorchlabError": "torchlab.errors", "UsageError": "torchlab.errors", "DeviceError": "torchlab.errors",
     "DataError": "torchlab.errors", "CheckpointError": "torchlab.errors", "TrainingError": "torchlab.errors",
 }
@@ -59,4 +59,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from torchlab.reporting.compare import Comparison, compare
     from torchlab.tasks.run import RunResult
     from torchlab.engine.trainer import FitResult, Trainer
-    from torchlab.search.study import TuneResult, tune
+    from torchlab.search.results import TuneResult
+    from torchlab.search.study import tune

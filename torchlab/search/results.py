@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torchlab.config import flag_name
-from torchlab.engine.checkpoint import atomic_write_text
+from torchlab.runtime.files import atomic_write_text
 from torchlab.runtime.config_file import config_toml
 
 BEST = "best.toml"
@@ -19,11 +20,30 @@ TABLE = "trials.csv"
 STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
+@dataclass
+class TuneResult:
+    """What `torchlab.tune` returns (the CLI prints it)."""
+
+    task: str
+    out: Path
+    storage: str
+    study_name: str
+    metric: str
+    states: dict[str, int]  # COMPLETE / PRUNED / FAIL counts
+    best_trial: int | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_config: Path | None  # best.toml: `torchlab train --config` reads it
+    command: str  # the ready `torchlab train` command of the best trial
+    table: Path  # trials.csv
+    figures: list[Path] = field(default_factory=list)
+    failed_orphans: list[int] = field(default_factory=list)  # RUNNING trials of a dead process, now FAILED
+
+
 def write_results(study: Any, plan: Any) -> Any:
     """Write best.toml, trials.csv and the figures into the study folder; return the TuneResult."""
     from torchlab.api import get_recipe
     from torchlab.search.figures import write_tune_figures
-    from torchlab.search.study import TuneResult
 
     out = Path(plan.out)
     out.mkdir(parents=True, exist_ok=True)

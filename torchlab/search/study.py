@@ -30,6 +30,7 @@ from typing import Any
 from torchlab.config import as_dict, duration_seconds
 from torchlab.errors import TrainingError, UsageError
 from torchlab.search.pruning import TrialReporter
+from torchlab.search.results import TuneResult
 from torchlab.search.space import Choice, Dimension, Range, build_space
 from torchlab.search.storage import (
     JOURNAL,
@@ -71,26 +72,6 @@ class StudyPlan:
     @property
     def direction(self) -> str:
         return "minimize" if self.mode == "min" else "maximize"
-
-
-@dataclass
-class TuneResult:
-    """What `torchlab.tune` returns (the CLI prints it)."""
-
-    task: str
-    out: Path
-    storage: str
-    study_name: str
-    metric: str
-    states: dict[str, int]  # COMPLETE / PRUNED / FAIL counts
-    best_trial: int | None
-    best_value: float | None
-    best_params: dict[str, Any]
-    best_config: Path | None  # best.toml: `torchlab train --config` reads it
-    command: str  # the ready `torchlab train` command of the best trial
-    table: Path  # trials.csv
-    figures: list[Path] = field(default_factory=list)
-    failed_orphans: list[int] = field(default_factory=list)  # RUNNING trials of a dead process, now FAILED
 
 
 def tune(task: str, recipe: str | None = None, *, trials: int = 20, out: str | os.PathLike | None = None,
@@ -302,7 +283,7 @@ def write_status(folder: Path, number: int, state: str, params: dict[str, Any], 
     """<trial>/trial.json: the trial's number, state (COMPLETE, PRUNED, FAILED), params, value and epochs."""
     import json
 
-    from torchlab.engine.checkpoint import atomic_write_text
+    from torchlab.runtime.files import atomic_write_text
 
     best = reporter.best
     status = {"number": number, "state": state, "params": params, "metric": reporter.metric,
@@ -317,7 +298,7 @@ def mark_status(folder: Path, state: str, message: str) -> None:
     """Change the state (and message) in an existing trial.json (a trial found orphaned); no folder: nothing."""
     import json
 
-    from torchlab.engine.checkpoint import atomic_write_text
+    from torchlab.runtime.files import atomic_write_text
 
     path = folder / STATUS
     status = json.loads(path.read_text()) if path.is_file() else {"number": int(folder.name)}
