@@ -31,9 +31,13 @@ def _arguments(parser: argparse.ArgumentParser) -> str:
     formatter = parser._get_formatter()
     blocks = []
     for group in parser._action_groups:
-        actions = [a for a in group._group_actions
-                   if a.help != argparse.SUPPRESS and not isinstance(a, argparse._SubParsersAction)
-                   and not isinstance(a, argparse._HelpAction)]
+        actions = [
+            a
+            for a in group._group_actions
+            if a.help != argparse.SUPPRESS
+            and not isinstance(a, argparse._SubParsersAction)
+            and not isinstance(a, argparse._HelpAction)
+        ]
         if not actions:
             continue
         rows = [f"**{group.title}**", "", "| argument | what |", "| --- | --- |"]
@@ -63,8 +67,16 @@ def cli_markdown() -> str:
     from torchlab.cli.main import build_parser
 
     parser = build_parser(with_tasks=True)
-    out = ["## torchlab", "", _description(parser), "", _usage(parser), "", "| command | what it does |",
-           "| --- | --- |"]
+    out = [
+        "## torchlab",
+        "",
+        _description(parser),
+        "",
+        _usage(parser),
+        "",
+        "| command | what it does |",
+        "| --- | --- |",
+    ]
     commands = _subcommands(parser)
     out += [f"| [`{name}`](#torchlab-{name}) | {_cell(help_text)} |" for name, help_text, _ in commands]
     for name, help_text, sub in commands:
@@ -76,8 +88,18 @@ def cli_markdown() -> str:
             tasks = _subcommands(sub)
             out += ["", "Tasks: " + ", ".join(f"[`{task}`](#torchlab-train-{task})" for task, _, _ in tasks) + "."]
             for task, task_help, task_parser in tasks:
-                out += ["", f"### torchlab train {task}", "", task_help, "", _usage(task_parser), "",
-                        _description(task_parser), "", _arguments(task_parser)]
+                out += [
+                    "",
+                    f"### torchlab train {task}",
+                    "",
+                    task_help,
+                    "",
+                    _usage(task_parser),
+                    "",
+                    _description(task_parser),
+                    "",
+                    _arguments(task_parser),
+                ]
     return "\n".join(out).replace("\n\n\n", "\n\n") + "\n"
 
 

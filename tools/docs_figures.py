@@ -49,8 +49,9 @@ def command_of(task: str, recipe: str, overrides: dict) -> str:
 def code_version() -> str:
     """The commit and this file's text: the figures are redrawn when either changes."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return commit + ":" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
@@ -70,8 +71,9 @@ def draw(page: str, out: Path, scratch: Path) -> dict:
             return entry
         overrides["data_dir"] = str(folder)
         entry["command"] += " --data-dir DIR"
-    result = torchlab.train(task, recipe, out=scratch / page, overwrite=True, progress=False, device="cpu", seed=0,
-                            **overrides)
+    result = torchlab.train(
+        task, recipe, out=scratch / page, overwrite=True, progress=False, device="cpu", seed=0, **overrides
+    )
     (out / page).mkdir(parents=True, exist_ok=True)
     for figure in result.figures:
         shutil.copyfile(figure, out / page / Path(figure).name)

@@ -37,7 +37,9 @@ def figures_dir() -> Path:
 def manifest() -> dict:
     path = figures_dir() / "manifest.json"
     if not path.exists():
-        raise PluginError(f"{path} is missing: run `python tools/docs_figures.py {figures_dir()}` first (make docs does)")
+        raise PluginError(
+            f"{path} is missing: run `python tools/docs_figures.py {figures_dir()}` first (make docs does)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))["pages"]
 
 

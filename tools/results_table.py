@@ -62,12 +62,13 @@ def glance_table(rows: list[dict]) -> str:
 
 def task_table(rows: list[dict], task: str) -> str:
     """A task page's table: every row of the task, with its command, load and code version."""
-    lines = ["| what | figure | the seed's figure | command | measured | load |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| what | figure | the seed's figure | command | measured | load |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
         if row["task"] == task:
-            cells = (row["model"], row["figure"], row["seed_figure"], f"`{row['command']}`", measured(row),
-                     row["load"])
+            cells = (row["model"], row["figure"], row["seed_figure"], f"`{row['command']}`", measured(row), row["load"])
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -94,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     wanted = with_table(current, glance_table(rows))
     if args.check:
         if wanted != current:
-            print("README.md's results table differs from docs/results.json: run python tools/results_table.py",
-                  file=sys.stderr)
+            print(
+                "README.md's results table differs from docs/results.json: run python tools/results_table.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if wanted != current:
