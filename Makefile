@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.torchlab-installed
 
-.PHONY: demo test test-fast lint bench gpu-check mutation clean
+.PHONY: demo test test-fast lint docs bench gpu-check mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ lint: $(STAMP)  ## ruff (lint and format check, pyproject.toml [tool.ruff]) and 
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy torchlab
+
+# The site (docs/, mkdocs.yml): figures from short real runs (redrawn when the commit changes), then a strict build
+# (any warning fails) into build/site/. Not part of `make test` (its time budget); .ci/run runs it.
+DOCS_FIGURES ?= build/docs-figures
+
+docs: $(STAMP)  ## the site: task figures from real runs, then mkdocs build --strict into build/site/ (open build/site/index.html)
+	MNIST_DIR=$(MNIST_DIR) $(BIN)/python tools/docs_figures.py $(DOCS_FIGURES)
+	DOCS_FIGURES=$(DOCS_FIGURES) NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data)
 FACES_CSV ?= $(firstword $(wildcard ../shared/data/faces/training.csv.gz))

@@ -83,7 +83,7 @@ def test_every_model_exports_with_free_batch_size_metadata_and_parity(name, fmt,
 
 
 def _onnx_meta(path):
-    """The metadata as a plain onnxruntime user reads it (the README's recipe), checked against read_metadata."""
+    """The metadata as a plain onnxruntime user reads it (the recipe in docs/export.md), checked against read_metadata."""
     import json
 
     import onnxruntime as ort
@@ -162,21 +162,21 @@ def test_torchscript_metadata_reads_back_from_bytes(tmp_path):
 
 
 @needs_onnx
-def test_readme_onnxruntime_recipe_runs_on_an_exported_digit_mlp(tmp_path, monkeypatch, capsys):
+def test_the_docs_onnxruntime_recipe_runs_on_an_exported_digit_mlp(tmp_path, monkeypatch, capsys):
     import re
     from pathlib import Path
 
     from torchlab.cli.main import main
 
-    section = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split(
-        "## Export for inference outside torchlab")[1]
+    section = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text(encoding="utf-8").split(
+        "# Export for inference outside torchlab")[1]
     recipe = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "import torch" not in recipe and "torchlab" not in recipe
     monkeypatch.chdir(tmp_path)
     assert main(["train", "digit-mlp", "--out", "run", "--no-figures", "--no-progress", "--epochs", "5"]) == 0
     assert main(["export", "run/best.pt", "--format", "onnx", "--out", "digit-mlp.onnx"]) == 0
     capsys.readouterr()
-    exec(compile(recipe, "README.md", "exec"), {})
+    exec(compile(recipe, "docs/export.md", "exec"), {})
     predicted, true = capsys.readouterr().out.strip().split("] [")
     agree = sum(a == b for a, b in zip(predicted.strip("[").split(", "), true.strip("]").split(", ")))
     assert agree >= 7  # a 5-epoch digit MLP gets at least 7 of the first 8 digits right
@@ -263,7 +263,7 @@ print(json.dumps({"out": program.module()(x).tolist(), "meta": json.loads(extra[
 
 
 def test_a_pt2_export_loads_with_torch_alone_with_its_metadata_and_parity(tmp_path, capsys):
-    """The README's recipe: torch.export.load(FILE).module() in a process that never imports torchlab."""
+    """The recipe in docs/export.md: torch.export.load(FILE).module() in a process that never imports torchlab."""
     from torchlab.cli.main import main
 
     ckpt, model = write_checkpoint("digit-mlp", tmp_path)

@@ -157,7 +157,7 @@ def test_tests_mirror_the_package():
     folders = {p.parent.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")} - {"."}
     assert folders <= allowed, folders - allowed
     top = {p.name for p in tests.glob("test_*.py")}
-    assert top == {"test_api.py", "test_export.py", "test_layout.py", "test_readme.py"}  # the top-level modules
+    assert top == {"test_api.py", "test_docs.py", "test_export.py", "test_layout.py", "test_readme.py"}  # the top-level modules
 
 
 # ------------------------------------------------------------------ the rules

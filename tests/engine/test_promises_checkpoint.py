@@ -1,4 +1,4 @@
-"""README, "What torchlab guarantees": a file that is not a checkpoint torchlab can read (foreign, from a
+"""docs/guarantees.md, "What torchlab guarantees": a file that is not a checkpoint torchlab can read (foreign, from a
 newer format, incomplete, with NaN or infinite weights) is refused with one line, on the API and the CLI."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""README, "Exact resume, and what it refuses": resuming with a different value for a field that is not
+"""docs/guarantees.md, "Exact resume, and what it refuses": resuming with a different value for a field that is not
 resume_safe is a one-line error naming the flag, its old and its new value, and leaves the run alone; the
 resume_safe ones (epochs, batch size, early stopping, the time budget, accumulation, speed flags) may change."""
 

@@ -1,4 +1,4 @@
-"""README, "The output-folder rule": one run per --out folder. A folder holding a run (best.pt, last.pt or
+"""docs/guarantees.md, "The output-folder rule": one run per --out folder. A folder holding a run (best.pt, last.pt or
 history.csv) is never overwritten without --overwrite (one line, exit 2, nothing touched); --overwrite
 removes that run's files and only those; two runs never write into one folder; a failed run leaves no
 folder. All in this process: the CLI's main(argv), the API and the lock."""
