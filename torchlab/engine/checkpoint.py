@@ -3,6 +3,7 @@ read back only with `torch.load(weights_only=True)` so a file can never run code
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -72,12 +73,65 @@ def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) 
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
-    """Serialize a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`;
-    each of `more_paths` (same folder) is updated first, to the same bytes."""
+    """Serialize a checkpoint dict (see `make_checkpoint`) with the digest of its tensors once and write it
+    atomically to `path`; each of `more_paths` (same folder) is updated first, to the same bytes."""
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
+    torch.save({**checkpoint, DIGEST_KEY: tensor_digest(checkpoint)}, buffer)
     atomic_write_bytes(path, buffer.getvalue(), also=more_paths)
     return Path(path)
+
+
+DIGEST_KEY = "digest"
+# The parts of a checkpoint the digest covers, as a message names them; "other" is every tensor outside the
+# weights and the optimizer (RNG states, weight averages, the best.pt a time-budget stop replaced, ...).
+DIGEST_PARTS = {"state_dict": "weights", "optimizer": "optimizer state", "other": "other tensors"}
+
+
+def tensor_digest(checkpoint: Mapping[str, Any]) -> dict[str, str]:
+    """SHA-256 of a checkpoint's tensors, one per part of DIGEST_PARTS: each tensor's name, dtype, shape and
+    bytes in order (and the plain numbers of the optimizer state). The file's zip CRCs are never checked by
+    torch.load, so this is what tells a damaged file from a good one."""
+    hashes = {part: hashlib.sha256() for part in DIGEST_PARTS}
+    for key, value in checkpoint.items():
+        if key == DIGEST_KEY:
+            continue
+        part = key if key in hashes else "other"
+        _hash_into(hashes[part], key, value, plain_values=part != "other")
+    return {"algorithm": "sha256", **{part: h.hexdigest() for part, h in hashes.items()}}
+
+
+def _hash_into(digest: Any, name: str, value: Any, plain_values: bool) -> None:
+    """Feed `value` (a tensor, or dicts and lists of them) into `digest`, each leaf under its dotted name."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        if tensor.layout == torch.strided:
+            digest.update(tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _hash_into(digest, f"{name}.{key}", item, plain_values)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _hash_into(digest, f"{name}.{index}", item, plain_values)
+    elif plain_values and (value is None or isinstance(value, (bool, int, float, str))):
+        digest.update(f"{name}={value!r};".encode())
+
+
+def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """A CheckpointError "<path> is damaged: ..." when the tensors no longer match the digest written with them;
+    a checkpoint written before digests (no digest) passes."""
+    saved = checkpoint.get(DIGEST_KEY)
+    if saved is None:
+        return
+    if not isinstance(saved, dict) or saved.get("algorithm") != "sha256":
+        raise CheckpointError(f"{path} is damaged: its digest record is unreadable; use another checkpoint "
+                              "(best.pt or last.pt of the run) or retrain")
+    now = tensor_digest(checkpoint)
+    bad = [part for part in DIGEST_PARTS if saved.get(part) != now[part]]
+    if bad:
+        raise CheckpointError(f"{path} is damaged: its {' and '.join(DIGEST_PARTS[p] for p in bad)} do not match the "
+                              "SHA-256 digest written with them (bytes changed on disk or in a copy); use another "
+                              "checkpoint (best.pt or last.pt of the run) or retrain")
 
 
 def add_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
@@ -215,6 +269,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"{path} was written by a newer torchlab (format {checkpoint['format_version']}); upgrade torchlab"
         )
+    verify_digest(checkpoint, path)
     return checkpoint
 
 
@@ -245,6 +300,17 @@ def check_finite_weights(state_dict: dict[str, Any], path: str | os.PathLike) ->
             bad = int((~torch.isfinite(tensor)).sum())
             raise CheckpointError(f"{path} holds non-finite weights ({bad:,} NaN or infinite values in {name}); "
                                   "its predictions would be NaN: use an earlier checkpoint or retrain")
+
+
+def sound_checkpoint(path: str | os.PathLike | None) -> Path | None:
+    """`path` when it is a checkpoint that reads, matches its digest and holds finite weights; else None."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        check_finite_weights(read_checkpoint(path)["state_dict"], path)
+    except CheckpointError:
+        return None
+    return Path(path)
 
 
 def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
