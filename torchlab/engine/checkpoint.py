@@ -339,12 +339,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     checkpoint = read_checkpoint(path, map_location="cpu")
     spec = checkpoint["model"]
     try:
+        with torch.device("meta"):  # sizes only, no memory: is the model within the budget?
+            shape = build_model(spec["name"], **spec.get("kwargs", {}))
+        check_model_memory(shape, path)
         model = build_model(spec["name"], **spec.get("kwargs", {}))
     except KeyError:
         raise CheckpointError(f"{path} names an unknown model {spec.get('name')!r}; is torchlab up to date?") from None
     except TypeError as exc:
         raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take "
                               f"({shorten(str(exc), 200)})") from None  # one line: an argument name may hold a newline
+    except ValueError as exc:
+        raise CheckpointError(f"{path} holds impossible model arguments ({shorten(str(exc), 200)}); "
+                              "the file is damaged or was not written by torchlab: retrain") from None
     check_finite_weights(checkpoint["state_dict"], path)
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     model.to(device).eval()
@@ -352,6 +358,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     meta = {k: v for k, v in checkpoint.items() if k not in heavy}
     meta["path"] = str(path)
     return model, meta
+
+
+def check_model_memory(shape: nn.Module, path: str | os.PathLike) -> None:
+    """A CheckpointError when the model a checkpoint describes (`shape`, built on the meta device) would not fit
+    the CPU's memory budget: its arguments, not its weights, set the sizes that are allocated first."""
+    from torchlab.runtime.guards import memory_budget
+
+    needed = sum(t.numel() * t.element_size() for t in (*shape.parameters(), *shape.buffers()))
+    budget = memory_budget("cpu")
+    if budget is not None and needed > budget:
+        raise CheckpointError(f"{path} describes a model of {needed / 1e9:.1f} GB, over the memory budget of "
+                              f"{budget / 1e9:.1f} GB; its model arguments are damaged or it needs a bigger machine")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
