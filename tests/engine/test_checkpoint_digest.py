@@ -6,6 +6,7 @@ optimizer state and another task's last.pt, and a NaN loss calls last.pt good on
 from __future__ import annotations
 
 import shutil
+import struct
 
 import pytest
 import torch
@@ -47,7 +48,7 @@ def largest(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
     return max((t for t in tensors.values() if isinstance(t, torch.Tensor)), key=torch.Tensor.numel)
 
 
-def test_a_checkpoint_records_the_digest_of_its_tensors(digits_run):
+def test_a_checkpoint_records_the_digest_of_its_contents(digits_run):
     out, _ = digits_run
     checkpoint = read_checkpoint(out / "best.pt")
     saved = checkpoint[DIGEST_KEY]
@@ -57,6 +58,19 @@ def test_a_checkpoint_records_the_digest_of_its_tensors(digits_run):
     next(iter(changed["state_dict"].values())).view(-1)[0] += 1e-6
     assert tensor_digest(changed)["state_dict"] != saved["state_dict"]
     assert tensor_digest(changed)["optimizer"] == saved["optimizer"]
+    assert tensor_digest({**checkpoint, "normalization": {"divide_by": 16.5}})["other"] != saved["other"]
+
+
+def test_a_changed_metadata_value_is_damage_too(digits_run, tmp_path, capsys):
+    """normalization's divide_by is a float inside data.pkl: changed, every prediction would be off, silently."""
+    out, _ = digits_run
+    raw = (out / "best.pt").read_bytes()
+    at = raw.find(b"G" + struct.pack(">d", 16.0), raw.find(b"divide_by"))  # pickle's BINFLOAT after the key
+    assert at > 0
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(raw[:at + 2] + bytes([raw[at + 2] ^ 0x01]) + raw[at + 3:])  # 16.0 -> 17.0
+    err = one_line(capsys, main(["evaluate", str(bad), "--device", "cpu"]))
+    assert f"{bad} is damaged: the SHA-256 digest of its metadata and other state does not match" in err
 
 
 def test_flipped_weight_bytes_are_refused_by_evaluate_predict_and_export(digits_run, tmp_path, capsys):
@@ -67,7 +81,7 @@ def test_flipped_weight_bytes_are_refused_by_evaluate_predict_and_export(digits_
     for argv in (["evaluate", str(bad), "--device", "cpu"], ["predict", str(bad), "--index", "0", "--device", "cpu"],
                  ["export", str(bad), "--out", str(tmp_path / "exported")]):
         err = one_line(capsys, main(argv))
-        assert f"{bad} is damaged: its weights do not match the SHA-256 digest written with them" in err
+        assert f"{bad} is damaged: the SHA-256 digest of its weights does not match the one written with it" in err
     assert not (tmp_path / "exported").exists()
     with pytest.raises(CheckpointError, match="is damaged"):
         torchlab.load(bad)
@@ -82,7 +96,7 @@ def test_damaged_optimizer_state_is_refused_by_resume(digits_run, tmp_path, caps
     run.mkdir()
     flip_inside(out / "last.pt", moment, run / "last.pt")
     err = one_line(capsys, main(["train", "digit-mlp", "--resume", "--epochs", "5", "--out", str(run), *RUN]))
-    assert f"{run / 'last.pt'} is damaged: its optimizer state do not match" in err
+    assert f"{run / 'last.pt'} is damaged: the SHA-256 digest of its optimizer state does not match" in err
     assert sorted(p.name for p in run.iterdir()) == ["last.pt"]
 
 

@@ -82,39 +82,39 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_p
 
 
 DIGEST_KEY = "digest"
-# The parts of a checkpoint the digest covers, as a message names them; "other" is every tensor outside the
-# weights and the optimizer (RNG states, weight averages, the best.pt a time-budget stop replaced, ...).
-DIGEST_PARTS = {"state_dict": "weights", "optimizer": "optimizer state", "other": "other tensors"}
+# The parts of a checkpoint the digest covers, as a message names them; "other" is everything else: the metadata
+# (task, model arguments, normalization, metrics, ...) and the other tensors (RNG states, weight averages, ...).
+DIGEST_PARTS = {"state_dict": "weights", "optimizer": "optimizer state", "other": "metadata and other state"}
 
 
 def tensor_digest(checkpoint: Mapping[str, Any]) -> dict[str, str]:
-    """SHA-256 of a checkpoint's tensors, one per part of DIGEST_PARTS: each tensor's name, dtype, shape and
-    bytes in order (and the plain numbers of the optimizer state). The file's zip CRCs are never checked by
-    torch.load, so this is what tells a damaged file from a good one."""
+    """SHA-256 of a checkpoint's contents, one per part of DIGEST_PARTS: each tensor's name, dtype, shape and
+    bytes, and each plain value's name and repr, in order. torch.load never checks the file's zip CRCs, so
+    this is what tells a damaged file from a good one."""
     hashes = {part: hashlib.sha256() for part in DIGEST_PARTS}
     for key, value in checkpoint.items():
-        if key == DIGEST_KEY:
-            continue
-        part = key if key in hashes else "other"
-        _hash_into(hashes[part], key, value, plain_values=part != "other")
+        if key != DIGEST_KEY:
+            _hash_into(hashes[key if key in hashes else "other"], key, value)
     return {"algorithm": "sha256", **{part: h.hexdigest() for part, h in hashes.items()}}
 
 
-def _hash_into(digest: Any, name: str, value: Any, plain_values: bool) -> None:
-    """Feed `value` (a tensor, or dicts and lists of them) into `digest`, each leaf under its dotted name."""
+def _hash_into(digest: Any, name: str, value: Any) -> None:
+    """Feed `value` (tensors and plain values in dicts, lists and tuples) into `digest`, each leaf under its name."""
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         if tensor.layout == torch.strided:
             digest.update(tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     elif isinstance(value, Mapping):
+        digest.update(f"{name}{{{len(value)};".encode())
         for key, item in value.items():
-            _hash_into(digest, f"{name}.{key}", item, plain_values)
+            _hash_into(digest, f"{name}.{key!r}", item)
     elif isinstance(value, (list, tuple)):
+        digest.update(f"{name}[{len(value)};".encode())
         for index, item in enumerate(value):
-            _hash_into(digest, f"{name}.{index}", item, plain_values)
-    elif plain_values and (value is None or isinstance(value, (bool, int, float, str))):
-        digest.update(f"{name}={value!r};".encode())
+            _hash_into(digest, f"{name}.{index}", item)
+    else:  # what a weights_only load returns: numbers, strings, bytes, None, dtypes
+        digest.update(f"{name}={type(value).__name__}:{value!r};".encode())
 
 
 def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -129,9 +129,9 @@ def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Non
     now = tensor_digest(checkpoint)
     bad = [part for part in DIGEST_PARTS if saved.get(part) != now[part]]
     if bad:
-        raise CheckpointError(f"{path} is damaged: its {' and '.join(DIGEST_PARTS[p] for p in bad)} do not match the "
-                              "SHA-256 digest written with them (bytes changed on disk or in a copy); use another "
-                              "checkpoint (best.pt or last.pt of the run) or retrain")
+        raise CheckpointError(f"{path} is damaged: the SHA-256 digest of its {' and '.join(DIGEST_PARTS[p] for p in bad)} "
+                              "does not match the one written with it (bytes changed on disk or in a copy); use "
+                              "another checkpoint (best.pt or last.pt of the run) or retrain")
 
 
 def add_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
