@@ -119,7 +119,13 @@ def test_the_pixel_limit_follows_the_budget(tmp_path, little_memory):
         load_gray(photo)
 
 
-def test_synthetic_faces_a_checkpoint_asks_for_are_budgeted(tmp_path, tiny_keypoint_checkpoint, capsys):
+def test_synthetic_faces_a_checkpoint_asks_for_are_budgeted(tmp_path, tiny_keypoint_checkpoint, capsys, monkeypatch):
+    import torchlab.data.synthetic_faces as synthetic_faces
+
+    def never(n, *args, **kwargs):
+        raise AssertionError(f"make_faces({n:,}) was called")
+
+    monkeypatch.setattr(synthetic_faces, "make_faces", never)
     checkpoint = read_checkpoint(tiny_keypoint_checkpoint)
     checkpoint["data"] = {**checkpoint["data"], "synthetic": 10**9}
     save_checkpoint(checkpoint, tmp_path / "many.pt")
