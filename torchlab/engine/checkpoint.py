@@ -1,5 +1,6 @@
-"""Checkpoints: self-describing dicts of tensors and primitives, written atomically,
-read back only with `torch.load(weights_only=True)` so a file can never run code."""
+"""Checkpoints: self-describing dicts of tensors and primitives, written atomically with a SHA-256 digest of
+their contents, read back only with `torch.load(weights_only=True)` so a file can never run code, and verified
+against that digest so a damaged file is never used."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def _hash_into(digest: Any, name: str, value: Any) -> None:
 
 
 def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """A CheckpointError "<path> is damaged: ..." when the tensors no longer match the digest written with them;
+    """A CheckpointError "<path> is damaged: ..." when the contents no longer match the digest written with them;
     a checkpoint written before digests (no digest) passes."""
     saved = checkpoint.get(DIGEST_KEY)
     if saved is None:
@@ -129,7 +130,8 @@ def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Non
     now = tensor_digest(checkpoint)
     bad = [part for part in DIGEST_PARTS if saved.get(part) != now[part]]
     if bad:
-        raise CheckpointError(f"{path} is damaged: the SHA-256 digest of its {' and '.join(DIGEST_PARTS[p] for p in bad)} "
+        damaged = " and ".join(DIGEST_PARTS[p] for p in bad)
+        raise CheckpointError(f"{path} is damaged: the SHA-256 digest of its {damaged} "
                               "does not match the one written with it (bytes changed on disk or in a copy); use "
                               "another checkpoint (best.pt or last.pt of the run) or retrain")
 

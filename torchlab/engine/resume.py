@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,8 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
 def check_finite_training_state(checkpoint: dict[str, Any], path: Path) -> None:
     """A CheckpointError when the weights or the optimizer state hold NaN or infinite values: training on from
     them gives NaN losses at once (and the message would blame the learning rate)."""
-    parts = (("weights", _tensors(checkpoint["state_dict"], "")), ("optimizer state", _tensors(checkpoint["optimizer"], "")))
+    parts = (("weights", _tensors(checkpoint["state_dict"], "")),
+             ("optimizer state", _tensors(checkpoint["optimizer"], "")))
     for what, tensors in parts:
         for name, tensor in tensors:
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -152,7 +154,7 @@ def check_finite_training_state(checkpoint: dict[str, Any], path: Path) -> None:
                                       "losses; resume from an earlier copy of last.pt or start a new run")
 
 
-def _tensors(value: Any, name: str) -> Any:
+def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
     """(dotted name, tensor) for every tensor in nested dicts and lists."""
     if isinstance(value, torch.Tensor):
         yield name, value
