@@ -45,13 +45,20 @@ def _capped() -> None:
 
 
 @pytest.fixture(scope="module")
-def capped_runs(tmp_path_factory, tiny_keypoint_checkpoint):
-    """keypoint predict of (a) a 200x200 photo with a 40,000-pixel box and (b) a 168 KB PNG of 12,000 x 12,000
-    pixels, each in a child process whose address space is capped at CAP: {name: CompletedProcess-like}."""
+def huge_png(tmp_path_factory) -> Path:
+    """A 168 KB PNG that decodes to 12,000 x 12,000 pixels (under Pillow's hard limit, over its warning)."""
+    huge = tmp_path_factory.mktemp("huge") / "huge.png"
+    Image.new("L", (12_000, 12_000), 128).save(huge)  # flat gray compresses well
+    return huge
+
+
+@pytest.fixture(scope="module")
+def capped_runs(tmp_path_factory, tiny_keypoint_checkpoint, huge_png):
+    """keypoint predict of (a) a 200x200 photo with a 40,000-pixel box and (b) `huge_png`, each in a child
+    process whose address space is capped at CAP: {name: (exit status, stdout, stderr)}."""
     folder = tmp_path_factory.mktemp("capped")
     small = gray_photo(folder / "small.png", 200, 200)
-    huge = folder / "huge.png"
-    Image.new("L", (12_000, 12_000), 128).save(huge)  # flat gray: compresses to about 168 KB
+    huge = huge_png
     commands = {
         "box": ["predict", str(tiny_keypoint_checkpoint), str(small), "--box=-19900,-19900,40000,40000"],
         "pixels": ["predict", str(tiny_keypoint_checkpoint), str(huge)],
@@ -81,6 +88,15 @@ def test_a_png_that_decodes_to_12000_by_12000_pixels_is_refused_under_a_memory_c
     assert status == 2, (status, err[-2000:])
     assert len(err.strip().splitlines()) == 1 and out == "" and "Warning" not in err
     assert "huge.png is 12,000x12,000 pixels (144,000,000), over the" in err and "pixels torchlab decodes" in err
+
+
+def test_the_digit_predict_refuses_the_same_png_in_one_line(huge_png, tmp_path, capsys):
+    """The issue: digit predict refused it, but in three lines (Pillow's warnings first)."""
+    model = torchlab.build_model("digit-mlp")
+    save_checkpoint(make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}),
+                    tmp_path / "m.pt")
+    err = one_line(capsys, main(["predict", str(tmp_path / "m.pt"), str(huge_png), "--device", "cpu"]))
+    assert f"{huge_png} is 12,000x12,000 pixels (144,000,000), over the" in err
 
 
 # ------------------------------------------------------------------------ the budget itself
