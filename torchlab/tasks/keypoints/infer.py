@@ -89,8 +89,8 @@ def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Se
 
 def check_crop_memory(squares: list[Square], boxes: Sequence[Any], width: int, height: int) -> None:
     """Refuse a face square whose crop would not fit the memory budget (a mistyped --box), before cutting it."""
-    side = max(square[2] for square in squares)
-    k = max(range(len(squares)), key=lambda i: squares[i][2])
+    k = max(range(len(squares)), key=lambda i: squares[i][2])  # the largest square is the one to check
+    side = squares[k][2]
     what = (f"--box {boxes[k].x:g},{boxes[k].y:g},{boxes[k].w:g},{boxes[k].h:g} (a {side:,}x{side:,} crop of a "
             f"{width}x{height} photo)" if boxes else f"a {side:,}x{side:,} face crop")
     check_memory(side * side * CROP_BYTES_PER_PIXEL, what,
