@@ -34,6 +34,7 @@ from torchlab.config import (
     resume_conflicts,
     with_overrides,
 )
+from torchlab.engine.checkpoint import sound_checkpoint
 from torchlab.engine.dry_run import DryRunComplete, DryRunReport
 from torchlab.errors import CheckpointError, FieldName, NonFiniteLoss, UsageError
 from torchlab.reporting.records import FORMATS, write_records
@@ -135,7 +136,7 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
         warnings.warn(f"--amp does nothing on {where}: bf16 autocast runs on CUDA only, so this run trains in "
                       "float32", Note, stacklevel=2)
     if resume:
-        check_resume(run.out / "last.pt", cfg)
+        check_resume(run.out / "last.pt", cfg, entry.name)
     with locked_output(run.out, enabled=run.is_main):
         if overwrite:
             clear_run(run.out)
@@ -144,9 +145,11 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
         try:
             result = entry.function("train")(cfg, run)
         except NonFiniteLoss as exc:
+            if exc.checkpoint is not None and not exc.checked:  # name it as good only once it was checked
+                exc = exc.with_checkpoint(sound_checkpoint(exc.checkpoint), checked=True)
             odd = non_finite_field(cfg)
             if odd is None:
-                raise
+                raise exc from None
             # a NaN or infinite config value, not the step size, made the loss non-finite
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
         finally:
@@ -189,7 +192,7 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
     try:
         run = start_run(entry.name, recipe, cfg, options)
         if options.resume:
-            check_resume(run.out / "last.pt", cfg)
+            check_resume(run.out / "last.pt", cfg, entry.name)
         entry.function("train")(cfg, run)
     except DryRunComplete as done:
         return done.report
@@ -216,11 +219,16 @@ def non_finite_field(cfg: TrainConfig) -> str | None:
     return odd[0] if odd else None
 
 
-def check_resume(path: Path, cfg: TrainConfig) -> None:
-    """Refuse to resume with config fields that change the data split, the model or the schedule."""
+def check_resume(path: Path, cfg: TrainConfig, task: str | None = None) -> None:
+    """Refuse to resume another task's checkpoint (`task`: this run's), or with config fields that change the
+    data split, the model or the schedule."""
     from torchlab.engine.checkpoint import read_checkpoint
 
-    saved = read_checkpoint(path).get("config")
+    checkpoint = read_checkpoint(path)
+    if task is not None and _canonical_task(checkpoint["task"]) != _canonical_task(task):
+        raise UsageError(f"--resume: {path} is a checkpoint of task {checkpoint['task']}, not {task}; resume it with "
+                         f"torchlab train {checkpoint['task']} --resume, or train {task} into another --out")
+    saved = checkpoint.get("config")
     if not saved:
         return  # written before configs were recorded: nothing to compare
     conflicts = resume_conflicts(saved, cfg)
@@ -229,6 +237,14 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
         raise UsageError(f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
                          f"resume with the same {flag_name(name)} (only epochs, batch size, accumulation, early stopping, "
                          "the time budget and speed settings may change) or start a new run with another --out")
+
+
+def _canonical_task(name: Any) -> Any:
+    """The registered name of task `name` (an old name is an alias), or `name` itself when unknown."""
+    try:
+        return get_task(name).name
+    except (KeyError, TypeError):
+        return name
 
 
 @dataclass

@@ -57,19 +57,27 @@ class TrainingError(TorchlabError):
 class NonFiniteLoss(TrainingError):
     """`quantity` ("train_loss") became `value` (NaN or infinite) in `epoch` (1-based) at learning rate `lr`.
 
-    `advice` is what to change (text and FieldName parts); `checkpoint` the last good last.pt, if one was written.
+    `advice` is what to change (text and FieldName parts); `checkpoint` the last last.pt written, if any. The
+    message calls it "the last good checkpoint" only when `checked` (its digest and finite weights were verified,
+    see torchlab.engine.checkpoint.sound_checkpoint): a loss can stay finite for an epoch whose last step made
+    the weights NaN, and that epoch's last.pt holds them.
     """
 
     def __init__(self, quantity: str, value: float, epoch: int, lr: float, advice: tuple[str | FieldName, ...],
-                 checkpoint: Path | None = None) -> None:
+                 checkpoint: Path | None = None, checked: bool = False) -> None:
         self.quantity, self.value, self.epoch, self.lr = quantity, value, epoch, lr
-        self.advice, self.checkpoint = tuple(advice), checkpoint
-        where = () if checkpoint is None else (f"; the last good checkpoint is {checkpoint}",)
+        self.advice, self.checkpoint, self.checked = tuple(advice), checkpoint, checked
+        said = "the last good checkpoint is" if checked else "the last checkpoint written (not checked) is"
+        where = () if checkpoint is None else (f"; {said} {checkpoint}",)
         super().__init__(f"{quantity} became {value} in epoch {epoch} (lr {lr:g}); ", *self.advice, *where)
 
     def with_advice(self, *advice: str | FieldName) -> NonFiniteLoss:
         """The same error with other advice, from a caller that knows better what broke the loss."""
-        return NonFiniteLoss(self.quantity, self.value, self.epoch, self.lr, advice, self.checkpoint)
+        return NonFiniteLoss(self.quantity, self.value, self.epoch, self.lr, advice, self.checkpoint, self.checked)
+
+    def with_checkpoint(self, checkpoint: Path | None, checked: bool) -> NonFiniteLoss:
+        """The same error naming `checkpoint` (None: none), as a good one when `checked`."""
+        return NonFiniteLoss(self.quantity, self.value, self.epoch, self.lr, self.advice, checkpoint, checked)
 
 
 class ExportError(TorchlabError):

@@ -129,7 +129,7 @@ def test_size_flags_of_the_small_commands_are_bounded(capsys, tmp_path, argv, sa
     ("digit-mlp", {"hidden": 10**12}, "--hidden 1000000000000 would need about"),
 ])
 def test_sizes_a_task_cannot_hold_are_refused_before_anything_is_written(tmp_path, task, flags, says):
-    with deadline(30), pytest.raises(UsageError, match="memory but cpu has .* free") as info:
+    with deadline(30), pytest.raises(UsageError, match="of memory, over the budget of .* free on cpu") as info:
         quiet_train(task, tmp_path / "run", **flags)
     assert says in str(info.value)
     assert not (tmp_path / "run").exists()

@@ -196,32 +196,32 @@ def test_find_file_prefers_torchvision_layout_then_raw_then_root(tmp_path):
 
 
 def test_load_split_checks_dimensions_counts_and_labels(tmp_path):
-    write_split(tmp_path, "t10k", np.zeros((3, 2, 2)), np.array([0, 9, 4]))
+    write_split(tmp_path, "t10k", np.zeros((3, 28, 28)), np.array([0, 9, 4]))
     images, labels = mnist.load_split(tmp_path, "test")
-    assert images.shape == (3, 2, 2) and labels.tolist() == [0, 9, 4] and labels.dtype == np.int64
+    assert images.shape == (3, 28, 28) and labels.tolist() == [0, 9, 4] and labels.dtype == np.int64
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx(np.array([0, 10, 4])))
     with pytest.raises(DataError, match="has label 10; digit labels run 0..9"):
         mnist.load_split(tmp_path, "test")
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx(np.zeros((3, 1))))
-    with pytest.raises(DataError, match="holds 2-D data; expected one label per image"):
+    with pytest.raises(DataError, match="holds 2-D data, not labels"):
         mnist.load_split(tmp_path, "test")
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx(np.zeros((3, 4))))
-    with pytest.raises(DataError, match="holds 2-D data; expected images"):
+    with pytest.raises(DataError, match="holds 2-D data, not images"):
         mnist.load_split(tmp_path, "test")
-    write_split(tmp_path / "empty", "t10k", np.zeros((0, 2, 2)), np.zeros(0))
+    write_split(tmp_path / "empty", "t10k", np.zeros((0, 28, 28)), np.zeros(0))
     assert mnist.load_split(tmp_path / "empty", "test")[1].shape == (0,)
 
 
 def test_load_mnist_subset_limit_and_scaling(tmp_path):
     labels = np.array([3, 7, 1, 7, 3, 3, 7])
-    images = np.stack([np.full((2, 2), 51 * (i % 6)) for i in range(7)])
+    images = np.stack([np.full((28, 28), 51 * (i % 6)) for i in range(7)])
     write_split(tmp_path, "train", images, labels)
     write_split(tmp_path, "t10k", images[:3], labels[:3])
     data = mnist.load_mnist(tmp_path, digits=(3, 7), limit=3)
     # the subset first (3, 7, 7, 3, 3, 7), then the limit: the first 3 of those
     assert data.labels_train.tolist() == [3, 7, 7] and data.y_train.tolist() == [0.0, 1.0, 1.0]
     assert data.y_train.dtype == torch.float32 and data.digits == (3, 7) and data.classes == 1
-    assert data.x_train.shape == (3, 1, 2, 2) and data.x_train[1, 0, 0, 0].item() == pytest.approx(0.2)
+    assert data.x_train.shape == (3, 1, 28, 28) and data.x_train[1, 0, 0, 0].item() == pytest.approx(0.2)
     assert data.labels_test.tolist() == [3, 7] and data.y_test.tolist() == [0.0, 1.0]
     full = mnist.load_mnist(tmp_path)
     assert full.classes == 10 and full.class_names() == [str(d) for d in range(10)] and full.digits is None
@@ -357,8 +357,8 @@ def test_random_affine_draws_angle_zoom_and_shift_in_that_order(monkeypatch, set
 def test_load_mnist_downloads_first_when_asked(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(mnist, "download_mnist", lambda root: calls.append(root))
-    write_split(tmp_path, "train", np.zeros((2, 2, 2)), np.array([1, 2]))
-    write_split(tmp_path, "t10k", np.zeros((1, 2, 2)), np.array([1]))
+    write_split(tmp_path, "train", np.zeros((2, 28, 28)), np.array([1, 2]))
+    write_split(tmp_path, "t10k", np.zeros((1, 28, 28)), np.array([1]))
     mnist.load_mnist(tmp_path)
     assert calls == []
     mnist.load_mnist(tmp_path, download=True)

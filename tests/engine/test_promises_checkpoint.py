@@ -10,6 +10,7 @@ import torch
 
 import torchlab
 from torchlab.cli.main import main
+from torchlab.engine.checkpoint import save_checkpoint
 from torchlab.errors import CheckpointError
 
 
@@ -30,7 +31,7 @@ def edited(written, tmp_path, **changes):
         else:
             checkpoint[key] = value
     path = tmp_path / "edited.pt"
-    torch.save(checkpoint, path)
+    save_checkpoint(checkpoint, path)  # written as torchlab writes: its digest fits the edited contents
     return path
 
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchlab import EarlyStopping, Trainer
 from torchlab.config import TrainConfig, duration_seconds, with_overrides
 from torchlab.data import TensorBatcher
-from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.engine.checkpoint import read_checkpoint, save_checkpoint
 from torchlab.engine.full_batch import fit_and_save
 from torchlab.engine.metrics import Metric
 from torchlab.errors import CheckpointError, UsageError
@@ -232,7 +232,7 @@ def test_a_budget_stopped_checkpoint_loads_with_plain_metadata(tmp_path):
     checkpoint = read_checkpoint(tmp_path / "b" / "last.pt")
     checkpoint["model"] = {"name": "digit-mlp", "kwargs": {"hidden": 8}}  # a registered model to rebuild
     checkpoint["state_dict"] = torchlab.build_model("digit-mlp", hidden=8).state_dict()
-    torch.save(checkpoint, tmp_path / "named.pt")
+    save_checkpoint(checkpoint, tmp_path / "named.pt")
     _, meta = torchlab.load(tmp_path / "named.pt", device="cpu")
 
     def tensors(value) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,3 +72,13 @@ def test_a_second_process_cannot_write_into_a_locked_folder(tmp_path):
         proc.communicate("\n", timeout=30)
     assert proc.returncode == 0
     assert not out.exists()  # the holder's folder was empty: gone with its lock
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("out, words", [("/proc", "--out /proc is a folder torchlab cannot create files in ("),
+                                        ("/proc/run", "--out /proc/run cannot be created (")])
+def test_an_unwritable_out_folder_is_named_not_its_lock_file(capsys, out, words):
+    """Issue 40: `--out /proc` spoke of /proc/.torchlab.lock, a file the user never named."""
+    assert main(["train", "digit-mlp", *FAST, "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "choose another --out" in err and LOCK_NAME not in err and "\n" not in err

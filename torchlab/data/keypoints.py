@@ -15,7 +15,9 @@ careful parser, so every malformed row is named in the error.
 
 from __future__ import annotations
 
+import lzma
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +124,8 @@ def _read_csv(path: str | os.PathLike):
     import pandas as pd
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of one CSV file (such as training.csv)")
     if not path.is_file():
         raise DataError(f"{path} does not exist; download the Kaggle files into data/ or pass --data PATH")
     try:
@@ -132,6 +136,11 @@ def _read_csv(path: str | os.PathLike):
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:160]
         raise DataError(f"{path} is not a readable CSV file ({detail})") from None
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        # a compressed file (.gz, .bz2, .xz, .zip) cut short or damaged: gzip's CRC error is an OSError
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise DataError(f"{path} is truncated or damaged ({type(exc).__name__}: {detail}); "
+                        "download or copy it again") from None
 
 
 def _integer_column(frame, column: str, path) -> np.ndarray:

@@ -34,12 +34,15 @@ FILES = {
 }
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+MAGIC_KINDS = {IMAGE_MAGIC: "images", LABEL_MAGIC: "labels"}
+IMAGE_SIDE = 28  # every MNIST image is 28 x 28 pixels
 PIXEL_SCALE = 255.0
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
     """Read one IDX file of unsigned bytes (raw, or gzipped if the name ends in .gz) into an array.
 
+    `kind` ("images" or "labels") is what the file must hold: its magic number is checked against it.
     Raises DataError naming the file when it cannot be read, has a wrong magic number, or
     holds fewer bytes than its header promises.
     """
@@ -50,21 +53,31 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             data = f.read()
     except FileNotFoundError:
         raise DataError(f"MNIST file {path} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"MNIST file {path} is a folder; give the folder that holds the four files") from None
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"MNIST file {path} cannot be read ({type(exc).__name__}: {exc}); download it again") from None
     if len(data) < 4:
         raise DataError(f"MNIST file {path} is truncated ({len(data)} bytes, no IDX header); download it again")
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    magic = struct.unpack(">I", data[:4])[0]
     if zero != 0 or dtype_code != 0x08 or not 1 <= ndim <= 3:
-        magic = struct.unpack(">I", data[:4])[0]
         raise DataError(
             f"MNIST file {path} has magic number 0x{magic:08x}, not an IDX file of unsigned bytes "
             f"(0x{LABEL_MAGIC:08x} labels or 0x{IMAGE_MAGIC:08x} images); is it the right file?"
         )
+    if kind is not None and MAGIC_KINDS.get(magic) != kind:
+        seen = MAGIC_KINDS.get(magic, f"{ndim}-D data")
+        wanted = IMAGE_MAGIC if kind == "images" else LABEL_MAGIC
+        raise DataError(f"MNIST file {path} holds {seen}, not {kind}: its magic number is 0x{magic:08x}, "
+                        f"{kind} have 0x{wanted:08x}; are the images and labels files swapped?")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"MNIST file {path} is truncated inside its header; download it again")
     shape = struct.unpack(f">{ndim}I", data[4:header])
+    if kind == "images" and shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"MNIST file {path} declares {shape[1]}x{shape[2]} images; MNIST images are "
+                        f"{IMAGE_SIDE}x{IMAGE_SIDE}: the header is damaged or it is another data set")
     expected = math.prod(shape)  # Python ints: a hostile header cannot overflow
     if len(data) - header < expected:
         raise DataError(
@@ -102,11 +115,7 @@ def load_split(root: str | os.PathLike, split: str, advice: str = FOUND_NOWHERE)
     (the default, for evaluate and predict, does not offer train's --download)."""
     image_stem, label_stem = FILES[split]
     image_path, label_path = find_file(root, image_stem, advice), find_file(root, label_stem, advice)
-    images, labels = read_idx(image_path), read_idx(label_path)
-    if images.ndim != 3:
-        raise DataError(f"MNIST file {image_path} holds {images.ndim}-D data; expected images (n, rows, cols)")
-    if labels.ndim != 1:
-        raise DataError(f"MNIST file {label_path} holds {labels.ndim}-D data; expected one label per image")
+    images, labels = read_idx(image_path, "images"), read_idx(label_path, "labels")
     if len(images) != len(labels):
         raise DataError(f"{image_path} has {len(images):,} images but {label_path} has {len(labels):,} labels")
     if labels.size and labels.max() > 9:

@@ -25,6 +25,7 @@ import torch
 
 from torchlab.data.keypoints import (
     ALWAYS_PRESENT,
+    FACE_BYTES,
     FLIP_SUM,
     IMAGE_SIZE,
     KEYPOINT_NAMES,
@@ -36,6 +37,7 @@ from torchlab.data.keypoints import (
     read_training_csv,
 )
 from torchlab.runtime.files import atomic_write_text
+from torchlab.runtime.guards import check_memory
 
 # An average upright face (pixels, image center near (48, 50)), keypoints in Kaggle's order.
 TEMPLATE = np.array([
@@ -280,4 +282,6 @@ def load_table(data: str | None, synthetic: int, synthetic_seed: int = SYNTHETIC
     (progress(done) after each chunk drawn)."""
     if data:
         return read_training_csv(data)
+    check_memory(synthetic * FACE_BYTES, f"{synthetic:,} synthetic faces",
+                 f"use fewer (--synthetic; a face takes about {FACE_BYTES // 1000} KB) or pass --data with a CSV")
     return make_faces(synthetic, seed=synthetic_seed, progress=progress)

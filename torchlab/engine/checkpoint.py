@@ -1,8 +1,10 @@
-"""Checkpoints: self-describing dicts of tensors and primitives, written atomically,
-read back only with `torch.load(weights_only=True)` so a file can never run code."""
+"""Checkpoints: self-describing dicts of tensors and primitives, written atomically with a SHA-256 digest of
+their contents, read back only with `torch.load(weights_only=True)` so a file can never run code, and verified
+against that digest so a damaged file is never used."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -29,12 +31,66 @@ REQUIRED_KEYS = ("format", "format_version", "task", "model", "state_dict")
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
-    """Serialize a checkpoint dict (see `make_checkpoint`) once and write it atomically to `path`;
-    each of `more_paths` (same folder) is updated first, to the same bytes."""
+    """Serialize a checkpoint dict (see `make_checkpoint`) with the digest of its tensors once and write it
+    atomically to `path`; each of `more_paths` (same folder) is updated first, to the same bytes."""
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
+    torch.save({**checkpoint, DIGEST_KEY: tensor_digest(checkpoint)}, buffer)
     atomic_write_bytes(path, buffer.getvalue(), also=more_paths)
     return Path(path)
+
+
+DIGEST_KEY = "digest"
+# The parts of a checkpoint the digest covers, as a message names them; "other" is everything else: the metadata
+# (task, model arguments, normalization, metrics, ...) and the other tensors (RNG states, weight averages, ...).
+DIGEST_PARTS = {"state_dict": "weights", "optimizer": "optimizer state", "other": "metadata and other state"}
+
+
+def tensor_digest(checkpoint: Mapping[str, Any]) -> dict[str, str]:
+    """SHA-256 of a checkpoint's contents, one per part of DIGEST_PARTS: each tensor's name, dtype, shape and
+    bytes, and each plain value's name and repr, in order. torch.load never checks the file's zip CRCs, so
+    this is what tells a damaged file from a good one."""
+    hashes = {part: hashlib.sha256() for part in DIGEST_PARTS}
+    for key, value in checkpoint.items():
+        if key != DIGEST_KEY:
+            _hash_into(hashes[key if key in hashes else "other"], key, value)
+    return {"algorithm": "sha256", **{part: h.hexdigest() for part, h in hashes.items()}}
+
+
+def _hash_into(digest: Any, name: str, value: Any) -> None:
+    """Feed `value` (tensors and plain values in dicts, lists and tuples) into `digest`, each leaf under its name."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        if tensor.layout == torch.strided:
+            digest.update(tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, Mapping):
+        digest.update(f"{name}{{{len(value)};".encode())
+        for key, item in value.items():
+            _hash_into(digest, f"{name}.{key!r}", item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{name}[{len(value)};".encode())
+        for index, item in enumerate(value):
+            _hash_into(digest, f"{name}.{index}", item)
+    else:  # what a weights_only load returns: numbers, strings, bytes, None, dtypes
+        digest.update(f"{name}={type(value).__name__}:{value!r};".encode())
+
+
+def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """A CheckpointError "<path> is damaged: ..." when the contents no longer match the digest written with them;
+    a checkpoint written before digests (no digest) passes."""
+    saved = checkpoint.get(DIGEST_KEY)
+    if saved is None:
+        return
+    if not isinstance(saved, dict) or saved.get("algorithm") != "sha256":
+        raise CheckpointError(f"{path} is damaged: its digest record is unreadable; use another checkpoint "
+                              "(best.pt or last.pt of the run) or retrain")
+    now = tensor_digest(checkpoint)
+    bad = [part for part in DIGEST_PARTS if saved.get(part) != now[part]]
+    if bad:
+        damaged = " and ".join(DIGEST_PARTS[p] for p in bad)
+        raise CheckpointError(f"{path} is damaged: the SHA-256 digest of its {damaged} "
+                              "does not match the one written with it (bytes changed on disk or in a copy); use "
+                              "another checkpoint (best.pt or last.pt of the run) or retrain")
 
 
 def add_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
@@ -170,6 +226,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"{path} was written by a newer torchlab (format {checkpoint['format_version']}); upgrade torchlab"
         )
+    verify_digest(checkpoint, path)
     return checkpoint
 
 
@@ -202,6 +259,17 @@ def check_finite_weights(state_dict: dict[str, Any], path: str | os.PathLike) ->
                                   "its predictions would be NaN: use an earlier checkpoint or retrain")
 
 
+def sound_checkpoint(path: str | os.PathLike | None) -> Path | None:
+    """`path` when it is a checkpoint that reads, matches its digest and holds finite weights; else None."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        check_finite_weights(read_checkpoint(path)["state_dict"], path)
+    except CheckpointError:
+        return None
+    return Path(path)
+
+
 def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Load weights, turning shape/key mismatches into a CheckpointError that names them."""
     try:
@@ -228,12 +296,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     checkpoint = read_checkpoint(path, map_location="cpu")
     spec = checkpoint["model"]
     try:
+        with torch.device("meta"):  # sizes only, no memory: is the model within the budget?
+            shape = build_model(spec["name"], **spec.get("kwargs", {}))
+        check_model_memory(shape, path)
         model = build_model(spec["name"], **spec.get("kwargs", {}))
     except KeyError:
         raise CheckpointError(f"{path} names an unknown model {spec.get('name')!r}; is torchlab up to date?") from None
     except TypeError as exc:
         raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take "
                               f"({shorten(str(exc), 200)})") from None  # one line: an argument name may hold a newline
+    except ValueError as exc:
+        raise CheckpointError(f"{path} holds impossible model arguments ({shorten(str(exc), 200)}); "
+                              "the file is damaged or was not written by torchlab: retrain") from None
     check_finite_weights(checkpoint["state_dict"], path)
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     model.to(device).eval()
@@ -241,6 +315,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     meta = {k: v for k, v in checkpoint.items() if k not in heavy}
     meta["path"] = str(path)
     return model, meta
+
+
+def check_model_memory(shape: nn.Module, path: str | os.PathLike) -> None:
+    """A CheckpointError when the model a checkpoint describes (`shape`, built on the meta device) would not fit
+    the CPU's memory budget: its arguments, not its weights, set the sizes that are allocated first."""
+    from torchlab.runtime.guards import memory_budget
+
+    needed = sum(t.numel() * t.element_size() for t in (*shape.parameters(), *shape.buffers()))
+    budget = memory_budget("cpu")
+    if budget is not None and needed > budget:
+        raise CheckpointError(f"{path} describes a model of {needed / 1e9:.1f} GB, over the memory budget of "
+                              f"{budget / 1e9:.1f} GB; its model arguments are damaged or it needs a bigger machine")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -91,6 +91,7 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
     checkpoint = read_checkpoint(path, map_location=device)
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise CheckpointError(f"{path} holds no training state (optimizer, epoch); it cannot be resumed")
+    check_finite_training_state(checkpoint, path)
     stopped = checkpoint.get("interrupted")
     point = Interruption.from_dict(stopped) if stopped else None
     if point is not None and (point.batches_per_epoch, point.accumulate) != (batches_per_epoch, accumulate):
@@ -183,6 +184,32 @@ def enter_epoch(point: Interruption | None, epoch: int, batches: Iterable[Any], 
         totals.load(point.totals)
     set_rng_state(point.rng)
     return iterator, point.batches, epoch_rng
+
+
+def check_finite_training_state(checkpoint: dict[str, Any], path: Path) -> None:
+    """A CheckpointError when the weights or the optimizer state hold NaN or infinite values: training on from
+    them gives NaN losses at once (and the message would blame the learning rate)."""
+    parts = (("weights", _tensors(checkpoint["state_dict"], "")),
+             ("optimizer state", _tensors(checkpoint["optimizer"], "")))
+    for what, tensors in parts:
+        for name, tensor in tensors:
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise CheckpointError(f"{path} holds non-finite {what} ({bad:,} NaN or infinite values in "
+                                      f"{name.lstrip('.')}), so it cannot be resumed: training from it gives NaN "
+                                      "losses; resume from an earlier copy of last.pt or start a new run")
+
+
+def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(dotted name, tensor) for every tensor in nested dicts and lists."""
+    if isinstance(value, torch.Tensor):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{name}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensors(item, f"{name}.{index}")
 
 
 def _replay_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> None:

@@ -40,12 +40,24 @@ def at_most(flag: str, value: int | float, limit: int | float, why: str) -> None
         raise UsageError(f"{flag} must be <= {limit:,} ({why}), got {value:,}")
 
 
+BUDGET_FRACTION = 0.8  # of the free memory: what one input may take, leaving room for the rest of the process
+
+
 def available_memory(device: torch.device | str = "cpu") -> int | None:
-    """Bytes free for new tensors on `device` (None when this platform does not say)."""
+    """Bytes free for new tensors on `device` (None when this platform does not say).
+
+    On the CPU: the least of the machine's available memory, what this process's address-space
+    limit (`ulimit -v`, RLIMIT_AS) leaves and what its cgroup's memory limit leaves.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
+    limits = [v for v in (_meminfo_available(), _address_space_left(), _cgroup_left()) if v is not None]
+    return max(0, min(limits)) if limits else None
+
+
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -59,12 +71,50 @@ def available_memory(device: torch.device | str = "cpu") -> int | None:
         return None
 
 
-def check_memory(needed: int, what: str, advice: str, device: torch.device | str = "cpu") -> None:
-    """Refuse work whose tensors need more memory than `device` has free, before allocating any."""
+def _address_space_left() -> int | None:
+    """RLIMIT_AS minus the address space this process already maps (None: no limit)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration, ValueError):
+        return None
+    return limit - used
+
+
+def _cgroup_left() -> int | None:
+    """A cgroup v2 memory limit minus the memory the cgroup uses (None: no limit or no cgroup v2)."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            return int(limit) - int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def memory_budget(device: torch.device | str = "cpu") -> int | None:
+    """The bytes one user-sized input may claim on `device`: BUDGET_FRACTION of the free memory (None: unknown)."""
     free = available_memory(device)
-    if free is not None and needed > free:
-        raise UsageError(f"{what} would need about {_size(needed)} of memory but {torch.device(device)} has "
-                         f"{_size(free)} free; {advice}")
+    return None if free is None else int(free * BUDGET_FRACTION)
+
+
+def check_memory(needed: int, what: str, advice: str, device: torch.device | str = "cpu") -> None:
+    """Refuse work whose tensors need more than the memory budget of `device`, before allocating any.
+
+    The UsageError names the input (`what`), what it would need and the budget; `advice` says what to change.
+    """
+    budget = memory_budget(device)
+    if budget is not None and needed > budget:
+        raise UsageError(f"{what} would need about {_size(needed)} of memory, over the budget of {_size(budget)} "
+                         f"({BUDGET_FRACTION:.0%} of the {_size(available_memory(device) or 0)} free on "
+                         f"{torch.device(device)}); {advice}")
 
 
 def _size(n: float) -> str:

@@ -56,9 +56,14 @@ def locked_output(out: Path, enabled: bool = True) -> Iterator[None]:
         yield
         return
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
     lock_path = out / LOCK_NAME
-    handle = open(lock_path, "a+")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+    except OSError as exc:  # /proc, a read-only disk, no permission: the folder, not the lock file, is the problem
+        reason = exc.strerror or type(exc).__name__
+        what = "is a folder torchlab cannot create files in" if out.is_dir() else "cannot be created"
+        raise UsageError(f"--out {out} {what} ({reason}); choose another --out") from None
     try:
         _acquire(handle, out, lock_path)
         handle.seek(0)

@@ -33,6 +33,9 @@ CASCADE = "haarcascade_frontalface_default.xml"
 SQUARE_PER_BOX = 1.19  # training square side / detector box side (median over the development faces)
 SQUARE_DROP = 0.16  # training square center - detector box center, downwards, in box sides
 MIN_FACE = 24  # pixels: the cascade's smallest window; a photo or --box smaller than this holds no usable face
+# Bytes a pixel of a face square costs while it is cut and shrunk to 96x96 (float32 gather, scaled and clipped
+# copies, uint8 image and Pillow's copy): 4 + 4 + 4 + 1 + 1, rounded up.
+CROP_BYTES_PER_PIXEL = 16
 DETECT_SIDE = 1024  # larger photos are shrunk to this longest side for detection (seconds -> a fraction)
 
 

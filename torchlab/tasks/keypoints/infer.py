@@ -30,8 +30,10 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import masked_rmse
 from torchlab.errors import DataError, UsageError
 from torchlab.reporting.records import write_into
+from torchlab.runtime.guards import check_memory
 from torchlab.tasks.keypoints.config import DEFAULT_SYNTHETIC
 from torchlab.tasks.keypoints.faces import (
+    CROP_BYTES_PER_PIXEL,
     MIN_FACE,
     Square,
     center_square,
@@ -70,6 +72,7 @@ def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Se
                         f"{MIN_FACE}x{MIN_FACE} pixels (the model sees each face at {IMAGE_SIZE}x{IMAGE_SIZE})")
     found, how, note = find_faces(gray, boxes, detect)
     squares = [face_square(box) for box in found] or [center_square(width, height)]
+    check_crop_memory(squares, found if how == "box" else [], width, height)
     crops = np.stack([photo_to_face(gray, square)[0] for square in squares])
     pred = predict_keypoints(model, crops).reshape(len(squares), -1, 2).astype(np.float64)
     points = [face_to_photo(p, square) for p, square in zip(pred, squares)]
@@ -82,6 +85,16 @@ def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Se
              "crop": {"x": square[0], "y": square[1], "size": square[2]}, "keypoints": named_points(p),
              "overlay": overlay, "note": note}
             for k, (square, p) in enumerate(zip(squares, points))]
+
+
+def check_crop_memory(squares: list[Square], boxes: Sequence[Any], width: int, height: int) -> None:
+    """Refuse a face square whose crop would not fit the memory budget (a mistyped --box), before cutting it."""
+    k = max(range(len(squares)), key=lambda i: squares[i][2])  # the largest square is the one to check
+    side = squares[k][2]
+    what = (f"--box {boxes[k].x:g},{boxes[k].y:g},{boxes[k].w:g},{boxes[k].h:g} (a {side:,}x{side:,} crop of a "
+            f"{width}x{height} photo)" if boxes else f"a {side:,}x{side:,} face crop")
+    check_memory(side * side * CROP_BYTES_PER_PIXEL, what,
+                 "give the face's box in the photo's pixels: X,Y,W,H with W and H at most the photo's size")
 
 
 def _overlay(source: Path, points: list[np.ndarray], squares: list[Square], how: str, target: Path) -> Path:
