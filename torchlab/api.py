@@ -45,7 +45,8 @@ from torchlab.runtime.config_file import (
     write_config_file,
 )
 from torchlab.runtime.guards import Note
-from torchlab.runtime.output_folder import clear_run, holds_run, locked_output
+from torchlab.runtime.files import atomic_write_bytes
+from torchlab.runtime.output_folder import clear_run, locked_output
 from torchlab.tasks import Task, get_task
 from torchlab.tasks import task_names as _task_names
 from torchlab.tasks.run import InferenceOptions, RunOptions, RunResult, start_run
@@ -140,10 +141,14 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
     with locked_output(run.out, enabled=run.is_main):
         if overwrite:
             clear_run(run.out)
+        config_path = run.out / CONFIG_FILE
+        kept = (config_path.read_bytes() if config_path.exists() else None, file_state(run.out / "last.pt"))
         if run.is_main:
-            write_config_file(run.out / CONFIG_FILE, entry.name, recipe, seed, cfg)
+            write_config_file(config_path, entry.name, recipe, seed, cfg)
+        trained = False
         try:
             result = entry.function("train")(cfg, run)
+            trained = True
         except NonFiniteLoss as exc:
             if exc.checkpoint is not None and not exc.checked:  # name it as good only once it was checked
                 exc = exc.with_checkpoint(sound_checkpoint(exc.checkpoint), checked=True)
@@ -153,13 +158,30 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
             # a NaN or infinite config value, not the step size, made the loss non-finite
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
         finally:
-            if run.is_main and not holds_run(run.out):  # nothing trained: no config of a run that is not there
-                (run.out / CONFIG_FILE).unlink(missing_ok=True)
+            if run.is_main and not trained and file_state(run.out / "last.pt") == kept[1]:
+                restore_file(config_path, kept[0])  # nothing trained: the folder's config.toml as it was
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one with "
                       f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
                       "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
     return result
+
+
+def file_state(path: Path) -> tuple[int, int] | None:
+    """(size, modification time) of a file, None when there is none: whether a run wrote it since."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def restore_file(path: Path, content: bytes | None) -> None:
+    """Put `content` back at `path` (None: remove the file)."""
+    if content is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(path, content)
 
 
 def read_run_config(path: str | os.PathLike, task: str | None, recipe: str | None,

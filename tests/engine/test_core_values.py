@@ -590,10 +590,10 @@ def test_non_finite_loss_message_names_epoch_lr_and_last_checkpoint(tmp_path):
     assert (error.quantity, error.value, error.epoch, error.lr) == ("train_loss", math.inf, 2, 0.001)
     assert error.checkpoint == tmp_path / "last.pt" and error.fields == ("lr", "grad_clip")
     assert str(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (lr) or "
-                          "gradient clipping (grad_clip); the last checkpoint written (not checked) is "
+                          "gradient clipping (grad_clip); the last good checkpoint is "
                           f"{tmp_path / 'last.pt'}")
     assert in_flags(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
-                               "gradient clipping (--grad-clip); the last checkpoint written (not checked) is "
+                               "gradient clipping (--grad-clip); the last good checkpoint is "
                                f"{tmp_path / 'last.pt'}")
     model = fixed_linear(0.0, 0.0)
     calls["n"] = 0

@@ -179,7 +179,7 @@ def test_a_non_finite_validation_at_a_budget_stop_names_its_epoch(tmp_path):
                    on_val=lambda tr, loss: loss * math.nan if tr.interruption is not None else loss)
     with pytest.raises(NonFiniteLoss, match=r"^val_loss became nan in epoch 2 \(lr 0\.05\); the training loss is "
                                             r"finite, so the validation data hold values the model cannot score; "
-                                            r"the last checkpoint written \(not checked\) is .*last\.pt$") as caught:
+                                            r"the last good checkpoint is .*last\.pt$") as caught:
         trainer.fit(train, val)
     assert caught.value.epoch == 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from torchlab.engine.checkpoint import sound_checkpoint
 from torchlab.errors import FieldName, NonFiniteLoss
 
 # What a non-finite loss suggests changing, naming config fields (the CLI writes them --lr, --grad-clip).
@@ -22,4 +23,4 @@ def check_finite(row: dict[str, float], epoch: int, checkpoint_dir: Path | None)
     only_validation = bad[0].startswith("val_") and math.isfinite(row.get("train_loss", math.nan))
     raise NonFiniteLoss(bad[0], row[bad[0]], epoch + 1, row["lr"],
                         BAD_VALIDATION_DATA if only_validation else SMALLER_STEPS,
-                        last if last is not None and last.exists() else None)
+                        sound_checkpoint(last), checked=True)  # named only when it reads back whole and finite
