@@ -42,7 +42,7 @@ def test_bad_values_fail_before_anything_runs(tmp_path, overrides, message):
 
 
 def test_unknown_task_and_recipe():
-    with pytest.raises(UsageError, match=r"unknown task 'digit'; choose one of: digits, .*\(or an old name: digit-mlp,"):
+    with pytest.raises(UsageError, match=r"unknown task 'digit'; choose one of: digits, .*\(or an old name: digit-mlp"):
         torchlab.get_recipe("digit")
     with pytest.raises(UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, seed, standardized"):
         torchlab.get_recipe("digit-mlp", "fast")

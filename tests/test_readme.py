@@ -1,4 +1,4 @@
-"""The README's Python example runs as printed (after `torchlab train digit-mlp`)."""
+"""The README's Python example runs as printed (after `torchlab train digits`)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ def test_readme_api_example_trains_mnist(tmp_path, capsys, monkeypatch):
 def test_readme_python_example_runs(tmp_path, capsys, monkeypatch):
     block = next(b for b in python_blocks() if "torchlab.Trainer(" in b)
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "digit-mlp", "--no-figures", "--epochs", "3"]) == 0
+    assert main(["train", "digits", "--no-figures", "--epochs", "3"]) == 0
     capsys.readouterr()
     exec(compile(block, "README.md", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("digit-mlp 0.")
+    assert lines[0].startswith("digits 0.")
     best_epoch, best_accuracy, _ = lines[1].split(" ", 2)
     assert 1 <= int(best_epoch) <= 30 and float(best_accuracy) > 0.9
     assert sorted(os.listdir(tmp_path / "runs" / "mine")) == ["best.pt", "history.csv", "last.pt"]

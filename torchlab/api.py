@@ -117,7 +117,7 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
     if config is not None and not isinstance(config, entry.config_class):
         raise UsageError(f"config for {task} must be a {entry.config_class.__name__}, got {type(config).__name__}")
     cfg = with_overrides(config, **overrides) if config is not None else get_recipe(task, recipe, **overrides)
-    out = out if out is not None else Path("checkpoints") / task  # the name given: an alias keeps its old folder
+    out = Path(out) if out is not None else Path("checkpoints") / task  # the name given: an alias keeps its folder
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
                          tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks))
     if dry_run:
@@ -141,7 +141,8 @@ def train(task: str, recipe: str | None = None, *, out: str | os.PathLike | None
             # a NaN or infinite config value, not the step size, made the loss non-finite
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
-        warnings.warn(f"{getattr(cfg, 'model', entry.name)} on the CPU used its '{recipe}' recipe (the default one with "
+        model_name = getattr(cfg, "model", entry.name)  # the recipes are the model's: keypoint-net's cpu recipe
+        warnings.warn(f"{model_name} on the CPU used its '{recipe}' recipe (the default one with "
                       f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
                       "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
     return result
@@ -232,7 +233,8 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
         foreign = [name for name in saved if name not in known] if isinstance(saved, dict) else ["config"]
         if foreign:
             raise CheckpointError(f"{checkpoint} says task {meta['task']} but its config field {foreign[0]!r} is "
-                                  f"not a field of {meta['task']}'s config; its 'task' field does not fit its metadata: retrain")
+                                  f"not a field of {meta['task']}'s config; its 'task' field does not fit its "
+                                  "metadata: retrain")
     model_name = meta["model"].get("name")
     models = (ALIASES[meta["task"]][1],) if meta["task"] in ALIASES else task.models  # an old name held its model
     if model_name not in models:

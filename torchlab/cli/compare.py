@@ -15,7 +15,7 @@ DESCRIPTION = ("Read two or more run folders (what torchlab train --out writes) 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help=HELP, description=DESCRIPTION)
     p.add_argument("runs", nargs="+", metavar="RUN",
-                   help="a run folder (e.g. checkpoints/digit-mlp) or one of its files; two or more")
+                   help="a run folder (e.g. checkpoints/digits) or one of its files; two or more")
     p.add_argument("--out", default="compare.png", metavar="FILE",
                    help="the figure: a .png file, or a folder to write compare.png into (default: compare.png)")
     p.set_defaults(func=cmd_compare)

@@ -15,7 +15,7 @@ DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxru
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=HELP, description=DESCRIPTION)
-    p.add_argument("checkpoint", help="a torchlab checkpoint, e.g. checkpoints/digit-mlp/best.pt")
+    p.add_argument("checkpoint", help="a torchlab checkpoint, e.g. checkpoints/digits/best.pt")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript"],
                    help="onnx (default) or torchscript")
     p.add_argument("--out", help="the file to write (default: <model>.onnx or <model>.torchscript.pt beside the checkpoint)")

@@ -1,4 +1,5 @@
-"""`torchlab models` (every registered model, grouped by the task that trains it) and `torchlab summary MODEL` (its layer table)."""
+"""`torchlab models` (every registered model, grouped by the task that trains it) and `torchlab summary MODEL`
+(its layer table)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and its arguments, recipe and settings, epochs, early stopping, best and last metrics, test "
         "metrics, training time, library versions and the files in the folder.",
     )
-    s.add_argument("run", help="a run folder (e.g. checkpoints/digit-mlp) or one of its checkpoints")
+    s.add_argument("run", help="a run folder (e.g. checkpoints/digits) or one of its checkpoints")
     s.set_defaults(func=cmd_show)
 
 

@@ -14,8 +14,9 @@ from torchlab.cli.output import print_summary
 
 def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
     p = sub.add_parser("train", help="train a task; writes checkpoints, history.csv and figures",
-                       description="Train a task with one of its recipes; every field of the recipe is a flag. The old "
-                                   "task names (digit-mlp, keypoint-net, ...) are aliases: a task with its model fixed.")
+                       description="Train a task with one of its recipes; every field of the recipe is a flag. The "
+                                   "old task names (digit-mlp, keypoint-net, ...) are aliases: a task with its model "
+                                   "fixed.")
     tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
     tasks.required = True
     if with_tasks:

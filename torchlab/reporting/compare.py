@@ -1,6 +1,6 @@
 """Comparing runs: their curves in one figure, and their settings and metrics side by side.
 
-    comparison = torchlab.compare(["checkpoints/digit-mlp", "checkpoints/digit-mlp-seed"])
+    comparison = torchlab.compare(["checkpoints/digits", "checkpoints/digits-seed"])
     comparison.differences   # {"lr": [0.01, 0.1], "epochs": [20, 100], ...}: the settings that differ
     comparison.runs[0].best  # the metrics of its best epoch; .final: of its last epoch
     comparison.figure        # compare.png: train (solid) and validation (dashed) curves, one color per run

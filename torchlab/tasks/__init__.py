@@ -72,7 +72,7 @@ class Task:
     @property
     def default_model(self) -> str:
         """The model a run gets when none is named."""
-        return str(getattr(self.recipes["default"], "model"))
+        return str(self.recipes["default"].model)  # type: ignore[attr-defined]
 
     def recipe_names(self) -> list[str]:
         """Every recipe name of any of the task's models, "default" first."""

@@ -1,4 +1,5 @@
-"""How `digit-mlp` trains: data, model, loss, optimizer and Trainer from a DigitsConfig (tasks/digits/config.py).
+"""How `digits` trains its digit-mlp: data, model, loss, optimizer and Trainer from a DigitsConfig
+(tasks/digits/config.py).
 
 evaluate/predict are in infer.py, the figures in plots.py.
 """

@@ -108,20 +108,20 @@ class KeypointConfig(TrainConfig):
 
 
 # default (fcn, cnn): every row (masked), augmentation, cosine LR; seed: the practical, nothing added
-DEFAULT = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "cosine"}
+DEFAULT: dict[str, Any] = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "cosine"}
 
 
-NET_DEFAULT = {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "optimizer": "adamw",
-               "schedule": "onecycle", "warmup": 0.2}
-NET = {"model": "keypoint-net", "width": 32, "flip_average": False, "head": "heatmap-24"}  # keypoint-net's fields
+NET_DEFAULT: dict[str, Any] = {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4,
+                               "optimizer": "adamw", "schedule": "onecycle", "warmup": 0.2}
+NET: dict[str, Any] = {"model": "keypoint-net", "width": 32, "flip_average": False, "head": "heatmap-24"}  # its fields
 
 
-SEED = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam", "schedule": "none",
-        "missing": "drop", "augment": False, "mean_init": False}
+SEED: dict[str, Any] = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam",
+                        "schedule": "none", "missing": "drop", "augment": False, "mean_init": False}
 
 
 # The recipes of each model: "default" differs per model, and only keypoint-net has "cpu".
-RECIPES: dict[str, dict[str, KeypointConfig]] = {
+RECIPES: dict[str, dict[str, TrainConfig]] = {
     "keypoint-net": {"default": KeypointConfig(**NET_DEFAULT, **NET), "seed": KeypointConfig(**SEED, **NET),
                      "cpu": KeypointConfig(**dict(NET_DEFAULT, epochs=18, flip=0.0), **NET)},
     "keypoint-cnn": {"default": KeypointConfig(**DEFAULT, model="keypoint-cnn"),

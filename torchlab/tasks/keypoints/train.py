@@ -1,5 +1,5 @@
-"""How `keypoints` trains its model (keypoint-net, keypoint-cnn or keypoint-fcn): faces, masked MSE, optimizer and Trainer
-from a KeypointConfig. Config: tasks/keypoints/config.py; evaluate/predict: infer.py (photos: faces.py,
+"""How `keypoints` trains its model (keypoint-net, keypoint-cnn or keypoint-fcn): faces, masked MSE, optimizer
+and Trainer from a KeypointConfig. Config: tasks/keypoints/config.py; evaluate/predict: infer.py (photos: faces.py,
 Kaggle files and RMSE: kaggle.py); figures: plots.py.
 """
 

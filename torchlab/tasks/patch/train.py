@@ -1,4 +1,4 @@
-"""How `patch-linear` trains: the patch, its design rows, the model and its fit (autograd through the
+"""How `patch` trains its patch-linear: the patch, its design rows, the model and its fit (autograd through the
 Trainer, or the seed's manual loop), compared with least squares. Config: tasks/patch/config.py;
 evaluate/predict: infer.py; figures: plots.py.
 """
@@ -131,7 +131,7 @@ def load_patch(cfg: PatchConfig, seed: int) -> tuple[np.ndarray, dict[str, Any]]
 
 
 def patch_meta(cfg: PatchConfig, source: dict[str, Any], scaling: PatchScaling) -> dict[str, Any]:
-    """What a patch-linear checkpoint records beside its weights: model, patch source, mode and scaling."""
+    """What a patch checkpoint records beside its weights: model, patch source, mode and scaling."""
     return {"model_name": cfg.model, "model_kwargs": {}, "source": source, "mode": cfg.mode,
             "normalization": {"coord_divisor": scaling.coord, "brightness_divisor": scaling.brightness,
                               "input": "rows [1, x, y] with x = column, y = row in pixels"}}

@@ -1,4 +1,4 @@
-"""How `ring-mlp` trains: ring points, the 2->16->1 net, BCE and the Trainer, scored beside the hand-set
+"""How `ring` trains its ring-mlp: ring points, the 2->16->1 net, BCE and the Trainer, scored beside the hand-set
 ring net. Config: tasks/ring/config.py; evaluate/predict: infer.py; figures: plots.py.
 """
 
@@ -79,7 +79,8 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
     with one_cpu_thread(run.device):
         fit = fit_and_save(trainer, batches, run.out, resume=run.resume, evaluate=test_metrics)
     summary: dict[str, Any] = {
-        "task": run.task, "model": cfg.model, "recipe": run.recipe, "dataset": data["dataset"], "device": str(run.device),
+        "task": run.task, "model": cfg.model, "recipe": run.recipe, "dataset": data["dataset"],
+        "device": str(run.device),
         "train_points": len(x_train), "test_points": len(x_test), "epochs": fit.epochs_run,
         "fit_seconds": round(fit.fit_seconds, 3), "train_loss": fit.last["train_loss"],
         "test_accuracy": test_metrics()["test_accuracy"],
