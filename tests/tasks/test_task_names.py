@@ -36,7 +36,7 @@ def test_each_old_name_resolves_to_its_task_and_model(alias):
     assert ALIASES[alias] == (task, model)
     entry, fixed = task_for(alias)
     assert (entry.name, fixed) == (task, model)
-    assert torchlab.find_task(alias).name == task and torchlab.get_recipe(alias).model == model
+    assert torchlab.api.find_task(alias).name == task and torchlab.get_recipe(alias).model == model
     assert torchlab.recipe_names(alias) == torchlab.recipe_names(task, model)
     assert model in get_task(alias).models
 
