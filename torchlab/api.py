@@ -166,7 +166,7 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    raise UsageError(f"{entry.name} with these settings trains without torchlab's Trainer, so a dry run cannot stop "
+    raise UsageError(f"{entry.name} with these field values trains without torchlab's Trainer, so a dry run cannot stop "
                      "after one batch (the run took place in a temporary folder, now removed); run it without "
                      "--dry-run")
 
@@ -197,7 +197,7 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
         name, old, new = conflicts[0]
         raise UsageError(f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
                          f"resume with the same {flag_name(name)} (only epochs, batch size, accumulation, early stopping, "
-                         "the time budget and speed settings may change) or start a new run with another --out")
+                         "the time budget and speed fields may change) or start a new run with another --out")
     # A run saved before configs had a `model` field (task keypoint-fcn, ...): its model is the checkpoint's.
     held, model = (checkpoint.get("model") or {}).get("name"), getattr(cfg, "model", None)
     if held is not None and model is not None and held != model:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "compare runs: their curves in one figure, and a table of the settings that differ and their metrics"
+HELP = "compare runs: their curves in one figure, and a table of the config fields that differ and their metrics"
 DESCRIPTION = ("Read two or more run folders (what torchlab train --out writes) and draw their training (solid) "
                "and validation (dashed) curves in one figure, one color per run, each run's best epoch of the "
-               "monitored quantity starred; then print one column per run: task, recipe, the settings that "
-               "differ (— where a run's task has no such field), epochs, the best value and its epoch, the last "
+               "monitored quantity starred; then print one column per run: task, recipe, the config fields "
+               "that differ (— where a run's task has no such field), epochs, the best value and its epoch, the last "
                "epoch's metrics and those measured after training (test accuracy, ...). Nothing is trained.")
 
 
