@@ -200,7 +200,7 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
                          "the time budget and speed fields may change) or start a new run with another --out")
     # A run saved before configs had a `model` field (task keypoint-fcn, ...): its model is the checkpoint's.
     held, model = (checkpoint.get("model") or {}).get("name"), getattr(cfg, "model", None)
-    if held is not None and model is not None and held != model:
+    if "model" not in (saved or {}) and held is not None and model is not None and held != model:
         raise UsageError(f"--resume with --model {model} but {path} holds {held}; resume with --model {held} "
                          "or start a new run with another --out")
 

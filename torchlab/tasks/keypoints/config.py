@@ -38,7 +38,8 @@ from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
 MODELS = ("keypoint-net", "keypoint-cnn", "keypoint-fcn")
-NET_FIELDS = ("width", "flip_average", "head")  # keypoint-net's own fields: none (unset) with the other models
+NET_DEFAULTS: dict[str, Any] = {"width": 32, "flip_average": False, "head": "heatmap-24"}  # keypoint-net's fields
+NET_FIELDS = tuple(NET_DEFAULTS)  # unset (none) with the other models; with keypoint-net, none means NET_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,11 @@ class KeypointConfig(TrainConfig):
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints.
 
-        keypoint-cnn and keypoint-fcn take none; keypoint-net its fields that are set (the rest: its own defaults).
+        keypoint-cnn and keypoint-fcn take none; keypoint-net its fields (NET_DEFAULTS where unset).
         """
         if self.model != "keypoint-net":
             return {}
-        net = {name: getattr(self, name) for name in NET_FIELDS if getattr(self, name) is not None}
+        net = {name: NET_DEFAULTS[name] if getattr(self, name) is None else getattr(self, name) for name in NET_FIELDS}
         return {"mean_keypoints": mean if self.mean_init else None, "flip_sum": self.mirror_sum(), **net}
 
 
@@ -113,7 +114,7 @@ DEFAULT: dict[str, Any] = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_d
 
 NET_DEFAULT: dict[str, Any] = {"epochs": 100, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4,
                                "optimizer": "adamw", "schedule": "onecycle", "warmup": 0.2}
-NET: dict[str, Any] = {"model": "keypoint-net", "width": 32, "flip_average": False, "head": "heatmap-24"}  # its fields
+NET: dict[str, Any] = {"model": "keypoint-net", **NET_DEFAULTS}  # keypoint-net's recipes set its fields
 
 
 SEED: dict[str, Any] = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam",
