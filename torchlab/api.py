@@ -166,8 +166,8 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    raise UsageError(f"{entry.name} with these field values trains without torchlab's Trainer, so a dry run cannot stop "
-                     "after one batch (the run took place in a temporary folder, now removed); run it without "
+    raise UsageError(f"{entry.name} with these field values trains without torchlab's Trainer, so a dry run cannot "
+                     "stop after one batch (the run took place in a temporary folder, now removed); run it without "
                      "--dry-run")
 
 

@@ -112,6 +112,7 @@ def test_a_checkpoint_of_an_old_task_name_evaluates_predicts_and_resumes(fcn_run
 def test_torchlab_models_groups_the_models_by_task(capsys):
     assert main(["models"]) == 0
     groups: dict[str, list[str]] = {}
+    heading = ""
     for line in capsys.readouterr().out.splitlines()[1:]:
         if line.startswith("  "):
             groups[heading].append(line.split()[0])
