@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-demo: $(STAMP)  ## train the digit MLP on the bundled digits; checkpoint + figures in checkpoints/digit-mlp
-	$(BIN)/torchlab train digit-mlp --overwrite
+demo: $(STAMP)  ## train the digits task (the digit MLP) on the bundled digits; checkpoint + figures in checkpoints/digits
+	$(BIN)/torchlab train digits --overwrite
 
 # Two pytest-xdist workers (measured best on two cores, TESTING.md); timing-sensitive tests share one
 # lane (tests/conftest.py SERIAL_LANE). TEST_WORKERS=0 runs everything in one process.

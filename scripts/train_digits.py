@@ -1,6 +1,6 @@
 """Train the 64->32->10 digit MLP on scikit-learn's 8x8 digits, step by step.
 
-What `torchlab train digit-mlp` trains, in one file you can read top to bottom: the recipe's
+What `torchlab train digits` trains, in one file you can read top to bottom: the recipe's
 config, device, data, model, loss and optimizer, the Trainer with early stopping and checkpoints,
 the test set, the figures, and loading the checkpoint back for a prediction. Flags override the
 recipe's fields; the checkpoint is one `torchlab evaluate`, `predict` and `train --resume` read.
@@ -32,7 +32,7 @@ from torchlab.runtime.device import one_cpu_thread
 from torchlab.tasks.digits.plots import write_digit_figures
 from torchlab.tasks.digits.train import NORMALIZATION, make_model
 
-TASK = "digit-mlp"
+TASK = "digits"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg, model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, monitor=monitor,
         scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": "digit-mlp", "model_kwargs": model_kwargs, "normalization": NORMALIZATION,
+                         "model_name": cfg.model, "model_kwargs": model_kwargs, "normalization": NORMALIZATION,
                          "classes": list(range(10))},
     )
     with one_cpu_thread(device):  # a 2,410-parameter net: a second CPU thread only adds hand-offs

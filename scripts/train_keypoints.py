@@ -1,11 +1,11 @@
 """Train a facial-keypoint net (15 keypoints from 96x96 gray faces), step by step.
 
-What `torchlab train keypoint-net` (or keypoint-cnn, keypoint-fcn) trains, in one file you can
+What `torchlab train keypoints` (--model keypoint-net, keypoint-cnn or keypoint-fcn) trains, in one file you can
 read top to bottom: the recipe's config, device, data, model, masked loss and optimizer, the
 Trainer with early stopping and checkpoints, the validation RMSE, the figures, and loading the
 checkpoint back. Flags override the recipe's fields; the checkpoint is one `torchlab evaluate`,
-`predict` and `train --resume` read. On a CPU keypoint-net starts from its "cpu" recipe (18
-epochs instead of 100) unless --recipe says otherwise, as `torchlab train` does.
+`predict` and `train --resume` read. Each model has its own recipes; on a CPU keypoint-net starts
+from its "cpu" recipe (18 epochs instead of 100) unless --recipe says otherwise, as `torchlab train` does.
 
     python scripts/train_keypoints.py                                  # synthetic faces; accelerator if any
     python scripts/train_keypoints.py --data data/training.csv.gz      # Kaggle's faces (.csv or .csv.gz)
@@ -33,32 +33,31 @@ from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoin
 from torchlab.tasks.keypoints.plots import write_keypoint_figures
 from torchlab.tasks.keypoints.train import NORMALIZATION, data_meta, make_augment, make_model
 
-MODELS = ("keypoint-net", "keypoint-cnn", "keypoint-fcn")  # each one a task of its own
-TASK = "keypoint-net"  # its config has every field the three take
+TASK = "keypoints"  # --model (a config field) picks keypoint-net, keypoint-cnn or keypoint-fcn, and its recipes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="keypoint-net", choices=MODELS, help="the task (default: keypoint-net)")
     add_script_flags(parser, get_task(TASK))  # a flag per config field, as `torchlab train TASK --help` lists
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    task = args.model
 
-    # 0. Device, then the config: the recipe's fields, with the ones given on the command line in their place.
+    # 0. Device, then the config: the recipe of the model's recipes (the default model's when --model is not
+    #    given), with the fields given on the command line in their place.
     device = torchlab.pick_device(args.device)
-    recipe = args.recipe or ("cpu" if device.type == "cpu" and "cpu" in torchlab.recipe_names(task) else "default")
     overrides = overrides_from(args, get_task(TASK))  # the fields given on the command line
-    cfg = torchlab.get_recipe(task, recipe, **overrides)
+    cpu = device.type == "cpu" and "cpu" in torchlab.recipe_names(TASK, overrides.get("model"))
+    recipe = args.recipe or ("cpu" if cpu else "default")
+    cfg = torchlab.get_recipe(TASK, recipe, **overrides)
 
     # 1. Seeds. Under torchrun every process joins the group and takes its own GPU.
     world = distributed.setup(device)
     torchlab.seed_everything(args.seed + world.rank)
     if world.is_main:
-        print(f"{task}, recipe {recipe}, on {device}")
+        print(f"{TASK} --model {cfg.model}, recipe {recipe}, on {device}")
 
     # 2. Data: validation = the seed's 10% of the faces with all 15 keypoints; training = every other face
     #    (with cfg.missing "mask": every face with at least one keypoint). Each set is (images in [0, 1],
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     # 3. Model (its output started at the training set's mean face when cfg.mean_init), and the optimizer and
     #    learning-rate schedule the config names (keypoint-net: AdamW, one-cycle stepped per batch).
     mean = mean_keypoints(train_t[1], train_t[2])
-    model, model_kwargs = make_model(task, cfg, mean)
+    model, model_kwargs = make_model(cfg.model, cfg, mean)
     model.to(device)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
@@ -82,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     trainer = torchlab.Trainer.from_config(
         cfg, model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", scheduler=scheduler,
         scheduler_interval=interval, checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": task, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": task, "model_kwargs": model_kwargs,
+        checkpoint_meta={"task": TASK, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
+                         "model_name": cfg.model, "model_kwargs": model_kwargs,
                          "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES),
                          "flip_sum": cfg.mirror_sum(), "augment": cfg.augment, "data": data_meta(cfg, split)},
     )
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{rmse:.3f} px (mean face: {baseline:.3f} px)")
         if not args.no_figures:
             figures = write_keypoint_figures(fit.history, table, split, pred, per_kp,
-                                             trainer.checkpoint_dir / "figures", task)
+                                             trainer.checkpoint_dir / "figures", cfg.model)
             print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt.

@@ -1,7 +1,7 @@
 """Fit brightness = w0 + w1*x + w2*y to a 32x32 gray patch of a photo, two ways, and check both.
 
 First the seed's loop written out by hand (error, gradient (2/N) X^T err, step), then the same
-model as an nn.Module trained through the Trainer, as `torchlab train patch-linear` does. Both
+model as an nn.Module trained through the Trainer, as `torchlab train patch` does. Both
 must land on the least-squares answer. Read it top to bottom: the recipe's config, device,
 data, the two loops, the comparison, a figure, and the checkpoint loaded back for a prediction.
 Flags override the recipe's fields; the checkpoint is one `torchlab evaluate`, `predict` and
@@ -33,7 +33,7 @@ from torchlab.runtime.device import one_cpu_thread
 from torchlab.tasks.patch.plots import plot_patch_panels
 from torchlab.tasks.patch.train import least_squares, load_patch, manual_descent, patch_meta
 
-TASK = "patch-linear"
+TASK = "patch"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # 4. The same model through autograd, the optimizer the config names (default: SGD) and the Trainer;
         #    its last weights go into best.pt and last.pt once, after the last epoch (fit_and_save).
-        model = torchlab.build_model("patch-linear").to(device)
+        model = torchlab.build_model(cfg.model).to(device)
         train = TensorBatcher((rows, targets), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
                               seed=args.seed)  # batch_size None: every pixel in one batch
         optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))

@@ -2,7 +2,7 @@
 
 The hand-set ring net (`torchlab ring`) draws the ring with 31 parameters chosen by hand; here
 a small MLP learns it from 1,400 labeled points with binary cross-entropy, as
-`torchlab train ring-mlp` does. Read it top to bottom: the recipe's config, device, data, model,
+`torchlab train ring` does. Read it top to bottom: the recipe's config, device, data, model,
 loss, optimizer, Trainer, test accuracy, figure, and the checkpoint loaded back for a
 prediction. Flags override the recipe's fields; the checkpoint is one `torchlab evaluate`,
 `predict` and `train --resume` read.
@@ -33,7 +33,7 @@ from torchlab.runtime.device import one_cpu_thread
 from torchlab.tasks.ring.plots import write_ring_figures
 from torchlab.tasks.ring.train import NORMALIZATION, data_spec, hand_set_accuracy, make_points
 
-TASK = "ring-mlp"
+TASK = "ring"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 3. Model (one logit per point), loss, and the optimizer the config names (default: AdamW).
     model_kwargs = {"hidden": cfg.hidden}
-    model = torchlab.build_model("ring-mlp", **model_kwargs).to(device)
+    model = torchlab.build_model(cfg.model, **model_kwargs).to(device)
     loss_fn = nn.BCEWithLogitsLoss()
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg, model, loss_fn, optimizer, metrics={"accuracy": BinaryAccuracy()}, monitor="train_loss",
         restore_best=False, scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": "ring-mlp", "model_kwargs": model_kwargs, "data": data,
+                         "model_name": cfg.model, "model_kwargs": model_kwargs, "data": data,
                          "normalization": NORMALIZATION},
     )
 

@@ -20,14 +20,14 @@ import torch
 
 # `torchlab train TASK` flags that make a run small: tiny data, no figures, no progress bar.
 # "{mnist}" is replaced by the fake MNIST folder. A new task needs its entry here.
-TASK_FLAGS: dict[str, list[str]] = {
-    "digit-mlp": [],
+TASK_FLAGS: dict[str, list[str]] = {  # every task, and keypoints' other models by their old names (aliases)
+    "digits": [],
     "mnist": ["--data-dir", "{mnist}", "--val-size", "100", "--batch-size", "100"],
+    "keypoints": ["--synthetic", "64"],
     "keypoint-fcn": ["--synthetic", "64"],
     "keypoint-cnn": ["--synthetic", "64"],
-    "keypoint-net": ["--synthetic", "64"],
-    "patch-linear": [],
-    "ring-mlp": [],
+    "patch": [],
+    "ring": [],
 }
 COMMON_FLAGS = ["--no-figures", "--no-progress", "--seed", "0"]
 

@@ -35,7 +35,8 @@ SERIAL_LANE = (
 # Test files whose tests share one costly session fixture (a trained run per task, a keypoint-net run): each
 # file's tests stay together on one worker, so the fixture is made once, not once per worker.
 ONE_WORKER_FILES = ("tasks/keypoints/test_keypoints_task.py", "cli/test_hostile_input_runs.py", "search/test_study.py",
-                    "runtime/test_memory_budget.py", "engine/test_checkpoint_digest.py", "cli/test_fuzz_mutations.py")
+                    "runtime/test_memory_budget.py", "engine/test_checkpoint_digest.py", "cli/test_fuzz_mutations.py",
+                    "tasks/test_task_names.py")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `make test`'s parallel workers
     torch.set_num_threads(1)

@@ -23,7 +23,7 @@ def test_recipes_are_frozen_typed_configs():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3  # type: ignore[misc]
     assert torchlab.recipe_names("digit-mlp") == ["default", "adamw-20", "seed", "standardized"]
-    assert "digit-mlp" in torchlab.task_names()
+    assert "digits" in torchlab.task_names() and "digit-mlp" not in torchlab.task_names()  # an alias
 
 
 def test_a_misspelt_setting_names_the_right_one():
@@ -45,8 +45,8 @@ def test_bad_values_fail_before_anything_runs(tmp_path, overrides, message):
 
 
 def test_unknown_task_and_recipe():
-    with pytest.raises(UsageError, match="unknown task 'digits'; choose one of: .*digit-mlp"):
-        torchlab.get_recipe("digits")
+    with pytest.raises(UsageError, match=r"unknown task 'digit'; choose one of: digits, .*\(or an old name: digit-mlp"):
+        torchlab.get_recipe("digit")
     with pytest.raises(UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, adamw-20, "
                                          "seed, standardized"):
         torchlab.get_recipe("digit-mlp", "fast")
@@ -148,7 +148,8 @@ def test_new_checkpoints_store_the_config_once(trained):
     for path in (trained.best_checkpoint, trained.last_checkpoint):
         _, meta = torchlab.load(path)
         assert "hparams" not in meta and meta["config"]["hidden"] == 16
-        assert (meta["task"], meta["recipe"], meta["seed"]) == ("digit-mlp", "default", 0)
+        assert (meta["task"], meta["recipe"], meta["seed"]) == ("digits", "default", 0)  # the task, not the alias
+        assert meta["model"]["name"] == meta["config"]["model"] == "digit-mlp"
         # Run.trainer's record: the model spec from the task's meta, its other fields as they were
         assert meta["model"]["name"] == "digit-mlp" and meta["model"]["kwargs"]["hidden"] == 16
         assert meta["classes"] == list(range(10)) and "normalization" in meta and "model_name" not in meta

@@ -43,7 +43,7 @@ def prepare(setup: str | None, folder: Path, capsys) -> None:
 
         write_mnist(folder / "data" / "mnist", n_train=600, n_test=100)
     elif setup == "digits-checkpoint":
-        assert main(["train", "digit-mlp", "--epochs", "3", "--no-figures", "--no-progress"]) == 0
+        assert main(["train", "digits", "--epochs", "3", "--no-figures", "--no-progress"]) == 0
     else:
         assert setup is None, f"unknown setup {setup!r}; known: {SETUPS}"
     capsys.readouterr()
@@ -101,7 +101,7 @@ def test_the_cli_reference_holds_every_flag_of_every_train_task(capsys):
     reference = cli_reference.cli_markdown()
     train = dict((name, p) for name, _, p in cli_reference._subcommands(build_parser(with_tasks=True)))["train"]
     tasks = cli_reference._subcommands(train)
-    assert {name for name, _, _ in tasks} >= {"digit-mlp", "mnist", "patch-linear", "ring-mlp", "keypoint-net"}
+    assert {name for name, _, _ in tasks} >= {"digits", "mnist", "patch", "ring", "keypoints", "digit-mlp", "keypoint-net"}
     for task, _, parser in tasks:
         with pytest.raises(SystemExit):
             main(["train", task, "--help"])

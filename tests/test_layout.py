@@ -120,8 +120,7 @@ def test_every_task_is_one_folder_with_its_config_train_infer_and_plots():
 
 
 def test_every_registered_task_names_functions_of_its_own_folder():
-    assert torchlab.tasks.task_names() == ["digit-mlp", "keypoint-cnn", "keypoint-fcn", "keypoint-net", "mnist",
-                                           "patch-linear", "ring-mlp"]
+    assert torchlab.tasks.task_names() == ["digits", "keypoints", "mnist", "patch", "ring"]
     for name in torchlab.tasks.task_names():
         task = torchlab.tasks.get_task(name)
         folder = task.package.rpartition(".")[2]

@@ -3,7 +3,7 @@
     python tools/bench_digits.py [--seeds 5]
 
 Prints, per seed and as means: test accuracy and fit seconds for
-  torchlab   `torchlab train digit-mlp` (Trainer, data on the device, checkpoints every epoch)
+  torchlab   `torchlab train digits` (Trainer, data on the device, checkpoints every epoch)
   reference  the same model/optimizer/schedule/training rows in a plain loop over a torch DataLoader
   sklearn    MLPClassifier(hidden_layer_sizes=(32,)) with its defaults
 """
@@ -29,7 +29,7 @@ from torchlab.models import build_model
 
 def run_torchlab(seed: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out, redirect_stdout(io.StringIO()) as buffer:
-        torchlab_main(["train", "digit-mlp", "--seed", str(seed), "--out", out, "--no-figures", "--no-progress"])
+        torchlab_main(["train", "digits", "--seed", str(seed), "--out", out, "--no-figures", "--no-progress"])
     fields = dict(line.split(": ", 1) for line in buffer.getvalue().splitlines() if ": " in line)
     return float(fields["test_accuracy"]), float(fields["fit_seconds"])
 

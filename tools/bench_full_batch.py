@@ -50,7 +50,7 @@ def patch_fit_seconds(per_epoch_checkpoints: bool, epochs: int = 500) -> float:
     with tempfile.TemporaryDirectory() as folder:
         trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.5), epochs=epochs,
                           checkpoint_dir=folder, progress=False,
-                          checkpoint_meta={"task": "patch-linear", "model_name": "patch-linear"})
+                          checkpoint_meta={"task": "patch", "model_name": "patch-linear"})
         start = time.perf_counter()
         if per_epoch_checkpoints:
             trainer.fit(batches)

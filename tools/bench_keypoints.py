@@ -74,7 +74,7 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
     from torchlab.data.synthetic_faces import load_table
     from torchlab.tasks.keypoints.plots import plot_faces
 
-    runs = [("keypoint-fcn", "seed", {}), ("keypoint-cnn", "seed", {}),
+    runs = [("keypoint-fcn", "seed", {}), ("keypoint-cnn", "seed", {}),  # (model, its recipe, fields)
             ("keypoint-net", "default", {"epochs": net_epochs} if net_epochs else {})]
     rows, predictions = [], {}
     table = load_table(data, synthetic)
@@ -83,7 +83,7 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
     for task, recipe, extra in runs:
         if task in models:
             source = {"data": data} if data else {"synthetic": synthetic}
-            summary = train(task, recipe, folder / task, device=device, **source, **extra)
+            summary = train("keypoints", recipe, folder / task, model=task, device=device, **source, **extra)
         elif (folder / task / "best.pt").exists():  # trained by an earlier run of this script
             summary = torchlab.load(folder / task / "best.pt")[1]["metrics"]
             summary.update(epochs=len(torchlab.load(folder / task / "best.pt")[1]["history"]), fit_seconds=float("nan"))

@@ -13,8 +13,8 @@ of time is reported as such in the table and the next one runs):
   1. `pytest -m accelerator tests/runtime/test_accelerator.py`
   2. tools/bench_mnist.py: MNIST time to 99% through torchlab and the pytorch/examples-style
      reference loop in the same run, eager (the reference needs torchvision)
-  3. the digit MLP: `torchlab train digit-mlp` on the accelerator, and on the CPU for comparison
-  4. keypoint-net on the real faces: `torchlab train keypoint-net --data FACES/training.csv.gz`
+  3. the digit MLP: `torchlab train digits` on the accelerator, and on the CPU for comparison
+  4. keypoint-net on the real faces: `torchlab train keypoints --data FACES/training.csv.gz`
   5. tools/bench_mnist.py --compile
   6. MNIST's long recipe: `torchlab train mnist --recipe long`
 The whole run stops starting steps after --budget seconds. On a machine without CUDA or MPS it
@@ -226,9 +226,9 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
                    "pytest -m accelerator tests/runtime/test_accelerator.py"), 240, parse_pytest, None),
         ("mnist", mnist_bench(), 120, mnist_figure, no_mnist),
         ("mnist-fast", mnist_bench("--recipe", "fast"), 120, mnist_figure, no_mnist),
-        ("digits", train("digits", "digit-mlp", device), 60, summary_figure, None),
-        ("digits-cpu", train("digits-cpu", "digit-mlp", "cpu"), 60, summary_figure, None),
-        ("keypoints", train("keypoints", "keypoint-net", device, *epochs, paths=(("--data", faces_csv),)), 180,
+        ("digits", train("digits", "digits", device), 60, summary_figure, None),
+        ("digits-cpu", train("digits-cpu", "digits", "cpu"), 60, summary_figure, None),
+        ("keypoints", train("keypoints", "keypoints", device, *epochs, paths=(("--data", faces_csv),)), 180,
          summary_figure, no_faces),
         ("mnist-compile", mnist_bench("--compile"), 240, mnist_figure, no_mnist),
         ("mnist-long", train("mnist-long", "mnist", device, "--recipe", "long", paths=(("--data-dir", mnist),)), 120,

@@ -70,7 +70,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_variant(name: str, data: str, epochs: int, seed: int, out: str) -> dict[str, Any]:
     """Train one variant; its validation RMSE as trained and with flip averaging, and its seconds."""
     _, overrides = VARIANTS[name]
-    result = torchlab.train("keypoint-net", "default", out=out, device="cpu", progress=False, figures=False,
+    result = torchlab.train("keypoints", "default", out=out, device="cpu", progress=False, figures=False,
                             seed=seed, data=data, epochs=epochs, overwrite=True, **overrides)
     loaded = open_checkpoint(result.best_checkpoint, "cpu")
     plain = torchlab.evaluate(loaded, device="cpu")["val_rmse_px"]

@@ -1,7 +1,7 @@
 """torchlab: readable, fast PyTorch implementations of five classic course models.
 
     import torchlab
-    result = torchlab.train("digit-mlp", epochs=5)              # a task's recipe, fields overridden
+    result = torchlab.train("digits", epochs=5)                 # a task's recipe, fields overridden
     print(result.metrics["test_accuracy"], result.best_checkpoint)
     torchlab.predict(result.best_checkpoint, index=[0])       # values, not printed text
     model, meta = torchlab.load(result.best_checkpoint)       # the nn.Module itself

@@ -47,34 +47,48 @@ from torchlab.runtime.config_file import (
 from torchlab.runtime.guards import Note
 from torchlab.runtime.files import atomic_write_bytes
 from torchlab.runtime.output_folder import clear_run, locked_output
-from torchlab.tasks import Task, get_task
+from torchlab.tasks import ALIASES, Task, get_task, task_for
 from torchlab.tasks import task_names as _task_names
 from torchlab.tasks.run import InferenceOptions, RunOptions, RunResult, start_run
 
 
 def task_names() -> list[str]:
-    """Every registered task, sorted."""
+    """Every registered task, sorted (the old names, such as digit-mlp, are aliases: torchlab.tasks.ALIASES)."""
     return _task_names()
 
 
-def find_task(task: str) -> Task:
-    """The registered task; an unknown name is a UsageError listing the known ones."""
+def find_task(task: str, model: str | None = None) -> Task:
+    """The task named `task` (or an old name, an alias) with the recipes of `model` (None: the alias's or the
+    default model's); an unknown name is a UsageError listing the known ones."""
+    return _find(task, model)[0]
+
+
+def _find(task: str, model: str | None) -> tuple[Task, str | None]:
+    """(the task with its model's recipes, the model the name or `model` fixes; None: the recipe's own)."""
     try:
-        return get_task(task)
+        return task_for(task, model)
     except KeyError:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(_task_names())}") from None
+        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(_task_names())} "
+                         f"(or an old name: {', '.join(ALIASES)})") from None
 
 
-def recipe_names(task: str) -> list[str]:
-    """The named recipes of `task` ("default" first)."""
-    return list(find_task(task).recipes)
+def recipe_names(task: str, model: str | None = None) -> list[str]:
+    """The named recipes of `task` with `model` (default: the alias's or the task's default model), "default" first."""
+    return list(find_task(task, model).recipes)
 
 
 def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfig:
-    """The config of recipe `name` of `task`, with `overrides` (config field names) applied."""
-    entry = find_task(task)
+    """The config of recipe `name` of `task`, with `overrides` (config field names) applied.
+
+    The recipes are those of the model `overrides` names (model=...), of the alias `task` (an old name such as
+    keypoint-fcn), or of the task's default model.
+    """
+    entry, model = _find(task, overrides.get("model"))
+    if model is not None:
+        overrides = {**overrides, "model": model}
     if name not in entry.recipes:
-        raise UsageError(f"unknown recipe {name!r} for {task}; choose one of: {', '.join(entry.recipes)}")
+        which = f"{task} --model {model}" if model is not None and task == entry.name else task
+        raise UsageError(f"unknown recipe {name!r} for {which}; choose one of: {', '.join(entry.recipes)}")
     return with_overrides(entry.recipes[name], **overrides)
 
 
@@ -94,7 +108,10 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
     recipe=None: "default", or the task's CPU recipe when the run's device is the CPU (keypoint-net:
     "cpu": 18 instead of 100 epochs and no flips), with a Note saying so.
 
-    Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>)
+    task: a task (digits, mnist, patch, ring, keypoints) or an old name (digit-mlp, keypoint-fcn, ...), which is
+    its task with its model fixed; model=... (an override) picks another of the task's models, and its recipes.
+
+    Writes best.pt, last.pt, history.csv and figures under `out` (default checkpoints/<task>, the name given)
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
     tensorboard=True also logs scalars and figures to <out>/tensorboard (torchlab[tensorboard]).
     A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.runtime.output_folder).
@@ -113,20 +130,23 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
         task, recipe, seed, file_values = read_run_config(config_file, task, recipe, seed)
     if task is None:
         raise UsageError("name a task (or give a config file that names one)")
-    entry = find_task(task)
     seed = 0 if seed is None else seed
+    entry, model = _find(task, overrides.get("model", file_values.get("model", getattr(config, "model", None))))
+    if model is not None:
+        overrides = {**overrides, "model": model}
     named = recipe is not None
     if recipe is None:
         recipe = "default" if config is not None else choose_recipe(entry, device)
     if config is not None and not isinstance(config, entry.config_class):
         raise UsageError(f"config for {task} must be a {entry.config_class.__name__}, got {type(config).__name__}")
-    base = config if config is not None else get_recipe(task, recipe)
+    base = config if config is not None else get_recipe(task, recipe, **({"model": model} if model else {}))
     if file_values:
         try:
             base = with_overrides(base, **file_values)
         except UsageError as exc:  # a value out of range: say which file holds it
             raise UsageError(f"{config_file}: {exc}") from None
     cfg = with_overrides(base, **overrides)
+    out = Path(out) if out is not None else Path("checkpoints") / task  # the name given: an alias keeps its folder
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
                          tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks))
     if dry_run:
@@ -161,7 +181,8 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
             if run.is_main and not trained and file_state(run.out / "last.pt") == kept[1]:
                 restore_file(config_path, kept[0])  # nothing trained: the folder's config.toml as it was
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
-        warnings.warn(f"{entry.name} on the CPU used its '{recipe}' recipe (the default one with "
+        model_name = getattr(cfg, "model", entry.name)  # the recipes are the model's: keypoint-net's cpu recipe
+        warnings.warn(f"{model_name} on the CPU used its '{recipe}' recipe (the default one with "
                       f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
                       "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
     return result
@@ -221,8 +242,8 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    raise UsageError(f"{entry.name} with these settings trains without torchlab's Trainer, so a dry run cannot stop "
-                     "after one batch (the run took place in a temporary folder, now removed); run it without "
+    raise UsageError(f"{entry.name} with these field values trains without torchlab's Trainer, so a dry run cannot "
+                     "stop after one batch (the run took place in a temporary folder, now removed); run it without "
                      "--dry-run")
 
 
@@ -251,14 +272,17 @@ def check_resume(path: Path, cfg: TrainConfig, task: str | None = None) -> None:
         raise UsageError(f"--resume: {path} is a checkpoint of task {checkpoint['task']}, not {task}; resume it with "
                          f"torchlab train {checkpoint['task']} --resume, or train {task} into another --out")
     saved = checkpoint.get("config")
-    if not saved:
-        return  # written before configs were recorded: nothing to compare
-    conflicts = resume_conflicts(saved, cfg)
+    conflicts = resume_conflicts(saved, cfg) if saved else []  # no config: written before configs were recorded
     if conflicts:
         name, old, new = conflicts[0]
         raise UsageError(f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
                          f"resume with the same {flag_name(name)} (only epochs, batch size, accumulation, early stopping, "
-                         "the time budget and speed settings may change) or start a new run with another --out")
+                         "the time budget and speed fields may change) or start a new run with another --out")
+    # A run saved before configs had a `model` field (task keypoint-fcn, ...): its model is the checkpoint's.
+    held, model = (checkpoint.get("model") or {}).get("name"), getattr(cfg, "model", None)
+    if "model" not in (saved or {}) and held is not None and model is not None and held != model:
+        raise UsageError(f"--resume with --model {model} but {path} holds {held}; resume with --model {held} "
+                         "or start a new run with another --out")
 
 
 def _canonical_task(name: Any) -> Any:
@@ -287,7 +311,7 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
 
     model, meta = load(checkpoint, device=device)
     try:
-        task = get_task(meta["task"])
+        task = get_task(meta["task"])  # an old task name (digit-mlp, keypoint-fcn, ...) is an alias of its task
     except (KeyError, TypeError):
         raise CheckpointError(f"{checkpoint} was written by task {meta.get('task')!r}, "
                               "which this torchlab does not know") from None
@@ -296,12 +320,14 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
         known = set(field_names(task.config_class))
         foreign = [name for name in saved if name not in known] if isinstance(saved, dict) else ["config"]
         if foreign:
-            raise CheckpointError(f"{checkpoint} says task {task.name} but its config field {foreign[0]!r} is not a "
-                                  f"field of {task.name}'s config; its 'task' field does not fit its metadata: retrain")
+            raise CheckpointError(f"{checkpoint} says task {meta['task']} but its config field {foreign[0]!r} is "
+                                  f"not a field of {meta['task']}'s config; its 'task' field does not fit its "
+                                  "metadata: retrain")
     model_name = meta["model"].get("name")
-    if model_name not in task.models:
-        raise CheckpointError(f"{checkpoint} says task {task.name} but its model {model_name!r} does not take that "
-                              f"task's inputs (a {task.name} checkpoint holds {' or '.join(task.models)}); "
+    models = (ALIASES[meta["task"]][1],) if meta["task"] in ALIASES else task.models  # an old name held its model
+    if model_name not in models:
+        raise CheckpointError(f"{checkpoint} says task {meta['task']} but its model {model_name!r} does not take that "
+                              f"task's inputs (a {meta['task']} checkpoint holds {' or '.join(models)}); "
                               "its 'task' field does not fit its model: retrain")
     return LoadedCheckpoint(Path(checkpoint), model, Metadata(meta), task)
 

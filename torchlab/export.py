@@ -1,7 +1,7 @@
 """Export a checkpoint for inference outside torchlab: ONNX (for onnxruntime), a torch.export program (pt2),
 or TorchScript (deprecated upstream).
 
-    path = export("checkpoints/digit-mlp/best.pt", fmt="onnx", out="digit-mlp.onnx")
+    path = export("checkpoints/digits/best.pt", fmt="onnx", out="digits.onnx")
 
 The file maps `input`, a batch of any size of shape (batch, *input_shape), to the model's raw
 `output` (logits or regression values, exactly what the nn.Module returns). The input is NOT

@@ -49,7 +49,7 @@ def test_runs_lists_every_run_with_task_recipe_epochs_best_and_test(runs, capsys
                                                   "rmse"]
     assert rows["checkpoints/faces/cnn"][9] == "2.7"
     digits = rows["checkpoints/digit-mlp"]
-    assert digits[1:4] == ["digit-mlp", "default", "2/2"] and digits[4] == "val_loss"
+    assert digits[1:4] == ["digits", "default", "2/2"] and digits[4] == "val_loss"
     assert digits[6:8] == ["(epoch", "2)"] and digits[8] == "accuracy" and 0.5 < float(digits[9]) <= 1.0
     assert rows["checkpoints/only-history"][1:8] == ["-", "-", "7", "val_loss", "1.8", "(epoch", "5)"]
     assert "not a readable checkpoint" in " ".join(rows["checkpoints/broken"])

@@ -46,7 +46,7 @@ def one_line_error(capsys, argv):
 
 def test_a_checkpoint_of_this_torchlab_opens_and_evaluates(written, capsys):
     model, meta = torchlab.load(written)
-    assert meta["task"] == "digit-mlp" and meta["path"] == str(written)
+    assert meta["task"] == "digits" and meta["path"] == str(written)  # trained as digit-mlp, an alias
     assert main(["evaluate", str(written)]) == 0
     assert "accuracy" in capsys.readouterr().out
 

@@ -8,7 +8,7 @@ import torch
 
 from torchlab.data.keypoints_augment import flip_keypoints
 from torchlab.models import build_model
-from torchlab.tasks.keypoints.config import KeypointNetConfig
+from torchlab.tasks.keypoints.config import KeypointConfig
 
 
 def net(flip_average: bool) -> torch.nn.Module:
@@ -57,27 +57,27 @@ def test_the_average_is_of_the_two_passes_and_training_sees_one():
 
 def test_the_config_puts_it_in_the_checkpoints_model_arguments():
     mean = [48.0] * 30
-    assert KeypointNetConfig().model_kwargs(mean)["flip_average"] is False
-    assert KeypointNetConfig(flip_average=True).model_kwargs(mean)["flip_average"] is True
+    assert KeypointConfig().model_kwargs(mean)["flip_average"] is False
+    assert KeypointConfig(flip_average=True).model_kwargs(mean)["flip_average"] is True
 
 
 def test_the_flip_probability_reaches_the_augmentation():
     from torchlab.tasks.keypoints.train import make_augment
 
-    assert make_augment(KeypointNetConfig(flip=0.0)).flip == 0.0
-    augment = make_augment(KeypointNetConfig(flip=0.25, flip_sum=96.0))
+    assert make_augment(KeypointConfig(flip=0.0)).flip == 0.0
+    augment = make_augment(KeypointConfig(flip=0.25, flip_sum=96.0))
     assert (augment.flip, augment.flip_sum) == (0.25, 96.0)
-    assert make_augment(KeypointNetConfig()).flip == 0.5
-    assert make_augment(KeypointNetConfig(augment=False)) is None
+    assert make_augment(KeypointConfig()).flip == 0.5
+    assert make_augment(KeypointConfig(augment=False)) is None
 
 
 def test_each_augmentation_strength_reaches_the_augmentation():
     from torchlab.tasks.keypoints.train import make_augment
 
     strengths = {"degrees": 15.0, "scale": 0.1, "shift": 3.0, "brightness": 0.05, "contrast": 0.4}
-    augment = make_augment(KeypointNetConfig(**strengths))
+    augment = make_augment(KeypointConfig(**strengths))
     assert {name: getattr(augment, name) for name in strengths} == strengths
-    recipe = make_augment(KeypointNetConfig())
+    recipe = make_augment(KeypointConfig())
     assert (recipe.degrees, recipe.scale, recipe.shift, recipe.brightness, recipe.contrast) == (12.0, 0.08, 5.0, 0.15, 0.25)
 
 
@@ -86,8 +86,8 @@ def test_the_mirror_convention_follows_the_data():
     from torchlab.tasks.keypoints.train import make_augment
 
     mean = [48.0] * 30
-    assert KeypointNetConfig().mirror_sum() == 95.0  # synthetic faces are drawn pixel-centered
-    kaggle = KeypointNetConfig(data="training.csv")
+    assert KeypointConfig().mirror_sum() == 95.0  # synthetic faces are drawn pixel-centered
+    kaggle = KeypointConfig(data="training.csv")
     assert kaggle.mirror_sum() == KAGGLE_FLIP_SUM == 97.35  # measured on the Kaggle labels
     assert make_augment(kaggle).flip_sum == 97.35 and kaggle.model_kwargs(mean)["flip_sum"] == 97.35
-    assert KeypointNetConfig(data="training.csv", flip_sum=96.0).mirror_sum() == 96.0  # an explicit value wins
+    assert KeypointConfig(data="training.csv", flip_sum=96.0).mirror_sum() == 96.0  # an explicit value wins

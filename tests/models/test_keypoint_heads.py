@@ -8,7 +8,7 @@ import torch
 
 from torchlab.models import build_model
 from torchlab.models.keypoints import SoftArgmax2d
-from torchlab.tasks.keypoints.config import HEADS, KeypointNetConfig
+from torchlab.tasks.keypoints.config import HEADS, KeypointConfig
 
 MEAN = [float(v) for v in torch.linspace(30.0, 66.0, 30)]  # keypoints well inside the face
 
@@ -51,8 +51,8 @@ def test_a_bad_head_is_refused_by_name():
 
 
 def test_the_config_keeps_the_head_and_the_flip_convention_in_the_model_arguments():
-    kwargs = KeypointNetConfig(head="regression", flip_sum=97.0, width=8).model_kwargs(MEAN)
+    kwargs = KeypointConfig(head="regression", flip_sum=97.0, width=8).model_kwargs(MEAN)
     assert (kwargs["head"], kwargs["flip_sum"]) == ("regression", 97.0)
-    assert KeypointNetConfig().model_kwargs(MEAN)["head"] == "heatmap-24"
+    assert KeypointConfig().model_kwargs(MEAN)["head"] == "heatmap-24"
     model = build_model("keypoint-net", **kwargs)
     assert model.head == "regression" and model.flip_sum == 97.0

@@ -197,7 +197,7 @@ def test_compare_reads_what_the_trainer_writes(tmp_path):
     result = compare([tmp_path / "slow", tmp_path / "fast"], out=tmp_path / "cmp.png")
     assert result.differences == {"lr": [0.01, 0.05]}
     for run, train in zip(result.runs, trained):
-        assert (run.task, run.recipe, run.monitor, run.epochs) == ("digit-mlp", "default", "val_loss", 2)
+        assert (run.task, run.recipe, run.monitor, run.epochs) == ("digits", "default", "val_loss", 2)
         assert [row["val_loss"] for row in run.history] == [row["val_loss"] for row in train.history]
         assert run.best_epoch == min(train.history, key=lambda row: row["val_loss"])["epoch"]
         assert run.final["val_accuracy"] == train.history[-1]["val_accuracy"]

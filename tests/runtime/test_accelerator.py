@@ -51,7 +51,7 @@ from torchlab.tasks import task_names
 
 ACCELERATORS = available_accelerators()
 DEVICES = ACCELERATORS or [pytest.param("none", marks=pytest.mark.skip(reason=skip_reason(ACCELERATORS)))]
-TASKS = task_names()
+TASKS = [*task_names(), "keypoint-cnn", "keypoint-fcn"]  # every task, and keypoints' other models (aliases)
 NPROCS = sorted({1, torch.cuda.device_count()}) if "cuda" in ACCELERATORS else [1]
 FP32_TOL = 1e-2
 FP64_TOL = 1e-9
@@ -61,15 +61,15 @@ accelerator = pytest.mark.accelerator
 on_accelerators = pytest.mark.parametrize("device", DEVICES)
 
 # Feature tests pick the first registered task of each list.
-CONV_TASKS = ("keypoint-net", "mnist")
-COMPILE_TASKS = ("mnist", "digit-mlp")
+CONV_TASKS = ("keypoints", "mnist")
+COMPILE_TASKS = ("mnist", "digits")
 # A constant learning rate, so stopping after epoch 1 of `--epochs 1` is stopping after epoch 1 of 2.
 RESUME_FLAGS = {"keypoint-cnn": ["--recipe", "seed", "--missing", "mask", "--batch-size", "16"],
-                "digit-mlp": ["--recipe", "seed"]}
+                "digits": ["--recipe", "seed"]}
 # Activations no GPU holds: mnist's first conv with 2^20 maps (820 GB in bf16 for 500 images), or
 # the digit MLP with 2^25 hidden units over all 1,293 training rows at once (173 GB).
 OOM_FLAGS = {"mnist": ["--channels", "1048576", "8", "8", "--batch-size", "1000000"],
-             "digit-mlp": ["--hidden", "33554432", "--batch-size", "1000000"]}
+             "digits": ["--hidden", "33554432", "--batch-size", "1000000"]}
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_task_trains_on_the_accelerator_and_its_checkpoint_predicts_alike_on_the
 @accelerator
 @on_accelerators
 def test_a_cpu_checkpoint_loads_on_the_accelerator_with_the_same_predictions(device, tmp_path, fake_mnist):
-    task = pick_task(("digit-mlp", *TASKS), TASKS)
+    task = pick_task(("digits", *TASKS), TASKS)
     train(task, "cpu", tmp_path / "cpu", mnist_dir=fake_mnist)
     assert_same_predictions(tmp_path / "cpu" / "best.pt", device)
 
@@ -166,7 +166,7 @@ def test_a_cpu_checkpoint_loads_on_the_accelerator_with_the_same_predictions(dev
 def test_bf16_autocast_and_channels_last_train_with_finite_losses(device, flag, tmp_path, fake_mnist):
     if flag == "--amp" and (reason := cuda_only(device, "bf16 autocast")):
         pytest.skip(reason)
-    candidates = CONV_TASKS if flag == "--channels-last" else (*CONV_TASKS, "digit-mlp")
+    candidates = CONV_TASKS if flag == "--channels-last" else (*CONV_TASKS, "digits")
     task = pick_task(candidates, TASKS)
     if task is None:
         pytest.skip(f"{flag} needs one of the tasks {', '.join(candidates)}; none is registered")
@@ -336,7 +336,7 @@ def test_the_feature_tests_flags_are_flags_the_cli_accepts(tmp_path):
 
 def test_task_args_fill_in_the_mnist_folder_and_name_the_table_for_unknown_tasks():
     assert task_args("mnist", "/data/m")[:2] == ["--data-dir", "/data/m"]
-    assert set(TASK_FLAGS) >= {"digit-mlp"}
+    assert set(TASK_FLAGS) >= {*task_names(), "digits"}
     with pytest.raises(KeyError, match="TASK_FLAGS"):
         task_args("no-such-task", ".")
 

@@ -21,7 +21,7 @@ def test_a_run_replayed_from_its_config_toml_has_the_same_weights(tmp_path, caps
     assert main(["train", "digit-mlp", "--epochs", "3", "--seed", "3", "--batch-size", "32", "--patience", "none",
                  "--standardize", "--out", str(first), *RUN]) == 0
     file = read_config_file(first / "config.toml")
-    assert (file.task, file.recipe, file.seed) == ("digit-mlp", "default", 3)
+    assert (file.task, file.recipe, file.seed) == ("digits", "default", 3)  # digit-mlp: an old name of digits
     values = typed_values(file, DigitsConfig)
     assert values["patience"] is None and values["init_std"] is None and values["schedule"] == "onecycle"
     assert DigitsConfig(**values).batch_size == 32 and values["standardize"] is True  # every field, typed

@@ -43,7 +43,7 @@ def test_train_digits_script(tmp_path):
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
         "confusion.png", "loss.png", "misclassified.png", "prediction.png"]
     model, meta = torchlab.load(tmp_path / "best.pt")
-    assert meta["task"] == "digit-mlp" and sum(p.numel() for p in model.parameters()) == 2410
+    assert meta["task"] == "digits" and sum(p.numel() for p in model.parameters()) == 2410
 
 
 def test_train_patch_script_lands_on_least_squares(tmp_path):

@@ -24,7 +24,7 @@ GOOD, BAD = 0.03, 3e-5  # a learning rate that learns in 3 epochs, and one that 
 TINY = {"device": "cpu", "search_only": True}
 
 
-def states(storage, name="digit-mlp"):
+def states(storage, name="digits"):  # the study is named for the task (digit-mlp is its old name)
     """Trial number -> state in the study kept in `storage` (a journal file)."""
     from torchlab.search.storage import open_storage
 
@@ -59,8 +59,8 @@ def test_the_best_config_the_command_the_table_and_the_figures(pruned_study):
     out, result = pruned_study
     assert result.best_params == {"lr": GOOD} and result.best_trial in (0, 1)
     best = read_config_file(result.best_config)
-    assert best.task == "digit-mlp" and best.values["lr"] == GOOD and best.values["epochs"] == 3
-    assert result.command.startswith(f"torchlab train digit-mlp --config {out / 'best.toml'}")
+    assert best.task == "digits" and best.values["lr"] == GOOD and best.values["epochs"] == 3
+    assert result.command.startswith(f"torchlab train digits --config {out / 'best.toml'}")
     with open(result.table) as handle:
         rows = list(csv.DictReader(handle))
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "PRUNED"] and rows[2]["epochs_run"] == "2"

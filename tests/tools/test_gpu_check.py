@@ -186,7 +186,7 @@ def test_plan_skips_what_has_no_data_and_passes_absolute_paths(tmp_path):
     keypoints = steps["keypoints"]
     assert keypoints.argv[keypoints.argv.index("--data") + 1] == str((tmp_path / "faces" / "training.csv.gz").resolve())
     assert keypoints.argv[keypoints.argv.index("--epochs") + 1] == "7"
-    assert keypoints.shown == (f"torchlab train keypoint-net --data {tmp_path / 'faces' / 'training.csv.gz'} "
+    assert keypoints.shown == (f"torchlab train keypoints --data {tmp_path / 'faces' / 'training.csv.gz'} "
                                "--epochs 7 --device cuda")
     assert steps["mnist-compile"].argv[-1] == "--compile" and steps["mnist-fast"].argv[-2:] == ["--recipe", "fast"]
     assert steps["digits-cpu"].argv[steps["digits-cpu"].argv.index("--device") + 1] == "cpu"

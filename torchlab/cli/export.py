@@ -16,7 +16,7 @@ DESCRIPTION = ("Write the checkpoint's model as an ONNX file (run it with onnxru
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=HELP, description=DESCRIPTION)
-    p.add_argument("checkpoint", help="a torchlab checkpoint, e.g. checkpoints/digit-mlp/best.pt")
+    p.add_argument("checkpoint", help="a torchlab checkpoint, e.g. checkpoints/digits/best.pt")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "pt2", "torchscript"],
                    help="onnx (default), pt2 (torch.export) or torchscript (deprecated upstream: prefer pt2)")
     p.add_argument("--out", help="the file to write (default: <model>.onnx, <model>.pt2 or <model>.torchscript.pt "

@@ -80,13 +80,26 @@ def add_config_flags(parser: argparse.ArgumentParser, task: Task) -> None:
                             help=help_text)
 
 
-def add_run_flags(parser: argparse.ArgumentParser, task: Task) -> None:
-    """The flags of the run itself: recipe, device, seed, output folder, resume, dry run, progress, figures."""
-    recipes = "; ".join(f"{name}" for name in task.recipes)
+def recipe_list(task: Task) -> str:
+    """'default; seed' or, for a task whose models have recipes of their own, 'default; seed; cpu (keypoint-net)'."""
+    if not task.model_recipes:
+        return "; ".join(task.recipes)
+    owners = {name: [m for m, recipes in task.model_recipes.items() if name in recipes] for name in task.recipe_names()}
+    return "; ".join(name if len(models) == len(task.model_recipes) else f"{name} ({', '.join(models)} only)"
+                     for name, models in owners.items())
+
+
+def add_run_flags(parser: argparse.ArgumentParser, task: Task, name: str | None = None) -> None:
+    """The flags of the run itself: recipe, device, seed, output folder, resume, dry run, progress, figures.
+
+    name: what the command line calls the task (an alias such as keypoint-fcn names its own default folder).
+    """
     r = parser.add_argument_group("run")
     chosen = f"default: default, or {task.cpu_recipe} on a CPU" if task.cpu_recipe else "default: default"
-    r.add_argument("--recipe", default=None, choices=list(task.recipes),
-                   help=f"named set of settings ({recipes}; {chosen}); the defaults above show each recipe's values")
+    shown = f"--model {task.default_model}'s recipe" if task.model_recipes else "each recipe"
+    r.add_argument("--recipe", default=None, choices=task.recipe_names(),
+                   help=f"named set of fields ({recipe_list(task)}; {chosen}); the defaults above show {shown}'s "
+                        "values")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)")
     r.add_argument("--config", metavar="FILE.toml",
                    help="read settings from a TOML file, e.g. a run's config.toml (the recipe's values, then the "
@@ -94,7 +107,8 @@ def add_run_flags(parser: argparse.ArgumentParser, task: Task) -> None:
                         "`torchlab train --config RUN/config.toml --out NEW` replays RUN")
     r.add_argument("--seed", type=int, default=None, help="seed for Python, NumPy and torch (default: 0, or the "
                                                           "--config file's)")
-    r.add_argument("--out", help=f"output folder for checkpoints, history and figures (default: checkpoints/{task.name})")
+    r.add_argument("--out", help="output folder for checkpoints, history and figures (default: "
+                                 f"checkpoints/{name or task.name})")
     r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     r.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its checkpoints, history and figures are removed first)")
@@ -119,8 +133,8 @@ def add_script_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     then the recipe, device, seed, output folder and figures."""
     add_config_flags(parser, task)
     run = parser.add_argument_group("run")
-    run.add_argument("--recipe", default=None if task.cpu_recipe else "default", choices=list(task.recipes),
-                     help="the named config to start from (default: default"
+    run.add_argument("--recipe", default=None if task.cpu_recipe else "default", choices=task.recipe_names(),
+                     help=f"the named config to start from ({recipe_list(task)}; default: default"
                           + (f", or {task.cpu_recipe} on a CPU)" if task.cpu_recipe else ")"))
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     run.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches (default: 0)")

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def in_flags(exc: TorchlabError) -> str:
-    """The message of a user error in the CLI's words: the settings a TrainingError names become flags (--lr)."""
+    """The message of a user error in the CLI's words: the config fields a TrainingError names become flags (--lr)."""
     if isinstance(exc, TrainingError):
         return exc.worded(flag_name)
     return str(exc)

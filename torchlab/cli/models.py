@@ -1,4 +1,5 @@
-"""`torchlab models` (every registered model) and `torchlab summary MODEL` (its layer table)."""
+"""`torchlab models` (every registered model, grouped by the task that trains it) and `torchlab summary MODEL`
+(its layer table)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from torchlab.errors import UsageError
 
 
 def register_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the registered models with their parameter counts",
-                       description="List every registered model: name, class, trainable parameters, description.")
+    p = sub.add_parser("models", help="list the registered models by task, with their parameter counts",
+                       description="List every registered model under the task that trains it (`torchlab train TASK "
+                                   "--model MODEL`): name, class, trainable parameters, description.")
     p.set_defaults(func=cmd_models)
 
 
@@ -21,17 +23,41 @@ def register_summary(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_summary)
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from torchlab.models import count_parameters, get_model_spec, model_names
+def model_groups() -> list[tuple[str, list[str]]]:
+    """(heading, model names) per task, its default model first, then the models no task trains (lessons)."""
+    from torchlab.models import model_names
+    from torchlab.tasks import get_task, task_names
 
-    rows = []
-    for name in model_names():
-        spec = get_model_spec(name)
-        rows.append((name, spec.cls.__name__, f"{count_parameters(spec.build()):,}", spec.description))
-    widths = [max(len(r[i]) for r in rows + [("model", "class", "parameters", "")]) for i in range(3)]
-    print(f"{'model':<{widths[0]}}  {'class':<{widths[1]}}  {'parameters':>{widths[2]}}  description")
-    for name, cls, params, desc in rows:
-        print(f"{name:<{widths[0]}}  {cls:<{widths[1]}}  {params:>{widths[2]}}  {desc}")
+    groups, seen = [], set()
+    for name in task_names():
+        task = get_task(name)
+        models = [task.default_model, *(m for m in task.models if m != task.default_model)]
+        choices = " | ".join(f"{m} (default)" if m == task.default_model else m for m in models)
+        groups.append((f"{name}: torchlab train {name} --model {choices}", models))
+        seen.update(models)
+    rest = [m for m in model_names() if m not in seen]
+    if rest:
+        groups.append(("no task (hand-set or explored by the lessons: torchlab ring, torchlab landscape)", rest))
+    return groups
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from torchlab.models import count_parameters, get_model_spec
+
+    groups = []
+    for heading, names in model_groups():
+        rows = []
+        for name in names:
+            spec = get_model_spec(name)
+            rows.append((name, spec.cls.__name__, f"{count_parameters(spec.build()):,}", spec.description))
+        groups.append((heading, rows))
+    every = [row for _, rows in groups for row in rows] + [("model", "class", "parameters", "")]
+    widths = [max(len(r[i]) for r in every) for i in range(3)]
+    print(f"  {'model':<{widths[0]}}  {'class':<{widths[1]}}  {'parameters':>{widths[2]}}  description")
+    for heading, rows in groups:
+        print(heading)
+        for name, cls, params, desc in rows:
+            print(f"  {name:<{widths[0]}}  {cls:<{widths[1]}}  {params:>{widths[2]}}  {desc}")
     return 0
 
 

@@ -34,12 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_runs)
     s = sub.add_parser(
         "show",
-        help="summarize one run: task, model, recipe, epochs, best and final metrics, settings, files",
+        help="summarize one run: task, model, recipe, epochs, best and final metrics, config fields, files",
         description="Summarize one training run from its checkpoints' metadata and history: task, model "
-        "and its arguments, recipe and settings, epochs, early stopping, best and last metrics, test "
+        "and its arguments, recipe and config fields, epochs, early stopping, best and last metrics, test "
         "metrics, training time, library versions and the files in the folder.",
     )
-    s.add_argument("run", help="a run folder (e.g. checkpoints/digit-mlp) or one of its checkpoints")
+    s.add_argument("run", help="a run folder (e.g. checkpoints/digits) or one of its checkpoints")
     s.set_defaults(func=cmd_show)
 
 

@@ -47,10 +47,10 @@ def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
 def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
     """One `tune TASK` parser per task with a validation metric, its fixing flags generated from the config."""
     from torchlab.cli.flags import add_config_flags
-    from torchlab.tasks import get_task, task_names
+    from torchlab.tasks import ALIASES, get_task, task_for, task_names
 
-    for name in task_names():
-        task = get_task(name)
+    for name in [*task_names(), *ALIASES]:  # an old name is its task with its model fixed
+        task = task_for(name)[0]
         if task.tune_metric is None:
             continue
         space = textwrap.fill(", ".join(f"{k}={v}" for k, v in task.search_space.items()) or "none: give --search",
@@ -59,7 +59,7 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
                               description=DESCRIPTION.format(task=name, metric=task.tune_metric[0], space=space))
         add_study_flags(tp, task)
         add_config_flags(tp, task)
-        tp.set_defaults(func=cmd_tune, task_entry=task)
+        tp.set_defaults(func=cmd_tune, task_entry=get_task(name))
 
 
 def add_study_flags(parser: argparse.ArgumentParser, task) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +95,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from torchlab.runtime.device_names import check_device_name
     from torchlab.search.space import build_space
 
-    task = args.task_entry
+    from torchlab.tasks import task_for
+
+    task = task_for(args.task)[0]  # an old name: its task, with its model's recipes
     fixed = overrides_from(args, task)
     base = with_overrides(task.recipes[args.recipe or "default"], **fixed)
     build_space(base, task.search_space, args.search, fixed, use_defaults=not args.search_only)
@@ -105,7 +107,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     require_optuna()
     from torchlab.search.study import tune
 
-    result = tune(task.name, args.recipe, trials=args.trials, out=args.out, search=args.search,
+    result = tune(args.task, args.recipe, trials=args.trials, out=args.out, search=args.search,
                   search_only=args.search_only, storage=args.storage, study_name=args.study_name, resume=args.resume,
                   workers=args.workers, pruner=args.pruner, timeout=args.timeout, seed=args.seed, device=args.device,
                   **fixed)

@@ -131,7 +131,7 @@ class CheckpointMeta:
 
     task: what `torchlab.open_checkpoint` looks up ("custom" for a Trainer used on its own);
     model_name, model_kwargs: how `build_model` rebuilds the model (model_name None: the model's class name);
-    recipe, seed, config: the settings of a `torchlab train` run (None: left out of the file);
+    recipe, seed, config: the recipe, seed and config fields of a `torchlab train` run (None: left out of the file);
     extra: any other plain metadata the task's evaluate and predict read (normalization, classes, data, ...).
     """
 

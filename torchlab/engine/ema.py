@@ -1,4 +1,4 @@
-"""An exponential moving average (EMA) of a model's weights, for the Trainer's `ema` option.
+"""An exponential moving average (EMA) of a model's weights, for the `ema` config field (the Trainer's `ema` argument).
 
     average = WeightAverage(model, decay=0.999)
     ...                                   # after every optimizer step:

@@ -1,6 +1,6 @@
 """Running a Trainer on a tiny full-batch problem and saving the result once.
 
-The small tasks (patch-linear, ring-mlp) take hundreds or thousands of epochs that each
+The small tasks (patch, ring) take hundreds or thousands of epochs that each
 last well under a millisecond; writing last.pt/best.pt after every one of them would cost
 far more than the training. `fit_and_save` trains with `checkpoint_every=0` and
 then writes last.pt, best.pt (the same final weights: these runs keep their last weights,

@@ -1,7 +1,7 @@
-"""Comparing runs: their curves in one figure, and their settings and metrics side by side.
+"""Comparing runs: their curves in one figure, and their config fields and metrics side by side.
 
-    comparison = torchlab.compare(["checkpoints/digit-mlp", "checkpoints/digit-mlp-seed"])
-    comparison.differences   # {"lr": [0.01, 0.1], "epochs": [20, 100], ...}: the settings that differ
+    comparison = torchlab.compare(["checkpoints/digits", "checkpoints/digits-seed"])
+    comparison.differences   # {"lr": [0.01, 0.1], "epochs": [20, 100], ...}: the fields that differ
     comparison.runs[0].best  # the metrics of its best epoch; .final: of its last epoch
     comparison.figure        # compare.png: train (solid) and validation (dashed) curves, one color per run
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from torchlab.errors import UsageError
 
-MISSING = "—"  # a setting or metric a run does not have (runs of different tasks)
+MISSING = "—"  # a field or metric a run does not have (runs of different tasks)
 DEFAULT_OUT = "compare.png"
 RUN_FILES = ("last.pt", "best.pt", "history.csv")
 METRIC_WORDS = ("loss", "accuracy", "rmse", "mse", "rms", "nll")  # the last word of a metric's name
@@ -33,7 +33,7 @@ NOT_METRICS = ("epoch", "lr", "seconds")  # the history's other columns
 
 def is_metric_name(name: str) -> bool:
     """Whether `name` names a metric (train_loss, test_accuracy, val_rmse_px, residual_rms), not a count,
-    a duration or a setting (train_samples, fit_seconds, best_epoch, lr, epochs)."""
+    a duration or a config field (train_samples, fit_seconds, best_epoch, lr, epochs)."""
     words = name.lower().split("_")
     if len(words) > 1 and words[-1] in UNITS:
         words = words[:-1]
@@ -43,7 +43,7 @@ def is_metric_name(name: str) -> bool:
 # ------------------------------------------------------------------------------ reading
 @dataclass(frozen=True)
 class RunRecord:
-    """What one run folder says about itself: who it is, its settings, its curves and best epoch."""
+    """What one run folder says about itself: who it is, its config fields, its curves and best epoch."""
 
     name: str  # how the table and the legend call it: the folder, relative to the current one
     folder: Path
@@ -159,14 +159,14 @@ def _relative(path: Path) -> str:
 # --------------------------------------------------------------------------- comparing
 @dataclass(frozen=True)
 class Comparison:
-    """What `compare` returns: the runs, the settings that differ between them, and the figure."""
+    """What `compare` returns: the runs, the config fields that differ between them, and the figure."""
 
     runs: list[RunRecord]
-    differences: dict[str, list[Any]]  # setting -> its value in each run (MISSING where a run has no such field)
+    differences: dict[str, list[Any]]  # field (or seed) -> its value per run (MISSING where a run has no such field)
     figure: Path
 
     def table(self) -> list[str]:
-        """The comparison as aligned text lines: one column per run; task, recipe, the settings that differ,
+        """The comparison as aligned text lines: one column per run; task, recipe, the fields that differ,
         epochs run (of the most asked for), the best monitored value and its epoch, the last epoch's metrics,
         then the metrics measured after training."""
         rows = [["run", *(r.name for r in self.runs)], ["task", *(r.task for r in self.runs)],
@@ -185,7 +185,7 @@ class Comparison:
 
 
 def compare(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None) -> Comparison:
-    """Compare two or more run folders: the settings that differ, each run's best and final metrics, and a
+    """Compare two or more run folders: the config fields that differ, each run's best and final metrics, and a
     figure of their train and validation curves (one color per run, each run's best epoch starred).
 
     out: the figure's file (.png) or a folder to write compare.png into; default compare.png here.
@@ -222,7 +222,7 @@ def figure_path(out: str | os.PathLike | None) -> Path:
 
 
 def setting_differences(records: Sequence[RunRecord]) -> dict[str, list[Any]]:
-    """Each setting (config field or seed) whose value is not the same in every run: {field: value per run}."""
+    """Each config field (or the seed) whose value is not the same in every run: {field: value per run}."""
     names = _union(r.settings for r in records)
     differences = {}
     for name in names:

@@ -1,7 +1,7 @@
 """TensorBoard logging through `torch.utils.tensorboard` (the optional extra `torchlab[tensorboard]`).
 
-    Trainer(..., tensorboard_dir="checkpoints/digit-mlp/tensorboard")   # scalars while training
-    log_figures("checkpoints/digit-mlp/tensorboard", sorted(out.glob("*.png")), step=20)
+    Trainer(..., tensorboard_dir="checkpoints/digits/tensorboard")   # scalars while training
+    log_figures("checkpoints/digits/tensorboard", sorted(out.glob("*.png")), step=20)
 
 Tags: `epoch/<name>` for every history quantity (train_loss, val_accuracy, lr, seconds, ...)
 at step = epoch (1-based), `step/lr` for the learning rate of every optimizer step at step =

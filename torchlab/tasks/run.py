@@ -93,7 +93,7 @@ class Run:
             from torchlab.reporting.tensorboard import log_figures
 
             log_figures(self.out / "tensorboard", figures, step=len(fit.history) if fit else 0)
-        metrics = {k: float(v) for k, v in summary.items()  # not counts, durations or settings (fit_seconds, lr)
+        metrics = {k: float(v) for k, v in summary.items()  # not counts, durations or config fields (fit_seconds, lr)
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and is_metric_name(k)}
         return RunResult(
             task=self.task, recipe=self.recipe, config=self.config, metrics=metrics,
@@ -110,7 +110,7 @@ class RunResult:
     task: str
     recipe: str
     config: TrainConfig
-    metrics: dict[str, float]  # the summary's metrics (test_accuracy, ...): no counts, durations or settings
+    metrics: dict[str, float]  # the summary's metrics (test_accuracy, ...): no counts, durations or fields
     best_checkpoint: Path | None
     last_checkpoint: Path | None
     figures: list[Path]

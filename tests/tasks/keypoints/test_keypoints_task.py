@@ -38,7 +38,7 @@ def test_short_training_beats_the_mean_face(trained):
     for name in ("loss.png", "faces.png", "keypoint_rmse.png", "training_faces.png"):
         assert (out / "figures" / name).stat().st_size > 5000
     model, meta = torchlab.load(out / "best.pt")
-    assert meta["task"] == "keypoint-net" and meta["data"]["missing"] == "mask"
+    assert meta["task"] == "keypoints" and meta["model"]["name"] == "keypoint-net" and meta["data"]["missing"] == "mask"
     assert len(meta["model"]["kwargs"]["mean_keypoints"]) == 30  # the heat-map prior starts at the mean face
     assert abs(meta["metrics"]["val_rmse_px"] - summary["val_rmse_px"]) < 1e-3
     assert set(f"rmse_{n}" for n in KEYPOINT_NAMES) <= set(meta["metrics"])

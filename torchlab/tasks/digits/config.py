@@ -1,7 +1,7 @@
-"""`digit-mlp`: the 64->32->10 MLP on scikit-learn's 8x8 digits.
+"""`digits`: scikit-learn's 8x8 digits, learned by the 64->32->10 MLP (`digit-mlp`, the task's old name).
 
     import torchlab
-    result = torchlab.train("digit-mlp", epochs=5)          # or: torchlab train digit-mlp --epochs 5
+    result = torchlab.train("digits", epochs=5)             # or: torchlab train digits --epochs 5
 
 Recipes:
   default       found by `torchlab tune digit-mlp --trials 60` on the validation split: AdamW + one-cycle LR,
@@ -23,8 +23,9 @@ from torchlab.tasks import Task, register_task
 
 @dataclass(frozen=True)
 class DigitsConfig(TrainConfig):
-    """Every choice of a digit-mlp run (the shared training fields come from TrainConfig)."""
+    """Every choice of a digits run (the shared training fields come from TrainConfig)."""
 
+    model: str = config_field("digit-mlp", "which model", choices=("digit-mlp",), group="model")
     label_smoothing: float = config_field(0.1, "cross-entropy label smoothing", check=number(0, 1))
     hidden: int = config_field(32, "hidden units (32, as the seed)", check=whole(1), group="model")
     init_std: float | None = config_field(None, "start from N(0, std^2) weights, as the seed (none: PyTorch's init)",
@@ -61,7 +62,7 @@ SEARCH_SPACE = {
 }
 
 TASK = register_task(Task(
-    name="digit-mlp", help="64->32->10 MLP on scikit-learn's bundled 8x8 digits (the demo)",
+    name="digits", help="scikit-learn's bundled 8x8 digits: the 64->32->10 digit-mlp (the demo)",
     config_class=DigitsConfig, recipes=RECIPES, description=__doc__ or "", models=("digit-mlp",),
     package=__package__, format_prediction="torchlab.reporting.records:format_digit_prediction",
     tune_metric=("val_loss", "min"), search_space=SEARCH_SPACE,

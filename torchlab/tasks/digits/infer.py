@@ -1,4 +1,4 @@
-"""What a finished `digit-mlp` checkpoint does: test-split metrics (evaluate), predictions for images or
+"""What a finished `digits` checkpoint (model digit-mlp) does: test-split metrics (evaluate), predictions for images or
 test indices (predict), and a batch of its own inputs (example_inputs)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torchlab.tasks.run import InferenceOptions
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """Accuracy and loss of a checkpoint's model on the digits test split."""
-    refuse_unused(options, "digit-mlp evaluate (its data is scikit-learn's bundled digits)", "data")
+    refuse_unused(options, "digits evaluate (its data is scikit-learn's bundled digits)", "data")
     data = load_digits_split()
     probs = predict_outputs(model, data.x_test, options.batch_size).softmax(dim=1)
     return {"accuracy": accuracy(probs, data.y_test), "loss": nll(probs, data.y_test), "samples": len(data.y_test)}
@@ -29,7 +29,7 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     """One record per image file or test index: predicted class, its probability, all probabilities."""
     from torchlab.data.digits_image import image_to_digit_features
 
-    refuse_unused(options, "digit-mlp predict", "data", "submission", "boxes", "detect")
+    refuse_unused(options, "digits predict", "data", "submission", "boxes", "detect")
     rows: list[tuple[str, np.ndarray, int | None]] = []
     data = None
     for index in options.index:

@@ -1,4 +1,5 @@
-"""How `digit-mlp` trains: data, model, loss, optimizer and Trainer from a DigitsConfig (tasks/digits/config.py).
+"""How `digits` trains its digit-mlp: data, model, loss, optimizer and Trainer from a DigitsConfig
+(tasks/digits/config.py).
 
 evaluate/predict are in infer.py, the figures in plots.py.
 """
@@ -33,7 +34,7 @@ def make_model(cfg: DigitsConfig, x_train: torch.Tensor) -> tuple[nn.Module, dic
     model_kwargs: dict[str, Any] = {"hidden": cfg.hidden}
     if cfg.standardize or cfg.input_noise:  # older checkpoints have neither key: they load as before
         model_kwargs.update(standardize=cfg.standardize, input_noise=cfg.input_noise)
-    model = build_model("digit-mlp", **model_kwargs)
+    model = build_model(cfg.model, **model_kwargs)
     if cfg.standardize:
         model.fit_standardization(x_train)
     if cfg.init_std:
@@ -63,7 +64,7 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
         model, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), optimizer,
         metrics={"accuracy": Accuracy()}, monitor="val_loss" if val is not None else "train_loss",
         scheduler=scheduler, scheduler_interval=interval,
-        meta={"model_name": "digit-mlp", "model_kwargs": model_kwargs,
+        meta={"model_name": cfg.model, "model_kwargs": model_kwargs,
               "normalization": NORMALIZATION,
               "classes": list(range(10))},
     )
@@ -72,7 +73,7 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
     probs = predict_outputs(model, data.x_test).softmax(dim=1)
     test_acc = accuracy(probs, data.y_test)
     summary: dict[str, Any] = {
-        "task": run.task, "recipe": run.recipe, "device": str(run.device),
+        "task": run.task, "model": cfg.model, "recipe": run.recipe, "device": str(run.device),
         "epochs": fit.epochs_run, "fit_seconds": round(fit.fit_seconds, 3),
         "test_accuracy": test_acc, "checkpoint": str(run.out / "best.pt"),
     }

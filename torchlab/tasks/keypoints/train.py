@@ -1,5 +1,5 @@
-"""How `keypoint-fcn`, `keypoint-cnn` and `keypoint-net` train: faces, masked MSE, optimizer and Trainer
-from a KeypointConfig. Config: tasks/keypoints/config.py; evaluate/predict: infer.py (photos: faces.py,
+"""How `keypoints` trains its model (keypoint-net, keypoint-cnn or keypoint-fcn): faces, masked MSE, optimizer
+and Trainer from a KeypointConfig. Config: tasks/keypoints/config.py; evaluate/predict: infer.py (photos: faces.py,
 Kaggle files and RMSE: kaggle.py); figures: plots.py.
 """
 
@@ -74,9 +74,9 @@ def data_meta(cfg: KeypointConfig, split: KeypointSplit) -> dict[str, Any]:
 
 
 def train(cfg: KeypointConfig, run: Run) -> RunResult:
-    """Train the task's model (keypoint-fcn, -cnn or -net) on the faces `cfg` describes; write
+    """Train cfg.model (keypoint-net, -cnn or -fcn) on the faces `cfg` describes; write
     best.pt/last.pt/history.csv and figures."""
-    model_name = run.task
+    model_name = cfg.model
     if not cfg.data:
         check_synthetic_memory(cfg.synthetic, run.device)
     report, done = generation_progress(0 if cfg.data else cfg.synthetic, run.progress if run.is_main else False)
@@ -107,7 +107,7 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
     rmse = masked_rmse(pred, val_t[1], val_t[2])
     per_kp = per_keypoint_rmse(pred, val_t[1].numpy(), val_t[2].numpy())
     summary: dict[str, Any] = {
-        "task": run.task, "recipe": run.recipe, "device": str(run.device),
+        "task": run.task, "model": model_name, "recipe": run.recipe, "device": str(run.device),
         "data": data["csv"] or f"synthetic faces ({cfg.synthetic})", "missing": cfg.missing,
         "augment": cfg.augment, "train_rows": len(split.train), "val_rows": len(split.val),
         "epochs": fit.epochs_run, "best_epoch": fit.best_epoch, "fit_seconds": round(fit.fit_seconds, 2),

@@ -1,4 +1,4 @@
-"""`torchlab train patch-linear`: brightness = w0 + w1*x + w2*y on a 32x32 gray patch.
+"""`torchlab train patch`: brightness = w0 + w1*x + w2*y on a 32x32 gray patch (`patch-linear`, the old name).
 
 The data is a crop of a photo (default: matplotlib's grace_hopper.jpg, a shaded part of
 the forehead) or, with --ramp, the seed's synthetic ramp 80 + 1.2x + 0.8y + N(0, 2^2).
@@ -23,8 +23,9 @@ from torchlab.tasks import Task, register_task
 
 @dataclass(frozen=True)
 class PatchConfig(TrainConfig):
-    """Every choice of a patch-linear run (the shared training fields come from TrainConfig)."""
+    """Every choice of a patch run (the shared training fields come from TrainConfig)."""
 
+    model: str = config_field("patch-linear", "which model", choices=("patch-linear",), group="model")
     mode: str = config_field("autograd", "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + "
                              "Trainer", choices=("manual", "autograd"), group="model")
     scale: bool = config_field(True, "map x, y and brightness to [0, 1] before training", group="data")
@@ -56,7 +57,8 @@ RECIPES = {
 }
 
 TASK = register_task(Task(
-    name="patch-linear", help="linear patch regressor: brightness = w0 + w1*x + w2*y on a 32x32 gray patch (photo or ramp)",
+    name="patch", help="a gray patch's brightness as w0 + w1*x + w2*y: the linear patch-linear regressor on a 32x32 "
+    "patch (photo or ramp)",
     config_class=PatchConfig, recipes=RECIPES, description=__doc__ or "", models=("patch-linear",),
     package=__package__,
 ))

@@ -1,4 +1,4 @@
-"""What a finished `patch-linear` checkpoint does: its fit against least squares on its patch (evaluate),
+"""What a finished `patch` checkpoint (model patch-linear) does: its fit against least squares on its patch (evaluate),
 brightness at pixels or test indices (predict), and a batch of its own inputs (example_inputs)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def predict_rows(model: nn.Module, meta: dict[str, Any], rows: torch.Tensor) -> 
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """MSE of the checkpoint on its patch, next to least squares."""
-    refuse_unused(options, "patch-linear evaluate (its patch is rebuilt from the checkpoint)", "data")
+    refuse_unused(options, "patch evaluate (its patch is rebuilt from the checkpoint)", "data")
     patch = patch_from_meta(meta)
     rows, targets = design_matrix(patch)
     mse = float(torch.mean((predict_rows(model, meta, rows) - targets) ** 2))
@@ -57,7 +57,7 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per pixel position x,y given or patch pixel --index: the predicted brightness."""
-    refuse_unused(options, "patch-linear predict", "data", "submission", "boxes", "detect")
+    refuse_unused(options, "patch predict", "data", "submission", "boxes", "detect")
     points: list[tuple[str, float, float, float | None]] = []
     for text in inputs:
         x, y = finite_pair(text, "a pixel position x,y (column,row)", "3,17")

@@ -1,4 +1,4 @@
-"""How `patch-linear` trains: the patch, its design rows, the model and its fit (autograd through the
+"""How `patch` trains its patch-linear: the patch, its design rows, the model and its fit (autograd through the
 Trainer, or the seed's manual loop), compared with least squares. Config: tasks/patch/config.py;
 evaluate/predict: infer.py; figures: plots.py.
 """
@@ -131,8 +131,8 @@ def load_patch(cfg: PatchConfig, seed: int) -> tuple[np.ndarray, dict[str, Any]]
 
 
 def patch_meta(cfg: PatchConfig, source: dict[str, Any], scaling: PatchScaling) -> dict[str, Any]:
-    """What a patch-linear checkpoint records beside its weights: model, patch source, mode and scaling."""
-    return {"model_name": "patch-linear", "model_kwargs": {}, "source": source, "mode": cfg.mode,
+    """What a patch checkpoint records beside its weights: model, patch source, mode and scaling."""
+    return {"model_name": cfg.model, "model_kwargs": {}, "source": source, "mode": cfg.mode,
             "normalization": {"coord_divisor": scaling.coord, "brightness_divisor": scaling.brightness,
                               "input": "rows [1, x, y] with x = column, y = row in pixels"}}
 
@@ -157,7 +157,7 @@ def train(cfg: PatchConfig, run: Run) -> RunResult:
 def fit_patch(cfg: PatchConfig, run: Run, rows: torch.Tensor, targets: torch.Tensor, scaling: PatchScaling,
               model_meta: dict[str, Any]) -> PatchFit:
     """Train in the chosen mode and write the checkpoint; weights and losses in original units."""
-    model = build_model("patch-linear").to(run.device)
+    model = build_model(cfg.model).to(run.device)
     if cfg.mode == "manual":
         weights, losses = manual_descent(rows, targets, cfg.lr, cfg.epochs)
         with torch.no_grad():
@@ -191,7 +191,7 @@ def report(cfg: PatchConfig, run: Run, patch: np.ndarray, source: dict[str, Any]
     residuals = describe_residuals(patch, prediction, exact_mse, source.get("noise"), scaled=cfg.scale)
     data = describe_source(source)
     summary: dict[str, Any] = {
-        "task": run.task, "mode": cfg.mode, "recipe": run.recipe, "data": data, "scale": cfg.scale,
+        "task": run.task, "model": cfg.model, "mode": cfg.mode, "recipe": run.recipe, "data": data, "scale": cfg.scale,
         "device": str(run.device), "epochs": fit.epochs, "lr": cfg.lr,
         "gd_weights": _vector(fit.weights), "lstsq_weights": _vector(fit.exact),
         "difference": _vector(fit.weights - fit.exact), "relative_difference": f"{fit.relative_difference:.2e}",

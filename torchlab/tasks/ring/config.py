@@ -1,4 +1,4 @@
-"""`torchlab train ring-mlp`: a 2->16->1 ReLU net learns "inside the ring or not".
+"""`torchlab train ring`: a 2->16->1 ReLU net (`ring-mlp`, the old name) learns "inside the ring or not".
 
 The trained counterpart of the hand-set ring net (`torchlab ring`): binary cross-entropy
 on one logit, weight decay, full-batch steps through the Trainer. Two data sets:
@@ -18,13 +18,14 @@ from torchlab.config import TrainConfig, config_field, number, whole
 from torchlab.data.facts import check_radii
 from torchlab.tasks import Task, register_task
 
-HELP = "2->16->1 ReLU net trained with BCE + weight decay to find ring points (ring or two-circles data)"
+HELP = "points inside a ring or not: the 2->16->1 ReLU ring-mlp, BCE + weight decay (ring or two-circles data)"
 
 
 @dataclass(frozen=True)
 class RingConfig(TrainConfig):
-    """Every choice of a ring-mlp run (the shared training fields come from TrainConfig)."""
+    """Every choice of a ring run (the shared training fields come from TrainConfig)."""
 
+    model: str = config_field("ring-mlp", "which model", choices=("ring-mlp",), group="model")
     dataset: str = config_field("ring", "ring: uniform points labeled by the circular ring; circles: the assignment's "
                                 "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
     points: int | None = config_field(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
@@ -47,7 +48,7 @@ RECIPES = {
 }
 
 TASK = register_task(Task(
-    name="ring-mlp", help=HELP, config_class=RingConfig, recipes=RECIPES, description=__doc__ or "",
+    name="ring", help=HELP, config_class=RingConfig, recipes=RECIPES, description=__doc__ or "",
     models=("ring-mlp",),
     package=__package__,
 ))

@@ -1,4 +1,4 @@
-"""What a finished `ring-mlp` checkpoint does: test accuracy beside the hand-set ring net (evaluate),
+"""What a finished `ring` checkpoint (model ring-mlp) does: test accuracy beside the hand-set ring net (evaluate),
 ring or not for points (predict), and a batch of its own inputs (example_inputs)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torchlab.tasks.run import InferenceOptions
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
     """Accuracy and loss on the checkpoint's test points, next to the hand-set net's accuracy."""
-    refuse_unused(options, "ring-mlp evaluate (its points are rebuilt from the checkpoint)", "data")
+    refuse_unused(options, "ring evaluate (its points are rebuilt from the checkpoint)", "data")
     data = meta["data"]
     _, _, x_test, y_test = make_points(data)
     logits = predict_outputs(model, x_test, options.batch_size)
@@ -29,7 +29,7 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
     """One record per point x1,x2 given or test point --index: in the ring or not, and the probability."""
-    refuse_unused(options, "ring-mlp predict", "data", "submission", "boxes", "detect")
+    refuse_unused(options, "ring predict", "data", "submission", "boxes", "detect")
     rows: list[tuple[str, list[float], int | None]] = []
     for text in inputs:
         x1, x2 = finite_pair(text, "a point x1,x2", "1.5,0.2")

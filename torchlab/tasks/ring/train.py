@@ -1,4 +1,4 @@
-"""How `ring-mlp` trains: ring points, the 2->16->1 net, BCE and the Trainer, scored beside the hand-set
+"""How `ring` trains its ring-mlp: ring points, the 2->16->1 net, BCE and the Trainer, scored beside the hand-set
 ring net. Config: tasks/ring/config.py; evaluate/predict: infer.py; figures: plots.py.
 """
 
@@ -62,14 +62,14 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
     if len(x_test) == 0:
         raise UsageError("no test points left; lower --train-fraction or raise --points")
     model_kwargs = {"hidden": cfg.hidden}
-    model = build_model("ring-mlp", **model_kwargs)
+    model = build_model(cfg.model, **model_kwargs)
     batches = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None,
                             device=run.device, seed=run.seed)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
     trainer = run.trainer(
         model, nn.BCEWithLogitsLoss(), optimizer, metrics={"accuracy": BinaryAccuracy()},
         monitor="train_loss", restore_best=False, scheduler=scheduler, scheduler_interval=interval,
-        meta={"model_name": "ring-mlp", "model_kwargs": model_kwargs, "data": data,
+        meta={"model_name": cfg.model, "model_kwargs": model_kwargs, "data": data,
               "normalization": NORMALIZATION},
     )
 
@@ -79,7 +79,8 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
     with one_cpu_thread(run.device):
         fit = fit_and_save(trainer, batches, run.out, resume=run.resume, evaluate=test_metrics)
     summary: dict[str, Any] = {
-        "task": run.task, "recipe": run.recipe, "dataset": data["dataset"], "device": str(run.device),
+        "task": run.task, "model": cfg.model, "recipe": run.recipe, "dataset": data["dataset"],
+        "device": str(run.device),
         "train_points": len(x_train), "test_points": len(x_test), "epochs": fit.epochs_run,
         "fit_seconds": round(fit.fit_seconds, 3), "train_loss": fit.last["train_loss"],
         "test_accuracy": test_metrics()["test_accuracy"],
