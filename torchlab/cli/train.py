@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from torchlab.cli.flags import overrides_from
     from torchlab.config import with_overrides
     from torchlab.runtime.device_names import check_device_name
-    from torchlab.runtime.output_folder import check_output_folder
+    from torchlab.runtime.output_folder import check_checkpoint_every, check_output_folder, resolve_resume
 
     task = args.task_entry
     overrides = overrides_from(args, task)
@@ -48,9 +48,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     for recipe in {args.recipe or "default", args.recipe or task.cpu_recipe or "default"}:
         with_overrides(task.recipes[recipe], **overrides)
     check_device_name(args.device)
-    if args.resume or not args.dry_run:  # a dry run writes nothing: a folder that holds a run is no obstacle
-        check_output_folder(Path(args.out) if args.out else Path("checkpoints") / task.name, args.resume,
-                            args.overwrite)
+    check_checkpoint_every(args.checkpoint_every)
+    out = Path(args.out) if args.out else Path("checkpoints") / task.name
+    resume, overwrite = resolve_resume(out, args.resume, args.overwrite)  # a torchrun restart resumes
+    if resume or not args.dry_run:  # a dry run writes nothing: a folder that holds a run is no obstacle
+        check_output_folder(out, resume, overwrite)
 
     from torchlab.api import train
     from torchlab.engine.dry_run import DryRunReport
@@ -58,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result = train(task.name, args.recipe, out=args.out, device=args.device, seed=args.seed,
                    resume=args.resume, progress=not args.no_progress, figures=not args.no_figures,
-                   tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run, **overrides)
+                   tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run,
+                   checkpoint_every=args.checkpoint_every, **overrides)
     if not distributed.current().is_main:
         return 0
     if isinstance(result, DryRunReport):
