@@ -64,13 +64,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(torchrun_args: list[str], out: Path, kill: str, cli_args: list[str], **popen) -> subprocess.Popen:
-    """`torchrun TORCHRUN_ARGS elastic_worker.py OUT KILL CLI_ARGS` in a new process (one thread per worker)."""
+def launch(torchrun_args: list[str], out: Path, kill: str, cli_args: list[str], log: Path) -> subprocess.Popen:
+    """`torchrun TORCHRUN_ARGS elastic_worker.py OUT KILL CLI_ARGS` in a new process (one thread per worker),
+    its output in LOG.out and LOG.err."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TORCHLAB_DIST_TIMEOUT="60")
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TORCHLAB_DIST_TIMEOUT="30")
     env.pop("TORCHELASTIC_RESTART_COUNT", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, str(WORKER), str(out), kill, *cli_args]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(f"{log}.out", "w") as stdout, open(f"{log}.err", "w") as stderr:
+        return subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> int:
+    """The launcher's exit status; killed (and a failed check) when it runs past `timeout` seconds."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"torchrun ran past {timeout} s: {proc.args}") from None
 
 
 def history_without_seconds(folder: Path) -> list[dict[str, str]]:

@@ -6,12 +6,12 @@ bounds what a crash loses."""
 
 from __future__ import annotations
 
-import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import DIGITS_TWO_RANKS
-from elastic_worker import assert_same_run, epochs_trained, launch
+from elastic_worker import assert_same_run, epochs_trained, finish, launch
 
 import torchlab
 from torchlab.cli.main import main
@@ -26,14 +26,11 @@ FAST = ["train", "digit-mlp", "--device", "cpu", "--epochs", "2", "--no-figures"
 def restarted(tmp_path_factory):
     """Two ranks under torchrun --max-restarts=1; rank 1 SIGKILLs itself after 3 batches of epoch 2."""
     out = tmp_path_factory.mktemp("elastic")
+    log = out / "torchrun"
     proc = launch(["--standalone", "--nproc-per-node=2", "--max-restarts=1"], out, "worker:1:2:3",
-                  [*DIGITS_TWO_RANKS, "--batch-size", "32", "--out", str(out / "run")])
-    try:
-        stdout, stderr = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-    return out, proc.returncode, stdout, stderr
+                  [*DIGITS_TWO_RANKS, "--batch-size", "32", "--out", str(out / "run")], log)
+    status = finish(proc, 180)
+    return out, status, Path(f"{log}.out").read_text(), Path(f"{log}.err").read_text()
 
 
 def test_a_worker_killed_mid_epoch_is_restarted_and_the_run_ends_as_if_never_interrupted(restarted, ddp_run):
