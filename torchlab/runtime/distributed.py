@@ -32,7 +32,7 @@ TIMEOUT_VARIABLE = "TORCHLAB_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
 # How a collective reports a peer that is gone: Gloo's reset or closed connections and timeouts, NCCL's aborts.
 LOST_PEER_SIGNS = ("connection reset by peer", "connection closed by peer", "broken pipe", "timed out",
-                   "connectfullmesh", "communicator was aborted", "watchdog caught collective")
+                   "communicator was aborted", "watchdog caught collective")
 
 
 @dataclass(frozen=True)
