@@ -35,7 +35,13 @@ from torchlab.config import (
     with_overrides,
 )
 from torchlab.engine.dry_run import DryRunComplete, DryRunReport
-from torchlab.errors import CheckpointError, FieldName, LostPeer, NonFiniteLoss, UsageError
+from torchlab.errors import (
+    CheckpointError,
+    FieldName,
+    LostPeer,
+    NonFiniteLoss,
+    UsageError,
+)
 from torchlab.reporting.records import FORMATS, write_records
 from torchlab.runtime import distributed
 from torchlab.runtime.guards import Note

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DIGITS_TWO_RANKS
-from elastic_worker import assert_same_run, epochs_trained, finish, free_port, history_without_seconds, launch
+from elastic_worker import (
+    assert_same_run,
+    epochs_trained,
+    finish,
+    free_port,
+    history_without_seconds,
+    launch,
+)
 
 import torchlab
 from torchlab.cli.main import main
@@ -99,5 +106,5 @@ def test_a_two_node_checkpoint_resumes_on_one_process(nodes, tmp_path, capsys):
     resumed = read_checkpoint(tmp_path / "run" / "last.pt")
     assert resumed["epoch"] == 4 and resumed["world_size"] == 1
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4]
-    model, meta = torchlab.load(tmp_path / "run" / "best.pt")
+    _, meta = torchlab.load(tmp_path / "run" / "best.pt")
     assert meta["metrics"]["test_accuracy"] >= 0.9

@@ -40,7 +40,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from torchlab.cli.flags import overrides_from
     from torchlab.config import with_overrides
     from torchlab.runtime.device_names import check_device_name
-    from torchlab.runtime.output_folder import check_checkpoint_every, check_output_folder, resolve_resume
+    from torchlab.runtime.output_folder import (
+        check_checkpoint_every,
+        check_output_folder,
+        resolve_resume,
+    )
 
     task = args.task_entry
     overrides = overrides_from(args, task)
