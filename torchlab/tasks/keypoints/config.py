@@ -31,9 +31,10 @@ from torchlab.tasks import Task, register_task
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
 HEADS = ("heatmap-24", "heatmap-48", "regression")  # keypoint-net's read-outs (models/keypoints.py)
 FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centered coordinates of a 96-pixel face
-# The Kaggle labels' mirror: a net trained without flips, shown the mirror images of the 3,106 training
-# faces, puts (label x + flipped-back x) at 97.35 px on average, not 95 (tools/mirror_constant.py, BENCHMARKS.md):
-# the labels sit about 1.2 px right of the pixel centers, so their mirror is x -> 97.35 - x.
+# The mirror of the development faces' labels (../shared/data/faces): a net trained without flips, shown the mirror
+# images of the 3,106 training faces, puts (label x + flipped-back x) at 97.35 px on average, not 95
+# (tools/mirror_constant.py, BENCHMARKS.md). A run on a CSV measures its own faces' mirror the same way
+# (tasks/keypoints/mirror.py) instead of assuming this value.
 KAGGLE_FLIP_SUM = 97.35
 
 
@@ -50,8 +51,9 @@ class KeypointConfig(TrainConfig):
     augment: bool = config_field(True, "random flips, rotations, scales and shifts of the training faces", group="data")
     flip: float = config_field(0.5, "probability that augmentation mirrors a training face (keypoints flipped "
                                "and left/right swapped; 0: never)", check=number(0, 1), group="data")
-    flip_sum: float | None = config_field(None, "the horizontal flip maps x to FLIP_SUM - x (none: 97.35 for a Kaggle "
-                                          "CSV, measured on its labels; 95 for synthetic faces)", check=finite(),
+    flip_sum: float | None = config_field(None, "the horizontal flip maps x to FLIP_SUM - x (none: for a CSV, measured "
+                                          "on its training faces by the net after 3 epochs without flips; 95 for "
+                                          "synthetic faces or when it cannot be measured)", check=finite(),
                                           group="data")
     degrees: float = config_field(12.0, "augmentation: largest rotation of a training face, in degrees (0: none)",
                                   check=number(0, 180), group="data")
@@ -66,10 +68,9 @@ class KeypointConfig(TrainConfig):
     mean_init: bool = config_field(True, "start the output at the training set's mean keypoints", group="model")
 
     def mirror_sum(self) -> float:
-        """What a horizontal flip maps x to, minus x: flip_sum, or the data's measured convention."""
-        if self.flip_sum is not None:
-            return self.flip_sum
-        return KAGGLE_FLIP_SUM if self.data else FLIP_SUM
+        """What a horizontal flip maps x to, minus x: flip_sum, or the geometric 95 (a run on a CSV measures
+        its faces' mirror and sets flip_sum to it: tasks/keypoints/train.py find_mirror)."""
+        return FLIP_SUM if self.flip_sum is None else self.flip_sum
 
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints."""
