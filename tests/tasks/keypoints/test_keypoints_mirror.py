@@ -17,7 +17,7 @@ from torchlab.data.synthetic_faces import format_training_csv, make_faces
 from torchlab.engine.checkpoint import atomic_write_text, read_checkpoint
 from torchlab.tasks.keypoints import train as keypoint_train
 from torchlab.tasks.keypoints.config import KeypointNetConfig
-from torchlab.tasks.keypoints.mirror import Mirror, measure_mirror
+from torchlab.tasks.keypoints.mirror import Mirror, measure_mirror, mirror_sums
 
 TINY = {"width": 4, "epochs": 1, "batch_size": 16, "device": "cpu", "progress": False, "figures": False}
 
@@ -49,6 +49,8 @@ def test_the_measure_finds_the_mirror_the_labels_were_drawn_with(offset, mirror)
     images, keypoints, mask = to_tensors(KeypointTable(faces.images, labels), np.arange(40))
     net = ConventionNet(images, drawn, offset)
     assert measure_mirror(net, images, keypoints, mask) == pytest.approx(mirror, abs=0.3)
+    # and keypoint by keypoint: each point's mirror is its left/right partner's place, not its own
+    assert np.nanmedian(mirror_sums(net, images, keypoints, mask), axis=0) == pytest.approx([mirror] * 15, abs=0.3)
     assert measure_mirror(net, images, keypoints, mask * 0) is None  # no labeled point: nothing to measure
 
 
