@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.torchlab-installed
 
-.PHONY: demo test test-fast bench gpu-check mutation clean
+.PHONY: demo test test-fast lint bench gpu-check mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP)  ## the whole test suite (CPU, in parallel: about a minute and a half on 2 cores)
 	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
+# The paths ruff checks; mypy reads its own ([tool.mypy] files in pyproject.toml: torchlab/).
+LINT_PATHS := torchlab tests scripts tools
+
+lint: $(STAMP)  ## ruff (lint and format check, pyproject.toml [tool.ruff]) and mypy over torchlab/; changes nothing
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy torchlab
 
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data)
 FACES_CSV ?= $(firstword $(wildcard ../shared/data/faces/training.csv.gz))
@@ -51,4 +59,4 @@ gpu-check:  ## on CUDA/MPS: accelerator tests + GPU benchmarks, one Markdown tab
 	@$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

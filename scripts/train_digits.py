@@ -17,6 +17,7 @@ import argparse
 from torch import nn
 
 import torchlab
+from torchlab.cli.flags import add_script_flags, overrides_from
 from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.digits import load_digits_split
@@ -26,28 +27,17 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import Accuracy, accuracy
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
+from torchlab.tasks import get_task
 from torchlab.runtime.device import one_cpu_thread
 from torchlab.tasks.digits.plots import write_digit_figures
 from torchlab.tasks.digits.train import NORMALIZATION, make_model
 
 TASK = "digit-mlp"
-RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
-                        help="the named config to start from (default: default)")
-    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
-    fields.add_argument("--epochs", type=int, help="maximum number of epochs")
-    fields.add_argument("--lr", type=float, help="(peak) learning rate")
-    fields.add_argument("--batch-size", type=int, help="samples per batch and process")
-    fields.add_argument("--patience", type=int, help="early stopping: epochs without improvement before stopping")
-    fields.add_argument("--hidden", type=int, help="hidden units")
-    parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches")
-    parser.add_argument("--out", default="checkpoints/train_digits", help="folder for checkpoints and figures")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    add_script_flags(parser, get_task(TASK))  # a flag per config field, as `torchlab train TASK --help` lists
     return parser.parse_args(argv)
 
 
@@ -55,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
     # 0. The config: the recipe's fields, with the ones given on the command line in their place.
-    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    overrides = overrides_from(args, get_task(TASK))  # the fields given on the command line
     cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds. Under torchrun every process joins the group and takes its own GPU.
@@ -84,12 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     # 4. The Trainer: one epoch = train on every batch, then validate; best.pt and last.pt are written
     #    atomically each epoch, and training stops when `monitor` has not improved for cfg.patience epochs.
     monitor = "val_loss" if val is not None else "train_loss"
-    trainer = torchlab.Trainer(
-        model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=cfg.epochs,
-        scheduler=scheduler, scheduler_interval=interval,
-        early_stopping=torchlab.EarlyStopping(monitor, "min", patience=cfg.patience, min_delta=cfg.min_delta),
-        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-        checkpoint_dir=args.out, device=device,
+    #    Trainer.from_config hands it every training field of the config (epochs, early stopping, clipping, ...).
+    trainer = torchlab.Trainer.from_config(
+        cfg, model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, monitor=monitor,
+        scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
                          "model_name": "digit-mlp", "model_kwargs": model_kwargs, "normalization": NORMALIZATION,
                          "classes": list(range(10))},

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 
 import torchlab
+from torchlab.cli.flags import add_script_flags, overrides_from
 from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.keypoints import KEYPOINT_NAMES, split_rows, to_tensors
@@ -28,11 +29,8 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import RMSE, masked_mse, masked_rmse
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
-from torchlab.tasks.keypoints.kaggle import (
-    mean_keypoint_baseline,
-    mean_keypoints,
-    per_keypoint_rmse,
-)
+from torchlab.tasks import get_task
+from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoints, per_keypoint_rmse
 from torchlab.tasks.keypoints.plots import write_keypoint_figures
 from torchlab.tasks.keypoints.train import (
     NORMALIZATION,
@@ -43,29 +41,13 @@ from torchlab.tasks.keypoints.train import (
 )
 
 MODELS = ("keypoint-net", "keypoint-cnn", "keypoint-fcn")  # each one a task of its own
-RUN_FLAGS = ("model", "recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
+TASK = "keypoint-net"  # its config has every field the three take
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="keypoint-net", choices=MODELS, help="the task (default: keypoint-net)")
-    parser.add_argument("--recipe", help="the named config to start from: default, seed, or (keypoint-net) cpu "
-                                         "(default: cpu for keypoint-net on a CPU, else default)")
-    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
-    fields.add_argument("--data", help="Kaggle's training.csv or training.csv.gz (recipe: synthetic faces)")
-    fields.add_argument("--synthetic", type=int, help="synthetic faces without --data (recipe: 2000)")
-    fields.add_argument("--missing", choices=("drop", "mask"), help="rows with missing keypoints: drop or mask them")
-    fields.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                        help="random flips, rotations, scales and shifts of the training faces")
-    fields.add_argument("--width", type=int, help="keypoint-net only: channels of the first stage (recipe: 32)")
-    fields.add_argument("--epochs", type=int, help="maximum number of epochs")
-    fields.add_argument("--lr", type=float, help="(peak) learning rate")
-    fields.add_argument("--batch-size", type=int, help="faces per batch and process")
-    fields.add_argument("--patience", type=int, help="early stopping: epochs without improvement before stopping")
-    parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the augmentation")
-    parser.add_argument("--out", default="checkpoints/train_keypoints", help="folder for checkpoints and figures")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    add_script_flags(parser, get_task(TASK))  # a flag per config field, as `torchlab train TASK --help` lists
     return parser.parse_args(argv)
 
 
@@ -76,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     # 0. Device, then the config: the recipe's fields, with the ones given on the command line in their place.
     device = torchlab.pick_device(args.device)
     recipe = args.recipe or ("cpu" if device.type == "cpu" and "cpu" in torchlab.recipe_names(task) else "default")
-    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    overrides = overrides_from(args, get_task(TASK))  # the fields given on the command line
     cfg = torchlab.get_recipe(task, recipe, **overrides)
 
     # 1. Seeds. Under torchrun every process joins the group and takes its own GPU.
@@ -108,12 +90,9 @@ def main(argv: list[str] | None = None) -> None:
 
     # 4. The Trainer: masked_mse(output, keypoints, mask) per batch; best.pt/last.pt each epoch; stop when the
     #    validation RMSE has not improved for cfg.patience epochs. The meta lets `torchlab evaluate` find the data.
-    trainer = torchlab.Trainer(
-        model, masked_mse, optimizer, metrics={"rmse": RMSE()}, epochs=cfg.epochs,
-        scheduler=scheduler, scheduler_interval=interval,
-        early_stopping=torchlab.EarlyStopping("val_rmse", "min", patience=cfg.patience, min_delta=cfg.min_delta),
-        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-        checkpoint_dir=args.out, device=device,
+    trainer = torchlab.Trainer.from_config(
+        cfg, model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", scheduler=scheduler,
+        scheduler_interval=interval, checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": task, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
                          "model_name": task, "model_kwargs": model_kwargs,
                          "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES),

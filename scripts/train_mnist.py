@@ -18,6 +18,7 @@ import argparse
 import torch
 
 import torchlab
+from torchlab.cli.flags import add_script_flags, overrides_from
 from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.mnist import load_mnist, normalization_stats
@@ -25,34 +26,18 @@ from torchlab.data.splits import hold_out, normalize
 from torchlab.engine.checkpoint import add_metrics
 from torchlab.engine.metrics import Accuracy, BinaryAccuracy, accuracy
 from torchlab.runtime import distributed
+from torchlab.tasks import get_task
 from torchlab.tasks.mnist.config import MODELS
 from torchlab.tasks.mnist.infer import EVAL_BATCH, probabilities
 from torchlab.tasks.mnist.plots import write_mnist_figures
 from torchlab.tasks.mnist.train import VAL_SHARE, augment_batch, make_loss, make_mnist_optimizer, make_model
 
 TASK = "mnist"
-RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
-                        help="the named config to start from (default: default)")
-    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
-    fields.add_argument("--data-dir", help="folder with the four MNIST IDX files (recipe: data/)")
-    fields.add_argument("--model", choices=MODELS, help="which classifier (recipe default: mnist-cnn)")
-    fields.add_argument("--digits", type=int, nargs=2, metavar=("A", "B"), help="binary task: is it B (1) or A (0)?")
-    fields.add_argument("--limit", type=int, help="train on the first N training images only")
-    fields.add_argument("--val-size", type=int, help="training images held out for validation (recipe: 1 in 12)")
-    fields.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random shifts, turns and zooms")
-    fields.add_argument("--epochs", type=int, help="maximum number of epochs")
-    fields.add_argument("--lr", type=float, help="(peak) learning rate")
-    fields.add_argument("--batch-size", type=int, help="images per batch and process")
-    fields.add_argument("--patience", type=int, help="early stopping: epochs without improvement before stopping")
-    parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches")
-    parser.add_argument("--out", default="checkpoints/train_mnist", help="folder for checkpoints and figures")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    add_script_flags(parser, get_task(TASK))  # a flag per config field, as `torchlab train TASK --help` lists
     return parser.parse_args(argv)
 
 
@@ -60,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
     # 0. The config: the recipe's fields, with the ones given on the command line in their place.
-    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    overrides = overrides_from(args, get_task(TASK))  # the fields given on the command line
     cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds. Under torchrun every process joins the group and takes its own GPU.
@@ -93,12 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     #    atomically each epoch, and training stops when `monitor` has not improved for cfg.patience epochs.
     #    Channels-last convolutions are faster on CPUs and GPUs; bf16 autocast acts on CUDA only.
     monitor = "val_loss" if val is not None else "train_loss"
-    trainer = torchlab.Trainer(
-        model, loss_fn, optimizer, metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
-        epochs=cfg.epochs, scheduler=scheduler, scheduler_interval=interval,
-        early_stopping=torchlab.EarlyStopping(monitor, "min", patience=cfg.patience, min_delta=cfg.min_delta),
-        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-        checkpoint_dir=args.out, device=device,
+    #    Trainer.from_config hands it every training field of the config (epochs, early stopping, clipping, ...).
+    trainer = torchlab.Trainer.from_config(
+        cfg, model, loss_fn, optimizer, metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
+        monitor=monitor, scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
                          "model_name": cfg.model, "model_kwargs": model_kwargs,
                          "normalization": norm, "digits": list(data.digits) if data.digits else None,

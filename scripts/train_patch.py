@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 import torchlab
+from torchlab.cli.flags import add_script_flags, overrides_from
 from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import PatchScaling, design_matrix
@@ -27,29 +28,17 @@ from torchlab.engine.full_batch import fit_and_save
 from torchlab.engine.inference import predict_outputs
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
+from torchlab.tasks import get_task
 from torchlab.runtime.device import one_cpu_thread
 from torchlab.tasks.patch.plots import plot_patch_panels
 from torchlab.tasks.patch.train import least_squares, load_patch, manual_descent, patch_meta
 
 TASK = "patch-linear"
-RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
-                        help="the named config to start from (default: default)")
-    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
-    fields.add_argument("--image", help="any photo (recipe: matplotlib's grace_hopper.jpg)")
-    fields.add_argument("--ramp", action=argparse.BooleanOptionalAction,
-                        help="fit the seed's synthetic ramp 80 + 1.2x + 0.8y + noise instead of a photo")
-    fields.add_argument("--scale", action=argparse.BooleanOptionalAction, help="map x, y and brightness to [0, 1]")
-    fields.add_argument("--epochs", type=int, help="full-batch steps")
-    fields.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the ramp's noise and the weights")
-    parser.add_argument("--out", default="checkpoints/train_patch", help="folder for checkpoints and figures")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figure")
+    add_script_flags(parser, get_task(TASK))  # a flag per config field, as `torchlab train TASK --help` lists
     return parser.parse_args(argv)
 
 
@@ -57,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
     # 0. The config: the recipe's fields, with the ones given on the command line in their place.
-    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    overrides = overrides_from(args, get_task(TASK))  # the fields given on the command line
     cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds (under torchrun: one process per device, joined into a group).
@@ -82,12 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         train = TensorBatcher((rows, targets), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
                               seed=args.seed)  # batch_size None: every pixel in one batch
         optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
-        trainer = torchlab.Trainer(
-            model, nn.MSELoss(), optimizer, epochs=cfg.epochs, scheduler=scheduler, scheduler_interval=interval,
-            early_stopping=torchlab.EarlyStopping("train_loss", "min", patience=cfg.patience,
-                                                  min_delta=cfg.min_delta, restore_best_weights=False),
-            grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-            checkpoint_dir=args.out, device=device,
+        trainer = torchlab.Trainer.from_config(
+            cfg, model, nn.MSELoss(), optimizer, monitor="train_loss", restore_best=False, scheduler=scheduler,
+            scheduler_interval=interval, checkpoint_dir=args.out, device=device,
             checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
                              **patch_meta(cfg, source, scaling)},
         )

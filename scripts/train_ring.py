@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 import torchlab
+from torchlab.cli.flags import add_script_flags, overrides_from
 from torchlab.config import as_dict
 from torchlab.data.batcher import TensorBatcher
 from torchlab.engine.full_batch import fit_and_save
@@ -27,29 +28,17 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import BinaryAccuracy, binary_accuracy
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
+from torchlab.tasks import get_task
 from torchlab.runtime.device import one_cpu_thread
 from torchlab.tasks.ring.plots import write_ring_figures
 from torchlab.tasks.ring.train import NORMALIZATION, data_spec, hand_set_accuracy, make_points
 
 TASK = "ring-mlp"
-RUN_FLAGS = ("recipe", "device", "seed", "out", "no_figures")  # every other flag is a config field
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="default", choices=torchlab.recipe_names(TASK),
-                        help="the named config to start from (default: default)")
-    fields = parser.add_argument_group("config fields (left out: the recipe's value)")
-    fields.add_argument("--dataset", choices=("ring", "circles"), help="ring points, or the assignment's two circles")
-    fields.add_argument("--points", type=int, help="ring: points in the box (2000); circles: points per circle (100)")
-    fields.add_argument("--hidden", type=int, help="hidden units")
-    fields.add_argument("--epochs", type=int, help="maximum number of epochs (full-batch steps)")
-    fields.add_argument("--lr", type=float, help="learning rate")
-    fields.add_argument("--batch-size", type=int, help="points per batch (recipe: all of them)")
-    parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the points, the weights and the batches")
-    parser.add_argument("--out", default="checkpoints/train_ring", help="folder for checkpoints and figures")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    add_script_flags(parser, get_task(TASK))  # a flag per config field, as `torchlab train TASK --help` lists
     return parser.parse_args(argv)
 
 
@@ -57,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
     # 0. The config: the recipe's fields, with the ones given on the command line in their place.
-    overrides = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS and value is not None}
+    overrides = overrides_from(args, get_task(TASK))  # the fields given on the command line
     cfg = torchlab.get_recipe(TASK, args.recipe, **overrides)
 
     # 1. Device and seeds (under torchrun: one process per device, joined into a group).
@@ -80,13 +69,9 @@ def main(argv: list[str] | None = None) -> None:
 
     # 4. The Trainer: a thousand tiny epochs that keep their last weights, so fit_and_save writes best.pt and
     #    last.pt (the same weights, with the test accuracy) once, after the last epoch.
-    trainer = torchlab.Trainer(
-        model, loss_fn, optimizer, metrics={"accuracy": BinaryAccuracy()}, epochs=cfg.epochs,
-        scheduler=scheduler, scheduler_interval=interval,
-        early_stopping=torchlab.EarlyStopping("train_loss", "min", patience=cfg.patience, min_delta=cfg.min_delta,
-                                              restore_best_weights=False),
-        grad_clip=cfg.grad_clip, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-        checkpoint_dir=args.out, device=device,
+    trainer = torchlab.Trainer.from_config(
+        cfg, model, loss_fn, optimizer, metrics={"accuracy": BinaryAccuracy()}, monitor="train_loss",
+        restore_best=False, scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
         checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
                          "model_name": "ring-mlp", "model_kwargs": model_kwargs, "data": data,
                          "normalization": NORMALIZATION},

@@ -41,7 +41,7 @@ def train(batch_size: int, accumulate: int, n: int = 200, grad_clip: float | Non
                       early_stopping=EarlyStopping("train_loss", patience=None, restore_best_weights=False),
                       accumulate=accumulate, grad_clip=grad_clip, progress=False)
     allreduces = []
-    if isinstance(trainer.wrapped_model, nn.parallel.DistributedDataParallel) and ddp_hook:
+    if isinstance(trainer.net, nn.parallel.DistributedDataParallel) and ddp_hook:
         from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import (
             allreduce_hook,
         )
@@ -50,7 +50,7 @@ def train(batch_size: int, accumulate: int, n: int = 200, grad_clip: float | Non
             allreduces.append(1)
             return allreduce_hook(state, bucket)
 
-        trainer.wrapped_model.register_comm_hook(None, counting)
+        trainer.net.register_comm_hook(None, counting)
     result = trainer.fit(batches)
     assert scheduler.last_epoch == EPOCHS * steps  # one schedule step per optimizer step
     return model.state_dict(), result, len(allreduces)

@@ -181,7 +181,8 @@ def ddp_run(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(TESTS / "ddp_worker.py"), str(out), *DIGITS_TWO_RANKS, "--batch-size", "32", "--out", str(out / "digits")]
+           str(TESTS / "ddp_worker.py"), str(out), *DIGITS_TWO_RANKS, "--batch-size", "32",
+           "--out", str(out / "digits")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc

@@ -67,8 +67,8 @@ def free_port() -> int:
 def launch(torchrun_args: list[str], out: Path, kill: str, cli_args: list[str], log: Path) -> subprocess.Popen:
     """`torchrun TORCHRUN_ARGS elastic_worker.py OUT KILL CLI_ARGS` in a new process (one thread per worker),
     its output in LOG.out and LOG.err."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TORCHLAB_DIST_TIMEOUT="30")
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TORCHLAB_DIST_TIMEOUT="30")
     env.pop("TORCHELASTIC_RESTART_COUNT", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, str(WORKER), str(out), kill, *cli_args]
     Path(out).mkdir(parents=True, exist_ok=True)

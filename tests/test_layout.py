@@ -18,10 +18,9 @@ import torchlab.tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "torchlab"
-TOP_LEVEL = {"__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "export.py"}
+TOP_LEVEL = {"__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "export.py", "version.py"}
 TASK_FILES = {"__init__.py", "config.py", "train.py", "infer.py", "plots.py"}
 TASK_FREE = ("engine", "runtime", "reporting")  # task-agnostic layers
-MAX_READING_PATH = 6
 
 
 def module_name(path: Path) -> str:
@@ -33,10 +32,23 @@ def modules() -> dict[str, ast.Module]:
     return {module_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imported(tree: ast.Module, known: set[str]) -> set[str]:
-    """torchlab modules a module imports anywhere in its body (top level or inside functions)."""
-    out = set()
+def type_checking_blocks(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside `if TYPE_CHECKING:` blocks: imports for type hints only, never run."""
+    inside: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            inside |= {id(n) for statement in node.body for n in ast.walk(statement)}
+    return inside
+
+
+def imported(tree: ast.Module, known: set[str]) -> set[str]:
+    """torchlab modules a module imports anywhere in its body (top level or inside functions), type-only imports
+    (under `if TYPE_CHECKING:`) left out."""
+    out = set()
+    hints = type_checking_blocks(tree)
+    for node in ast.walk(tree):
+        if id(node) in hints:
+            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("torchlab"):
@@ -75,11 +87,26 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
 
 # ------------------------------------------------------------------- the tree
-def test_at_most_six_modules_at_the_top_level_and_the_layers_as_folders():
+def test_seven_modules_at_the_top_level_and_the_layers_as_folders():
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top == TOP_LEVEL
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "tasks"}
+
+
+def test_the_version_is_written_once_in_version_py():
+    """pyproject.toml reads it from torchlab/version.py; no other file of the package assigns one."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    project = pyproject.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version\s*=", project, flags=re.M)
+    assert re.search(r'^dynamic\s*=\s*\[[^]]*"version"', project, flags=re.M)
+    assert re.search(r'^version\s*=\s*\{\s*attr\s*=\s*"torchlab\.version\.__version__"\s*\}', pyproject, flags=re.M)
+    written = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")
+               if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), flags=re.M)]
+    assert written == ["torchlab/version.py"]
+    from torchlab.version import __version__
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__) and torchlab.__version__ == __version__
 
 
 def test_every_task_is_one_folder_with_its_config_train_infer_and_plots():
@@ -164,8 +191,8 @@ def test_argparse_and_print_only_in_the_cli():
 def test_nothing_task_specific_in_engine_runtime_or_reporting():
     """The task-agnostic layers import no task, lesson, CLI, data set or model family."""
     graph = import_graph()
-    allowed = ("torchlab.config", "torchlab.errors", "torchlab.engine", "torchlab.runtime", "torchlab.reporting",
-               "torchlab.data.batcher", "torchlab.data.splits")
+    allowed = ("torchlab.config", "torchlab.errors", "torchlab.version", "torchlab.engine", "torchlab.runtime",
+               "torchlab.reporting", "torchlab.data.batcher", "torchlab.data.splits")
     offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.split(".")[1:2] and a.split(".")[1] in TASK_FREE
                  for b in bs if not (b.startswith(allowed) or b in ("torchlab", "torchlab.models"))]
     assert offenders == []
@@ -175,12 +202,49 @@ def test_nothing_task_specific_in_engine_runtime_or_reporting():
             assert not re.search(r"[\"'](mnist|digit-mlp|keypoint-\w+|patch-linear|ring-mlp)[\"']", code), path
 
 
-def test_data_and_models_do_not_reach_into_tasks_except_their_configs():
-    graph = import_graph()
-    offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.startswith(("torchlab.data", "torchlab.models"))
-                 for b in bs if b.startswith(("torchlab.tasks", "torchlab.cli", "torchlab.api", "torchlab.lessons"))
-                 and not re.fullmatch(r"torchlab\.tasks\.\w+\.config", b)]
-    assert offenders == []
+# The layers, bottom up: a module imports only from its own layer or the ones below (peers in one layer may
+# import each other; test_no_import_cycle keeps them from doing it both ways). Top-level modules go by their
+# name, folders by theirs; "__init__" is the package itself (torchlab/__init__.py, the public API).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "version", "config"),  # no torch: the words every layer uses
+    ("runtime",),                     # where a run executes: device, DDP, output folder, atomic files
+    ("data", "models"),               # data sets and the facts configs check; nn.Modules
+    ("engine", "reporting"),          # the task-agnostic Trainer and its checkpoints; progress, figures, records
+    ("gradients", "lessons"),         # gradient checks and notebook explorations over models and data
+    ("tasks",),                       # one folder per problem: config, train, infer, plots
+    ("export", "api"),                # what a user calls: train(), evaluate(), predict(), export
+    ("cli", "__main__", "__init__"),  # the command line and the package's front door
+)
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of a torchlab module (torchlab.engine.trainer -> engine's)."""
+    part = module.split(".")[1] if "." in module else "__init__"
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def up_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Each import from a lower layer into a higher one, as "a (layer i) imports b (layer j)"."""
+    return [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})" for a, bs in sorted(graph.items())
+            for b in sorted(bs) if layer_of(b) > layer_of(a)]
+
+
+def test_every_module_sits_in_a_layer():
+    placed = {name for names in LAYERS for name in names}
+    parts = {m.split(".")[1] if "." in m else "__init__" for m in import_graph()}
+    assert parts == placed, (parts - placed, placed - parts)
+
+
+def test_no_import_runs_from_a_lower_layer_up_to_a_higher_one():
+    """data/, models/, engine/, runtime/, reporting/ never reach up into tasks/, the API or the CLI; and so on."""
+    assert up_imports(import_graph()) == []
+
+
+def test_the_layer_check_names_an_up_import():
+    graph = {"torchlab.data.mnist": {"torchlab.tasks.mnist.config", "torchlab.errors"},
+             "torchlab.tasks.mnist.config": {"torchlab.data.facts"}, "torchlab.engine.trainer": {"torchlab"}}
+    assert up_imports(graph) == ["torchlab.data.mnist (layer 2) imports torchlab.tasks.mnist.config (layer 5)",
+                                 "torchlab.engine.trainer (layer 3) imports torchlab (layer 7)"]
 
 
 def test_no_task_reaches_into_another_task():
@@ -207,6 +271,9 @@ def test_configs_the_registry_and_the_train_flags_are_torch_free():
 
 
 # ---------------------------------------------------------------- reading path
+MAX_READING_LINES = 1200
+
+
 def reading_path() -> list[str]:
     """The files the README's "How a run flows" section lists, in order."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -214,28 +281,50 @@ def reading_path() -> list[str]:
     return re.findall(r"^\d+\. `(torchlab/[\w/]+\.py)`", section, flags=re.M)
 
 
-def test_the_readme_reading_path_is_at_most_six_files_that_exist():
-    path = reading_path()
-    assert 2 <= len(path) <= MAX_READING_PATH, path
-    assert all((ROOT / p).is_file() for p in path), path
-    assert path[0] == "torchlab/cli/main.py" and path[-1] == "torchlab/engine/trainer.py"
+def traced_reading_path(tmp_path: Path) -> list[str]:
+    """The files of the calls from `torchlab train mnist` down to the first `optimizer.step()`, outermost
+    first: the call stack at that moment, traced in a tiny real run (120 synthetic images, one epoch)."""
+    from mnist_files import write_mnist
+    from torchlab.cli.main import main
+
+    data = write_mnist(tmp_path / "mnist", n_train=120, n_test=20)
+    stack: list[str] = []
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "step" and "torch/optim" in frame.f_code.co_filename:
+            sys.setprofile(None)
+            caller = frame.f_back
+            while caller is not None:
+                path = Path(caller.f_code.co_filename)
+                if path.is_relative_to(PACKAGE):
+                    stack.insert(0, path.relative_to(ROOT).as_posix())
+                caller = caller.f_back
+
+    sys.setprofile(watch)
+    try:
+        assert main(["train", "mnist", "--data-dir", str(data), "--epochs", "1", "--val-size", "20", "--device",
+                     "cpu", "--out", str(tmp_path / "run"), "--no-figures", "--no-progress"]) == 0
+    finally:
+        sys.setprofile(None)
+    return list(dict.fromkeys(stack))  # each file once, where the calls first enter it
 
 
-def test_each_file_of_the_reading_path_hands_over_to_the_next():
-    """What a reader follows, checked in the code: if a hop moves, the README must move with it."""
-    text = {p: (ROOT / p).read_text(encoding="utf-8") for p in reading_path()}
-    hands_over = {
-        ("torchlab/cli/main.py", "torchlab/cli/train.py"): r"train\.register\(",
-        ("torchlab/cli/train.py", "torchlab/api.py"): r"from torchlab\.api import train",
-        ("torchlab/api.py", "torchlab/tasks/mnist/config.py"): r"get_recipe\(|find_task\(",
-        ("torchlab/tasks/mnist/config.py", "torchlab/tasks/mnist/train.py"): r'train="train:train"',
-        ("torchlab/tasks/mnist/train.py", "torchlab/engine/trainer.py"): r"\.fit\(",
-    }
-    path = reading_path()
-    for a, b in zip(path, path[1:]):
-        assert (a, b) in hands_over, (a, b)
-        assert re.search(hands_over[a, b], text[a]), (a, b)
-    assert "self.optimizer.step()" in text[path[-1]]
+def test_the_readme_reading_path_is_the_call_path_of_a_real_run(tmp_path, capsys):
+    """README's list is what the code does: the files a reader follows from the command to optimizer.step()."""
+    traced = traced_reading_path(tmp_path)
+    assert traced[0] == "torchlab/cli/main.py" and traced[-1] == "torchlab/engine/trainer.py", traced
+    assert reading_path() == traced
+    assert len(traced) <= 8
+    assert sum(len((ROOT / p).read_text(encoding="utf-8").splitlines()) for p in traced) <= MAX_READING_LINES
+
+
+def test_optimizer_step_sits_in_train_step_a_short_function_of_the_trainer():
+    tree = ast.parse((PACKAGE / "engine" / "trainer.py").read_text(encoding="utf-8"))
+    steps = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+             and "self.optimizer.step()" in ast.unparse(node)]
+    assert [node.name for node in steps] == ["train_step"]
+    assert steps[0].end_lineno - steps[0].lineno + 1 <= 35
+    assert len((PACKAGE / "engine" / "trainer.py").read_text(encoding="utf-8").splitlines()) <= 300
 
 
 # ------------------------------------------------------------------- hermetic

@@ -118,7 +118,7 @@ def run_torchlab(cfg, args, device, x_train, y_train, x_test, y_test, autocast):
 
     def score(trainer: Trainer, row: dict[str, float]) -> None:  # runs after the epoch's time was taken
         elapsed = (points[-1][0] if points else 0.0) + row["seconds"]
-        points.append((elapsed, test_accuracy(trainer.wrapped_model, x_test, y_test, autocast)))
+        points.append((elapsed, test_accuracy(trainer.net, x_test, y_test, autocast)))
 
     loss_fn = mnist.make_loss(10, cfg.loss, cfg.label_smoothing)
     trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=cfg.epochs,

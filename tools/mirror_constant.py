@@ -7,7 +7,7 @@ has learned the labels' own convention and never the flip's. It predicts each fa
 mirrored image; keypoint k of the face is keypoint mirror(k) there, at x' in the mirrored image. If the
 labels' mirror is x -> c - x, then x + x' = c. The script prints the median and spread of x + x' over
 every labeled keypoint of the training rows and of the validation rows, and the median per keypoint.
-For pixel-centered labels c = 95; on the development faces it is 97.35 (keypoints.config.KAGGLE_FLIP_SUM).
+For pixel-centered labels c = 95; on the development faces it is 97.35 (data.facts.KAGGLE_FLIP_SUM).
 A keypoint run on a CSV measures its own faces' c the same way before it flips any (tasks/keypoints/mirror.py).
 """
 

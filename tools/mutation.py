@@ -98,9 +98,18 @@ MODULES: dict[str, list[str]] = {
     "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_totals.py",
                                    # issue 21's options: accumulation, dry run, the stopping and time fields
                                    "tests/engine/test_accumulate.py", "tests/engine/test_dry_run.py",
-                                   "tests/engine/test_train_options.py", "--deselect",
+                                   "tests/engine/test_train_options.py", "tests/engine/test_callbacks.py",
+                                   "tests/engine/test_from_config.py", "--deselect",
                                    "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate", "tests/reporting/test_tensorboard.py",
                                    *PROGRESS_TESTS],
+    # the loop's collaborators (one job a module since issue 35): the trainer's tests reach each of them
+    **{f"torchlab/engine/{name}.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_accumulate.py",
+                                      "tests/engine/test_dry_run.py", "tests/engine/test_train_options.py",
+                                      "tests/engine/test_callbacks.py", "tests/engine/test_from_config.py",
+                                      "--deselect",
+                                      "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate",
+                                      "tests/reporting/test_tensorboard.py", *PROGRESS_TESTS]
+       for name in ("batches", "budget", "callbacks", "dry_run", "finite_loss", "from_config", "result")},
     "torchlab/engine/totals.py": ["tests/engine/test_totals.py", *TRAINER_TESTS],
     "torchlab/engine/resume.py": [*TRAINER_TESTS, PROMISES_RESUME, "tests/engine/test_time_budget.py"],
     "torchlab/engine/checkpoint_writer.py": [*TRAINER_TESTS, "tests/cli/test_runs.py"],
@@ -125,11 +134,15 @@ MODULES: dict[str, list[str]] = {
     "torchlab/data/mnist.py": ["tests/data/test_data_values.py", *MNIST_TESTS],
     # the promises: the folder rule, the configs' declarations and the resume guard
     "torchlab/runtime/output_folder.py": [PROMISES_FOLDER],
+    # atomic writes: tested through engine/checkpoint.py, which re-exports them
+    "torchlab/runtime/files.py": ["tests/engine/test_core_values.py", "tests/engine/test_checkpoint.py", PROMISES_CHECKPOINT],
     "torchlab/config.py": [PROMISES_CONFIG, PROMISES_RESUME, "tests/engine/test_train_options.py",
                            # patch's recipes are the ones that leave weight_decay at TrainConfig's default
                            "tests/tasks/patch/test_patch.py::test_scaled_descent_matches_least_squares_and_recovers_slopes"],
     "torchlab/api.py": [PROMISES_RESUME, PROMISES_FOLDER, PROMISES_CONFIG, "tests/test_api.py"],
     "torchlab/__init__.py": ["tests/test_api.py"],
+    "torchlab/version.py": ["tests/test_layout.py::test_the_version_is_written_once_in_version_py",
+                            "tests/engine/test_core_values.py::test_plain_and_unwrap"],
     "torchlab/errors.py": [PROMISES_CONFIG, PROMISES_CHECKPOINT, "tests/cli/test_hostile_input.py"],
     # the registries: by name from the API and the CLI
     "torchlab/tasks/__init__.py": ["tests/tasks/test_run_result.py", "tests/test_api.py"],

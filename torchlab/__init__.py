@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from torchlab.version import __version__
 
 # Public name -> the module that defines it. Imported on first use (PEP 562), so that
 # `torchlab --help`, `--version` and argument errors answer without importing torch.

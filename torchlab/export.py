@@ -32,8 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.engine.checkpoint import atomic_write_bytes, load
+from torchlab.engine.checkpoint import load
 from torchlab.errors import CheckpointError, ExportError, TorchlabError, UsageError
+from torchlab.runtime.files import atomic_write_bytes
+from torchlab.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # relative to max(1, largest |output|): float32 kernels differ in summation order
@@ -166,11 +168,9 @@ def _input_shape(meta: dict[str, Any], checkpoint: str | os.PathLike) -> tuple[i
 
 
 def _metadata(meta: dict[str, Any], input_shape: tuple[int, ...], checkpoint: Path) -> dict[str, Any]:
-    import torchlab
-
     out = {"model": meta["model"]["name"], "model_kwargs": meta["model"].get("kwargs", {}),
            "input_shape": ["batch", *input_shape], "output": "the model's raw outputs (logits or values), one row per input",
-           "source": checkpoint.name, "torchlab_version": torchlab.__version__}
+           "source": checkpoint.name, "torchlab_version": __version__}
     out.update({key: meta[key] for key in META_KEYS if meta.get(key) is not None})
     if "normalization" not in out:
         out["normalization"] = None  # say so explicitly: the inputs go in as they are

@@ -15,6 +15,8 @@ from torch import nn
 
 from torchlab import EarlyStopping, Trainer
 from torchlab.engine import checkpoint as ckpt
+from torchlab.engine.batches import autocast, to_device
+from torchlab.runtime import distributed
 from torchlab.engine import metrics
 from torchlab.cli.main import in_flags
 from torchlab.engine.checkpoint import CheckpointMeta, read_checkpoint
@@ -798,11 +800,11 @@ def test_compile_wraps_the_training_model_only_when_asked(monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda module: compiled_models.append(module) or ("compiled", module))
     model = fixed_linear(0.0, 0.0)
     plain = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1))
-    assert plain.wrapped_model is model and plain.eval_model is model and plain.model is model
+    assert plain.net is model and distributed.unwrap(plain.net) is model and plain.model is model
     assert compiled_models == []
     compiled = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), compile=True)
-    assert compiled_models == [model] and compiled.wrapped_model == ("compiled", model)
-    assert compiled.eval_model is compiled.wrapped_model and compiled.model is model  # the plain module is saved
+    assert compiled_models == [model] and compiled.net == ("compiled", model)
+    assert distributed.unwrap(compiled.net) is compiled.net and compiled.model is model  # the plain module is saved
 
 
 def test_under_a_process_group_training_goes_through_ddp(tmp_path):
@@ -813,8 +815,8 @@ def test_under_a_process_group_training_goes_through_ddp(tmp_path):
     try:
         model = fixed_linear(0.0, 0.0)
         trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, progress=False)
-        assert isinstance(trainer.wrapped_model, nn.parallel.DistributedDataParallel)
-        assert trainer.wrapped_model.module is model and trainer.eval_model is model
+        assert isinstance(trainer.net, nn.parallel.DistributedDataParallel)
+        assert trainer.net.module is model and distributed.unwrap(trainer.net) is model
         ddp = trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 3))
     finally:
         dist.destroy_process_group()
@@ -1016,18 +1018,18 @@ def test_device_handling_on_a_device_the_tests_lack():
     device ("meta" stands in for a GPU), and the epoch totals made there."""
     model = fixed_linear(0.0, 0.0)
     trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), amp=True)
-    assert trainer._autocast() is trainer._autocast()  # on the CPU: the one shared null context
+    assert autocast(trainer.device, trainer.amp) is autocast(trainer.device, trainer.amp)  # on the CPU: the one shared null context
     trainer.device = torch.device("cuda")
     with pytest.warns(UserWarning):  # CUDA is not available here, so torch disables it, but says what was asked
-        context = trainer._autocast()
+        context = autocast(trainer.device, trainer.amp)
     assert (context.device, context.fast_dtype) == ("cuda", torch.bfloat16)
     trainer.amp = False
-    assert trainer._autocast() is Trainer(model, nn.MSELoss(), trainer.optimizer)._autocast()
+    assert autocast(trainer.device, trainer.amp) is autocast(torch.device("cpu"), False)
     trainer.device = torch.device("meta")
-    batch = trainer._to_device((torch.zeros(2, 1), torch.ones(2, 1)))
+    batch = to_device((torch.zeros(2, 1), torch.ones(2, 1)), trainer.device)
     assert [t.device.type for t in batch] == ["meta", "meta"] and batch[0].shape == (2, 1)
     same = (torch.zeros(2, 1, device="meta"),)
-    assert trainer._to_device(same)[0] is same[0]  # already there: not copied
+    assert to_device(same, trainer.device)[0] is same[0]  # already there: not copied
     totals = Totals({"accuracy": Accuracy()}, trainer.device)
     assert [t.device.type for t in (totals.loss, *totals.sums, *totals.counts)] == ["meta"] * 3
     assert totals.loss.dtype == totals.sums[0].dtype == totals.counts[0].dtype == torch.float64

@@ -64,10 +64,22 @@ CASES = {
                                                                 "batch_size": 16}, {"augment": False}),
     "patch": ("train_patch.py", "patch-linear", "default", {"epochs": 30}, {"lr": 0.2}),
     "ring": ("train_ring.py", "ring-mlp", "default", {"epochs": 40, "points": 300}, {"lr": 0.05}),
+    # every Trainer-facing field away from its default (compile aside: minutes of inductor on a CPU; its
+    # hand-over is checked in tests/engine/test_from_config.py), so a script that dropped one would differ
+    "digits-every-field": ("train_digits.py", "digit-mlp", "default", {
+        "epochs": 4, "batch_size": 128, "grad_clip": 0.5, "accumulate": 2, "ema": 0.9, "max_time": "1h",
+        "patience": 2, "min_delta": 1e-4, "baseline": 10.0, "start_from_epoch": 1, "stopping_threshold": 1e-6,
+        "divergence_threshold": 1e3, "check_finite": False, "channels_last": True, "amp": True}, {"ema": 0.5}),
 }
 
 def flags(overrides: dict[str, Any]) -> list[Any]:
-    return [part for name, value in overrides.items() for part in (f"--{name.replace('_', '-')}", value)]
+    def flag(name: str, value: Any) -> list[Any]:
+        dashed = name.replace("_", "-")
+        if isinstance(value, bool):
+            return [f"--{dashed}" if value else f"--no-{dashed}"]
+        return [f"--{dashed}", value]
+
+    return [part for name, value in overrides.items() for part in flag(name, value)]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +98,7 @@ def test_script_trains_the_same_weights_as_the_api(case, tmp_path, mnist_dir, ca
 
     def api(out: str, **more: Any) -> None:
         torchlab.train(task, recipe, seed=SEED, device="cpu", out=tmp_path / out, progress=False, figures=False,
-                       **overrides, **more)
+                       **{**overrides, **more})
 
     api("api")
     for name in ("best.pt", "last.pt"):

@@ -118,3 +118,17 @@ def overrides_from(args: argparse.Namespace, task: Task) -> dict[str, Any]:
     """The config fields the user set on the command line."""
     names = {f.name for f in dataclasses.fields(task.config_class)}
     return {k: v for k, v in vars(args).items() if k in names}
+
+
+def add_script_flags(parser: argparse.ArgumentParser, task: Task) -> None:
+    """The flags of a training script in scripts/: every config field, generated as for `torchlab train TASK`,
+    then the recipe, device, seed, output folder and figures."""
+    add_config_flags(parser, task)
+    run = parser.add_argument_group("run")
+    run.add_argument("--recipe", default=None if task.cpu_recipe else "default", choices=list(task.recipes),
+                     help="the named config to start from (default: default"
+                          + (f", or {task.cpu_recipe} on a CPU)" if task.cpu_recipe else ")"))
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches (default: 0)")
+    run.add_argument("--out", default=f"checkpoints/script-{task.name}", help="folder for checkpoints and figures")
+    run.add_argument("--no-figures", action="store_true", help="skip the figures")

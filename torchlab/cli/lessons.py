@@ -93,7 +93,7 @@ def _parse_point(text: str) -> tuple[float, float]:
 
 
 def cmd_ring(args: argparse.Namespace) -> int:
-    from torchlab.tasks.ring.config import RADIUS_LIMIT, check_radii
+    from torchlab.data.facts import RADIUS_LIMIT, check_radii
 
     check_radii(args.a, args.b)
     if not (math.isfinite(args.box) and 0 < args.box <= 2 * RADIUS_LIMIT):

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from torchlab.data.facts import FLIP_SUM  # noqa: F401  (x -> 95 - x: IMAGE_SIZE - 1; imported from here)
 from torchlab.errors import DataError
-from torchlab.tasks.keypoints.config import FLIP_SUM  # noqa: F401  (x -> 95 - x: IMAGE_SIZE - 1; imported from here)
 
 IMAGE_SIZE = 96
 PIXELS = IMAGE_SIZE * IMAGE_SIZE

@@ -25,8 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from torchlab.data.facts import validate_digits
 from torchlab.errors import DataError, UsageError
-from torchlab.tasks.mnist.config import validate_digits
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from torchlab.errors import DataError
-from torchlab.tasks.patch.config import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
+from torchlab.data.facts import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
 
 
 def default_photo() -> Path:

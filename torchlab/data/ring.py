@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
+from torchlab.data.facts import check_radii
 from torchlab.errors import DataError
-from torchlab.tasks.ring.config import check_radii
 
 # The notebook's seven test points for a = 1, b = 2 and the answers it prints for them.
 SEED_TEST_POINTS = [(0.0, 0.0), (0.5, 0.5), (1.1, 0.0), (1.0, 1.0), (1.5, 0.2), (2.0, 0.0), (2.1, 0.0)]

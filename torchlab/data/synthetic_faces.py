@@ -35,7 +35,7 @@ from torchlab.data.keypoints import (
     format_training_csv,
     read_training_csv,
 )
-from torchlab.engine.checkpoint import atomic_write_text
+from torchlab.runtime.files import atomic_write_text
 
 # An average upright face (pixels, image center near (48, 50)), keypoints in Kaggle's order.
 TEMPLATE = np.array([

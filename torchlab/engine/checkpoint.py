@@ -8,7 +8,6 @@ import os
 import pickle
 import re
 import stat
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -21,54 +20,12 @@ from torch import nn
 
 from torchlab.errors import CheckpointError
 from torchlab.reporting.messages import shorten
+from torchlab.runtime.files import atomic_write_bytes, atomic_write_text  # noqa: F401  (importable from here too)
+from torchlab.version import __version__
 
 FORMAT = "torchlab-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "task", "model", "state_dict")
-
-
-def atomic_write_bytes(
-    path: str | os.PathLike, data: bytes, *, also: tuple[str | os.PathLike, ...] = (), durable: bool = True
-) -> None:
-    """Write bytes to `path` so that readers see the old file or the new one, never half of one.
-
-    The bytes go to a temporary file in the same folder, are flushed (and fsynced when
-    `durable`), and the file is renamed over `path`. Each path in `also` (same folder) gets the
-    same content first, as a hard link to the same temporary file, so one write and one fsync
-    serve several names (best.pt and last.pt after an improving epoch).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    created = [tmp]
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        for other in map(Path, also):
-            twin = other.parent / f".{other.name}.{os.path.basename(tmp)}"
-            try:
-                os.link(tmp, twin)
-            except OSError:  # no hard links here: write a second copy
-                atomic_write_bytes(other, data, durable=durable)
-                continue
-            created.append(str(twin))
-            os.replace(twin, other)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in created:
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-        raise
-    if durable:
-        _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *more_paths: str | os.PathLike) -> Path:
@@ -99,8 +56,6 @@ def make_checkpoint(
     **extra: Any,
 ) -> dict[str, Any]:
     """The checkpoint dict every torchlab file holds; `extra` adds epoch, history, normalization, ..."""
-    import torchlab
-
     state_dict = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
     checkpoint = {
         "format": FORMAT,
@@ -108,7 +63,7 @@ def make_checkpoint(
         "task": task,
         "model": {"name": model_name, "class": type(_unwrap(model)).__name__, "kwargs": dict(model_kwargs)},
         "state_dict": state_dict,
-        "versions": {"torch": str(torch.__version__), "torchlab": torchlab.__version__},
+        "versions": {"torch": str(torch.__version__), "torchlab": __version__},
     }
     checkpoint.update({key: plain(value) for key, value in extra.items()})
     return checkpoint
@@ -292,22 +247,3 @@ def _unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside DDP and torch.compile wrappers."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

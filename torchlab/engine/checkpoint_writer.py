@@ -1,4 +1,4 @@
-"""The files a Trainer leaves in its checkpoint folder: last.pt, best.pt and history.csv."""
+"""The files a Trainer leaves in its checkpoint folder (last.pt, best.pt, history.csv) and what goes in them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torchlab.engine.checkpoint import atomic_write_text, save_checkpoint
+from torchlab.engine.checkpoint import save_checkpoint
+from torchlab.runtime.device import rng_state
+from torchlab.runtime.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from torchlab.engine.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,25 @@ def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike, 
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(path, buffer.getvalue(), durable=durable)
+
+
+def assemble(trainer: Trainer, epoch: int) -> dict[str, Any]:
+    """The checkpoint of `trainer`'s state after `epoch` (0-based) finished: the weights (the moving
+    average under `ema`, the training weights kept beside them), the history and metrics, early
+    stopping, optimizer, scheduler and RNG states: all a resume needs, and what inference reads."""
+    es, average = trainer.early_stopping, trainer.average
+    with trainer.averaged_weights():
+        return trainer.checkpoint_meta.checkpoint(
+            trainer.model,
+            epoch=epoch + 1,
+            epochs=trainer.epochs,
+            history=list(trainer.history),
+            metrics=dict(trainer.history[-1]) if trainer.history else {},
+            best={"monitor": es.monitor, "mode": es.mode, "value": es.best, "epoch": es.best_epoch + 1},
+            early_stopping=es.state_dict(),
+            optimizer=trainer.optimizer.state_dict(),
+            scheduler=trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+            rng=rng_state(),
+            world_size=trainer.world.world_size,
+            **({"ema": average.state_dict(trainer.model)} if average is not None else {}),
+        )

@@ -10,11 +10,21 @@ returns the report and `torchlab train TASK --dry-run` prints it.
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from torchlab.engine.batches import Batches, length, set_epoch, to_device
+from torchlab.engine.totals import Totals
+from torchlab.errors import TrainingError
+
+if TYPE_CHECKING:
+    from torchlab.engine.trainer import Trainer
 
 
 @dataclass
@@ -59,6 +69,47 @@ class DryRunComplete(Exception):
     def __init__(self, report: DryRunReport) -> None:
         super().__init__("dry run complete")
         self.report = report
+
+
+def try_batches(trainer: Trainer, train: Batches, val: Batches | None = None) -> DryRunReport:
+    """One training step (forward, backward, optimizer step) and one validation batch: what they show.
+
+    Nothing is written; the model's weights take that one step.
+    """
+    device, es = trainer.device, trainer.early_stopping
+    reset_peak_memory(device)
+    trainer.net.train()
+    set_epoch(train, trainer.start_epoch)
+    batch = next(iter(train), None)
+    if batch is None:
+        raise TrainingError("the training data hold no batch: nothing to train on; check the data and its size")
+    inputs, *targets = batch = to_device(batch, device, trainer.channels_last)
+    t0 = time.perf_counter()
+    loss, output = trainer.train_step(inputs, targets)
+    totals = Totals(trainer.metrics if trainer.train_metrics else {}, device)
+    totals.add(loss, output, targets)
+    row = totals.summarize("train_")  # reads the loss back: the step is done
+    seconds = time.perf_counter() - t0
+    val_shapes = None
+    if val is not None:
+        val_batch = next(iter(val), None)
+        if val_batch is not None:
+            val_batch = to_device(val_batch, device, trainer.channels_last)
+            row.update(trainer.evaluate([val_batch]))
+            val_shapes = shapes(val_batch)
+    notes = [f"{k} is not finite: the run would stop there with an error" for k, v in row.items()
+             if k.endswith("loss") and not math.isfinite(v)]
+    if es.monitor not in row:
+        notes.append(f"early stopping monitors {es.monitor!r}, which is not among {sorted(row)}")
+    memory, memory_kind = peak_memory(device)
+    parameters, trainable = count_parameters(trainer.model)
+    return DryRunReport(
+        device=str(device), parameters=parameters, trainable=trainable, train_batches=length(train),
+        val_batches=length(val) if val is not None else None, accumulate=trainer.accumulate,
+        inputs=shapes(batch), output=list(output.shape),
+        train={k: v for k, v in row.items() if k.startswith("train_")},
+        val={k: v for k, v in row.items() if k.startswith("val_")} if val_shapes is not None else None,
+        val_inputs=val_shapes, memory_bytes=memory, memory_kind=memory_kind, step_seconds=seconds, notes=notes)
 
 
 def shapes(batch: tuple[torch.Tensor, ...]) -> list[tuple[list[int], str]]:

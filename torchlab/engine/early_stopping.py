@@ -129,9 +129,21 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.stopped_epoch is not None
 
+    def value_in(self, row: dict[str, float]) -> float:
+        """The monitored value in an epoch's history row; a ValueError when the row lacks it."""
+        if self.monitor not in row:
+            raise ValueError(f"early stopping monitors {self.monitor!r}, which is not among {sorted(row)}")
+        return row[self.monitor]
+
+    def follow(self, stop: bool, epoch: int) -> None:
+        """Adopt rank 0's decision after epoch `epoch` (under torchrun every rank stops together)."""
+        if stop != self.should_stop:
+            self.stopped_epoch = epoch if stop else None
+            self.stop_reason = None
+
     def stop_message(self, value: float | None = None) -> str:
         """Why the run stopped, in words ('' while it has not); `value`: the monitored value of the stopping epoch."""
-        if not self.should_stop:
+        if self.stopped_epoch is None:
             return ""
         epoch = self.stopped_epoch + 1
         best = f"best {self.best:.4g} at epoch {self.best_epoch + 1}" if self.best_epoch >= 0 else "no best epoch"

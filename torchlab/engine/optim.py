@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -35,3 +37,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, batches_per_epoch: int
         return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), "batch"
     return optimizer, None, "epoch"
 
+
+
+def step_epoch_scheduler(scheduler: Any, monitored: float) -> None:
+    """Step a once-an-epoch scheduler; ReduceLROnPlateau reads the epoch's `monitored` value."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(monitored)
+    else:
+        scheduler.step()

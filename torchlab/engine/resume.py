@@ -17,17 +17,23 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from torchlab.engine.batches import length
 from torchlab.engine.checkpoint import load_state_into, read_checkpoint, save_checkpoint
 from torchlab.engine.early_stopping import EarlyStopping
+from torchlab.engine.totals import Totals
 from torchlab.errors import CheckpointError
-from torchlab.runtime.device import set_rng_state
+from torchlab.runtime.device import rng_state, set_rng_state
+
+if TYPE_CHECKING:
+    from torchlab.engine.trainer import Trainer
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Resumed:
 
 def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -> Path:
     """The file `fit(resume=...)` continues from: True means `<checkpoint_dir>/last.pt`."""
-    if resume is not True:
+    if not isinstance(resume, bool):
         return Path(resume)
     if checkpoint_dir is None:
         raise CheckpointError("resume needs a checkpoint folder (--out) that holds last.pt")
@@ -136,6 +142,47 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
     if not early_stopping.restore_best_weights:
         best_state = None
     return Resumed(epoch, list(checkpoint.get("history", [])), best_state, point, checkpoint.get("ema"))
+
+
+def resume_trainer(trainer: Trainer, resume: bool | str | os.PathLike, batches: Iterable[Any]) -> None:
+    """Bring `trainer` back to the state in `resume` (True: its checkpoint_dir's last.pt), before `fit` trains."""
+    resumed = restore(
+        resume_path(resume, trainer.checkpoint_dir), model=trainer.model, optimizer=trainer.optimizer,
+        scheduler=trainer.scheduler, early_stopping=trainer.early_stopping,
+        per_batch=trainer.scheduler_interval == "batch", batches_per_epoch=length(batches),
+        accumulate=trainer.accumulate, epochs=trainer.epochs, device=trainer.device,
+        clean_up=trainer.world.is_main and not trainer.dry_run,
+    )
+    trainer.start_epoch, trainer.history, trainer.best_state = resumed.epoch, resumed.history, resumed.best_state
+    if resumed.ema is not None and trainer.average is not None:  # the file's weights are the average
+        trainer.average.load(trainer.model, resumed.ema)
+    elif resumed.ema is not None:  # a run that averaged goes on without: from its training weights
+        trainer.model.load_state_dict(resumed.ema["training_weights"])
+    trainer.resume_point = resumed.interruption
+
+
+def enter_epoch(point: Interruption | None, epoch: int, batches: Iterable[Any], totals: Totals, is_main: bool,
+                keep_epoch_rng: bool) -> tuple[Iterator[Any], int, dict[str, Any] | None]:
+    """Start epoch `epoch`'s batches: from the first, or, when the time budget stopped this very epoch
+    (`point`), from the batch after the stop, with the RNG states and the sums as they were then.
+
+    Returns (the batches' iterator, the batches already trained, the RNG states as the epoch began,
+    kept when `keep_epoch_rng` because a budget may stop this epoch too).
+    """
+    if point is not None and point.epoch != epoch:
+        point = None
+    if point is not None:
+        set_rng_state(point.epoch_rng)
+    epoch_rng = rng_state() if keep_epoch_rng else None  # before the iterator draws from it
+    iterator = iter(batches)
+    if point is None:
+        return iterator, 0, epoch_rng
+    for _ in range(point.batches):  # the batches trained before the stop
+        next(iterator)
+    if is_main:  # the sums of all ranks, counted once
+        totals.load(point.totals)
+    set_rng_state(point.rng)
+    return iterator, point.batches, epoch_rng
 
 
 def _replay_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> None:

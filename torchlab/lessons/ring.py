@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from torchlab.data.facts import check_radii
 from torchlab.data.ring import (
     SEED_ANSWERS,
     SEED_TEST_POINTS,
@@ -25,7 +26,6 @@ from torchlab.data.ring import (
     misclassified_area,
 )
 from torchlab.models import build_model, count_parameters
-from torchlab.tasks.ring.config import check_radii
 
 
 @dataclass(frozen=True)

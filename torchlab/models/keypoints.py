@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchlab.data.facts import FLIP_SUM, HEADS
 from torchlab.data.keypoints_augment import flip_keypoints
 from torchlab.models import register_model
-from torchlab.tasks.keypoints.config import FLIP_SUM, HEADS
 
 IMAGE_SIZE = 96
 OUTPUTS = 30

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from torchlab.engine.checkpoint import atomic_write_bytes  # noqa: E402
+from torchlab.runtime.files import atomic_write_bytes  # noqa: E402
 
 
 def save_figure(fig: "plt.Figure", path: str | os.PathLike, dpi: int = 120) -> Path:

@@ -18,10 +18,12 @@ import io
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 from tqdm import tqdm
+
+from torchlab.engine.callbacks import Callback
 
 LOSS_EVERY_SECONDS = 0.5  # how often the bar reads the current loss off the device (one host sync)
 
@@ -129,3 +131,30 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class ProgressCallback(Callback):
+    """EpochProgress driven by the Trainer's events (see torchlab/engine/callbacks.py)."""
+
+    def __init__(self, progress: EpochProgress) -> None:
+        self.progress = progress
+
+    def on_epoch_start(self, trainer: Any, epoch: int, batches: int | None, done: int) -> None:
+        self.progress.start_epoch(epoch, batches, done=done)
+
+    def on_batch_end(self, trainer: Any, loss: torch.Tensor) -> None:
+        self.progress.step(loss)  # reads the loss off the device at most twice a second
+
+    def on_validation_start(self, trainer: Any) -> None:
+        self.progress.validating()
+
+    def on_epoch_end(self, trainer: Any, row: dict[str, float]) -> None:
+        self.progress.end_epoch(row)
+
+    def on_fit_end(self, trainer: Any, result: Any) -> None:
+        """An epoch the time budget cut short gets its line too, then why the run stopped."""
+        if result is not None and result.partial is not None:
+            self.progress.end_epoch(result.partial)
+        if result is not None and result.stop_message:
+            self.progress.write(result.stop_message)
+        self.progress.close()

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from torchlab.engine.checkpoint import atomic_write_text
 from torchlab.errors import UsageError
+from torchlab.runtime.files import atomic_write_text
 
 FORMATS = ("json", "csv")
 

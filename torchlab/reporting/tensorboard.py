@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from torchlab.engine.callbacks import Callback
 from torchlab.errors import DataError, UsageError
 
 INSTALL_HINT = "TensorBoard logging needs the tensorboard package: pip install torchlab[tensorboard]"
@@ -57,6 +58,22 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class TensorBoardCallback(Callback):
+    """A TensorBoardLogger driven by the Trainer's events: the learning rate per step, the row per epoch."""
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        self.logger = TensorBoardLogger(log_dir)
+
+    def on_step_end(self, trainer: Any, step: int) -> None:
+        self.logger.log_step(step, trainer.optimizer.param_groups[0]["lr"])
+
+    def on_epoch_end(self, trainer: Any, row: dict[str, float]) -> None:
+        self.logger.log_epoch(row)
+
+    def on_fit_end(self, trainer: Any, result: Any) -> None:
+        self.logger.close()
 
 
 def log_figures(log_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], step: int = 0) -> list[str]:

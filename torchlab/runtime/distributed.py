@@ -17,15 +17,17 @@ process at exit ("terminate called without an active exception", status -6).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from torchlab.errors import UsageError
+from torchlab.errors import TrainingError, UsageError
 from torchlab.runtime.output_folder import restart_count
 
 TIMEOUT_VARIABLE = "TORCHLAB_DIST_TIMEOUT"
@@ -166,3 +168,42 @@ def teardown(synchronize: bool = False) -> None:
             barrier()
         gc.collect()  # unreachable DDP wrappers (reference cycles) still hold the group: free them first
         dist.destroy_process_group()  # drops the last reference: the group's threads are joined here
+
+
+def wrap_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` in DistributedDataParallel inside a process group (one GPU per process), else as it is."""
+    if not in_group():
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (what evaluation calls: no gradient sync, so
+    ranks may hold validation shards of different sizes without waiting on each other)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def no_sync(model: torch.nn.Module, sync: bool) -> Any:
+    """Inside: a DDP model's backward keeps its gradients local unless `sync` (accumulation's inner batches)."""
+    if sync or not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+def check_equal_steps(world: World, batches_per_rank: int | None, accumulate: int, device: torch.device) -> None:
+    """Under DDP every rank must take the same number of steps, or the all-reduce hangs: a TrainingError
+    when they would not (`batches_per_rank`: this rank's training batches per epoch, None: no length)."""
+    if not world.distributed:
+        return
+    if batches_per_rank is None:
+        if accumulate > 1:  # the last window's gradients would never be all-reduced
+            raise TrainingError("gradient accumulation under torchrun needs training batches with a length "
+                                "(a TensorBatcher or a DataLoader), so that every rank knows the epoch's last step")
+        return
+    counts = all_gather_int(batches_per_rank, device)
+    if len(set(counts)) > 1:
+        raise TrainingError(
+            f"the ranks would take different numbers of training steps per epoch ({counts}); "
+            "shuffle the training TensorBatcher or use torchlab.data.batcher.make_loader, which pad the shards"
+        )

@@ -15,7 +15,6 @@ from torch import nn
 
 from torchlab.config import TrainConfig, as_dict
 from torchlab.engine.checkpoint import CheckpointMeta
-from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.metrics import Metric
 from torchlab.engine.trainer import FitResult, Trainer
 from torchlab.errors import UsageError
@@ -82,22 +81,17 @@ class Run:
         evaluate and predict read (normalization, classes, data, ...); see CheckpointMeta.
         checkpoint_every: None: the run's option (--checkpoint-every).
         """
-        cfg = self.config
-        early = EarlyStopping.from_config(cfg, monitor, mode, restore_best_weights=restore_best)
         extra = dict(meta or {})  # model_name, model_kwargs and what the task's inference reads
         checkpoint_meta = CheckpointMeta(task=self.task, model_name=extra.pop("model_name", None),
                                          model_kwargs=extra.pop("model_kwargs", {}), recipe=self.recipe,
-                                         seed=self.seed, config=as_dict(cfg), extra=extra)
-        return Trainer(
-            model=model.to(self.device), loss_fn=loss_fn, optimizer=optimizer, metrics=metrics or {},
-            epochs=cfg.epochs, scheduler=scheduler, scheduler_interval=scheduler_interval,
-            early_stopping=early, checkpoint_dir=self.out, checkpoint_meta=checkpoint_meta,
+                                         seed=self.seed, config=as_dict(self.config), extra=extra)
+        return Trainer.from_config(
+            self.config, model.to(self.device), loss_fn, optimizer, metrics=metrics, monitor=monitor, mode=mode,
+            restore_best=restore_best, scheduler=scheduler, scheduler_interval=scheduler_interval,
+            checkpoint_dir=self.out, checkpoint_meta=checkpoint_meta,
             checkpoint_every=self.checkpoint_every if checkpoint_every is None else checkpoint_every,
-            device=self.device, grad_clip=cfg.grad_clip,
-            amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile, progress=self.progress,
+            device=self.device, progress=self.progress, dry_run=self.dry_run, callbacks=list(self.callbacks),
             tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
-            accumulate=cfg.accumulate, max_time=cfg.max_time, dry_run=self.dry_run, ema=cfg.ema,
-            callbacks=list(self.callbacks),
         )
 
     def result(self, fit: FitResult | None, summary: dict[str, Any], figures: list[Path] | None = None) -> RunResult:

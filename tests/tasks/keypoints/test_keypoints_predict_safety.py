@@ -57,12 +57,12 @@ def test_predict_writes_its_files_only_into_the_out_folder(checkpoint, tmp_path)
 
 
 def test_a_failed_write_names_the_file_asked_for_not_a_temp_file(checkpoint, tmp_path, monkeypatch, capsys):
-    import torchlab.engine.checkpoint
+    import torchlab.runtime.files
 
     def refuse(*args, dir=None, prefix="", suffix="", **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x1y2z3{suffix}")
 
-    monkeypatch.setattr(torchlab.engine.checkpoint.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(torchlab.runtime.files.tempfile, "mkstemp", refuse)  # where atomic writes live
     me = photo(tmp_path / "me.png")
     err = one_line_error(capsys, main(["predict", str(checkpoint), str(me), "--out", str(tmp_path / "res"),
                                        "--device", "cpu"]))

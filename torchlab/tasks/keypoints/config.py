@@ -26,16 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchlab.config import TrainConfig, config_field, finite, number, whole
+from torchlab.data.facts import FLIP_SUM, HEADS
 from torchlab.tasks import Task, register_task
 
 DEFAULT_SYNTHETIC = 2000  # synthetic faces when no training.csv is given
-HEADS = ("heatmap-24", "heatmap-48", "regression")  # keypoint-net's read-outs (models/keypoints.py)
-FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centered coordinates of a 96-pixel face
-# The mirror of the development faces' labels (../shared/data/faces): a net trained without flips, shown the mirror
-# images of the 3,106 training faces, puts (label x + flipped-back x) at 97.35 px on average, not 95
-# (tools/mirror_constant.py, BENCHMARKS.md). A run on a CSV measures its own faces' mirror the same way
-# (tasks/keypoints/mirror.py) instead of assuming this value.
-KAGGLE_FLIP_SUM = 97.35
 
 
 @dataclass(frozen=True)

@@ -28,21 +28,13 @@ training pixels), the digits and the class names go into the checkpoint for eval
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torchlab.config import TrainConfig, config_field, number, require, whole
+from torchlab.data.facts import validate_digits
 from torchlab.errors import UsageError
 from torchlab.tasks import Task, register_task
-
-
-def validate_digits(digits: Sequence[int]) -> tuple[int, int]:
-    """Two different digits 0..9, or a UsageError saying what --digits wants."""
-    digits = tuple(int(d) for d in digits)
-    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
-        raise UsageError(f"--digits takes two different digits 0..9 (e.g. --digits 4 5), got {list(digits)}")
-    return digits
 
 
 MODELS = ("mnist-cnn", "mnist-fast", "mnist-simple-cnn", "mnist-tiny-cnn", "mnist-mlp", "mnist-linear")

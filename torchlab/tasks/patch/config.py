@@ -16,11 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torchlab.config import TrainConfig, config_field, finite, flag_name, number
+from torchlab.data.facts import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
 from torchlab.errors import UsageError
 from torchlab.tasks import Task, register_task
-
-# A smooth, shaded region of the default photo: Grace Hopper's forehead, under the cap.
-DEFAULT_ROW, DEFAULT_COL, DEFAULT_SIZE = 144, 256, 32
 
 
 @dataclass(frozen=True)

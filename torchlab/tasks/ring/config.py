@@ -12,23 +12,13 @@ SGD, lr 0.1, weight decay 1e-4, 5000 full-batch steps.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from torchlab.config import TrainConfig, config_field, number, whole
-from torchlab.errors import DataError
+from torchlab.data.facts import check_radii
 from torchlab.tasks import Task, register_task
 
 HELP = "2->16->1 ReLU net trained with BCE + weight decay to find ring points (ring or two-circles data)"
-RADIUS_LIMIT = 1e6  # the nets compute in float32 (7 digits): larger radii, squared areas and boxes lose the ring
-
-
-def check_radii(a: float, b: float) -> None:
-    """A ring needs 0 <= a < b <= RADIUS_LIMIT."""
-    if not (math.isfinite(a) and math.isfinite(b) and 0.0 <= a < b):
-        raise DataError(f"a ring needs 0 <= a < b, got a={a:g}, b={b:g}")
-    if b > RADIUS_LIMIT:
-        raise DataError(f"a ring needs b <= {RADIUS_LIMIT:g} (the nets compute in float32), got b={b:g}")
 
 
 @dataclass(frozen=True)
