@@ -16,6 +16,7 @@ from its "cpu" recipe (18 epochs instead of 100) unless --recipe says otherwise,
 """
 
 import argparse
+import dataclasses
 
 import torchlab
 from torchlab.cli.flags import add_script_flags, overrides_from
@@ -31,7 +32,13 @@ from torchlab.runtime import distributed
 from torchlab.tasks import get_task
 from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, mean_keypoints, per_keypoint_rmse
 from torchlab.tasks.keypoints.plots import write_keypoint_figures
-from torchlab.tasks.keypoints.train import NORMALIZATION, data_meta, make_augment, make_model
+from torchlab.tasks.keypoints.train import (
+    NORMALIZATION,
+    data_meta,
+    find_mirror,
+    make_augment,
+    make_model,
+)
 
 TASK = "keypoints"  # --model (a config field) picks keypoint-net, keypoint-cnn or keypoint-fcn, and its recipes
 
@@ -65,14 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     table = load_table(cfg.data, cfg.synthetic)
     split = split_rows(table, cfg.missing)
     train_t, val_t = to_tensors(table, split.train), to_tensors(table, split.val)
-    augment = make_augment(cfg)  # flips, rotations, scales, shifts, brightness, contrast as cfg says
+    mean = mean_keypoints(train_t[1], train_t[2])
+    # The flip's mirror x -> c - x is a property of the labels: --flip-sum, 95 for synthetic faces, else measured
+    # on these training faces by a copy of the net trained 3 epochs without flips (tasks/keypoints/mirror.py).
+    mirror = find_mirror(cfg.model, cfg, train_t, mean, device, args.seed)
+    mirrored = dataclasses.replace(cfg, flip_sum=mirror.flip_sum)  # cfg with that mirror: the flip and the net use it
+    augment = make_augment(mirrored)  # flips, rotations, scales, shifts, brightness, contrast as cfg says
     train = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=device, transform=augment, seed=args.seed)
     val = TensorBatcher(val_t, 256, device=device)
 
     # 3. Model (its output started at the training set's mean face when cfg.mean_init), and the optimizer and
     #    learning-rate schedule the config names (keypoint-net: AdamW, one-cycle stepped per batch).
-    mean = mean_keypoints(train_t[1], train_t[2])
-    model, model_kwargs = make_model(cfg.model, cfg, mean)
+    model, model_kwargs = make_model(cfg.model, mirrored, mean)
     model.to(device)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
 
@@ -84,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint_meta={"task": TASK, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
                          "model_name": cfg.model, "model_kwargs": model_kwargs,
                          "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES),
-                         "flip_sum": cfg.mirror_sum(), "augment": cfg.augment, "data": data_meta(cfg, split)},
+                         "flip_sum": mirror.flip_sum, "mirror": mirror.how, "augment": cfg.augment,
+                         "data": data_meta(cfg, split)},
     )
     fit = trainer.fit(train, val)
 

@@ -29,7 +29,8 @@ TEST_FIGURE_DPI = 80  # figures in tests are checked for what they show, not for
 # Test files (relative to tests/) whose timing matters: they run in one lane, one after another.
 SERIAL_LANE = (
     "runtime/test_ddp.py", "runtime/test_ddp_control.py", "runtime/test_output_folder.py",
-    "reporting/test_progress.py", "engine/test_crash_resume.py", "tools/test_gpu_check.py",
+    "reporting/test_progress.py", "engine/test_crash_resume.py", "tools/test_gpu_check.py", "runtime/test_elastic.py",
+    "runtime/test_two_nodes.py",
 )
 
 # Test files whose tests share one costly session fixture (a trained run per task, a keypoint-net run): each
@@ -166,6 +167,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                 + "; ".join(changes[:10]), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+
+
+# `torchlab train digit-mlp` as ddp_run trains it with two Gloo ranks (add --batch-size 32 --out FOLDER): the
+# uninterrupted reference of the runs test_elastic.py and test_two_nodes.py interrupt.
+DIGITS_TWO_RANKS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress",
+                    "--seed", "0"]
+
+
+@pytest.fixture(scope="session")
+def ddp_run(tmp_path_factory):
+    """One torchrun launch with two Gloo ranks on one node (tests/ddp_worker.py): a DataLoader run, then
+    DIGITS_TWO_RANKS with --batch-size 32 into <out>/digits, which no test may change. Returns (out, process)."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(TESTS / "ddp_worker.py"), str(out), *DIGITS_TWO_RANKS, "--batch-size", "32",
+           "--out", str(out / "digits")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ has learned the labels' own convention and never the flip's. It predicts each fa
 mirrored image; keypoint k of the face is keypoint mirror(k) there, at x' in the mirrored image. If the
 labels' mirror is x -> c - x, then x + x' = c. The script prints the median and spread of x + x' over
 every labeled keypoint of the training rows and of the validation rows, and the median per keypoint.
-For pixel-centered labels c = 95; the value measured here is keypoints.config.KAGGLE_FLIP_SUM.
+For pixel-centered labels c = 95; on the development faces it is 97.35 (data.facts.KAGGLE_FLIP_SUM).
+A keypoint run on a CSV measures its own faces' c the same way before it flips any (tasks/keypoints/mirror.py).
 """
 
 from __future__ import annotations
@@ -15,18 +16,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from torch import nn
 
 from torchlab.api import open_checkpoint
-from torchlab.data.keypoints import KEYPOINT_NAMES, flip_permutation
+from torchlab.data.keypoints import KEYPOINT_NAMES, to_tensors
 from torchlab.tasks.keypoints.infer import validation_data
-from torchlab.tasks.keypoints.kaggle import predict_keypoints
-
-
-def mirror_sums(model: nn.Module, images: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-    """(n, 15) label x plus the x predicted for the same point on the mirrored face (NaN where unlabeled)."""
-    mirrored_x = predict_keypoints(model, images[:, :, ::-1].copy())[:, 0::2]
-    return keypoints[:, 0::2] + mirrored_x[:, flip_permutation()]
+from torchlab.tasks.keypoints.mirror import mirror_sums
 
 
 def describe(name: str, sums: np.ndarray) -> None:
@@ -42,11 +36,9 @@ def main() -> None:
     parser.add_argument("--data", help="the Kaggle training.csv(.gz) it was trained on (default: the one it names)")
     args = parser.parse_args()
     loaded = open_checkpoint(args.checkpoint, "cpu")
-    if getattr(loaded.model, "flip_average", False):
-        loaded.model.flip_average = False  # the mirror pass alone, not the average
     table, split = validation_data(loaded.meta, args.data)
     for name, rows in (("training rows", split.train), ("validation rows", split.val)):
-        sums = mirror_sums(loaded.model, table.images[rows], table.keypoints[rows])
+        sums = mirror_sums(loaded.model, *to_tensors(table, rows))  # the mirror pass alone, never the average
         describe(name, sums)
         if name == "training rows":
             medians = np.nanmedian(sums, axis=0)

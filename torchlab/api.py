@@ -36,7 +36,13 @@ from torchlab.config import (
 )
 from torchlab.engine.checkpoint import sound_checkpoint
 from torchlab.engine.dry_run import DryRunComplete, DryRunReport
-from torchlab.errors import CheckpointError, FieldName, NonFiniteLoss, UsageError
+from torchlab.errors import (
+    CheckpointError,
+    FieldName,
+    LostPeer,
+    NonFiniteLoss,
+    UsageError,
+)
 from torchlab.reporting.records import FORMATS, write_records
 from torchlab.runtime.config_file import (
     CONFIG_FILE,
@@ -44,9 +50,10 @@ from torchlab.runtime.config_file import (
     typed_values,
     write_config_file,
 )
+from torchlab.runtime import distributed
 from torchlab.runtime.guards import Note
 from torchlab.runtime.files import atomic_write_bytes
-from torchlab.runtime.output_folder import clear_run, locked_output
+from torchlab.runtime.output_folder import clear_run, locked_output, resolve_resume
 from torchlab.tasks import ALIASES, Task, get_task, task_for
 from torchlab.tasks import task_names as _task_names
 from torchlab.tasks.run import InferenceOptions, RunOptions, RunResult, start_run
@@ -93,10 +100,11 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
 
 
 def train(task: str | None = None, recipe: str | None = None, *, out: str | os.PathLike | None = None,
-          device: str = "auto", seed: int | None = None, resume: bool = False, progress: bool | None = None,
+          device: str = "auto", seed: int | None = None, resume: bool | str = False, progress: bool | None = None,
           figures: bool = True, tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
           config_file: str | os.PathLike | None = None, dry_run: bool = False,
-          callbacks: list[Any] | tuple[Any, ...] = (), **overrides: Any) -> RunResult | DryRunReport:
+          callbacks: list[Any] | tuple[Any, ...] = (), checkpoint_every: int = 1,
+          **overrides: Any) -> RunResult | DryRunReport:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     config_file: a TOML config file (a run folder's config.toml, or one written by hand): the recipe's
@@ -115,6 +123,10 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
     and returns a RunResult: metrics, checkpoint and figure paths, history, fit seconds.
     tensorboard=True also logs scalars and figures to <out>/tensorboard (torchlab[tensorboard]).
     A folder that already holds a run is refused unless `resume` or `overwrite` (see torchlab.runtime.output_folder).
+    resume=True continues from `out`/last.pt; resume="auto" does when last.pt exists and starts the run
+    otherwise. Under torchrun, a worker its elastic agent restarted (--max-restarts) resumes from last.pt
+    by itself. checkpoint_every=N writes last.pt after every N-th epoch (and the last): a crash loses at
+    most N epochs.
 
     dry_run=True: one training step and one validation batch of the real data and model, then a
     DryRunReport (shapes, parameter count, losses, peak memory) instead of a RunResult; nothing is
@@ -148,7 +160,8 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
     cfg = with_overrides(base, **overrides)
     out = Path(out) if out is not None else Path("checkpoints") / task  # the name given: an alias keeps its folder
     options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
-                         tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks))
+                         tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks),
+                         checkpoint_every=checkpoint_every)
     if dry_run:
         return _dry_run(entry, recipe, cfg, options)
     run = start_run(entry.name, recipe, cfg, options)
@@ -156,10 +169,13 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
         where = "the CPU" if run.device.type == "cpu" else run.device.type.upper()
         warnings.warn(f"--amp does nothing on {where}: bf16 autocast runs on CUDA only, so this run trains in "
                       "float32", Note, stacklevel=2)
-    if resume:
+    if run.resume:
         check_resume(run.out / "last.pt", cfg, entry.name)
+    if run.restart and run.resume and run.is_main:
+        warnings.warn(f"torchrun restarted this run's workers (restart {run.restart}): going on from "
+                      f"{run.out / 'last.pt'}", Note, stacklevel=2)
     with locked_output(run.out, enabled=run.is_main):
-        if overwrite:
+        if run.overwrite:
             clear_run(run.out)
         config_path = run.out / CONFIG_FILE
         kept = (config_path.read_bytes() if config_path.exists() else None, file_state(run.out / "last.pt"))
@@ -177,6 +193,10 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
                 raise exc from None
             # a NaN or infinite config value, not the step size, made the loss non-finite
             raise exc.with_advice(FieldName(odd), f" is {getattr(cfg, odd)}: give it a finite value") from None
+        except RuntimeError as exc:
+            if not distributed.lost_peer(exc):
+                raise
+            raise lost_peer_error(run.out, exc) from None
         finally:
             if run.is_main and not trained and file_state(run.out / "last.pt") == kept[1]:
                 restore_file(config_path, kept[0])  # nothing trained: the folder's config.toml as it was
@@ -230,11 +250,13 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
     Without resume the run's folder is a path that does not exist (in the temporary folder) and is
     removed afterwards, so nothing a task might write around its Trainer can reach `out`.
     """
-    scratch = None if options.resume else Path(tempfile.gettempdir()) / f"torchlab-dry-run-{uuid.uuid4().hex}"
-    options = dataclasses.replace(options, out=scratch or options.out, overwrite=False, dry_run=True)
+    out = Path(options.out) if options.out else Path("checkpoints") / entry.name
+    resume, _ = resolve_resume(out, options.resume, False)
+    scratch = None if resume else Path(tempfile.gettempdir()) / f"torchlab-dry-run-{uuid.uuid4().hex}"
+    options = dataclasses.replace(options, out=scratch or out, resume=resume, overwrite=False, dry_run=True)
     try:
         run = start_run(entry.name, recipe, cfg, options)
-        if options.resume:
+        if run.resume:
             check_resume(run.out / "last.pt", cfg, entry.name)
         entry.function("train")(cfg, run)
     except DryRunComplete as done:
@@ -254,6 +276,20 @@ def choose_recipe(entry: Task, device: str) -> str:
     from torchlab.runtime.device import pick_device
 
     return entry.cpu_recipe if pick_device(device).type == "cpu" else "default"
+
+
+def lost_peer_error(out: Path, exc: BaseException) -> LostPeer:
+    """What a rank says when another process of its torchrun run is gone: what failed, what is saved, what to do."""
+    from torchlab.engine.checkpoint import read_checkpoint
+
+    last = out / "last.pt"
+    try:
+        saved = f"{last} holds epoch {read_checkpoint(last)['epoch']}"
+    except (CheckpointError, KeyError, OSError):
+        saved = f"no {last} was written yet"
+    return LostPeer(f"lost another process of this torchrun run ({distributed.lost_peer_reason(exc)}): a worker or "
+                    f"node died or stopped answering; {saved}: run the same command again with --resume auto "
+                    "(torchrun --max-restarts restarts lost workers by itself)")
 
 
 def non_finite_field(cfg: TrainConfig) -> str | None:

@@ -80,6 +80,10 @@ class NonFiniteLoss(TrainingError):
         return NonFiniteLoss(self.quantity, self.value, self.epoch, self.lr, self.advice, checkpoint, checked)
 
 
+class LostPeer(TorchlabError):
+    """Another process of a torchrun run died or went silent (a lost worker or node): this one cannot go on."""
+
+
 class ExportError(TorchlabError):
     """A model could not be exported, or the exported file does not reproduce the checkpoint's outputs."""
 

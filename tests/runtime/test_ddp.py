@@ -5,14 +5,11 @@ stopping, and write a checkpoint that loads, and resumes, in a single process.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+import shutil
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import DIGITS_TWO_RANKS as DIGITS
 from ddp_worker import train_blobs
 
 import torchlab
@@ -22,8 +19,6 @@ from torchlab.cli.main import main
 from torchlab.data import TensorBatcher
 from torchlab.runtime.device import one_cpu_thread
 
-WORKER = Path(__file__).resolve().parents[1] / "ddp_worker.py"
-DIGITS = ["train", "digit-mlp", "--device", "cpu", "--epochs", "3", "--no-figures", "--no-progress", "--seed", "0"]
 
 
 def one_thread():
@@ -52,23 +47,6 @@ def test_tensor_batcher_shards_cover_the_data(monkeypatch, n):
     assert len(set(train[0].tolist()) & set(train[1].tolist())) == n % 2
     # evaluation: exact shards, each sample exactly once
     assert sorted(torch.cat([val[0], val[1]]).tolist()) == list(range(n))
-
-
-def run_torchrun(out: Path, *cli_args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(WORKER), str(out), *cli_args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-
-
-@pytest.fixture(scope="session")
-def ddp_run(tmp_path_factory):
-    """One torchrun launch with two Gloo ranks: the DataLoader run, then `torchlab train digit-mlp`."""
-    out = tmp_path_factory.mktemp("ddp")
-    proc = run_torchrun(out, *DIGITS, "--batch-size", "32", "--out", str(out / "digits"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc
 
 
 def test_dataloader_path_shards_and_matches_single_process(ddp_run):
@@ -119,12 +97,14 @@ def test_torchrun_digits_matches_single_process_and_resumes_on_one(ddp_run, tmp_
     single_acc = float(capsys.readouterr().out.split("test_accuracy:")[1].split()[0])
     assert abs(single_acc - ddp_acc) <= 0.03
 
-    # written by 2 ranks, resumed by 1 (to 5 epochs): the schedule is replayed for one rank's batches
+    # written by 2 ranks, resumed by 1 (to 5 epochs): the schedule is replayed for one rank's batches; in a copy,
+    # as the two-rank run is the reference of other files too (test_elastic.py, test_two_nodes.py)
+    shutil.copytree(out / "digits", tmp_path / "digits")
     with one_thread():
-        assert main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(out / "digits"), "--resume"]) == 0
-    resumed = read_checkpoint(out / "digits" / "last.pt")
+        assert main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(tmp_path / "digits"), "--resume"]) == 0
+    resumed = read_checkpoint(tmp_path / "digits" / "last.pt")
     assert resumed["epoch"] == 5 and resumed["world_size"] == 1
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5]
     assert resumed["history"][-1]["lr"] < resumed["history"][2]["lr"]  # annealing continued
-    model, meta = torchlab.load(out / "digits" / "best.pt")
+    model, meta = torchlab.load(tmp_path / "digits" / "best.pt")
     assert meta["world_size"] == 1 and meta["metrics"]["test_accuracy"] >= 0.9

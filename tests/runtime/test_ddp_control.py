@@ -19,6 +19,7 @@ from accumulate_worker import EPOCHS, train
 from ddp_control_worker import batches, stop_run, trainer
 
 from torchlab import EarlyStopping
+from torchlab.errors import UsageError
 from torchlab.runtime import distributed
 
 WORKER = Path(__file__).resolve().parents[1] / "ddp_control_worker.py"
@@ -110,20 +111,28 @@ def test_unequal_step_counts_raise_training_error_on_every_rank(ranks):
 
 
 def test_setup_picks_nccl_and_the_gpu_for_cuda_and_gloo_for_the_cpu(monkeypatch):
-    """setup()'s device choices, with the process group and the GPU calls faked (no GPU here)."""
+    """setup()'s device choices and the group's timeout, with the process group and the GPU calls faked (no GPU)."""
+    from datetime import timedelta
+
     import torch.distributed as dist
 
     calls: list[tuple] = []
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.delenv("TORCHLAB_DIST_TIMEOUT", raising=False)
     monkeypatch.setattr(distributed, "in_group", lambda: False)
-    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: calls.append(("init", backend, timeout)))
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("gpu", device)))
     assert distributed.setup(torch.device("cuda", 1)) == distributed.World()
-    assert calls == [("gpu", torch.device("cuda", 1)), ("init", "nccl")]
+    assert calls == [("gpu", torch.device("cuda", 1)), ("init", "nccl", timedelta(seconds=600))]
     calls.clear()
+    monkeypatch.setenv("TORCHLAB_DIST_TIMEOUT", "45")  # a lost peer that stays silent ends the run after 45 s
     distributed.setup(torch.device("cpu"))
-    assert calls == [("init", "gloo")]
+    assert calls == [("init", "gloo", timedelta(seconds=45))]
+    for bad in ("0", "-3", "soon", "inf"):
+        monkeypatch.setenv("TORCHLAB_DIST_TIMEOUT", bad)
+        with pytest.raises(UsageError, match=f"TORCHLAB_DIST_TIMEOUT='{bad}'"):
+            distributed.setup(torch.device("cpu"))
 
 
 def test_on_two_gloo_ranks_batch_16_accumulated_4_times_trains_like_batch_64(ranks):

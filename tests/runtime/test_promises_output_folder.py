@@ -77,6 +77,24 @@ def test_resume_without_a_run_is_refused_and_creates_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_resume_into_an_existing_folder_without_last_pt_names_the_missing_file(tmp_path, capsys):
+    """The folder exists (it may hold the user's own files, or an earlier run's figures) but no last.pt:
+    the one line says which file --resume needs, from the CLI and from the API, and nothing is written."""
+    out = tmp_path / "started"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    expected = f"--resume was given but {out / 'last.pt'} does not exist; drop --resume or fix --out"
+    status, err = cli(capsys, "train", "digit-mlp", *FAST, "--out", str(out), "--resume")
+    assert status == 2 and err == f"torchlab train: error: {expected}"
+    with pytest.raises(UsageError) as refused:
+        torchlab.train("digit-mlp", out=out, resume=True, epochs=1, device="cpu", figures=False, progress=False)
+    assert str(refused.value) == expected
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    # --resume auto starts the run there instead
+    status, _ = cli(capsys, "train", "digit-mlp", *FAST, "--out", str(out), "--resume", "auto")
+    assert status == 0 and (out / "last.pt").exists() and (out / "notes.txt").read_text() == "mine"
+
+
 def test_resume_and_overwrite_exclude_each_other(tmp_path, capsys):
     (tmp_path / "last.pt").write_bytes(b"old")
     status, err = cli(capsys, "train", "digit-mlp", *FAST, "--out", str(tmp_path), "--resume", "--overwrite")

@@ -102,14 +102,19 @@ def add_run_flags(parser: argparse.ArgumentParser, task: Task, name: str | None 
                         "values")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)")
     r.add_argument("--config", metavar="FILE.toml",
-                   help="read settings from a TOML file, e.g. a run's config.toml (the recipe's values, then the "
+                   help="read fields from a TOML file, e.g. a run's config.toml (the recipe's values, then the "
                         "file's, then these flags'); its task, recipe and seed count where no flag gives them, so "
                         "`torchlab train --config RUN/config.toml --out NEW` replays RUN")
     r.add_argument("--seed", type=int, default=None, help="seed for Python, NumPy and torch (default: 0, or the "
                                                           "--config file's)")
     r.add_argument("--out", help="output folder for checkpoints, history and figures (default: "
                                  f"checkpoints/{name or task.name})")
-    r.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    r.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_value, metavar="auto",
+                   help="continue from <out>/last.pt; --resume auto: continue when last.pt exists, else start the "
+                        "run (under torchrun --max-restarts, a restarted worker continues from last.pt by itself)")
+    r.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="write last.pt (and best.pt) after every N-th epoch and after the last; a crash or a "
+                        "lost worker loses at most N epochs (default: 1)")
     r.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its checkpoints, history and figures are removed first)")
     r.add_argument("--dry-run", action="store_true",
@@ -120,6 +125,12 @@ def add_run_flags(parser: argparse.ArgumentParser, task: Task, name: str | None 
     r.add_argument("--tensorboard", action="store_true",
                    help="also log every epoch's quantities, the lr per step and the figures to <out>/tensorboard "
                         "(pip install torchlab[tensorboard])")
+
+
+def _resume_value(text: str) -> str:
+    if text != "auto":
+        raise argparse.ArgumentTypeError(f"expected no value or 'auto' (resume when last.pt exists), got {text!r}")
+    return text
 
 
 def overrides_from(args: argparse.Namespace, task: Task) -> dict[str, Any]:

@@ -65,7 +65,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from torchlab.config import with_overrides
     from torchlab.errors import UsageError
     from torchlab.runtime.device_names import check_device_name
-    from torchlab.runtime.output_folder import check_output_folder
+    from torchlab.runtime.output_folder import (
+        check_checkpoint_every,
+        check_output_folder,
+        resolve_resume,
+    )
     from torchlab.tasks import task_for
 
     flags = overrides_from(args, args.task_entry)  # the fields typed on the command line
@@ -92,9 +96,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     for recipe in {chosen or "default", chosen or task.cpu_recipe or "default"}:
         with_overrides(task.recipes[recipe], **overrides)
     check_device_name(args.device)
-    if args.resume or not args.dry_run:  # a dry run writes nothing: a folder that holds a run is no obstacle
-        check_output_folder(Path(args.out) if args.out else Path("checkpoints") / args.task, args.resume,
-                            args.overwrite)
+    check_checkpoint_every(args.checkpoint_every)
+    out = Path(args.out) if args.out else Path("checkpoints") / args.task
+    resume, overwrite = resolve_resume(out, args.resume, args.overwrite)  # a torchrun restart resumes
+    if resume or not args.dry_run:  # a dry run writes nothing: a folder that holds a run is no obstacle
+        check_output_folder(out, resume, overwrite)
 
     from torchlab.api import train
     from torchlab.engine.dry_run import DryRunReport
@@ -103,7 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(args.task, args.recipe, out=args.out, device=args.device, seed=args.seed,
                    resume=args.resume, progress=not args.no_progress, figures=not args.no_figures,
                    tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run,
-                   config_file=args.config, **{**flags, **({"model": model} if model is not None else {})})
+                   config_file=args.config, checkpoint_every=args.checkpoint_every,
+                   **{**flags, **({"model": model} if model is not None else {})})
     if not distributed.current().is_main:
         return 0
     if isinstance(result, DryRunReport):

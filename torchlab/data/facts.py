@@ -14,9 +14,10 @@ from torchlab.errors import DataError, UsageError
 
 # ------------------------------------------------------------------ keypoints
 FLIP_SUM = 95.0  # a horizontal flip maps x to 95 - x: pixel-centered coordinates of a 96-pixel face
-# The Kaggle labels' mirror: a net trained without flips, shown the mirror images of the 3,106 training
-# faces, puts (label x + flipped-back x) at 97.35 px on average, not 95 (tools/mirror_constant.py, BENCHMARKS.md):
-# the labels sit about 1.2 px right of the pixel centers, so their mirror is x -> 97.35 - x.
+# The mirror of the development faces' labels (../shared/data/faces): a net trained without flips, shown the mirror
+# images of the 3,106 training faces, puts (label x + flipped-back x) at 97.35 px on average, not 95
+# (tools/mirror_constant.py, BENCHMARKS.md). A run on a CSV measures its own faces' mirror the same way
+# (tasks/keypoints/mirror.py) instead of assuming this value.
 KAGGLE_FLIP_SUM = 97.35
 HEADS = ("heatmap-24", "heatmap-48", "regression")  # keypoint-net's read-outs (models/keypoints.py)
 

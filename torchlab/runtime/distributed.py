@@ -5,6 +5,11 @@ and LOCAL_RANK; `setup()` joins the process group (NCCL on CUDA, Gloo on the CPU
 with one process, so the DDP path can be exercised on a single GPU. Without torchrun
 everything here is a no-op and the world has one rank.
 
+A lost process (a killed worker, a lost node) makes the next collective of every other rank fail:
+at once when the connection is reset, else when the group's timeout (TORCHLAB_DIST_TIMEOUT seconds,
+default 600) runs out; `lost_peer(exc)` tells such a failure from others. A worker torchrun's elastic
+agent restarted (--max-restarts) joins a group of its own start (`setup`).
+
 `teardown()` destroys the group, and with it the backend's threads (Gloo: two worker threads
 and a socket loop), before the interpreter shuts down. Threads still running then can kill the
 process at exit ("terminate called without an active exception", status -6).
@@ -16,12 +21,20 @@ import contextlib
 import gc
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from torchlab.errors import TrainingError
+from torchlab.errors import TrainingError, UsageError
+from torchlab.runtime.output_folder import restart_count
+
+TIMEOUT_VARIABLE = "TORCHLAB_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+# How a collective reports a peer that is gone: Gloo's reset or closed connections and timeouts, NCCL's aborts.
+LOST_PEER_SIGNS = ("connection reset by peer", "connection closed by peer", "broken pipe", "timed out",
+                   "communicator was aborted", "watchdog caught collective")
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,50 @@ def setup(device: torch.device) -> World:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        restart, timeout = restart_count(), timedelta(seconds=group_timeout())
+        if restart == 0:
+            dist.init_process_group(backend=backend, timeout=timeout)
+        else:
+            # torchrun keeps one store for all its starts: the addresses the killed start's ranks left there
+            # would be read again (Gloo: "connectFullMesh failed ... Connection refused"). Each start gets
+            # its own keys instead.
+            store, rank, world_size = next(dist.rendezvous("env://"))
+            dist.init_process_group(backend=backend, store=dist.PrefixStore(f"torchlab/start{restart}", store),
+                                    rank=rank, world_size=world_size, timeout=timeout)
     return current()
+
+
+def group_timeout() -> float:
+    """Seconds a collective waits for a silent peer before it fails (TORCHLAB_DIST_TIMEOUT, default 600)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "")
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"{TIMEOUT_VARIABLE}={text!r}: give the seconds a collective may wait for another process, "
+                         "a number > 0")
+    return seconds
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another process of the group died or went silent."""
+    if not (in_group() and dist.get_world_size() > 1):
+        return False
+    text = str(exc).lower()
+    return isinstance(exc, getattr(dist, "DistError", ())) or (
+        isinstance(exc, RuntimeError) and any(sign in text for sign in LOST_PEER_SIGNS))
+
+
+def lost_peer_reason(exc: BaseException) -> str:
+    """The first line of a collective's error, without the C++ source location ("[.../pair.cc:545] ")."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    while line.startswith("[") and "] " in line:
+        line = line.split("] ", 1)[1]
+    line = line.split(". ")[0].rstrip(".")  # Gloo goes on with advice that names no process
+    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def current() -> World:

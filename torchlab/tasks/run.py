@@ -21,7 +21,12 @@ from torchlab.errors import UsageError
 from torchlab.reporting.compare import is_metric_name
 from torchlab.runtime import distributed
 from torchlab.runtime.device import pick_device, seed_everything
-from torchlab.runtime.output_folder import check_output_folder
+from torchlab.runtime.output_folder import (
+    check_checkpoint_every,
+    check_output_folder,
+    resolve_resume,
+    restart_count,
+)
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,14 @@ class RunOptions:
     out: str | Path | None = None  # default: checkpoints/<task>
     device: str = "auto"
     seed: int = 0
-    resume: bool = False
+    resume: bool | str = False  # True: from <out>/last.pt; "auto": when last.pt exists (torchrun restarts: always)
     progress: bool | None = None  # None: a bar when the terminal shows one
     figures: bool = True
     tensorboard: bool = False  # scalars and figures under <out>/tensorboard
     overwrite: bool = False  # replace a run already in `out` (its files are removed first)
     dry_run: bool = False  # one training step and one validation batch, nothing written (Trainer.dry_run)
     callbacks: tuple[Any, ...] = ()  # torchlab.Callback objects (or f(trainer, row)) the run's Trainer calls
+    checkpoint_every: int = 1  # write last.pt (and best.pt) every N epochs and after the last: what a crash loses
 
 
 @dataclass
@@ -57,6 +63,9 @@ class Run:
     tensorboard: bool = False
     dry_run: bool = False
     callbacks: tuple[Any, ...] = ()
+    checkpoint_every: int = 1
+    overwrite: bool = False  # the folder's earlier run is removed before this one starts
+    restart: int = 0  # how many times torchrun's elastic agent restarted this run's workers
 
     @property
     def is_main(self) -> bool:
@@ -65,11 +74,12 @@ class Run:
     def trainer(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, *,
                 metrics: dict[str, Metric] | None = None, monitor: str = "val_loss", mode: str = "min",
                 scheduler: Any = None, scheduler_interval: str = "epoch", meta: dict[str, Any] | None = None,
-                restore_best: bool = True, checkpoint_every: int = 1) -> Trainer:
+                restore_best: bool = True, checkpoint_every: int | None = None) -> Trainer:
         """A Trainer wired to this run's device, output folder and config.
 
         meta: the checkpoint's model_name and model_kwargs, and any other plain metadata the task's
         evaluate and predict read (normalization, classes, data, ...); see CheckpointMeta.
+        checkpoint_every: None: the run's option (--checkpoint-every).
         """
         extra = dict(meta or {})  # model_name, model_kwargs and what the task's inference reads
         checkpoint_meta = CheckpointMeta(task=self.task, model_name=extra.pop("model_name", None),
@@ -78,7 +88,8 @@ class Run:
         return Trainer.from_config(
             self.config, model.to(self.device), loss_fn, optimizer, metrics=metrics, monitor=monitor, mode=mode,
             restore_best=restore_best, scheduler=scheduler, scheduler_interval=scheduler_interval,
-            checkpoint_dir=self.out, checkpoint_meta=checkpoint_meta, checkpoint_every=checkpoint_every,
+            checkpoint_dir=self.out, checkpoint_meta=checkpoint_meta,
+            checkpoint_every=self.checkpoint_every if checkpoint_every is None else checkpoint_every,
             device=self.device, progress=self.progress, dry_run=self.dry_run, callbacks=list(self.callbacks),
             tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
         )
@@ -142,10 +153,13 @@ def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> 
     world = distributed.setup(device)
     seed_everything(options.seed + world.rank)
     out = Path(options.out) if options.out else Path("checkpoints") / task
-    check_output_folder(out, options.resume, options.overwrite)
+    check_checkpoint_every(options.checkpoint_every)
+    resume, overwrite = resolve_resume(out, options.resume, options.overwrite)  # a torchrun restart resumes
+    check_output_folder(out, resume, overwrite)
     if options.tensorboard:
         from torchlab.reporting.tensorboard import require_tensorboard
 
         require_tensorboard()  # a missing package is a one-line error before anything runs
-    return Run(task, recipe, cfg, device, world, out, options.seed, options.resume, options.progress, options.figures,
-               options.tensorboard, options.dry_run, tuple(options.callbacks))
+    return Run(task, recipe, cfg, device, world, out, options.seed, resume, options.progress, options.figures,
+               options.tensorboard, options.dry_run, tuple(options.callbacks), options.checkpoint_every, overwrite,
+               restart_count())

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchlab.config import TrainConfig, config_field, finite, flag_name, number, whole
-from torchlab.data.facts import FLIP_SUM, HEADS, KAGGLE_FLIP_SUM
+from torchlab.data.facts import FLIP_SUM, HEADS
 from torchlab.errors import UsageError
 from torchlab.tasks import Task, register_task
 
@@ -61,8 +61,9 @@ class KeypointConfig(TrainConfig):
     augment: bool = config_field(True, "random flips, rotations, scales and shifts of the training faces", group="data")
     flip: float = config_field(0.5, "probability that augmentation mirrors a training face (keypoints flipped "
                                "and left/right swapped; 0: never)", check=number(0, 1), group="data")
-    flip_sum: float | None = config_field(None, "the horizontal flip maps x to FLIP_SUM - x (none: 97.35 for a Kaggle "
-                                          "CSV, measured on its labels; 95 for synthetic faces)", check=finite(),
+    flip_sum: float | None = config_field(None, "the horizontal flip maps x to FLIP_SUM - x (none: for a CSV, measured "
+                                          "on its training faces by the net after 3 epochs without flips; 95 for "
+                                          "synthetic faces or when it cannot be measured)", check=finite(),
                                           group="data")
     degrees: float = config_field(12.0, "augmentation: largest rotation of a training face, in degrees (0: none)",
                                   check=number(0, 180), group="data")
@@ -92,10 +93,9 @@ class KeypointConfig(TrainConfig):
                                      f"drop {flag_name(name)} or train --model keypoint-net")
 
     def mirror_sum(self) -> float:
-        """What a horizontal flip maps x to, minus x: flip_sum, or the data's measured convention."""
-        if self.flip_sum is not None:
-            return self.flip_sum
-        return KAGGLE_FLIP_SUM if self.data else FLIP_SUM
+        """What a horizontal flip maps x to, minus x: flip_sum, or the geometric 95 (a run on a CSV measures
+        its faces' mirror and sets flip_sum to it: tasks/keypoints/train.py find_mirror)."""
+        return FLIP_SUM if self.flip_sum is None else self.flip_sum
 
     def model_kwargs(self, mean: list[float]) -> dict[str, Any]:
         """Constructor arguments of the model (plain data, kept in the checkpoint); `mean`: mean keypoints.
