@@ -134,7 +134,7 @@ def test_resuming_another_tasks_checkpoint_names_both_tasks(tiny_keypoint_checkp
     run.mkdir()
     shutil.copy(tiny_keypoint_checkpoint.parent / "last.pt", run / "last.pt")
     err = one_line(capsys, main(["train", "digit-mlp", "--resume", "--out", str(run), *RUN]))
-    assert f"{run / 'last.pt'} is a checkpoint of task keypoint-net, not digit-mlp" in err
+    assert f"{run / 'last.pt'} is a checkpoint of task keypoints, not digits" in err  # the tasks' names
     assert "--lr" not in err and "--warmup" not in err
 
 
