@@ -27,8 +27,8 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import Accuracy, accuracy
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
-from torchlab.tasks import get_task
 from torchlab.runtime.device import one_cpu_thread
+from torchlab.tasks import get_task
 from torchlab.tasks.digits.plots import write_digit_figures
 from torchlab.tasks.digits.train import NORMALIZATION, make_model
 
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         keep, hold = split_indices(len(x_train), cfg.val_fraction, seed=args.seed)
         val = TensorBatcher((x_train[hold], y_train[hold]), 4096, device=device)
         x_train, y_train = x_train[keep], y_train[keep]
-    train = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
-                          seed=args.seed)  # batch_size None: every digit in one batch
+    train = TensorBatcher(
+        (x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device, seed=args.seed
+    )  # batch_size None: every digit in one batch
 
     # 3. Model (standardized pixels or the seed's N(0, 0.1^2) start when the recipe says so), loss, and the
     #    optimizer and learning-rate schedule the config names (default: AdamW, one-cycle stepped per batch).
@@ -76,11 +77,26 @@ def main(argv: list[str] | None = None) -> None:
     monitor = "val_loss" if val is not None else "train_loss"
     #    Trainer.from_config hands it every training field of the config (epochs, early stopping, clipping, ...).
     trainer = torchlab.Trainer.from_config(
-        cfg, model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, monitor=monitor,
-        scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": cfg.model, "model_kwargs": model_kwargs, "normalization": NORMALIZATION,
-                         "classes": list(range(10))},
+        cfg,
+        model,
+        loss_fn,
+        optimizer,
+        metrics={"accuracy": Accuracy()},
+        monitor=monitor,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        checkpoint_dir=args.out,
+        device=device,
+        checkpoint_meta={
+            "task": TASK,
+            "recipe": args.recipe,
+            "seed": args.seed,
+            "config": as_dict(cfg),
+            "model_name": cfg.model,
+            "model_kwargs": model_kwargs,
+            "normalization": NORMALIZATION,
+            "classes": list(range(10)),
+        },
     )
     with one_cpu_thread(device):  # a 2,410-parameter net: a second CPU thread only adds hand-offs
         fit = trainer.fit(train, val)
@@ -90,8 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         probs = predict_outputs(model, data.x_test).softmax(dim=1)
         test_accuracy = accuracy(probs, data.y_test)
         add_metrics(trainer.checkpoint_dir / "best.pt", {"test_accuracy": test_accuracy})
-        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best {monitor} {fit.best_value:.4f} "
-              f"(epoch {fit.best_epoch}); test accuracy {test_accuracy:.4f}")
+        print(
+            f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best {monitor} {fit.best_value:.4f} "
+            f"(epoch {fit.best_epoch}); test accuracy {test_accuracy:.4f}"
+        )
         if not args.no_figures:
             figures = write_digit_figures(fit.history, data, probs.numpy(), trainer.checkpoint_dir / "figures")
             print("figures:", ", ".join(str(p) for p in figures))
@@ -99,8 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "best.pt", device="cpu")
         logits = predict_outputs(loaded, data.x_test[:1])
-        print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {int(logits.argmax())}; "
-              f"the label is {int(data.y_test[0])}")
+        print(
+            f"best.pt (epoch {meta['epoch']}) says test[0] is a {int(logits.argmax())}; "
+            f"the label is {int(data.y_test[0])}"
+        )
     distributed.teardown(synchronize=True)
 
 

@@ -90,13 +90,30 @@ def main(argv: list[str] | None = None) -> None:
     # 4. The Trainer: masked_mse(output, keypoints, mask) per batch; best.pt/last.pt each epoch; stop when the
     #    validation RMSE has not improved for cfg.patience epochs. The meta lets `torchlab evaluate` find the data.
     trainer = torchlab.Trainer.from_config(
-        cfg, model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", scheduler=scheduler,
-        scheduler_interval=interval, checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": TASK, "recipe": recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": cfg.model, "model_kwargs": model_kwargs,
-                         "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES),
-                         "flip_sum": mirror.flip_sum, "mirror": mirror.how, "augment": cfg.augment,
-                         "data": data_meta(cfg, split)},
+        cfg,
+        model,
+        masked_mse,
+        optimizer,
+        metrics={"rmse": RMSE()},
+        monitor="val_rmse",
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        checkpoint_dir=args.out,
+        device=device,
+        checkpoint_meta={
+            "task": TASK,
+            "recipe": recipe,
+            "seed": args.seed,
+            "config": as_dict(cfg),
+            "model_name": cfg.model,
+            "model_kwargs": model_kwargs,
+            "normalization": NORMALIZATION,
+            "keypoint_names": list(KEYPOINT_NAMES),
+            "flip_sum": mirror.flip_sum,
+            "mirror": mirror.how,
+            "augment": cfg.augment,
+            "data": data_meta(cfg, split),
+        },
     )
     fit = trainer.fit(train, val)
 
@@ -108,13 +125,17 @@ def main(argv: list[str] | None = None) -> None:
         baseline = mean_keypoint_baseline(train_t[1], train_t[2], val_t[1], val_t[2])
         per_kp = per_keypoint_rmse(pred, val_t[1].numpy(), val_t[2].numpy())
         per_keypoint = {f"rmse_{name}": float(value) for name, value in zip(KEYPOINT_NAMES, per_kp)}
-        add_metrics(trainer.checkpoint_dir / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
-                                                         **per_keypoint})
-        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s on {len(split.train)} faces; validation RMSE "
-              f"{rmse:.3f} px (mean face: {baseline:.3f} px)")
+        add_metrics(
+            trainer.checkpoint_dir / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline, **per_keypoint}
+        )
+        print(
+            f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s on {len(split.train)} faces; validation RMSE "
+            f"{rmse:.3f} px (mean face: {baseline:.3f} px)"
+        )
         if not args.no_figures:
-            figures = write_keypoint_figures(fit.history, table, split, pred, per_kp,
-                                             trainer.checkpoint_dir / "figures", cfg.model)
+            figures = write_keypoint_figures(
+                fit.history, table, split, pred, per_kp, trainer.checkpoint_dir / "figures", cfg.model
+            )
             print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt.
@@ -122,8 +143,10 @@ def main(argv: list[str] | None = None) -> None:
         nose = KEYPOINT_NAMES.index("nose_tip")
         x, y = predict_outputs(loaded, val_t[0][:1])[0, 2 * nose : 2 * nose + 2].tolist()
         tx, ty = val_t[1][0, 2 * nose : 2 * nose + 2].tolist()
-        print(f"best.pt (epoch {meta['epoch']}) puts validation face 0's nose tip at ({x:.1f}, {y:.1f}); "
-              f"truth ({tx:.1f}, {ty:.1f})")
+        print(
+            f"best.pt (epoch {meta['epoch']}) puts validation face 0's nose tip at ({x:.1f}, {y:.1f}); "
+            f"truth ({tx:.1f}, {ty:.1f})"
+        )
     distributed.teardown(synchronize=True)
 
 

@@ -27,7 +27,6 @@ from torchlab.engine.checkpoint import add_metrics
 from torchlab.engine.metrics import Accuracy, BinaryAccuracy, accuracy
 from torchlab.runtime import distributed
 from torchlab.tasks import get_task
-from torchlab.tasks.mnist.config import MODELS
 from torchlab.tasks.mnist.infer import EVAL_BATCH, probabilities
 from torchlab.tasks.mnist.plots import write_mnist_figures
 from torchlab.tasks.mnist.train import VAL_SHARE, augment_batch, make_loss, make_mnist_optimizer, make_model
@@ -63,8 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     x_train, y_train, x_val, y_val = hold_out(data.x_train, data.y_train, val_size, seed=args.seed)
     mean, std = normalization_stats(x_train) if cfg.normalize else (0.0, 1.0)
     norm = {"mean": mean, "std": std, "input": "pixels / 255"}
-    train = TensorBatcher((normalize(x_train, norm), y_train), cfg.batch_size, shuffle=True, device=device,
-                          seed=args.seed, transform=augment_batch if cfg.augment else None)
+    train = TensorBatcher(
+        (normalize(x_train, norm), y_train),
+        cfg.batch_size,
+        shuffle=True,
+        device=device,
+        seed=args.seed,
+        transform=augment_batch if cfg.augment else None,
+    )
     val = None if x_val is None else TensorBatcher((normalize(x_val, norm), y_val), EVAL_BATCH, device=device)
 
     # 3. Model (N(0, init^2) weights when the recipe says so), loss (cross-entropy with cfg.label_smoothing;
@@ -80,12 +85,28 @@ def main(argv: list[str] | None = None) -> None:
     monitor = "val_loss" if val is not None else "train_loss"
     #    Trainer.from_config hands it every training field of the config (epochs, early stopping, clipping, ...).
     trainer = torchlab.Trainer.from_config(
-        cfg, model, loss_fn, optimizer, metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
-        monitor=monitor, scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": cfg.model, "model_kwargs": model_kwargs,
-                         "normalization": norm, "digits": list(data.digits) if data.digits else None,
-                         "classes": data.class_names(), "train_samples": len(x_train)},
+        cfg,
+        model,
+        loss_fn,
+        optimizer,
+        metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
+        monitor=monitor,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        checkpoint_dir=args.out,
+        device=device,
+        checkpoint_meta={
+            "task": TASK,
+            "recipe": args.recipe,
+            "seed": args.seed,
+            "config": as_dict(cfg),
+            "model_name": cfg.model,
+            "model_kwargs": model_kwargs,
+            "normalization": norm,
+            "digits": list(data.digits) if data.digits else None,
+            "classes": data.class_names(),
+            "train_samples": len(x_train),
+        },
     )
     fit = trainer.fit(train, val)
 
@@ -94,19 +115,24 @@ def main(argv: list[str] | None = None) -> None:
         probs = probabilities(model, normalize(data.x_test, norm))
         test_accuracy = accuracy(probs, data.y_test)
         add_metrics(trainer.checkpoint_dir / "best.pt", {"test_accuracy": test_accuracy})
-        print(f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best {monitor} {fit.best_value:.4f} "
-              f"(epoch {fit.best_epoch}); test accuracy {test_accuracy:.4f}")
+        print(
+            f"{fit.epochs_run} epochs in {fit.fit_seconds:.2f} s; best {monitor} {fit.best_value:.4f} "
+            f"(epoch {fit.best_epoch}); test accuracy {test_accuracy:.4f}"
+        )
         if not args.no_figures:
-            figures = write_mnist_figures(fit.history, model, data, probs, norm, trainer.checkpoint_dir / "figures",
-                                          cfg.model)
+            figures = write_mnist_figures(
+                fit.history, model, data, probs, norm, trainer.checkpoint_dir / "figures", cfg.model
+            )
             print("figures:", ", ".join(str(p) for p in figures))
 
         # 6. Inference from the checkpoint alone: torchlab.load rebuilds the model from best.pt, and its
         #    metadata holds the normalization to apply to new images and the class names.
         loaded, meta = torchlab.load(trainer.checkpoint_dir / "best.pt", device="cpu")
         p = probabilities(loaded, normalize(data.x_test[:1], meta["normalization"]))[0]
-        print(f"best.pt (epoch {meta['epoch']}) says test[0] is a {meta['classes'][int(p.argmax())]} "
-              f"(probability {float(p.max()):.3f}); the label is {int(data.labels_test[0])}")
+        print(
+            f"best.pt (epoch {meta['epoch']}) says test[0] is a {meta['classes'][int(p.argmax())]} "
+            f"(probability {float(p.max()):.3f}); the label is {int(data.labels_test[0])}"
+        )
     distributed.teardown(synchronize=True)
 
 

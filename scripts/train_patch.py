@@ -28,8 +28,8 @@ from torchlab.engine.full_batch import fit_and_save
 from torchlab.engine.inference import predict_outputs
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
-from torchlab.tasks import get_task
 from torchlab.runtime.device import one_cpu_thread
+from torchlab.tasks import get_task
 from torchlab.tasks.patch.plots import plot_patch_panels
 from torchlab.tasks.patch.train import least_squares, load_patch, manual_descent, patch_meta
 
@@ -68,14 +68,28 @@ def main(argv: list[str] | None = None) -> None:
         # 4. The same model through autograd, the optimizer the config names (default: SGD) and the Trainer;
         #    its last weights go into best.pt and last.pt once, after the last epoch (fit_and_save).
         model = torchlab.build_model(cfg.model).to(device)
-        train = TensorBatcher((rows, targets), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
-                              seed=args.seed)  # batch_size None: every pixel in one batch
+        train = TensorBatcher(
+            (rows, targets), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device, seed=args.seed
+        )  # batch_size None: every pixel in one batch
         optimizer, scheduler, interval = make_optimizer(model, cfg, len(train))
         trainer = torchlab.Trainer.from_config(
-            cfg, model, nn.MSELoss(), optimizer, monitor="train_loss", restore_best=False, scheduler=scheduler,
-            scheduler_interval=interval, checkpoint_dir=args.out, device=device,
-            checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                             **patch_meta(cfg, source, scaling)},
+            cfg,
+            model,
+            nn.MSELoss(),
+            optimizer,
+            monitor="train_loss",
+            restore_best=False,
+            scheduler=scheduler,
+            scheduler_interval=interval,
+            checkpoint_dir=args.out,
+            device=device,
+            checkpoint_meta={
+                "task": TASK,
+                "recipe": args.recipe,
+                "seed": args.seed,
+                "config": as_dict(cfg),
+                **patch_meta(cfg, source, scaling),
+            },
         )
         fit_and_save(trainer, train, trainer.checkpoint_dir)
 
@@ -98,8 +112,10 @@ def main(argv: list[str] | None = None) -> None:
         x, y = 3.0, 17.0
         scaled_row, _ = scaling.apply(torch.tensor([[1.0, x, y]], dtype=torch.float64), torch.zeros(1))
         value = float(predict_outputs(loaded, scaled_row.float())) * scaling.brightness
-        print(f"last.pt (epoch {meta['epoch']}): brightness at x={x:g}, y={y:g} is {value:.1f} "
-              f"(the patch: {patch[int(y), int(x)]:.1f})")
+        print(
+            f"last.pt (epoch {meta['epoch']}): brightness at x={x:g}, y={y:g} is {value:.1f} "
+            f"(the patch: {patch[int(y), int(x)]:.1f})"
+        )
     distributed.teardown(synchronize=True)
 
 

@@ -28,8 +28,8 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import BinaryAccuracy, binary_accuracy
 from torchlab.engine.optim import make_optimizer
 from torchlab.runtime import distributed
-from torchlab.tasks import get_task
 from torchlab.runtime.device import one_cpu_thread
+from torchlab.tasks import get_task
 from torchlab.tasks.ring.plots import write_ring_figures
 from torchlab.tasks.ring.train import NORMALIZATION, data_spec, hand_set_accuracy, make_points
 
@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     #    description goes into the checkpoint, so `torchlab evaluate` draws the same test points again.
     data = data_spec(cfg, args.seed)
     x_train, y_train, x_test, y_test = make_points(data)
-    train = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device,
-                          seed=args.seed)  # batch_size None: every point in one batch
+    train = TensorBatcher(
+        (x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=device, seed=args.seed
+    )  # batch_size None: every point in one batch
 
     # 3. Model (one logit per point), loss, and the optimizer the config names (default: AdamW).
     model_kwargs = {"hidden": cfg.hidden}
@@ -70,11 +71,27 @@ def main(argv: list[str] | None = None) -> None:
     # 4. The Trainer: a thousand tiny epochs that keep their last weights, so fit_and_save writes best.pt and
     #    last.pt (the same weights, with the test accuracy) once, after the last epoch.
     trainer = torchlab.Trainer.from_config(
-        cfg, model, loss_fn, optimizer, metrics={"accuracy": BinaryAccuracy()}, monitor="train_loss",
-        restore_best=False, scheduler=scheduler, scheduler_interval=interval, checkpoint_dir=args.out, device=device,
-        checkpoint_meta={"task": TASK, "recipe": args.recipe, "seed": args.seed, "config": as_dict(cfg),
-                         "model_name": cfg.model, "model_kwargs": model_kwargs, "data": data,
-                         "normalization": NORMALIZATION},
+        cfg,
+        model,
+        loss_fn,
+        optimizer,
+        metrics={"accuracy": BinaryAccuracy()},
+        monitor="train_loss",
+        restore_best=False,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        checkpoint_dir=args.out,
+        device=device,
+        checkpoint_meta={
+            "task": TASK,
+            "recipe": args.recipe,
+            "seed": args.seed,
+            "config": as_dict(cfg),
+            "model_name": cfg.model,
+            "model_kwargs": model_kwargs,
+            "data": data,
+            "normalization": NORMALIZATION,
+        },
     )
 
     def test_metrics() -> dict[str, float]:
@@ -86,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     if world.is_main:
         # 5. Test accuracy next to the hand-set net's on the same points, and the two decision maps.
         hand = hand_set_accuracy(x_test, y_test, data["a"], data["b"])
-        print(f"{fit.epochs_run} steps in {fit.fit_seconds:.2f} s; train loss {fit.last['train_loss']:.4f}; "
-              f"test accuracy {test_metrics()['test_accuracy']:.4f} (hand-set ring net: {hand:.4f})")
+        print(
+            f"{fit.epochs_run} steps in {fit.fit_seconds:.2f} s; train loss {fit.last['train_loss']:.4f}; "
+            f"test accuracy {test_metrics()['test_accuracy']:.4f} (hand-set ring net: {hand:.4f})"
+        )
         if not args.no_figures:
             figures = write_ring_figures(model, fit.history, data, x_test, y_test, trainer.checkpoint_dir / "figures")
             print("figures:", ", ".join(str(p) for p in figures))

@@ -47,8 +47,10 @@ def skip_reason(found: list[str]) -> str | None:
     """One line saying why the accelerator tests cannot run here; None when they can."""
     if found:
         return None
-    return (f"no accelerator: torch {torch.__version__} sees neither CUDA nor MPS on this machine "
-            "(the accelerator tests run on a GPU machine, e.g. `make gpu-check`)")
+    return (
+        f"no accelerator: torch {torch.__version__} sees neither CUDA nor MPS on this machine "
+        "(the accelerator tests run on a GPU machine, e.g. `make gpu-check`)"
+    )
 
 
 def cuda_only(device: str, feature: str) -> str | None:
@@ -101,5 +103,9 @@ def non_finite_losses(path: Path) -> list[str]:
     losses = history_losses(path)
     if not losses:
         return [f"{path} has no loss column"]
-    return [f"{column} epoch {i + 1} = {value}" for column, values in losses.items()
-            for i, value in enumerate(values) if not math.isfinite(value)]
+    return [
+        f"{column} epoch {i + 1} = {value}"
+        for column, values in losses.items()
+        for i, value in enumerate(values)
+        if not math.isfinite(value)
+    ]

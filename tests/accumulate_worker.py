@@ -37,9 +37,18 @@ def train(batch_size: int, accumulate: int, n: int = 200, grad_clip: float | Non
     steps = -(-len(batches) // accumulate)
     # OneCycleLR refuses a step past its total: a schedule stepped per batch would fail here
     scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=EPOCHS * steps)
-    trainer = Trainer(model, nn.MSELoss(), opt, epochs=EPOCHS, scheduler=scheduler, scheduler_interval="batch",
-                      early_stopping=EarlyStopping("train_loss", patience=None, restore_best_weights=False),
-                      accumulate=accumulate, grad_clip=grad_clip, progress=False)
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        opt,
+        epochs=EPOCHS,
+        scheduler=scheduler,
+        scheduler_interval="batch",
+        early_stopping=EarlyStopping("train_loss", patience=None, restore_best_weights=False),
+        accumulate=accumulate,
+        grad_clip=grad_clip,
+        progress=False,
+    )
     allreduces = []
     if isinstance(trainer.net, nn.parallel.DistributedDataParallel) and ddp_hook:
         from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import (
@@ -61,8 +70,11 @@ def report() -> dict:
     out = {}
     for name, batch_size, accumulate in (("accumulated", 16, 4), ("plain", 64, 1)):
         weights, result, allreduces = train(batch_size, accumulate)
-        out[name] = {"weights": {k: v.tolist() for k, v in weights.items()}, "allreduces": allreduces,
-                     "train_loss": [row["train_loss"] for row in result.history]}
+        out[name] = {
+            "weights": {k: v.tolist() for k, v in weights.items()},
+            "allreduces": allreduces,
+            "train_loss": [row["train_loss"] for row in result.history],
+        }
     return out
 
 

@@ -28,16 +28,27 @@ TEST_FIGURE_DPI = 80  # figures in tests are checked for what they show, not for
 
 # Test files (relative to tests/) whose timing matters: they run in one lane, one after another.
 SERIAL_LANE = (
-    "runtime/test_ddp.py", "runtime/test_ddp_control.py", "runtime/test_output_folder.py",
-    "reporting/test_progress.py", "engine/test_crash_resume.py", "tools/test_gpu_check.py", "runtime/test_elastic.py",
+    "runtime/test_ddp.py",
+    "runtime/test_ddp_control.py",
+    "runtime/test_output_folder.py",
+    "reporting/test_progress.py",
+    "engine/test_crash_resume.py",
+    "tools/test_gpu_check.py",
+    "runtime/test_elastic.py",
     "runtime/test_two_nodes.py",
 )
 
 # Test files whose tests share one costly session fixture (a trained run per task, a keypoint-net run): each
 # file's tests stay together on one worker, so the fixture is made once, not once per worker.
-ONE_WORKER_FILES = ("tasks/keypoints/test_keypoints_task.py", "cli/test_hostile_input_runs.py", "search/test_study.py",
-                    "runtime/test_memory_budget.py", "engine/test_checkpoint_digest.py", "cli/test_fuzz_mutations.py",
-                    "tasks/test_task_names.py")
+ONE_WORKER_FILES = (
+    "tasks/keypoints/test_keypoints_task.py",
+    "cli/test_hostile_input_runs.py",
+    "search/test_study.py",
+    "runtime/test_memory_budget.py",
+    "engine/test_checkpoint_digest.py",
+    "cli/test_fuzz_mutations.py",
+    "tasks/test_task_names.py",
+)
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `make test`'s parallel workers
     torch.set_num_threads(1)
@@ -62,8 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return tuple(int(p) for p in version(name).split(".")[:2] if p.isdigit())
 
     if config.getoption("dist", "no") == "loadgroup" and parts("pytest") >= (9, 2) and parts("pytest-xdist") <= (3, 8):
-        raise pytest.UsageError(f"pytest {version('pytest')} with pytest-xdist {version('pytest-xdist')} ignores "
-                                "xdist_group; install pyproject.toml's dev extra: pip install -e '.[dev]'")
+        raise pytest.UsageError(
+            f"pytest {version('pytest')} with pytest-xdist {version('pytest-xdist')} ignores "
+            "xdist_group; install pyproject.toml's dev extra: pip install -e '.[dev]'"
+        )
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -83,7 +96,11 @@ def run_torchlab(*args: str, cwd: str | os.PathLike | None = None, timeout: floa
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
         [sys.executable, "-m", "torchlab", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -119,8 +136,19 @@ def _own_working_directory(tmp_path_factory, monkeypatch):
 
 
 # Paths of the repository tree the suite may change: caches and the tools' own folders, never the project.
-TREE_IGNORED = {".git", ".venv", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "__pycache__",
-                "build", "dist", "mutants", ".coverage"}
+TREE_IGNORED = {
+    ".git",
+    ".venv",
+    ".pytest_cache",
+    ".hypothesis",
+    ".mypy_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "build",
+    "dist",
+    "mutants",
+    ".coverage",
+}
 
 
 def tree_snapshot(root: Path = ROOT) -> dict[str, tuple[int, int]]:
@@ -140,9 +168,11 @@ def tree_snapshot(root: Path = ROOT) -> dict[str, tuple[int, int]]:
 
 def tree_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
     """What changed between two snapshots, as "added x", "removed y", "changed z" lines."""
-    return ([f"added {p}" for p in sorted(after.keys() - before.keys())]
-            + [f"removed {p}" for p in sorted(before.keys() - after.keys())]
-            + [f"changed {p}" for p in sorted(before.keys() & after.keys()) if before[p] != after[p]])
+    return (
+        [f"added {p}" for p in sorted(after.keys() - before.keys())]
+        + [f"removed {p}" for p in sorted(before.keys() - after.keys())]
+        + [f"changed {p}" for p in sorted(before.keys() & after.keys()) if before[p] != after[p]]
+    )
 
 
 _TREE = pytest.StashKey[dict[str, tuple[int, int]]]()
@@ -163,18 +193,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write("\n")
-            reporter.write_line("the tests changed the repository tree (a test must write under tmp_path): "
-                                + "; ".join(changes[:10]), red=True)
+            reporter.write_line(
+                "the tests changed the repository tree (a test must write under tmp_path): " + "; ".join(changes[:10]),
+                red=True,
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
 
 
 # `torchlab train digit-mlp` as ddp_run trains it with two Gloo ranks (add --batch-size 32 --out FOLDER): the
 # uninterrupted reference of the runs test_elastic.py and test_two_nodes.py interrupt.
 # adamw-20: a recipe whose forward pass draws no random numbers (the default's input noise does, and a checkpoint
 # keeps rank 0's RNG states only, so a resumed two-rank run with noise would differ from an uninterrupted one)
-DIGITS_TWO_RANKS = ["train", "digit-mlp", "--recipe", "adamw-20", "--device", "cpu", "--epochs", "3", "--no-figures",
-                    "--no-progress", "--seed", "0"]
+DIGITS_TWO_RANKS = [
+    "train",
+    "digit-mlp",
+    "--recipe",
+    "adamw-20",
+    "--device",
+    "cpu",
+    "--epochs",
+    "3",
+    "--no-figures",
+    "--no-progress",
+    "--seed",
+    "0",
+]
 
 
 @pytest.fixture(scope="session")
@@ -182,11 +225,26 @@ def ddp_run(tmp_path_factory):
     """One torchrun launch with two Gloo ranks on one node (tests/ddp_worker.py): a DataLoader run, then
     DIGITS_TWO_RANKS with --batch-size 32 into <out>/digits, which no test may change. Returns (out, process)."""
     out = tmp_path_factory.mktemp("ddp")
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(TESTS / "ddp_worker.py"), str(out), *DIGITS_TWO_RANKS, "--batch-size", "32",
-           "--out", str(out / "digits")]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(TESTS / "ddp_worker.py"),
+        str(out),
+        *DIGITS_TWO_RANKS,
+        "--batch-size",
+        "32",
+        "--out",
+        str(out / "digits"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
@@ -208,6 +266,16 @@ def tiny_keypoint_checkpoint(tmp_path_factory):
     import torchlab
 
     out = tmp_path_factory.mktemp("tiny-keypoint-net")
-    torchlab.train("keypoint-net", out=out, device="cpu", progress=False, figures=False, synthetic=40, width=4,
-                   epochs=1, batch_size=16, augment=False)
+    torchlab.train(
+        "keypoint-net",
+        out=out,
+        device="cpu",
+        progress=False,
+        figures=False,
+        synthetic=40,
+        width=4,
+        epochs=1,
+        batch_size=16,
+        augment=False,
+    )
     return out / "best.pt"

@@ -17,20 +17,26 @@ import time
 from pathlib import Path
 
 import torch
-from accumulate_worker import report as accumulate_report
 from torch import nn
 
+from accumulate_worker import report as accumulate_report
 from torchlab import EarlyStopping, Trainer
-from torchlab.runtime import distributed
 from torchlab.data import TensorBatcher
 from torchlab.errors import TrainingError
+from torchlab.runtime import distributed
 
 
 def trainer(es: EarlyStopping, epochs: int) -> Trainer:
     torch.manual_seed(0)
     model = nn.Linear(2, 1)
-    return Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=epochs,
-                   early_stopping=es, progress=False)
+    return Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        epochs=epochs,
+        early_stopping=es,
+        progress=False,
+    )
 
 
 def batches(n: int) -> TensorBatcher:
@@ -45,8 +51,7 @@ def stop_run(stopper: bool) -> dict:
     else:
         es = EarlyStopping("train_loss", "min", patience=None, restore_best_weights=False)
     result = trainer(es, epochs=4).fit(batches(4))
-    return {"epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-            "stopped_epoch": es.stopped_epoch}
+    return {"epochs_run": result.epochs_run, "stopped_early": result.stopped_early, "stopped_epoch": es.stopped_epoch}
 
 
 def os_threads() -> set[int] | None:
@@ -72,9 +77,14 @@ def main() -> int:
     world = distributed.setup(torch.device("cpu"))  # joins the Gloo group torchrun's variables describe
     joined = os_threads()
     rank = world.rank
-    report: dict = {"rank": rank, "world_size": world.world_size, "local_rank": world.local_rank,
-                    "distributed": world.distributed, "is_main": world.is_main,
-                    "setup_again": distributed.setup(torch.device("cpu")) == world}  # no second join
+    report: dict = {
+        "rank": rank,
+        "world_size": world.world_size,
+        "local_rank": world.local_rank,
+        "distributed": world.distributed,
+        "is_main": world.is_main,
+        "setup_again": distributed.setup(torch.device("cpu")) == world,
+    }  # no second join
     if rank == 1:
         time.sleep(1.0)
     started = time.perf_counter()

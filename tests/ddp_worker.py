@@ -22,11 +22,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ddp_control_worker import os_threads, threads_left
-
 from torchlab import EarlyStopping, Trainer
-from torchlab.runtime import distributed
 from torchlab.data.batcher import make_loader
 from torchlab.engine.metrics import Accuracy
+from torchlab.runtime import distributed
 
 GLOBAL_BATCH = 32
 
@@ -49,15 +48,27 @@ def train_blobs(out: Path | None) -> dict[str, Any]:
     val = make_loader(val_set, 64)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
-                      metrics={"accuracy": Accuracy()}, epochs=60, progress=False, checkpoint_dir=out,
-                      early_stopping=EarlyStopping("val_loss", "min", patience=2, min_delta=1e-3))
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        metrics={"accuracy": Accuracy()},
+        epochs=60,
+        progress=False,
+        checkpoint_dir=out,
+        early_stopping=EarlyStopping("val_loss", "min", patience=2, min_delta=1e-3),
+    )
     result = trainer.fit(train, val)
     return {
-        "rank": world.rank, "world_size": world.world_size, "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early, "val_accuracy": result.last["val_accuracy"],
-        "sampler_epoch": train.sampler.epoch, "train_indices": sorted(int(i) for i in train.sampler),
-        "val_indices": [int(i) for i in val.sampler], "steps": len(train),
+        "rank": world.rank,
+        "world_size": world.world_size,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "val_accuracy": result.last["val_accuracy"],
+        "sampler_epoch": train.sampler.epoch,
+        "train_indices": sorted(int(i) for i in train.sampler),
+        "val_indices": [int(i) for i in val.sampler],
+        "steps": len(train),
     }
 
 

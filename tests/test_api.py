@@ -13,8 +13,13 @@ from torchlab.errors import UsageError
 
 def test_recipes_are_frozen_typed_configs():
     cfg = torchlab.get_recipe("digit-mlp")
-    assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.schedule, cfg.standardize) == (39, 128, "adamw", "onecycle",
-                                                                                           True)
+    assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.schedule, cfg.standardize) == (
+        39,
+        128,
+        "adamw",
+        "onecycle",
+        True,
+    )
     old = torchlab.get_recipe("digit-mlp", "adamw-20")  # the default until torchlab tune found the one above
     assert (old.epochs, old.batch_size, old.lr, old.standardize) == (20, 64, 3e-2, False)
     seed = torchlab.get_recipe("digit-mlp", "seed")
@@ -32,12 +37,15 @@ def test_a_misspelt_setting_names_the_right_one():
     assert "\n" not in str(info.value) and "batch_size" in str(info.value)  # lists the valid fields
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"epochs": 0}, "--epochs must be a whole number >= 1"),
-    ({"hidden": 0}, "--hidden must be a whole number >= 1"),
-    ({"optimizer": "rmsprop"}, "--optimizer must be one of adamw, adam, sgd"),
-    ({"val_fraction": 0.7}, "--val-fraction must be in [0, 0.5)"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epochs": 0}, "--epochs must be a whole number >= 1"),
+        ({"hidden": 0}, "--hidden must be a whole number >= 1"),
+        ({"optimizer": "rmsprop"}, "--optimizer must be one of adamw, adam, sgd"),
+        ({"val_fraction": 0.7}, "--val-fraction must be in [0, 0.5)"),
+    ],
+)
 def test_bad_values_fail_before_anything_runs(tmp_path, overrides, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         torchlab.train("digit-mlp", out=tmp_path / "run", **overrides)
@@ -47,8 +55,9 @@ def test_bad_values_fail_before_anything_runs(tmp_path, overrides, message):
 def test_unknown_task_and_recipe():
     with pytest.raises(UsageError, match=r"unknown task 'digit'; choose one of: digits, .*\(or an old name: digit-mlp"):
         torchlab.get_recipe("digit")
-    with pytest.raises(UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, adamw-20, "
-                                         "seed, standardized"):
+    with pytest.raises(
+        UsageError, match="unknown recipe 'fast' for digit-mlp; choose one of: default, adamw-20, seed, standardized"
+    ):
         torchlab.get_recipe("digit-mlp", "fast")
 
 
@@ -67,12 +76,18 @@ def test_train_returns_metrics_paths_and_history(trained):
 
 def test_the_checkpoint_records_the_settings_the_run_used(trained):
     _, meta = torchlab.load(trained.best_checkpoint)
-    assert meta["config"]["hidden"] == 16 and meta["config"]["epochs"] == 3 and meta["config"]["lr"] == torchlab.get_recipe("digit-mlp").lr == 0.0647
+    assert (
+        meta["config"]["hidden"] == 16
+        and meta["config"]["epochs"] == 3
+        and meta["config"]["lr"] == torchlab.get_recipe("digit-mlp").lr == 0.0647
+    )
 
 
 def test_evaluate_and_predict_return_values(trained):
     metrics = torchlab.evaluate(trained.best_checkpoint, device="cpu")
-    assert metrics["samples"] == 360 and metrics["accuracy"] == pytest.approx(trained.metrics["test_accuracy"], abs=1e-6)
+    assert metrics["samples"] == 360 and metrics["accuracy"] == pytest.approx(
+        trained.metrics["test_accuracy"], abs=1e-6
+    )
     records = torchlab.predict(trained.best_checkpoint, index=[0, 3], device="cpu")
     assert [r["true"] for r in records] == [6, 7]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-2 for r in records)
@@ -84,8 +99,9 @@ def test_resume_refuses_a_changed_model_but_takes_more_epochs(trained, capsys):
     out = trained.best_checkpoint.parent
     with pytest.raises(UsageError, match=r"--resume with --hidden 32 but .*last\.pt was trained with 16"):
         torchlab.train("digit-mlp", out=out, device="cpu", epochs=4, resume=True, figures=False)
-    more = torchlab.train("digit-mlp", out=out, device="cpu", epochs=4, hidden=16, resume=True, figures=False,
-                          progress=False)
+    more = torchlab.train(
+        "digit-mlp", out=out, device="cpu", epochs=4, hidden=16, resume=True, figures=False, progress=False
+    )
     assert [row["epoch"] for row in more.history] == [1, 2, 3, 4]
 
 
@@ -98,8 +114,25 @@ def test_cli_flags_come_from_the_config_with_each_recipes_defaults(capsys):
 
 
 def test_cli_none_sets_an_optional_field(tmp_path, capsys):
-    assert main(["train", "digit-mlp", "--batch-size", "none", "--epochs", "1", "--out", str(tmp_path),
-                 "--device", "cpu", "--no-figures", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digit-mlp",
+                "--batch-size",
+                "none",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     _, meta = torchlab.load(tmp_path / "best.pt")
     assert meta["config"]["batch_size"] is None
 
@@ -108,8 +141,23 @@ def test_cli_tensorboard_flag_writes_scalars_and_figures(tmp_path, capsys):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    assert main(["train", "digit-mlp", "--tensorboard", "--epochs", "2", "--out", str(tmp_path), "--device", "cpu",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digit-mlp",
+                "--tensorboard",
+                "--epochs",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     scalars: dict[str, list[float]] = {}
     images: list[str] = []
     for event_file in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
@@ -132,8 +180,9 @@ def test_one_cycle_survives_very_short_runs(epochs, steps):
     from torchlab.engine.optim import make_optimizer
 
     model = torch.nn.Linear(2, 1)
-    optimizer, scheduler, _ = make_optimizer(model, TrainConfig(epochs=epochs, lr=0.1, schedule="onecycle",
-                                                                warmup=0.25), steps)
+    optimizer, scheduler, _ = make_optimizer(
+        model, TrainConfig(epochs=epochs, lr=0.1, schedule="onecycle", warmup=0.25), steps
+    )
     seen = [optimizer.param_groups[0]["lr"]]
     for _ in range(epochs * steps):
         optimizer.step()
@@ -179,8 +228,9 @@ def test_a_checkpoint_written_with_hparams_loads_evaluates_predicts_resumes_and_
     assert main(["show", str(out)]) == 0
     shown = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.startswith("settings"))
     assert "hidden=16" in shown["settings"] and "epochs=2" in shown["settings"]
-    more = torchlab.train("digit-mlp", out=out, device="cpu", epochs=3, hidden=16, resume=True, figures=False,
-                          progress=False)
+    more = torchlab.train(
+        "digit-mlp", out=out, device="cpu", epochs=3, hidden=16, resume=True, figures=False, progress=False
+    )
     assert [row["epoch"] for row in more.history] == [1, 2, 3]
     _, meta = torchlab.load(out / "last.pt")
     assert meta["epoch"] == 3 and "hparams" not in meta and meta["config"]["epochs"] == 3  # written anew: once
@@ -211,29 +261,43 @@ def test_a_non_finite_field_is_named_as_what_made_the_loss_non_finite(tmp_path, 
         y = (x.norm(dim=1) > 1).float()
         model = torchlab.build_model("ring-mlp")
         bce = nn.BCEWithLogitsLoss()
+
         def loss_fn(out, target):  # scaled from the second epoch on
             return (cfg.loss_scale if trainer.history else 1.0) * bce(out, target)
 
-        trainer = run.trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=cfg.lr), monitor="train_loss",
-                              meta={"model_name": "ring-mlp"})
+        trainer = run.trainer(
+            model,
+            loss_fn,
+            torch.optim.SGD(model.parameters(), lr=cfg.lr),
+            monitor="train_loss",
+            meta={"model_name": "ring-mlp"},
+        )
         return trainer.fit(TensorBatcher((x, y), 16))
 
     monkeypatch.setattr(ring_train, "train", train_scaled)
-    assert torchlab.train("ring-mlp", config=ScaledConfig(epochs=2), out=tmp_path / "fine", device="cpu").epochs_run == 2
+    assert (
+        torchlab.train("ring-mlp", config=ScaledConfig(epochs=2), out=tmp_path / "fine", device="cpu").epochs_run == 2
+    )
     with pytest.raises(NonFiniteLoss) as info:
-        torchlab.train("ring-mlp", config=ScaledConfig(epochs=2, loss_scale=math.nan), out=tmp_path / "nan",
-                       device="cpu")
+        torchlab.train(
+            "ring-mlp", config=ScaledConfig(epochs=2, loss_scale=math.nan), out=tmp_path / "nan", device="cpu"
+        )
     error = info.value
     last = tmp_path / "nan" / "last.pt"
     assert (error.quantity, error.epoch, error.lr, error.fields) == ("train_loss", 2, 0.001, ("loss_scale",))
     assert error.checkpoint == last and torchlab.load(last)[1]["epoch"] == 1  # epoch 1's, kept
-    assert str(error) == ("train_loss became nan in epoch 2 (lr 0.001); loss_scale is nan: give it a finite value; "
-                          f"the last good checkpoint is {last}")
-    assert in_flags(error) == ("train_loss became nan in epoch 2 (lr 0.001); --loss-scale is nan: give it a finite "
-                               f"value; the last good checkpoint is {last}")
+    assert str(error) == (
+        "train_loss became nan in epoch 2 (lr 0.001); loss_scale is nan: give it a finite value; "
+        f"the last good checkpoint is {last}"
+    )
+    assert in_flags(error) == (
+        "train_loss became nan in epoch 2 (lr 0.001); --loss-scale is nan: give it a finite "
+        f"value; the last good checkpoint is {last}"
+    )
     with pytest.raises(NonFiniteLoss, match=r"is inf: give it a finite value"):
-        torchlab.train("ring-mlp", config=ScaledConfig(epochs=2, loss_scale=math.inf), out=tmp_path / "inf",
-                       device="cpu")
+        torchlab.train(
+            "ring-mlp", config=ScaledConfig(epochs=2, loss_scale=math.inf), out=tmp_path / "inf", device="cpu"
+        )
     with pytest.raises(NonFiniteLoss) as info:  # every setting finite: the step size is what to change
         torchlab.train("ring-mlp", config=ScaledConfig(epochs=5, lr=1e30), out=tmp_path / "big", device="cpu")
     assert info.value.fields == ("lr", "grad_clip")

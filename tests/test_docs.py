@@ -101,7 +101,15 @@ def test_the_cli_reference_holds_every_flag_of_every_train_task(capsys):
     reference = cli_reference.cli_markdown()
     train = dict((name, p) for name, _, p in cli_reference._subcommands(build_parser(with_tasks=True)))["train"]
     tasks = cli_reference._subcommands(train)
-    assert {name for name, _, _ in tasks} >= {"digits", "mnist", "patch", "ring", "keypoints", "digit-mlp", "keypoint-net"}
+    assert {name for name, _, _ in tasks} >= {
+        "digits",
+        "mnist",
+        "patch",
+        "ring",
+        "keypoints",
+        "digit-mlp",
+        "keypoint-net",
+    }
     for task, _, parser in tasks:
         with pytest.raises(SystemExit):
             main(["train", task, "--help"])

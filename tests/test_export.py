@@ -28,8 +28,15 @@ NORMALIZATION = {"mean": 0.1307, "std": 0.3081, "input": "pixels / 255"}
 def write_checkpoint(name, folder):
     torch.manual_seed(0)
     model = build_model(name)
-    checkpoint = make_checkpoint(task="test-task", model_name=name, model=model, model_kwargs={}, epoch=3,
-                                 normalization=NORMALIZATION, classes=["a", "b"])
+    checkpoint = make_checkpoint(
+        task="test-task",
+        model_name=name,
+        model=model,
+        model_kwargs={},
+        epoch=3,
+        normalization=NORMALIZATION,
+        classes=["a", "b"],
+    )
     return save_checkpoint(checkpoint, folder / "best.pt"), model.eval()
 
 
@@ -168,8 +175,11 @@ def test_the_docs_onnxruntime_recipe_runs_on_an_exported_digit_mlp(tmp_path, mon
 
     from torchlab.cli.main import main
 
-    section = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text(encoding="utf-8").split(
-        "# Export for inference outside torchlab")[1]
+    section = (
+        (Path(__file__).resolve().parents[1] / "docs" / "export.md")
+        .read_text(encoding="utf-8")
+        .split("# Export for inference outside torchlab")[1]
+    )
     recipe = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "import torch" not in recipe and "torchlab" not in recipe
     monkeypatch.chdir(tmp_path)
@@ -195,8 +205,8 @@ TASK_RUNS = {  # task -> settings of a tiny run whose checkpoint the export chec
 def test_parity_runs_on_the_tasks_own_inputs(task, tmp_path):
     """The default parity batch is the task's data (test digits, validation faces, ring points, ...), not noise."""
     import torchlab
-    from torchlab.export import CHECK_BATCH, export_checked, parity_inputs
     from accelerators import write_fake_mnist
+    from torchlab.export import CHECK_BATCH, export_checked, parity_inputs
 
     settings = dict(TASK_RUNS[task])
     data_dir = "data"
@@ -214,8 +224,9 @@ def test_parity_runs_on_the_tasks_own_inputs(task, tmp_path):
         inputs, _ = parity_inputs(meta, tuple(report.metadata["input_shape"][1:]), data_dir)
         assert torch.equal(inputs, load_digits_split().x_test[:CHECK_BATCH])
     if task == "mnist":  # without its files the check falls back to noise, and says why
-        missing = export_checked(result.best_checkpoint, "torchscript", tmp_path / "m2.pt",
-                                 data_dir=str(tmp_path / "nowhere"))
+        missing = export_checked(
+            result.best_checkpoint, "torchscript", tmp_path / "m2.pt", data_dir=str(tmp_path / "nowhere")
+        )
         assert missing.inputs_source.startswith("random (") and missing.max_difference <= missing.allowed_difference
 
 
@@ -225,8 +236,14 @@ def test_a_flip_averaged_keypoint_net_exports_both_passes(fmt, tmp_path):
         pytest.skip(f"optional torchlab[onnx] packages absent: {ONNX_MISSING}")
     torch.manual_seed(0)
     model = build_model("keypoint-net", width=8, flip_average=True)
-    checkpoint = make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model,
-                                 model_kwargs={"width": 8, "flip_average": True}, epoch=1, normalization=NORMALIZATION)
+    checkpoint = make_checkpoint(
+        task="keypoint-net",
+        model_name="keypoint-net",
+        model=model,
+        model_kwargs={"width": 8, "flip_average": True},
+        epoch=1,
+        normalization=NORMALIZATION,
+    )
     ckpt = save_checkpoint(checkpoint, tmp_path / "best.pt")
     x = batch("keypoint-net", 2, seed=0)
     out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=x)
@@ -243,9 +260,14 @@ def test_the_other_keypoint_heads_export_with_parity(head, tmp_path):
     fmt = "torchscript" if ONNX_MISSING else "onnx"
     torch.manual_seed(0)
     model = build_model("keypoint-net", width=8, head=head, flip_sum=97.0)
-    checkpoint = make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model,
-                                 model_kwargs={"width": 8, "head": head, "flip_sum": 97.0}, epoch=1,
-                                 normalization=NORMALIZATION)
+    checkpoint = make_checkpoint(
+        task="keypoint-net",
+        model_name="keypoint-net",
+        model=model,
+        model_kwargs={"width": 8, "head": head, "flip_sum": 97.0},
+        epoch=1,
+        normalization=NORMALIZATION,
+    )
     ckpt = save_checkpoint(checkpoint, tmp_path / "best.pt")
     out = export(ckpt, fmt=fmt, out=tmp_path / f"model.{fmt}", check=True, inputs=batch("keypoint-net", 2, seed=0))
     y = batch("keypoint-net", 3, seed=3)
@@ -272,8 +294,14 @@ def test_a_pt2_export_loads_with_torch_alone_with_its_metadata_and_parity(tmp_pa
     assert "parity: max |exported - checkpoint|" in capsys.readouterr().out
     x = batch("digit-mlp", 5, seed=5)  # neither the traced batch size (2) nor the checked one (8)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # torch alone: torchlab is never imported
-    proc = subprocess.run([sys.executable, "-c", PT2_USER, str(out), json.dumps(x.tolist())], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", PT2_USER, str(out), json.dumps(x.tolist())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)
     assert_close(np.array(answer["out"], dtype=np.float32), model, x)

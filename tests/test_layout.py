@@ -73,7 +73,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()
@@ -91,8 +91,18 @@ def test_seven_modules_at_the_top_level_and_the_layers_as_folders():
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top == TOP_LEVEL
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert folders == {"cli", "data", "engine", "gradients", "lessons", "models", "reporting", "runtime", "search",
-                       "tasks"}
+    assert folders == {
+        "cli",
+        "data",
+        "engine",
+        "gradients",
+        "lessons",
+        "models",
+        "reporting",
+        "runtime",
+        "search",
+        "tasks",
+    }
 
 
 def test_the_version_is_written_once_in_version_py():
@@ -102,8 +112,11 @@ def test_the_version_is_written_once_in_version_py():
     assert not re.search(r"^version\s*=", project, flags=re.M)
     assert re.search(r'^dynamic\s*=\s*\[[^]]*"version"', project, flags=re.M)
     assert re.search(r'^version\s*=\s*\{\s*attr\s*=\s*"torchlab\.version\.__version__"\s*\}', pyproject, flags=re.M)
-    written = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")
-               if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), flags=re.M)]
+    written = [
+        p.relative_to(ROOT).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), flags=re.M)
+    ]
     assert written == ["torchlab/version.py"]
     from torchlab.version import __version__
 
@@ -143,20 +156,34 @@ def test_no_module_named_small_and_no_old_nouns_or_spellings():
 
 def test_scripts_holds_the_five_training_scripts_and_tools_the_rest():
     assert sorted(p.name for p in (ROOT / "scripts").glob("*.py")) == [
-        "train_digits.py", "train_keypoints.py", "train_mnist.py", "train_patch.py", "train_ring.py"]
+        "train_digits.py",
+        "train_keypoints.py",
+        "train_mnist.py",
+        "train_patch.py",
+        "train_ring.py",
+    ]
     tools = {p.name for p in (ROOT / "tools").glob("*.py")}
     assert {"gpu_check.py", "mutation.py", "bench_mnist.py"} <= tools
 
 
 def test_tests_mirror_the_package():
     """tests/<folder>/ exists only for a folder of torchlab/ (or scripts/, tools/), and each test file sits in one."""
-    allowed = {module_name(p).replace("torchlab.", "", 1).replace(".", "/")
-               for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE} | {"scripts", "tools"}
+    allowed = {
+        module_name(p).replace("torchlab.", "", 1).replace(".", "/")
+        for p in PACKAGE.rglob("__init__.py")
+        if p.parent != PACKAGE
+    } | {"scripts", "tools"}
     tests = ROOT / "tests"
     folders = {p.parent.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")} - {"."}
     assert folders <= allowed, folders - allowed
     top = {p.name for p in tests.glob("test_*.py")}
-    assert top == {"test_api.py", "test_docs.py", "test_export.py", "test_layout.py", "test_readme.py"}  # the top-level modules
+    assert top == {
+        "test_api.py",
+        "test_docs.py",
+        "test_export.py",
+        "test_layout.py",
+        "test_readme.py",
+    }  # the top-level modules
 
 
 # ------------------------------------------------------------------ the rules
@@ -191,10 +218,23 @@ def test_argparse_and_print_only_in_the_cli():
 def test_nothing_task_specific_in_engine_runtime_or_reporting():
     """The task-agnostic layers import no task, lesson, CLI, data set or model family."""
     graph = import_graph()
-    allowed = ("torchlab.config", "torchlab.errors", "torchlab.version", "torchlab.engine", "torchlab.runtime",
-               "torchlab.reporting", "torchlab.data.batcher", "torchlab.data.splits")
-    offenders = [f"{a} imports {b}" for a, bs in graph.items() if a.split(".")[1:2] and a.split(".")[1] in TASK_FREE
-                 for b in bs if not (b.startswith(allowed) or b in ("torchlab", "torchlab.models"))]
+    allowed = (
+        "torchlab.config",
+        "torchlab.errors",
+        "torchlab.version",
+        "torchlab.engine",
+        "torchlab.runtime",
+        "torchlab.reporting",
+        "torchlab.data.batcher",
+        "torchlab.data.splits",
+    )
+    offenders = [
+        f"{a} imports {b}"
+        for a, bs in graph.items()
+        if a.split(".")[1:2] and a.split(".")[1] in TASK_FREE
+        for b in bs
+        if not (b.startswith(allowed) or b in ("torchlab", "torchlab.models"))
+    ]
     assert offenders == []
     for layer in TASK_FREE:  # nor do they name one
         for path in (PACKAGE / layer).rglob("*.py"):
@@ -207,13 +247,13 @@ def test_nothing_task_specific_in_engine_runtime_or_reporting():
 # name, folders by theirs; "__init__" is the package itself (torchlab/__init__.py, the public API).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "version", "config"),  # no torch: the words every layer uses
-    ("runtime",),                     # where a run executes: device, DDP, output folder, atomic files
-    ("data", "models"),               # data sets and the facts configs check; nn.Modules
-    ("engine", "reporting"),          # the task-agnostic Trainer and its checkpoints; progress, figures, records
-    ("gradients", "lessons"),         # gradient checks and notebook explorations over models and data
-    ("tasks",),                       # one folder per problem: config, train, infer, plots
-    ("export", "api"),                # what a user calls: train(), evaluate(), predict(), export
-    ("search",),                      # a study: many runs of torchlab.train, on Optuna
+    ("runtime",),  # where a run executes: device, DDP, output folder, atomic files
+    ("data", "models"),  # data sets and the facts configs check; nn.Modules
+    ("engine", "reporting"),  # the task-agnostic Trainer and its checkpoints; progress, figures, records
+    ("gradients", "lessons"),  # gradient checks and notebook explorations over models and data
+    ("tasks",),  # one folder per problem: config, train, infer, plots
+    ("export", "api"),  # what a user calls: train(), evaluate(), predict(), export
+    ("search",),  # a study: many runs of torchlab.train, on Optuna
     ("cli", "__main__", "__init__"),  # the command line and the package's front door
 )
 
@@ -226,8 +266,12 @@ def layer_of(module: str) -> int:
 
 def up_imports(graph: dict[str, set[str]]) -> list[str]:
     """Each import from a lower layer into a higher one, as "a (layer i) imports b (layer j)"."""
-    return [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})" for a, bs in sorted(graph.items())
-            for b in sorted(bs) if layer_of(b) > layer_of(a)]
+    return [
+        f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
+        for a, bs in sorted(graph.items())
+        for b in sorted(bs)
+        if layer_of(b) > layer_of(a)
+    ]
 
 
 def test_every_module_sits_in_a_layer():
@@ -242,10 +286,15 @@ def test_no_import_runs_from_a_lower_layer_up_to_a_higher_one():
 
 
 def test_the_layer_check_names_an_up_import():
-    graph = {"torchlab.data.mnist": {"torchlab.tasks.mnist.config", "torchlab.errors"},
-             "torchlab.tasks.mnist.config": {"torchlab.data.facts"}, "torchlab.engine.trainer": {"torchlab"}}
-    assert up_imports(graph) == ["torchlab.data.mnist (layer 2) imports torchlab.tasks.mnist.config (layer 5)",
-                                 "torchlab.engine.trainer (layer 3) imports torchlab (layer 8)"]
+    graph = {
+        "torchlab.data.mnist": {"torchlab.tasks.mnist.config", "torchlab.errors"},
+        "torchlab.tasks.mnist.config": {"torchlab.data.facts"},
+        "torchlab.engine.trainer": {"torchlab"},
+    }
+    assert up_imports(graph) == [
+        "torchlab.data.mnist (layer 2) imports torchlab.tasks.mnist.config (layer 5)",
+        "torchlab.engine.trainer (layer 3) imports torchlab (layer 8)",
+    ]
 
 
 def test_no_task_reaches_into_another_task():
@@ -262,9 +311,11 @@ def test_no_task_reaches_into_another_task():
 
 def test_configs_the_registry_and_the_train_flags_are_torch_free():
     """`torchlab train TASK --help` and its usage errors come from the configs alone: no torch imported."""
-    code = ("import sys\nimport torchlab.tasks as t\nfrom torchlab.cli.main import build_parser\n"
-            "names = t.task_names()\nbuild_parser(with_tasks=True)\n"
-            "print(' '.join(names), 'torch' in sys.modules)")
+    code = (
+        "import sys\nimport torchlab.tasks as t\nfrom torchlab.cli.main import build_parser\n"
+        "names = t.task_names()\nbuild_parser(with_tasks=True)\n"
+        "print(' '.join(names), 'torch' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     *names, loads_torch = proc.stdout.split()
     assert loads_torch == "False", proc.stderr
@@ -303,8 +354,27 @@ def traced_reading_path(tmp_path: Path) -> list[str]:
 
     sys.setprofile(watch)
     try:
-        assert main(["train", "mnist", "--data-dir", str(data), "--epochs", "1", "--val-size", "20", "--device",
-                     "cpu", "--out", str(tmp_path / "run"), "--no-figures", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "mnist",
+                    "--data-dir",
+                    str(data),
+                    "--epochs",
+                    "1",
+                    "--val-size",
+                    "20",
+                    "--device",
+                    "cpu",
+                    "--out",
+                    str(tmp_path / "run"),
+                    "--no-figures",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     finally:
         sys.setprofile(None)
     return list(dict.fromkeys(stack))  # each file once, where the calls first enter it
@@ -321,8 +391,11 @@ def test_the_readme_reading_path_is_the_call_path_of_a_real_run(tmp_path, capsys
 
 def test_optimizer_step_sits_in_train_step_a_short_function_of_the_trainer():
     tree = ast.parse((PACKAGE / "engine" / "trainer.py").read_text(encoding="utf-8"))
-    steps = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-             and "self.optimizer.step()" in ast.unparse(node)]
+    steps = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and "self.optimizer.step()" in ast.unparse(node)
+    ]
     assert [node.name for node in steps] == ["train_step"]
     assert steps[0].end_lineno - steps[0].lineno + 1 <= 35
     assert len((PACKAGE / "engine" / "trainer.py").read_text(encoding="utf-8").splitlines()) <= 300

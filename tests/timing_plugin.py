@@ -25,6 +25,7 @@ def _timed(kind: str, function):
         finally:
             TOTALS[kind] += time.perf_counter() - started
             COUNTS[kind] += 1
+
     return wrapper
 
 

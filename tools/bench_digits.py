@@ -22,8 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from torchlab.cli.main import main as torchlab_main
-from torchlab.data.splits import split_indices
 from torchlab.data.digits import load_digits_split
+from torchlab.data.splits import split_indices
 from torchlab.models import build_model
 
 
@@ -84,8 +84,10 @@ def main() -> None:
         runs = [fn(seed) for seed in range(args.seeds)]
         results[name] = runs
         accs = " ".join(f"{a:.4f}" for a, _ in runs)
-        print(f"{name:<10} accuracy mean {statistics.mean(a for a, _ in runs):.4f} [{accs}]  "
-              f"fit seconds mean {statistics.mean(s for _, s in runs):.3f} (max {max(s for _, s in runs):.3f})")
+        print(
+            f"{name:<10} accuracy mean {statistics.mean(a for a, _ in runs):.4f} [{accs}]  "
+            f"fit seconds mean {statistics.mean(s for _, s in runs):.3f} (max {max(s for _, s in runs):.3f})"
+        )
     ratio = statistics.mean(s for _, s in results["reference"]) / statistics.mean(s for _, s in results["torchlab"])
     print(f"speed-up of torchlab over the reference loop (fit time, same recipe): {ratio:.2f}x")
 

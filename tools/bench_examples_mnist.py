@@ -22,15 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_mnist  # tools/ is on sys.path when this file runs as a script
 import torch
 from torch import nn
 
-import bench_mnist  # tools/ is on sys.path when this file runs as a script
 from torchlab.data.mnist import load_mnist, normalization_stats
-from torchlab.runtime.device import pick_device
-from torchlab.errors import TorchlabError
-from torchlab.tasks.mnist import train as mnist
 from torchlab.data.splits import normalize
+from torchlab.errors import TorchlabError
+from torchlab.runtime.device import pick_device
 
 EXAMPLES_MEAN, EXAMPLES_STD = 0.1307, 0.3081  # the constants main.py normalizes with
 
@@ -41,25 +40,46 @@ class ExamplesNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.25),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10), nn.LogSoftmax(dim=1),
+            nn.Flatten(),
+            nn.Linear(9216, 128),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(128, 10),
+            nn.LogSoftmax(dim=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-def run_examples(root: Path, device: torch.device, x_test: torch.Tensor, y_test: torch.Tensor, target: float,
-                 max_epochs: int, seed: int) -> list[tuple[float, float]]:
+def run_examples(
+    root: Path,
+    device: torch.device,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    target: float,
+    max_epochs: int,
+    seed: int,
+) -> list[tuple[float, float]]:
     """main.py's loop; returns [(cumulative train seconds, test accuracy)] per epoch, up to the target."""
     from torchvision import datasets, transforms
 
     torch.manual_seed(seed)
     model = ExamplesNet().to(device)
-    dataset = datasets.MNIST(str(root), train=True, download=False, transform=transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((EXAMPLES_MEAN,), (EXAMPLES_STD,))]))
+    dataset = datasets.MNIST(
+        str(root),
+        train=True,
+        download=False,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((EXAMPLES_MEAN,), (EXAMPLES_STD,))]),
+    )
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
@@ -108,12 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     null = bench_mnist.contextlib.nullcontext
     print(f"device {device}, torch threads {torch.get_num_threads()}")
     own_args = argparse.Namespace(seed=args.seed)
-    results = {"torchlab": bench_mnist.run_torchlab(cfg, own_args, device, x_train, data.y_train, x_test, data.y_test,
-                                                    null)}
+    results = {
+        "torchlab": bench_mnist.run_torchlab(cfg, own_args, device, x_train, data.y_train, x_test, data.y_test, null)
+    }
     with tempfile.TemporaryDirectory(prefix="torchlab-mnist-") as tmp:
         root = bench_mnist.prepare_torchvision_root(args.data_dir, Path(tmp))
-        results["examples"] = run_examples(root, device, data.x_test, data.y_test, args.target, args.max_epochs,
-                                           args.seed)
+        results["examples"] = run_examples(
+            root, device, data.x_test, data.y_test, args.target, args.max_epochs, args.seed
+        )
     for name, points in results.items():
         for epoch, (seconds, acc) in enumerate(points, start=1):
             print(f"{name:9s} epoch {epoch}: {seconds:7.2f} s of training, test accuracy {acc:.4f}")

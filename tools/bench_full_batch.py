@@ -19,9 +19,9 @@ from torch import nn
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.patch import PatchScaling, design_matrix, ramp_patch
 from torchlab.data.ring import sample_ring_points
-from torchlab.models import build_model
 from torchlab.engine.full_batch import fit_and_save
 from torchlab.engine.trainer import Trainer
+from torchlab.models import build_model
 
 
 def ring_steps_per_second(threads: int, steps: int = 300) -> float:
@@ -48,9 +48,15 @@ def patch_fit_seconds(per_epoch_checkpoints: bool, epochs: int = 500) -> float:
     batches = TensorBatcher((rows.float(), targets.float()), None)
     model = build_model("patch-linear")
     with tempfile.TemporaryDirectory() as folder:
-        trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.5), epochs=epochs,
-                          checkpoint_dir=folder, progress=False,
-                          checkpoint_meta={"task": "patch", "model_name": "patch-linear"})
+        trainer = Trainer(
+            model,
+            nn.MSELoss(),
+            torch.optim.SGD(model.parameters(), lr=0.5),
+            epochs=epochs,
+            checkpoint_dir=folder,
+            progress=False,
+            checkpoint_meta={"task": "patch", "model_name": "patch-linear"},
+        )
         start = time.perf_counter()
         if per_epoch_checkpoints:
             trainer.fit(batches)
@@ -64,12 +70,16 @@ def main() -> None:
     many = ring_steps_per_second(default_threads)
     one = ring_steps_per_second(1)
     torch.set_num_threads(default_threads)
-    print(f"ring-mlp full-batch steps/s: {one:.0f} on 1 thread, {many:.0f} on {default_threads} threads "
-          f"(ratio {one / many:.2f})")
+    print(
+        f"ring-mlp full-batch steps/s: {one:.0f} on 1 thread, {many:.0f} on {default_threads} threads "
+        f"(ratio {one / many:.2f})"
+    )
     every = patch_fit_seconds(True)
     once = patch_fit_seconds(False)
-    print(f"patch-linear 500 epochs: {every:.2f} s with a checkpoint every epoch, {once:.2f} s saving once "
-          f"(ratio {every / once:.1f})")
+    print(
+        f"patch-linear 500 epochs: {every:.2f} s with a checkpoint every epoch, {once:.2f} s saving once "
+        f"(ratio {every / once:.1f})"
+    )
 
 
 if __name__ == "__main__":

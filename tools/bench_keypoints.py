@@ -52,8 +52,13 @@ def bench_loader(rows: int, folder: Path) -> dict:
 
     assert np.array_equal(seed_images.reshape(table.images.shape).astype(np.uint8), table.images)
     assert np.allclose(seed_keypoints, table.keypoints, equal_nan=True)
-    return {"rows": rows, "file_mb": round(path.stat().st_size / 2**20, 1), "seed_seconds": round(seed_seconds, 2),
-            "torchlab_seconds": round(ours_seconds, 2), "speedup": round(seed_seconds / ours_seconds, 1)}
+    return {
+        "rows": rows,
+        "file_mb": round(path.stat().st_size / 2**20, 1),
+        "seed_seconds": round(seed_seconds, 2),
+        "torchlab_seconds": round(ours_seconds, 2),
+        "speedup": round(seed_seconds / ours_seconds, 1),
+    }
 
 
 def train(task: str, recipe: str, out: Path, **overrides) -> dict:
@@ -63,19 +68,22 @@ def train(task: str, recipe: str, out: Path, **overrides) -> dict:
     return torchlab.train(task, recipe, out=out, progress=False, overwrite=True, **overrides).summary
 
 
-def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path, models: list[str],
-               data: str | None = None) -> list[dict]:
+def bench_rmse(
+    synthetic: int, net_epochs: int | None, device: str, folder: Path, models: list[str], data: str | None = None
+) -> list[dict]:
     import torch
 
     import torchlab
-    from torchlab.data.keypoints import split_rows
-    from torchlab.engine.inference import predict_outputs
-    from torchlab.data.keypoints import to_tensors
+    from torchlab.data.keypoints import split_rows, to_tensors
     from torchlab.data.synthetic_faces import load_table
+    from torchlab.engine.inference import predict_outputs
     from torchlab.tasks.keypoints.plots import plot_faces
 
-    runs = [("keypoint-fcn", "seed", {}), ("keypoint-cnn", "seed", {}),  # (model, its recipe, fields)
-            ("keypoint-net", "default", {"epochs": net_epochs} if net_epochs else {})]
+    runs = [
+        ("keypoint-fcn", "seed", {}),
+        ("keypoint-cnn", "seed", {}),  # (model, its recipe, fields)
+        ("keypoint-net", "default", {"epochs": net_epochs} if net_epochs else {}),
+    ]
     rows, predictions = [], {}
     table = load_table(data, synthetic)
     val_rows = split_rows(table, "mask").val
@@ -90,17 +98,36 @@ def bench_rmse(synthetic: int, net_epochs: int | None, device: str, folder: Path
         else:
             continue
         if not rows:
-            rows.append({"model": "mean-keypoint baseline", "recipe": "-", "val_rmse_px": summary["baseline_rmse_px"],
-                         "epochs": 0, "fit_seconds": 0.0})
+            rows.append(
+                {
+                    "model": "mean-keypoint baseline",
+                    "recipe": "-",
+                    "val_rmse_px": summary["baseline_rmse_px"],
+                    "epochs": 0,
+                    "fit_seconds": 0.0,
+                }
+            )
         label = recipe + (f", {extra['epochs']} epochs" if extra else "")
-        rows.append({"model": task, "recipe": label, "val_rmse_px": summary["val_rmse_px"],
-                     "epochs": summary["epochs"], "fit_seconds": summary["fit_seconds"]})
+        rows.append(
+            {
+                "model": task,
+                "recipe": label,
+                "val_rmse_px": summary["val_rmse_px"],
+                "epochs": summary["epochs"],
+                "fit_seconds": summary["fit_seconds"],
+            }
+        )
         model, _ = torchlab.load(folder / task / "best.pt", device="cpu")
         predictions[task] = predict_outputs(model, images[:5]).numpy()
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     shown = val_rows[:5]
-    plot_faces(table.images[shown], table.keypoints[shown], predictions, folder / "comparison.png",
-               title="validation faces: true (green), FCN (red), CNN (blue), keypoint-net (orange)")
+    plot_faces(
+        table.images[shown],
+        table.keypoints[shown],
+        predictions,
+        folder / "comparison.png",
+        title="validation faces: true (green), FCN (red), CNN (blue), keypoint-net (orange)",
+    )
     return rows
 
 
@@ -111,8 +138,12 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=2000, help="synthetic faces for the RMSE table")
     parser.add_argument("--net-epochs", type=int, help="train keypoint-net for this many epochs (default: its recipe)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--models", nargs="*", default=["keypoint-fcn", "keypoint-cnn", "keypoint-net"],
-                        help="models to train now; the others are read from --out if an earlier run left them")
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=["keypoint-fcn", "keypoint-cnn", "keypoint-net"],
+        help="models to train now; the others are read from --out if an earlier run left them",
+    )
     parser.add_argument("--data", help="a Kaggle-format training.csv[.gz] of real faces (default: synthetic faces)")
     parser.add_argument("--out", default=".bench/keypoints")
     args = parser.parse_args()
@@ -121,15 +152,19 @@ def main() -> None:
     if args.only in (None, "loader"):
         results["loader"] = bench_loader(args.rows, folder)
         r = results["loader"]
-        print(f"loader, {r['rows']} rows ({r['file_mb']} MB): seed (pandas + np.fromstring per row) "
-              f"{r['seed_seconds']} s, torchlab {r['torchlab_seconds']} s, {r['speedup']}x faster")
+        print(
+            f"loader, {r['rows']} rows ({r['file_mb']} MB): seed (pandas + np.fromstring per row) "
+            f"{r['seed_seconds']} s, torchlab {r['torchlab_seconds']} s, {r['speedup']}x faster"
+        )
     if args.only in (None, "rmse"):
         results["rmse"] = bench_rmse(args.synthetic, args.net_epochs, args.device, folder, args.models, args.data)
         faces = args.data or f"synthetic faces (n={args.synthetic})"
         print(f"\nvalidation RMSE on {faces}, device {args.device}")
         print("| model | recipe | val RMSE (px) | epochs | fit seconds |\n| --- | --- | ---: | ---: | ---: |")
         for row in results["rmse"]:
-            print(f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} | {row['fit_seconds']} |")
+            print(
+                f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} | {row['fit_seconds']} |"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"results_{args.only or 'all'}.json").write_text(json.dumps(results, indent=2))
 

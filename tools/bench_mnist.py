@@ -35,12 +35,12 @@ from torch import nn
 import torchlab
 from torchlab.data.batcher import TensorBatcher
 from torchlab.data.mnist import FILES, find_file, load_mnist, normalization_stats
-from torchlab.runtime.device import pick_device, seed_everything
-from torchlab.errors import TorchlabError
-from torchlab.engine.metrics import Accuracy
-from torchlab.tasks.mnist import train as mnist
 from torchlab.data.splits import normalize
+from torchlab.engine.metrics import Accuracy
 from torchlab.engine.trainer import Trainer
+from torchlab.errors import TorchlabError
+from torchlab.runtime.device import pick_device, seed_everything
+from torchlab.tasks.mnist import train as mnist
 
 RECIPE = torchlab.get_recipe("mnist")
 
@@ -58,8 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast, CUDA only (default: the recipe's, on)")
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast, CUDA only (default: the recipe's, on)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model in both loops")
     p.add_argument("--only", choices=("torchlab", "reference"), help="run one loop only")
     return p.parse_args(argv)
@@ -91,11 +95,19 @@ def test_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast) 
 
 def recipe(args: argparse.Namespace) -> mnist.MnistConfig:
     """The mnist recipe `--recipe` with this script's flags applied (a UsageError names a bad one)."""
-    flags = dict(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 weight_decay=args.weight_decay, threads=args.threads, amp=args.amp)
+    flags = dict(
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        threads=args.threads,
+        amp=args.amp,
+    )
     overrides = {name: value for name, value in flags.items() if value is not None}
-    return torchlab.get_recipe("mnist", getattr(args, "recipe", "default"), data_dir=args.data_dir,
-                               compile=args.compile, **overrides)
+    return torchlab.get_recipe(
+        "mnist", getattr(args, "recipe", "default"), data_dir=args.data_dir, compile=args.compile, **overrides
+    )
 
 
 def fresh_model(cfg: mnist.MnistConfig, seed: int, device) -> nn.Module:
@@ -121,9 +133,21 @@ def run_torchlab(cfg, args, device, x_train, y_train, x_test, y_test, autocast):
         points.append((elapsed, test_accuracy(trainer.net, x_test, y_test, autocast)))
 
     loss_fn = mnist.make_loss(10, cfg.loss, cfg.label_smoothing)
-    trainer = Trainer(model, loss_fn, optimizer, metrics={"accuracy": Accuracy()}, epochs=cfg.epochs,
-                      scheduler=scheduler, scheduler_interval=interval, device=device, amp=cfg.amp,
-                      channels_last=channels_last, compile=cfg.compile, progress=False, callbacks=[score])
+    trainer = Trainer(
+        model,
+        loss_fn,
+        optimizer,
+        metrics={"accuracy": Accuracy()},
+        epochs=cfg.epochs,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        device=device,
+        amp=cfg.amp,
+        channels_last=channels_last,
+        compile=cfg.compile,
+        progress=False,
+        callbacks=[score],
+    )
     trainer.fit(train)
     return points
 
@@ -134,11 +158,16 @@ def run_reference(cfg, args, device, root, mean, std, x_test, y_test, autocast):
 
     channels_last = cfg.channels_last
     model = fresh_model(cfg, args.seed, device)
-    dataset = datasets.MNIST(str(root), train=True, download=False,
-                             transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))]))
+    dataset = datasets.MNIST(
+        str(root),
+        train=True,
+        download=False,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))]),
+    )
     accelerated = device.type != "cpu"
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
-                                         num_workers=1 if accelerated else 0, pin_memory=accelerated)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=1 if accelerated else 0, pin_memory=accelerated
+    )
     optimizer, scheduler, interval = mnist.make_mnist_optimizer(model, cfg, len(loader))
     net = torch.compile(model) if cfg.compile else model
     x_test, y_test = x_test.to(device), y_test.to(device)
@@ -189,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     mean, std = normalization_stats(data.x_train) if cfg.normalize else (0.0, 1.0)
     normalization = {"mean": mean, "std": std}
     x_train, x_test = normalize(data.x_train, normalization), normalize(data.x_test, normalization)
-    print(f"device {device}, torch threads {torch.get_num_threads()}, model {cfg.model}, {cfg.epochs} epochs of "
-          f"batch {cfg.batch_size}, amp {amp}, channels_last {cfg.channels_last}, compile {cfg.compile}")
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, model {cfg.model}, {cfg.epochs} epochs of "
+        f"batch {cfg.batch_size}, amp {amp}, channels_last {cfg.channels_last}, compile {cfg.compile}"
+    )
     results = {}
     with tempfile.TemporaryDirectory(prefix="torchlab-mnist-") as tmp:
         if args.only != "reference":

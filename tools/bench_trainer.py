@@ -30,8 +30,9 @@ from torchlab.data.digits import load_digits_split
 from torchlab.engine.metrics import Accuracy
 
 
-def hand_loop(model: nn.Module, optimizer: torch.optim.Optimizer, train: TensorBatcher, val: TensorBatcher,
-              epochs: int) -> list[dict[str, float]]:
+def hand_loop(
+    model: nn.Module, optimizer: torch.optim.Optimizer, train: TensorBatcher, val: TensorBatcher, epochs: int
+) -> list[dict[str, float]]:
     """The loop a careful person writes by hand: train, then evaluate, with epoch means of loss and accuracy."""
     loss_fn = nn.CrossEntropyLoss()
     history = []
@@ -56,15 +57,34 @@ def hand_loop(model: nn.Module, optimizer: torch.optim.Optimizer, train: TensorB
                 val_loss += loss_fn(output, y) * len(y)
                 val_correct += (output.argmax(1) == y).sum()
                 val_seen += len(y)
-        history.append({"train_loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
-                        "val_loss": val_loss.item() / val_seen, "val_accuracy": val_correct.item() / val_seen})
+        history.append(
+            {
+                "train_loss": loss_sum.item() / seen,
+                "train_accuracy": correct.item() / seen,
+                "val_loss": val_loss.item() / val_seen,
+                "val_accuracy": val_correct.item() / val_seen,
+            }
+        )
     return history
 
 
-def trainer_loop(model: nn.Module, optimizer: torch.optim.Optimizer, train: TensorBatcher, val: TensorBatcher,
-                 epochs: int, checkpoint_dir: str | None = None) -> list[dict[str, float]]:
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, metrics={"accuracy": Accuracy()}, epochs=epochs,
-                      progress=False, checkpoint_dir=checkpoint_dir)
+def trainer_loop(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: TensorBatcher,
+    val: TensorBatcher,
+    epochs: int,
+    checkpoint_dir: str | None = None,
+) -> list[dict[str, float]]:
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        metrics={"accuracy": Accuracy()},
+        epochs=epochs,
+        progress=False,
+        checkpoint_dir=checkpoint_dir,
+    )
     return trainer.fit(train, val).history
 
 
@@ -73,14 +93,22 @@ def digits_setup() -> tuple[nn.Module, TensorBatcher, TensorBatcher]:
 
     data = load_digits_split()
     model = build_model("digit-mlp")
-    return model, TensorBatcher((data.x_train, data.y_train), 64, shuffle=True), TensorBatcher((data.x_test, data.y_test), 512)
+    return (
+        model,
+        TensorBatcher((data.x_train, data.y_train), 64, shuffle=True),
+        TensorBatcher((data.x_test, data.y_test), 512),
+    )
 
 
 def mnist_sized_setup() -> tuple[nn.Module, TensorBatcher, TensorBatcher]:
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(12_000, 784, generator=g), torch.randint(0, 10, (12_000,), generator=g)
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
-    return model, TensorBatcher((x[:10_000], y[:10_000]), 128, shuffle=True), TensorBatcher((x[10_000:], y[10_000:]), 1000)
+    return (
+        model,
+        TensorBatcher((x[:10_000], y[:10_000]), 128, shuffle=True),
+        TensorBatcher((x[10_000:], y[10_000:]), 1000),
+    )
 
 
 def time_run(run: Callable, model: nn.Module, train, val, epochs: int) -> tuple[float, float, list[dict[str, float]]]:
@@ -111,10 +139,11 @@ def compare(name: str, setup: Callable, epochs: int, repeats: int) -> None:
                 cpu_s, wall_s, histories[label] = time_run(run, model, train, val, epochs)
                 cpu[label].append(cpu_s)
                 wall[label].append(wall_s)
-    same = all(abs(a["val_loss"] - b["val_loss"]) < 1e-5
-               for a, b in zip(histories["hand loop"], histories["Trainer"]))
-    print(f"{name}: {epochs} epochs x {len(train)} steps, {repeats} interleaved repeats, medians"
-          f" (same losses in both loops: {same})")
+    same = all(abs(a["val_loss"] - b["val_loss"]) < 1e-5 for a, b in zip(histories["hand loop"], histories["Trainer"]))
+    print(
+        f"{name}: {epochs} epochs x {len(train)} steps, {repeats} interleaved repeats, medians"
+        f" (same losses in both loops: {same})"
+    )
     print(f"  {'':<22} {'CPU ms':>9} {'vs hand':>8} {'wall ms':>9} {'vs hand':>8}")
     cpu_base, wall_base = statistics.median(cpu["hand loop"]), statistics.median(wall["hand loop"])
     for label in variants:
@@ -131,8 +160,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s)")
     compare("digit-mlp on digits (batch 64)", digits_setup, args.epochs, args.repeats)
-    compare("784-512-256-10 MLP on 10,000 random samples (batch 128)", mnist_sized_setup, max(2, args.epochs // 5),
-            args.repeats)
+    compare(
+        "784-512-256-10 MLP on 10,000 random samples (batch 128)",
+        mnist_sized_setup,
+        max(2, args.epochs // 5),
+        args.repeats,
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class Outcome:
 
 # ---------------------------------------------------------------- accelerator
 def find_accelerator() -> str | None:
-    """"cuda" or "mps" when torch can use one here, else None."""
+    """ "cuda" or "mps" when torch can use one here, else None."""
     import torch
 
     if torch.cuda.is_available():
@@ -89,7 +89,7 @@ def device_name(kind: str) -> str:
 
 # ------------------------------------------------------------------- parsers
 def parse_pytest(output: str) -> str:
-    """"12 passed, 2 skipped in 95.3 s", plus the failed tests' names."""
+    """ "12 passed, 2 skipped in 95.3 s", plus the failed tests' names."""
     summary = None
     for line in output.splitlines():
         match = re.search(r"(\d+ (?:passed|failed|skipped|errors?|xfailed|xpassed|deselected)\b.*?) in ([\d.]+)s", line)
@@ -109,18 +109,20 @@ def parse_bench_mnist(output: str) -> dict:
     for line in output.splitlines():
         if m := re.match(r"(\w+)\s+epoch (\d+):\s+([\d.]+) s of training, test accuracy ([\d.]+)", line):
             loops.setdefault(m.group(1), {"epochs": [], "reached": None})["epochs"].append(
-                (float(m.group(3)), float(m.group(4))))
+                (float(m.group(3)), float(m.group(4)))
+            )
         elif m := re.match(r"time to ([\d.]+) test accuracy, (\w+): (?:([\d.]+) s|not reached)", line):
             target = float(m.group(1))
             loops.setdefault(m.group(2), {"epochs": [], "reached": None})["reached"] = (
-                float(m.group(3)) if m.group(3) else None)
+                float(m.group(3)) if m.group(3) else None
+            )
         elif m := re.match(r"speed-up \(reference / torchlab\): ([\d.]+)x", line):
             speedup = float(m.group(1))
     return {"target": target, "loops": loops, "speedup": speedup}
 
 
 def mnist_figure(output: str) -> str:
-    """"torchlab 0.95 s to 99.0% (0.9921 after 3 epochs, 1.31 s); reference 28.40 s (...); 29.9× faster"."""
+    """ "torchlab 0.95 s to 99.0% (0.9921 after 3 epochs, 1.31 s); reference 28.40 s (...); 29.9× faster"."""
     parsed = parse_bench_mnist(output)
     if not parsed["loops"]:
         return "no results in the output"
@@ -209,30 +211,72 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
 
     def mnist_bench(*extra: str) -> tuple[list[str], str]:
         flags = ["--device", device, "--data-dir", str(mnist), *only, *extra]
-        return (["tools/bench_mnist.py", "--device", device, "--data-dir", str(mnist.resolve()), *only, *extra],
-                f"python tools/bench_mnist.py {' '.join(flags)}{note}")
+        return (
+            ["tools/bench_mnist.py", "--device", device, "--data-dir", str(mnist.resolve()), *only, *extra],
+            f"python tools/bench_mnist.py {' '.join(flags)}{note}",
+        )
 
-    def train(name: str, task: str, on: str, *flags: str,
-              paths: tuple[tuple[str, Path], ...] = ()) -> tuple[list[str], str]:
+    def train(
+        name: str, task: str, on: str, *flags: str, paths: tuple[tuple[str, Path], ...] = ()
+    ) -> tuple[list[str], str]:
         given = [f"{flag} {path}" for flag, path in paths]
         absolute = [x for flag, path in paths for x in (flag, str(path.resolve()))]
-        argv = ["-m", "torchlab", "train", task, *absolute, *flags, "--device", on,
-                "--out", str(Path(scratch) / name), "--no-figures", "--no-progress"]
+        argv = [
+            "-m",
+            "torchlab",
+            "train",
+            task,
+            *absolute,
+            *flags,
+            "--device",
+            on,
+            "--out",
+            str(Path(scratch) / name),
+            "--no-figures",
+            "--no-progress",
+        ]
         return argv, " ".join(["torchlab train", task, *given, *flags, "--device", on])
 
     epochs = ["--epochs", str(args.keypoint_epochs)]
     steps = [
-        ("tests", (["-m", "pytest", "-m", "accelerator", "tests/runtime/test_accelerator.py", "-rfEs", "-p", "no:cacheprovider"],
-                   "pytest -m accelerator tests/runtime/test_accelerator.py"), 240, parse_pytest, None),
+        (
+            "tests",
+            (
+                [
+                    "-m",
+                    "pytest",
+                    "-m",
+                    "accelerator",
+                    "tests/runtime/test_accelerator.py",
+                    "-rfEs",
+                    "-p",
+                    "no:cacheprovider",
+                ],
+                "pytest -m accelerator tests/runtime/test_accelerator.py",
+            ),
+            240,
+            parse_pytest,
+            None,
+        ),
         ("mnist", mnist_bench(), 120, mnist_figure, no_mnist),
         ("mnist-fast", mnist_bench("--recipe", "fast"), 120, mnist_figure, no_mnist),
         ("digits", train("digits", "digits", device), 60, summary_figure, None),
         ("digits-cpu", train("digits-cpu", "digits", "cpu"), 60, summary_figure, None),
-        ("keypoints", train("keypoints", "keypoints", device, *epochs, paths=(("--data", faces_csv),)), 180,
-         summary_figure, no_faces),
+        (
+            "keypoints",
+            train("keypoints", "keypoints", device, *epochs, paths=(("--data", faces_csv),)),
+            180,
+            summary_figure,
+            no_faces,
+        ),
         ("mnist-compile", mnist_bench("--compile"), 240, mnist_figure, no_mnist),
-        ("mnist-long", train("mnist-long", "mnist", device, "--recipe", "long", paths=(("--data-dir", mnist),)), 120,
-         summary_figure, no_mnist),
+        (
+            "mnist-long",
+            train("mnist-long", "mnist", device, "--recipe", "long", paths=(("--data-dir", mnist),)),
+            120,
+            summary_figure,
+            no_mnist,
+        ),
     ]
     return [Step(name, argv, shown, cap, figure, skip) for name, (argv, shown), cap, figure, skip in steps]
 
@@ -240,8 +284,15 @@ def plan(args: argparse.Namespace, device: str, scratch: str) -> list[Step]:
 def run_step(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> Outcome:
     """Run `python ARGV` in its own process group; on timeout the whole group is killed."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -261,13 +312,20 @@ def child_env() -> dict[str, str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mnist-dir", default=".mnist", help="folder with the four MNIST IDX files (default: .mnist)")
-    p.add_argument("--faces-dir", default=".faces", help="folder with the real faces' training.csv.gz (default: .faces)")
+    p.add_argument(
+        "--faces-dir", default=".faces", help="folder with the real faces' training.csv.gz (default: .faces)"
+    )
     p.add_argument("--keypoint-epochs", type=int, default=100, help="keypoint-net epochs (default: 100, its recipe)")
     p.add_argument("--budget", type=float, default=420, help="seconds after which no step starts (default: 420)")
     p.add_argument("--out", help="also write the table to this file")
     p.add_argument("--logs", help="folder for every step's full output")
-    p.add_argument("--skip", action="append", default=[], metavar="STEP",
-                   help="leave out a step: tests, mnist, mnist-fast, digits, digits-cpu, keypoints, mnist-compile, mnist-long")
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="leave out a step: tests, mnist, mnist-fast, digits, digits-cpu, keypoints, mnist-compile, mnist-long",
+    )
     return p.parse_args(argv)
 
 
@@ -276,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = find_accelerator()
     except ImportError as exc:
-        print(f"gpu-check: error: {sys.executable} cannot import torch ({exc}); use the interpreter torchlab "
-              "runs with (make gpu-check PY=...)", file=sys.stderr)
+        print(
+            f"gpu-check: error: {sys.executable} cannot import torch ({exc}); use the interpreter torchlab "
+            "runs with (make gpu-check PY=...)",
+            file=sys.stderr,
+        )
         return 2
     if device is None:
         print(NO_ACCELERATOR)

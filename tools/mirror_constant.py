@@ -26,8 +26,10 @@ from torchlab.tasks.keypoints.mirror import mirror_sums
 def describe(name: str, sums: np.ndarray) -> None:
     """One line: the median, standard deviation and count of the finite sums."""
     values = sums[np.isfinite(sums)]
-    print(f"{name}: median {np.median(values):.2f}, mean {values.mean():.2f}, sd {values.std():.2f} "
-          f"over {values.size} labeled keypoints")
+    print(
+        f"{name}: median {np.median(values):.2f}, mean {values.mean():.2f}, sd {values.std():.2f} "
+        f"over {values.size} labeled keypoints"
+    )
 
 
 def main() -> None:

@@ -63,27 +63,46 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.95
 TASKS = ("digits", "keypoints", "mnist", "patch", "ring")
 # test files that start processes or hold the timing-sensitive lane: never picked by the mirror rule
 PROCESS_WORDS = ("run_torchlab", "subprocess", "torchrun", "SIGKILL", "Popen", "sys.executable", "mp.spawn")
-PROGRESS_TESTS = [f"tests/reporting/test_progress.py::{name}" for name in (  # not the 45-second real-terminal one
-    "test_mode_follows_the_stream_the_bar_writes_to", "test_not_a_terminal_gets_one_plain_line_per_epoch",
-    "test_auto_is_silent_when_not_a_terminal_and_false_is_silent_everywhere",
-    "test_terminal_gets_a_per_batch_bar_with_total_and_a_kept_line_per_epoch", "test_early_stopping_is_reported",
-    "test_loss_is_read_off_the_device_rarely")]
+PROGRESS_TESTS = [
+    f"tests/reporting/test_progress.py::{name}"
+    for name in (  # not the 45-second real-terminal one
+        "test_mode_follows_the_stream_the_bar_writes_to",
+        "test_not_a_terminal_gets_one_plain_line_per_epoch",
+        "test_auto_is_silent_when_not_a_terminal_and_false_is_silent_everywhere",
+        "test_terminal_gets_a_per_batch_bar_with_total_and_a_kept_line_per_epoch",
+        "test_early_stopping_is_reported",
+        "test_loss_is_read_off_the_device_rarely",
+    )
+]
 # the Trainer's tests, which every engine module of the loop runs: values (one process, DDP logic included:
 # the 2-rank run serves distributed.py), resume, and the Trainer's behavior
-TRAINER_TESTS = ["tests/engine/test_core_values.py", "tests/engine/test_resume_state.py", "tests/engine/test_trainer.py",
-                 "tests/engine/test_trainer_pinned.py", "tests/engine/test_stop_messages.py"]
-MNIST_TESTS = [f"tests/tasks/mnist/test_mnist.py::{name}" for name in (
-    "test_read_idx_raw_and_gzip", "test_read_idx_errors_name_the_file", "test_find_file_layouts_and_missing",
-    "test_load_mnist_shapes_limit_and_mismatch", "test_binary_subset_targets",
-    "test_random_affine_keeps_shape_and_background")]
+TRAINER_TESTS = [
+    "tests/engine/test_core_values.py",
+    "tests/engine/test_resume_state.py",
+    "tests/engine/test_trainer.py",
+    "tests/engine/test_trainer_pinned.py",
+    "tests/engine/test_stop_messages.py",
+]
+MNIST_TESTS = [
+    f"tests/tasks/mnist/test_mnist.py::{name}"
+    for name in (
+        "test_read_idx_raw_and_gzip",
+        "test_read_idx_errors_name_the_file",
+        "test_find_file_layouts_and_missing",
+        "test_load_mnist_shapes_limit_and_mismatch",
+        "test_binary_subset_targets",
+        "test_random_affine_keeps_shape_and_background",
+    )
+]
 KEYPOINT_TESTS = ["tests/tasks/keypoints/test_keypoints_values.py", "tests/data/test_keypoints_data.py"]
 BATCHER_SHARDS = "tests/runtime/test_ddp.py::test_tensor_batcher_shards_cover_the_data"
 # the promises of docs/guarantees.md ("What torchlab guarantees", one file per topic (fast: tiny runs, API and CLI in-process)
@@ -95,54 +114,99 @@ PROMISES_CONFIG = "tests/tasks/test_promises_config.py"
 # or too slow; fast ones, no long trainings
 MODULES: dict[str, list[str]] = {
     # the Trainer: the loop, and its collaborators, one module each
-    "torchlab/engine/trainer.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_totals.py",
-                                   # issue 21's options: accumulation, dry run, the stopping and time fields
-                                   "tests/engine/test_accumulate.py", "tests/engine/test_dry_run.py",
-                                   "tests/engine/test_train_options.py", "tests/engine/test_callbacks.py",
-                                   "tests/engine/test_from_config.py", "--deselect",
-                                   "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate", "tests/reporting/test_tensorboard.py",
-                                   *PROGRESS_TESTS],
+    "torchlab/engine/trainer.py": [
+        *TRAINER_TESTS,
+        "tests/engine/test_time_budget.py",
+        "tests/engine/test_totals.py",
+        # issue 21's options: accumulation, dry run, the stopping and time fields
+        "tests/engine/test_accumulate.py",
+        "tests/engine/test_dry_run.py",
+        "tests/engine/test_train_options.py",
+        "tests/engine/test_callbacks.py",
+        "tests/engine/test_from_config.py",
+        "--deselect",
+        "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate",
+        "tests/reporting/test_tensorboard.py",
+        *PROGRESS_TESTS,
+    ],
     # the loop's collaborators (one job a module since issue 35): the trainer's tests reach each of them
-    **{f"torchlab/engine/{name}.py": [*TRAINER_TESTS, "tests/engine/test_time_budget.py", "tests/engine/test_accumulate.py",
-                                      "tests/engine/test_dry_run.py", "tests/engine/test_train_options.py",
-                                      "tests/engine/test_callbacks.py", "tests/engine/test_from_config.py",
-                                      "--deselect",
-                                      "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate",
-                                      "tests/reporting/test_tensorboard.py", *PROGRESS_TESTS]
-       for name in ("batches", "budget", "callbacks", "dry_run", "finite_loss", "from_config", "result")},
+    **{
+        f"torchlab/engine/{name}.py": [
+            *TRAINER_TESTS,
+            "tests/engine/test_time_budget.py",
+            "tests/engine/test_accumulate.py",
+            "tests/engine/test_dry_run.py",
+            "tests/engine/test_train_options.py",
+            "tests/engine/test_callbacks.py",
+            "tests/engine/test_from_config.py",
+            "--deselect",
+            "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate",
+            "tests/reporting/test_tensorboard.py",
+            *PROGRESS_TESTS,
+        ]
+        for name in ("batches", "budget", "callbacks", "dry_run", "finite_loss", "from_config", "result")
+    },
     "torchlab/engine/totals.py": ["tests/engine/test_totals.py", *TRAINER_TESTS],
     "torchlab/engine/resume.py": [*TRAINER_TESTS, PROMISES_RESUME, "tests/engine/test_time_budget.py"],
     "torchlab/engine/checkpoint_writer.py": [*TRAINER_TESTS, "tests/cli/test_runs.py"],
-    "torchlab/engine/early_stopping.py": [*TRAINER_TESTS, "tests/engine/test_stopping_rules.py",
-                                           "tests/engine/test_early_stopping_pinned.py"],
-    "torchlab/engine/checkpoint.py": [*TRAINER_TESTS, "tests/engine/test_checkpoint.py", PROMISES_CHECKPOINT,
-                                      "tests/engine/test_time_budget.py",
-                                      # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
-                                      "tests/engine/test_safe_loading.py", "--deselect",
-                                      "tests/engine/test_safe_loading.py::test_no_code_path_loads_unsafely",
-                                      "tests/cli/test_hostile_input.py::test_random_bytes_as_checkpoint",
-                                      "tests/cli/test_hostile_input.py::test_corrupted_checkpoint_loads_or_fails_cleanly",
-                                      "tests/cli/test_hostile_input.py::test_checkpoint_with_wrong_types_inside"],
-    "torchlab/engine/metrics.py": ["tests/engine/test_core_values.py", "tests/engine/test_trainer.py",
-                                   "tests/engine/test_totals.py"],
-    "torchlab/data/batcher.py": ["tests/data/test_data_values.py", "tests/engine/test_resume_state.py",
-                                 "tests/engine/test_trainer.py", BATCHER_SHARDS],
-    "torchlab/runtime/distributed.py": ["tests/runtime/test_ddp_control.py", "tests/data/test_data_values.py",
-                                        BATCHER_SHARDS],
+    "torchlab/engine/early_stopping.py": [
+        *TRAINER_TESTS,
+        "tests/engine/test_stopping_rules.py",
+        "tests/engine/test_early_stopping_pinned.py",
+    ],
+    "torchlab/engine/checkpoint.py": [
+        *TRAINER_TESTS,
+        "tests/engine/test_checkpoint.py",
+        PROMISES_CHECKPOINT,
+        "tests/engine/test_time_budget.py",
+        # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
+        "tests/engine/test_safe_loading.py",
+        "--deselect",
+        "tests/engine/test_safe_loading.py::test_no_code_path_loads_unsafely",
+        "tests/cli/test_hostile_input.py::test_random_bytes_as_checkpoint",
+        "tests/cli/test_hostile_input.py::test_corrupted_checkpoint_loads_or_fails_cleanly",
+        "tests/cli/test_hostile_input.py::test_checkpoint_with_wrong_types_inside",
+    ],
+    "torchlab/engine/metrics.py": [
+        "tests/engine/test_core_values.py",
+        "tests/engine/test_trainer.py",
+        "tests/engine/test_totals.py",
+    ],
+    "torchlab/data/batcher.py": [
+        "tests/data/test_data_values.py",
+        "tests/engine/test_resume_state.py",
+        "tests/engine/test_trainer.py",
+        BATCHER_SHARDS,
+    ],
+    "torchlab/runtime/distributed.py": [
+        "tests/runtime/test_ddp_control.py",
+        "tests/data/test_data_values.py",
+        BATCHER_SHARDS,
+    ],
     "torchlab/data/keypoints_augment.py": KEYPOINT_TESTS,
     "torchlab/data/keypoints.py": KEYPOINT_TESTS,
     "torchlab/data/mnist.py": ["tests/data/test_data_values.py", *MNIST_TESTS],
     # the promises: the folder rule, the configs' declarations and the resume guard
     "torchlab/runtime/output_folder.py": [PROMISES_FOLDER],
     # atomic writes: tested through engine/checkpoint.py, which re-exports them
-    "torchlab/runtime/files.py": ["tests/engine/test_core_values.py", "tests/engine/test_checkpoint.py", PROMISES_CHECKPOINT],
-    "torchlab/config.py": [PROMISES_CONFIG, PROMISES_RESUME, "tests/engine/test_train_options.py",
-                           # patch's recipes are the ones that leave weight_decay at TrainConfig's default
-                           "tests/tasks/patch/test_patch.py::test_scaled_descent_matches_least_squares_and_recovers_slopes"],
+    "torchlab/runtime/files.py": [
+        "tests/engine/test_core_values.py",
+        "tests/engine/test_checkpoint.py",
+        PROMISES_CHECKPOINT,
+    ],
+    "torchlab/config.py": [
+        PROMISES_CONFIG,
+        PROMISES_RESUME,
+        "tests/engine/test_train_options.py",
+        # patch's recipes are the ones that leave weight_decay at TrainConfig's default
+        "tests/tasks/patch/test_patch.py::test_scaled_descent_matches_least_squares_and_recovers_slopes",
+    ],
     "torchlab/api.py": [PROMISES_RESUME, PROMISES_FOLDER, PROMISES_CONFIG, "tests/test_api.py"],
     "torchlab/__init__.py": ["tests/test_api.py"],
-    "torchlab/version.py": ["tests/test_layout.py::test_the_version_is_written_once_in_version_py",
-                            "tests/engine/test_core_values.py::test_plain_and_unwrap"],
+    "torchlab/version.py": [
+        "tests/test_layout.py::test_the_version_is_written_once_in_version_py",
+        "tests/engine/test_core_values.py::test_plain_and_unwrap",
+    ],
     "torchlab/errors.py": [PROMISES_CONFIG, PROMISES_CHECKPOINT, "tests/cli/test_hostile_input.py"],
     # the registries: by name from the API and the CLI
     "torchlab/tasks/__init__.py": ["tests/tasks/test_run_result.py", "tests/test_api.py"],
@@ -153,10 +217,18 @@ MODULES: dict[str, list[str]] = {
 # that reach the mutated function): where that list is long, cosmic-ray runs these (the promises and the
 # module's own tests) instead
 COSMIC_TESTS: dict[str, list[str]] = {
-    "torchlab/engine/checkpoint.py": [PROMISES_CHECKPOINT, "tests/engine/test_checkpoint.py",
-                                      "tests/engine/test_safe_loading.py", "--deselect",
-                                      "tests/engine/test_safe_loading.py::test_no_code_path_loads_unsafely"],
-    "torchlab/engine/resume.py": [PROMISES_RESUME, "tests/engine/test_resume_state.py", "tests/engine/test_time_budget.py"],
+    "torchlab/engine/checkpoint.py": [
+        PROMISES_CHECKPOINT,
+        "tests/engine/test_checkpoint.py",
+        "tests/engine/test_safe_loading.py",
+        "--deselect",
+        "tests/engine/test_safe_loading.py::test_no_code_path_loads_unsafely",
+    ],
+    "torchlab/engine/resume.py": [
+        PROMISES_RESUME,
+        "tests/engine/test_resume_state.py",
+        "tests/engine/test_time_budget.py",
+    ],
 }
 CAUGHT = {"killed", "timeout"}
 
@@ -175,18 +247,24 @@ def toml_value(value) -> str:
 
 # ---- which modules, which tests
 
+
 @functools.cache
 def defines_something(path: Path) -> bool:
     """Whether a source file defines a function, a class or a constant (imports and a docstring do not count)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign))
-               for node in ast.walk(tree))
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign))
+        for node in ast.walk(tree)
+    )
 
 
 def modules() -> list[str]:
     """Every module of torchlab/ with code in it, as paths relative to the repository, sorted."""
-    return sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "torchlab").rglob("*.py")
-                  if "__pycache__" not in p.parts and defines_something(p))
+    return sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "torchlab").rglob("*.py")
+        if "__pycache__" not in p.parts and defines_something(p)
+    )
 
 
 def group_of(module: str) -> str:
@@ -261,6 +339,7 @@ def tests_for(module: str) -> list[str]:
 
 # ---- the equivalent mutants of TESTING.md
 
+
 def equivalents() -> dict[str, str]:
     """Mutant name -> reason, from the rows of TESTING.md's mutant tables (equivalent, and CUDA-only
     ones, whose reason starts with "CUDA:"); both tools' names."""
@@ -282,7 +361,10 @@ def rates(found: dict[str, str], listed: dict[str, str]) -> dict:
     killed = sum(s in CAUGHT for s in counted.values())
     on_cpu = len(counted) - sum(found[n] not in CAUGHT for n in cuda)
     return {
-        "mutants": len(found), "equivalent": len(equivalent), "killed": killed, "cuda_only": len(cuda),
+        "mutants": len(found),
+        "equivalent": len(equivalent),
+        "killed": killed,
+        "cuda_only": len(cuda),
         "survived": sorted(n for n, s in counted.items() if s == "survived" and n not in cuda),
         "other": {n: s for n, s in counted.items() if s not in CAUGHT and s != "survived"},
         "kill_rate": killed / len(counted) if counted else 1.0,
@@ -292,6 +374,7 @@ def rates(found: dict[str, str], listed: dict[str, str]) -> dict:
 
 
 # ---- mutmut
+
 
 def work_folder(module: str) -> Path:
     return ROOT / "build" / "mutation" / module.removesuffix(".py").replace("/", ".")
@@ -330,8 +413,13 @@ def write_mutmut_settings(module: str, work: Path) -> None:
 
 
 def statuses(work: Path) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(re.findall(r"^\s+(\S+__mutmut_\d+): (.+)$", out, flags=re.M))
 
 
@@ -348,8 +436,11 @@ def refresh_tests(module: str) -> tuple[Path, list[str]]:
     (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     at_import = import_time_functions((ROOT / module).read_text())
     dotted = module.removesuffix(".py").replace("/", ".")
-    return work, [name for name, status in statuses(work).items() if status not in CAUGHT
-                  and not any(name.startswith(f"{dotted}.x_{f}__mutmut_") for f in at_import)]
+    return work, [
+        name
+        for name, status in statuses(work).items()
+        if status not in CAUGHT and not any(name.startswith(f"{dotted}.x_{f}__mutmut_") for f in at_import)
+    ]
 
 
 def test_env() -> dict[str, str]:
@@ -366,8 +457,12 @@ def mutmut_summary(module: str, work: Path, only: list[str]) -> dict:
     dotted = module.removesuffix(".py").replace("/", ".")
     left = sorted(n for n in found if any(n.startswith(f"{dotted}.x_{f}__mutmut_") for f in at_import))
     found = {n: s for n, s in found.items() if n not in left}
-    return {**rates(found, equivalents()), "import_time": len(left), "import_time_functions": sorted(at_import),
-            **({"only": list(only)} if only else {})}
+    return {
+        **rates(found, equivalents()),
+        "import_time": len(left),
+        "import_time_functions": sorted(at_import),
+        **({"only": list(only)} if only else {}),
+    }
 
 
 def run_mutmut(module: str, work: Path, jobs: int, names: list[str], again: bool, only: list[str]) -> dict:
@@ -375,16 +470,21 @@ def run_mutmut(module: str, work: Path, jobs: int, names: list[str], again: bool
         names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in only)] if again else list(only)
     if names or not again:
         cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
-        proc = subprocess.run(cmd, cwd=work, env=test_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
+        proc = subprocess.run(
+            cmd, cwd=work, env=test_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         if proc.returncode != 0:  # e.g. a selected test fails without any mutant: say so, go on with the next
-            print(f"mutmut failed on {module} (exit {proc.returncode}); to see why: "
-                  f"cd {work.relative_to(ROOT)} && mutmut run\n{proc.stderr[-2000:]}", file=sys.stderr)
+            print(
+                f"mutmut failed on {module} (exit {proc.returncode}); to see why: "
+                f"cd {work.relative_to(ROOT)} && mutmut run\n{proc.stderr[-2000:]}",
+                file=sys.stderr,
+            )
             return {**rates({}, {}), "failed": f"mutmut exit {proc.returncode}"}
     return mutmut_summary(module, work, only)
 
 
 # ---- cosmic-ray
+
 
 def import_time_functions(source: str) -> set[str]:
     """The module-level functions the module itself calls while it is imported (in a module-level
@@ -415,8 +515,11 @@ def mutmut_reach(source: str) -> list[tuple[int, int]]:
 
     def plain(fn: ast.AST) -> bool:
         decorators = fn.decorator_list
-        return not decorators or (len(decorators) == 1 and isinstance(decorators[0], ast.Name)
-                                  and decorators[0].id in ("staticmethod", "classmethod"))
+        return not decorators or (
+            len(decorators) == 1
+            and isinstance(decorators[0], ast.Name)
+            and decorators[0].id in ("staticmethod", "classmethod")
+        )
 
     spans = []
     functions = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -457,7 +560,9 @@ def cosmic_test_command(module: str, settings: dict) -> str:
 
 def write_cosmic_config(module: str, work: Path, timeout: float, settings: dict) -> Path:
     config = {
-        "module-path": module, "timeout": timeout, "excluded-modules": [],
+        "module-path": module,
+        "timeout": timeout,
+        "excluded-modules": [],
         "test-command": cosmic_test_command(module, settings),
     }
     lines = ["[cosmic-ray]"] + [f"{key} = {toml_value(value)}" for key, value in config.items()]
@@ -472,8 +577,9 @@ def cosmic_names(items) -> dict[str, object]:
     operator's mutations within the definition (like mutmut's numbering within a function)."""
     named: dict[str, object] = {}
     counts: dict[tuple, int] = {}
-    for item in sorted(items, key=lambda it: (it.mutations[0].start_pos, it.mutations[0].operator_name,
-                                              it.mutations[0].occurrence)):
+    for item in sorted(
+        items, key=lambda it: (it.mutations[0].start_pos, it.mutations[0].operator_name, it.mutations[0].occurrence)
+    ):
         m = item.mutations[0]
         dotted = Path(m.module_path).with_suffix("").as_posix().replace("/", ".")
         key = (m.definition_name or "<module>", m.operator_name.removeprefix("core/"))
@@ -501,7 +607,7 @@ def skip_reached(db_path: Path, module: str, scope: str, exclude: list[str]) -> 
             line, _ = m.start_pos
             in_note = any(start <= tuple(m.start_pos) < end for start, end in notes)
             # cosmic-ray takes the bare `*` before keyword-only parameters for a multiplication
-            after = lines[line - 1][m.start_pos[1]:]
+            after = lines[line - 1][m.start_pos[1] :]
             bare_star = "BinaryOperator_Mul_" in m.operator_name and re.match(r"\*\s*[,)]", after) is not None
             reached = any(a <= line <= b for a, b in reach)
             if in_note or bare_star or reached or (excluded and excluded.search(m.operator_name)):
@@ -533,7 +639,9 @@ def cosmic_results(db_path: Path) -> tuple[dict[str, str], dict[str, str]]:
             else:
                 found[name] = str(result.test_outcome or result.worker_outcome)
             if result is not None and result.diff:
-                plus = [ln[1:].strip() for ln in result.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+                plus = [
+                    ln[1:].strip() for ln in result.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")
+                ]
                 diffs[name] = f"line {item.mutations[0].start_pos[0]}: {plus[0] if plus else '(removed)'}"
     return found, diffs
 
@@ -548,38 +656,58 @@ def run_cosmic_ray(module: str, work: Path, again: bool) -> dict:
         print(f"cosmic-ray: no tests chosen for {module} (MODULES or the mirror rule)", file=sys.stderr)
         return {**rates({}, {}), "failed": "no tests", "scope": scope}
     start = time.monotonic()
-    base = subprocess.run(["nice", "-n", "10", *shlex.split(command)], cwd=work, env=test_env(),
-                          capture_output=True, text=True)
+    base = subprocess.run(
+        ["nice", "-n", "10", *shlex.split(command)], cwd=work, env=test_env(), capture_output=True, text=True
+    )
     baseline = time.monotonic() - start
     if base.returncode != 0:
-        print(f"cosmic-ray: the tests of {module} fail without any mutant; to see why: cd "
-              f"{work.relative_to(ROOT)} && {command}\n{base.stdout[-2000:]}", file=sys.stderr)
+        print(
+            f"cosmic-ray: the tests of {module} fail without any mutant; to see why: cd "
+            f"{work.relative_to(ROOT)} && {command}\n{base.stdout[-2000:]}",
+            file=sys.stderr,
+        )
         return {**rates({}, {}), "failed": f"tests fail unmutated (exit {base.returncode})", "scope": scope}
     timeout = max(float(settings.get("timeout", 60)), float(settings.get("timeout-factor", 3)) * baseline)
     config = write_cosmic_config(module, work, round(timeout, 1), settings)
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
     kept = skipped = 0
     if not (again and db_path.exists()):
-        subprocess.run([*cosmic, "init", "--force", config.name, db_path.name], cwd=work, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*cosmic, "init", "--force", config.name, db_path.name], cwd=work, check=True, stdout=subprocess.DEVNULL
+        )
         kept, skipped = skip_reached(db_path, module, scope, list(settings.get("exclude-operators", [])))
     else:  # --again: run the survivors again
         from cosmic_ray.work_db import WorkDB, use_db
+
         with use_db(str(db_path), WorkDB.Mode.open) as db:
-            survivors = [(it, r) for it, r in db.completed_work_items
-                         if r.test_outcome is not None and r.test_outcome.value == "survived"]
+            survivors = [
+                (it, r)
+                for it, r in db.completed_work_items
+                if r.test_outcome is not None and r.test_outcome.value == "survived"
+            ]
         if survivors:  # forget their results: exec runs only pending work items
             import sqlite3
+
             with sqlite3.connect(db_path) as con:
                 con.executemany("DELETE FROM work_results WHERE job_id = ?", [(it.job_id,) for it, _ in survivors])
-    proc = subprocess.run(["nice", "-n", "10", *cosmic, "exec", config.name, db_path.name], cwd=work,
-                          env=test_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        ["nice", "-n", "10", *cosmic, "exec", config.name, db_path.name],
+        cwd=work,
+        env=test_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     shutil.copy2(ROOT / module, work / module)
     if proc.returncode != 0:
         print(f"cosmic-ray exec failed on {module} (exit {proc.returncode})\n{proc.stderr[-2000:]}", file=sys.stderr)
     summary = cosmic_summary(db_path)
-    summary.update(scope=scope, baseline_seconds=round(baseline, 1), timeout=round(timeout, 1),
-                   skipped_as_mutmuts=skipped if kept or skipped else None)
+    summary.update(
+        scope=scope,
+        baseline_seconds=round(baseline, 1),
+        timeout=round(timeout, 1),
+        skipped_as_mutmuts=skipped if kept or skipped else None,
+    )
     return summary
 
 
@@ -606,9 +734,11 @@ def summarize_again(module: str) -> dict | None:
 
 # ---- the summary
 
+
 def git_commit(module: str) -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
     sha = git("rev-parse", "--short", "HEAD") or "?"
     dirty = git("status", "--porcelain", "--", module)
     return f"{sha}+changes" if dirty else sha
@@ -628,9 +758,14 @@ def run_module(module: str, jobs: int, tools: list[str], again: bool = False, on
         copy_tree(work, "torchlab")
         copy_tree(work, "tests")
     old = json.loads((work / "summary.json").read_text()) if (work / "summary.json").exists() else {}
-    summary = {"module": module, "group": group_of(module), "tests": tests_for(module),
-               "cosmic_ray_tests": cosmic_tests(module),
-               "date": datetime.date.today().isoformat(), "commit": git_commit(module)}
+    summary = {
+        "module": module,
+        "group": group_of(module),
+        "tests": tests_for(module),
+        "cosmic_ray_tests": cosmic_tests(module),
+        "date": datetime.date.today().isoformat(),
+        "commit": git_commit(module),
+    }
     for tool in ("mutmut", "cosmic-ray"):
         if tool not in tools:
             if tool in old:
@@ -652,10 +787,12 @@ def report(summary: dict) -> None:
         s = summary.get(tool)
         if not s:
             continue
-        print(f"{summary['module']} [{tool}]: {s['killed']}/{s['mutants'] - s['equivalent']} killed = "
-              f"{100 * s['kill_rate']:.1f}% ({s['mutants']} mutants, {s['equivalent']} equivalent left out); "
-              f"{100 * s['kill_rate_cpu']:.1f}% without the {s['cuda_only']} that only a CUDA device can show; "
-              f"{s.get('seconds', '?')} s" + (f"; FAILED: {s['failed']}" if s.get("failed") else ""))
+        print(
+            f"{summary['module']} [{tool}]: {s['killed']}/{s['mutants'] - s['equivalent']} killed = "
+            f"{100 * s['kill_rate']:.1f}% ({s['mutants']} mutants, {s['equivalent']} equivalent left out); "
+            f"{100 * s['kill_rate_cpu']:.1f}% without the {s['cuda_only']} that only a CUDA device can show; "
+            f"{s.get('seconds', '?')} s" + (f"; FAILED: {s['failed']}" if s.get("failed") else "")
+        )
         for name in s["survived"]:
             print(f"    survived: {name}" + (f"  ({s['changes'][name]})" if s.get("changes", {}).get(name) else ""))
         for name, status in s["other"].items():
@@ -669,17 +806,21 @@ def write_overview() -> Path:
     base = ROOT / "build" / "mutation"
     rows = [json.loads(p.read_text()) for p in sorted(base.glob("*/summary.json"))]
     (base / "summary.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| module | tool | mutants | equivalent | killed | rate | rate without CUDA-only | time | date | commit |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = [
+        "| module | tool | mutants | equivalent | killed | rate | rate without CUDA-only | time | date | commit |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
     for row in rows:
         for tool in ("mutmut", "cosmic-ray"):
             s = row.get(tool)
             if s is None or "mutants" not in s:
                 continue
             label = tool if tool == "mutmut" else f"cosmic-ray ({s.get('scope', '?')})"
-            lines.append(f"| `{row['module']}` | {label} | {s['mutants']} | {s['equivalent']} | {s['killed']} | "
-                         f"{100 * s['kill_rate']:.1f}% | {100 * s['kill_rate_cpu']:.1f}% | {s.get('seconds', '?')} s | "
-                         f"{row.get('date', '?')} | {row.get('commit', '?')} |")
+            lines.append(
+                f"| `{row['module']}` | {label} | {s['mutants']} | {s['equivalent']} | {s['killed']} | "
+                f"{100 * s['kill_rate']:.1f}% | {100 * s['kill_rate_cpu']:.1f}% | {s.get('seconds', '?')} s | "
+                f"{row.get('date', '?')} | {row.get('commit', '?')} |"
+            )
     (base / "summary.md").write_text("\n".join(lines) + "\n")
     return base / "summary.md"
 
@@ -687,29 +828,50 @@ def write_overview() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all of them, or those of --group)")
-    parser.add_argument("--group", action="append", default=[], help="the modules of a group (repeatable): "
-                        "engine, runtime, config, api, cli, tasks, data, models, gradients, lessons, reporting")
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        help="the modules of a group (repeatable): "
+        "engine, runtime, config, api, cli, tasks, data, models, gradients, lessons, reporting",
+    )
     parser.add_argument("--tool", choices=("both", "mutmut", "cosmic-ray"), default="both")
-    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
-                        help="mutmut: only the mutants whose names match (fnmatch), e.g. 'torchlab.api.x_check_resume*'")
-    parser.add_argument("--summary", action="store_true",
-                        help="run nothing: count the last results again (TESTING.md's equivalents) and rewrite the table")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="mutmut: only the mutants whose names match (fnmatch), e.g. 'torchlab.api.x_check_resume*'",
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="run nothing: count the last results again (TESTING.md's equivalents) and rewrite the table",
+    )
     parser.add_argument("--list", action="store_true", help="print the modules, their group and tests, and exit")
-    parser.add_argument("--again", action="store_true",
-                        help="keep the last run's mutants and rerun only those it did not kill, with today's tests")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="keep the last run's mutants and rerun only those it did not kill, with today's tests",
+    )
     args = parser.parse_args(argv)
     every = modules()
     groups = sorted({group_of(m) for m in every})
     unknown = [m for m in args.modules if m not in every] + [g for g in args.group if g not in groups]
     if unknown:
-        print(f"not a module with code or a group: {', '.join(unknown)}; groups: {', '.join(groups)} "
-              "(--list shows the modules)", file=sys.stderr)
+        print(
+            f"not a module with code or a group: {', '.join(unknown)}; groups: {', '.join(groups)} "
+            "(--list shows the modules)",
+            file=sys.stderr,
+        )
         return 2
     chosen = [m for m in every if m in args.modules or group_of(m) in args.group] or every
     if args.list:
         for module in chosen:
             tests = tests_for(module)
-            print(f"{module} [{group_of(module)}]: {shlex.join(tests) if tests else '(no tests: name them in MODULES)'}")
+            print(
+                f"{module} [{group_of(module)}]: {shlex.join(tests) if tests else '(no tests: name them in MODULES)'}"
+            )
         return 0
     if args.summary:
         for module in chosen:

@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from typing import Any
 
 import torchlab
@@ -49,14 +48,22 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "only-color": ("augmentation: brightness and contrast alone", only(brightness=0.15, contrast=0.25)),
     "heatmap-48": ("48x48 heat maps instead of 24x24", {"head": "heatmap-48"}),
     "regression": ("direct regression instead of heat maps", {"head": "regression"}),
-    "flip-sum-97.35": ("the flip maps x to 97.35 - x (the mirror constant measured on the training faces)",
-                       {"flip_sum": 97.35}),
-    "no-flip-no-color": ("augmentation without the flip, brightness or contrast", {"flip": 0.0, "brightness": 0.0,
-                                                                                  "contrast": 0.0}),
-    "flip-average": ("trained with flip averaging on (validation each epoch averages the mirror too)",
-                     {"flip_average": True}),
-    "ema-0.999": ("validated and saved: a moving average of the weights (decay 0.999, with its warm-up)",
-                  {"ema": 0.999}),
+    "flip-sum-97.35": (
+        "the flip maps x to 97.35 - x (the mirror constant measured on the training faces)",
+        {"flip_sum": 97.35},
+    ),
+    "no-flip-no-color": (
+        "augmentation without the flip, brightness or contrast",
+        {"flip": 0.0, "brightness": 0.0, "contrast": 0.0},
+    ),
+    "flip-average": (
+        "trained with flip averaging on (validation each epoch averages the mirror too)",
+        {"flip_average": True},
+    ),
+    "ema-0.999": (
+        "validated and saved: a moving average of the weights (decay 0.999, with its warm-up)",
+        {"ema": 0.999},
+    ),
     "no-flip-ema-0.999": ("no flip, and the moving average of the weights (decay 0.999)", {"flip": 0.0, "ema": 0.999}),
     "drop": ("incomplete rows dropped instead of masked", {"missing": "drop"}),
     "width-24": ("first stage 24 channels instead of 32", {"width": 24}),
@@ -70,14 +77,30 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_variant(name: str, data: str, epochs: int, seed: int, out: str) -> dict[str, Any]:
     """Train one variant; its validation RMSE as trained and with flip averaging, and its seconds."""
     _, overrides = VARIANTS[name]
-    result = torchlab.train("keypoints", "default", out=out, device="cpu", progress=False, figures=False,
-                            seed=seed, data=data, epochs=epochs, overwrite=True, **overrides)
+    result = torchlab.train(
+        "keypoints",
+        "default",
+        out=out,
+        device="cpu",
+        progress=False,
+        figures=False,
+        seed=seed,
+        data=data,
+        epochs=epochs,
+        overwrite=True,
+        **overrides,
+    )
     loaded = open_checkpoint(result.best_checkpoint, "cpu")
     plain = torchlab.evaluate(loaded, device="cpu")["val_rmse_px"]
     loaded.model.flip_average = True
     flipped = torchlab.evaluate(loaded, device="cpu")["val_rmse_px"]
-    return {"rmse": plain, "rmse_flip": flipped, "seconds": result.fit_seconds,
-            "best_epoch": result.summary.get("best_epoch"), "rows": result.summary.get("train_rows")}
+    return {
+        "rmse": plain,
+        "rmse_flip": flipped,
+        "seconds": result.fit_seconds,
+        "best_epoch": result.summary.get("best_epoch"),
+        "rows": result.summary.get("train_rows"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,17 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data:
         parser.error("--data is required (a Kaggle-format training.csv)")
-    print("| variant | change | seed | epochs | training rows | best epoch | val RMSE | + flip averaging "
-          "| fit seconds | load (1 min) |")
+    print(
+        "| variant | change | seed | epochs | training rows | best epoch | val RMSE | + flip averaging "
+        "| fit seconds | load (1 min) |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.variants:
         for seed in args.seeds:
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as out:
                 row = run_variant(name, args.data, args.epochs, seed, out)
-            print(f"| {name} | {VARIANTS[name][0]} | {seed} | {args.epochs} | {row['rows']} | {row['best_epoch']} "
-                  f"| {row['rmse']:.4f} px | {row['rmse_flip']:.4f} px | {row['seconds']:.1f} | {load:.2f} |",
-                  flush=True)
+            print(
+                f"| {name} | {VARIANTS[name][0]} | {seed} | {args.epochs} | {row['rows']} | {row['best_epoch']} "
+                f"| {row['rmse']:.4f} px | {row['rmse_flip']:.4f} px | {row['seconds']:.1f} | {load:.2f} |",
+                flush=True,
+            )
     return 0
 
 

@@ -70,7 +70,7 @@ def whitening_filters(images: torch.Tensor, kernel: int, channels: int, eps: flo
     patches = nn.functional.unfold(images.double(), kernel).transpose(1, 2).reshape(-1, kernel * kernel)
     patches = patches - patches.mean(0)
     values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
-    top = vectors[:, -(channels // 2):].flip(1) / (values[-(channels // 2):].flip(0) + eps).sqrt()
+    top = vectors[:, -(channels // 2) :].flip(1) / (values[-(channels // 2) :].flip(0) + eps).sqrt()
     filters = top.T.reshape(-1, 1, kernel, kernel)
     return torch.cat([filters, -filters]).to(images.dtype)
 
@@ -82,9 +82,15 @@ def tuomaso_net(c1: int = 24, c2: int = 32, hidden: int = 256, stride: bool = Fa
     """
     first = [nn.Conv2d(1, c1, 5, stride=2)] if stride else [nn.Conv2d(1, c1, 5), nn.MaxPool2d(2)]
     return nn.Sequential(
-        *first, nn.ReLU(),                                          # c1 x 12 x 12
-        nn.Conv2d(c1, c2, 3), nn.MaxPool2d(2), nn.ReLU(),           # c2 x 5 x 5
-        nn.Flatten(), nn.Linear(c2 * 25, hidden), nn.ReLU(), nn.Linear(hidden, 10),
+        *first,
+        nn.ReLU(),  # c1 x 12 x 12
+        nn.Conv2d(c1, c2, 3),
+        nn.MaxPool2d(2),
+        nn.ReLU(),  # c2 x 5 x 5
+        nn.Flatten(),
+        nn.Linear(c2 * 25, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 10),
     )
 
 
@@ -92,18 +98,31 @@ def patch_net(c1: int = 24, c2: int = 48, hidden: int = 256, kernel: int = 4, bn
     """A 'patchify' stem (kernel x kernel, stride 2) then one 3x3 conv + pool and a dense head."""
     norm = [nn.BatchNorm2d(c2)] if bn else []
     return nn.Sequential(
-        nn.Conv2d(1, c1, kernel, stride=2, padding=(kernel - 1) // 2), nn.ReLU(),   # c1 x 13..14
-        nn.Conv2d(c1, c2, 3), nn.MaxPool2d(2), *norm, nn.ReLU(),                   # c2 x 5..6
-        nn.Flatten(), nn.LazyLinear(hidden), nn.ReLU(), nn.Linear(hidden, 10),
+        nn.Conv2d(1, c1, kernel, stride=2, padding=(kernel - 1) // 2),
+        nn.ReLU(),  # c1 x 13..14
+        nn.Conv2d(c1, c2, 3),
+        nn.MaxPool2d(2),
+        *norm,
+        nn.ReLU(),  # c2 x 5..6
+        nn.Flatten(),
+        nn.LazyLinear(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 10),
     )
 
 
 def whitened_net(c2: int = 32, hidden: int = 256, kernel: int = 5, channels: int = 24) -> nn.Module:
     """tuomaso_net with a frozen first conv: stride 2, its filters the whitening of the training patches."""
     return nn.Sequential(
-        nn.Conv2d(1, channels, kernel, stride=2), nn.ReLU(),
-        nn.Conv2d(channels, c2, 3), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Flatten(), nn.LazyLinear(hidden), nn.ReLU(), nn.Linear(hidden, 10),
+        nn.Conv2d(1, channels, kernel, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(channels, c2, 3),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.LazyLinear(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 10),
     )
 
 
@@ -133,34 +152,48 @@ class Variant:
     model: str
     batch_size: int = 128
     lr: float = 2e-2
-    optimizer: str = "adamw"          # adamw | adam
+    optimizer: str = "adamw"  # adamw | adam
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-2
-    warmup: float = 0.25              # one-cycle: share of the steps raising the learning rate
+    warmup: float = 0.25  # one-cycle: share of the steps raising the learning rate
     label_smoothing: float = 0.0
-    ema: float | None = None          # decay of an exponential moving average of the weights (scored instead)
-    lookahead: int | None = None      # Lookahead: every k steps move the slow weights half-way to the fast ones
-    tta: int = 0                      # test-time augmentation: also score +-tta pixel shifts, average the logits
-    bias_lr: float = 1.0              # learning-rate multiple for biases and batch-norm parameters
-    whiten: bool = False              # freeze the first conv to the whitening filters of training patches
+    ema: float | None = None  # decay of an exponential moving average of the weights (scored instead)
+    lookahead: int | None = None  # Lookahead: every k steps move the slow weights half-way to the fast ones
+    tta: int = 0  # test-time augmentation: also score +-tta pixel shifts, average the logits
+    bias_lr: float = 1.0  # learning-rate multiple for biases and batch-norm parameters
+    whiten: bool = False  # freeze the first conv to the whitening filters of training patches
     note: str = ""
 
 
 BASE = Variant("mnist-cnn", note="today's default recipe (mnist-cnn 8-16-32, AdamW 0.02, batch 128)")
-TUOMASO = Variant("tuomaso", batch_size=256, lr=1e-2, optimizer="adam", betas=(0.7, 0.9), weight_decay=0.0,
-                  warmup=0.2, note="train_mnist_fast: conv24 5x5 + pool, conv32 + pool, 800->256->10, Adam(0.7, 0.9)")
+TUOMASO = Variant(
+    "tuomaso",
+    batch_size=256,
+    lr=1e-2,
+    optimizer="adam",
+    betas=(0.7, 0.9),
+    weight_decay=0.0,
+    warmup=0.2,
+    note="train_mnist_fast: conv24 5x5 + pool, conv32 + pool, 800->256->10, Adam(0.7, 0.9)",
+)
 STRIDE = replace(TUOMASO, model="tuomaso-stride", note="same, first pool replaced by a stride-2 first conv")
 # The shipped `fast` recipe (beta1 does not matter: one-cycle cycles it). Same net and order of layers as
 # "stride", so with label smoothing it trains exactly as "stride-smooth".
-FAST = replace(STRIDE, model="mnist-fast", betas=(0.9, 0.9), label_smoothing=0.1,
-               note="the shipped recipe `fast`: mnist-fast, Adam lr 0.01, beta2 0.9, label smoothing 0.1")
+FAST = replace(
+    STRIDE,
+    model="mnist-fast",
+    betas=(0.9, 0.9),
+    label_smoothing=0.1,
+    note="the shipped recipe `fast`: mnist-fast, Adam lr 0.01, beta2 0.9, label smoothing 0.1",
+)
 
 VARIANTS: dict[str, Variant] = {
     "baseline": BASE,
     "baseline-b256": replace(BASE, batch_size=256, lr=3e-2, note="batch 256, lr 0.03"),
     "tuomaso": TUOMASO,
-    "tuomaso-adamw": replace(TUOMASO, optimizer="adamw", betas=(0.9, 0.999), weight_decay=1e-2,
-                             note="same net, default AdamW betas"),
+    "tuomaso-adamw": replace(
+        TUOMASO, optimizer="adamw", betas=(0.9, 0.999), weight_decay=1e-2, note="same net, default AdamW betas"
+    ),
     "tuomaso-b128": replace(TUOMASO, batch_size=128, note="batch 128"),
     "tuomaso-b512": replace(TUOMASO, batch_size=512, lr=2e-2, note="batch 512, lr 0.02"),
     "stride": STRIDE,
@@ -172,22 +205,29 @@ VARIANTS: dict[str, Variant] = {
     "patch4": replace(STRIDE, model="patch4-24-48", note="4x4 stride-2 patch stem, conv 48, pool, 1200->256"),
     "patch4-small": replace(STRIDE, model="patch4-16-32", note="4x4 patch stem 16, conv 32, hidden 128"),
     "patch4-bn": replace(STRIDE, model="patch4-24-48-bn", note="patch stem + batch norm after the pool"),
-    "patch4-bn-biaslr": replace(STRIDE, model="patch4-24-48-bn", bias_lr=64.0,
-                                note="+ biases and batch-norm parameters at 64x the lr"),
+    "patch4-bn-biaslr": replace(
+        STRIDE, model="patch4-24-48-bn", bias_lr=64.0, note="+ biases and batch-norm parameters at 64x the lr"
+    ),
     "stride-smooth": replace(STRIDE, label_smoothing=0.1, note="label smoothing 0.1"),
     "stride-smooth-lr2e-2": replace(STRIDE, label_smoothing=0.1, lr=2e-2, note="label smoothing 0.1, lr 0.02"),
     "stride-smooth-0.2": replace(STRIDE, label_smoothing=0.2, note="label smoothing 0.2"),
     "stride-smooth-tta": replace(STRIDE, label_smoothing=0.1, tta=1, note="label smoothing 0.1 and +-1 px test shifts"),
     "baseline-smooth": replace(BASE, label_smoothing=0.1, note="today's default recipe, label smoothing 0.1"),
-    "baseline-b256-smooth": replace(BASE, batch_size=256, lr=3e-2, label_smoothing=0.1,
-                                    note="batch 256, lr 0.03, label smoothing 0.1"),
+    "baseline-b256-smooth": replace(
+        BASE, batch_size=256, lr=3e-2, label_smoothing=0.1, note="batch 256, lr 0.03, label smoothing 0.1"
+    ),
     "stride-ema": replace(STRIDE, ema=0.99, note="scored with an EMA of the weights (decay 0.99)"),
     "stride-lookahead": replace(STRIDE, lookahead=5, note="Lookahead k=5, alpha 0.5"),
     "stride-tta": replace(STRIDE, tta=1, note="test-time shifts of +-1 px (5 views)"),
     "stride-tta2": replace(STRIDE, tta=2, note="test-time shifts of +-1 and +-2 px (9 views)"),
     "whitened": replace(STRIDE, model="whitened", whiten=True, note="frozen 5x5 whitening first conv (stride 2)"),
-    "whitened-smooth": replace(STRIDE, model="whitened", whiten=True, label_smoothing=0.1,
-                               note="frozen whitening first conv and label smoothing 0.1"),
+    "whitened-smooth": replace(
+        STRIDE,
+        model="whitened",
+        whiten=True,
+        label_smoothing=0.1,
+        note="frozen whitening first conv and label smoothing 0.1",
+    ),
     "fast": FAST,
     "fast-beta2-0.999": replace(FAST, betas=(0.9, 0.999), note="the shipped recipe with Adam's default beta2 0.999"),
 }
@@ -251,9 +291,9 @@ def val_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tta: int) -
     model.eval()
     correct = 0
     for start in range(0, len(x), 1000):
-        xb = x[start:start + 1000]
+        xb = x[start : start + 1000]
         logits = sum(model(view) for view in shifted_views(xb, tta)) if tta else model(xb)
-        correct += int((logits.argmax(1) == y[start:start + 1000]).sum())
+        correct += int((logits.argmax(1) == y[start : start + 1000]).sum())
     return correct / len(x)
 
 
@@ -274,13 +314,14 @@ def warm_up(model: nn.Module, v: Variant, x: torch.Tensor, y: torch.Tensor, step
     net = copy.deepcopy(model)
     optimizer = make_optimizer(net, v)
     for _ in range(steps):
-        F.cross_entropy(net(x[:v.batch_size]), y[:v.batch_size]).backward()
+        F.cross_entropy(net(x[: v.batch_size]), y[: v.batch_size]).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
 
-def train_run(v: Variant, epochs: int, seed: int, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor,
-              y_val: torch.Tensor) -> tuple[float, float]:
+def train_run(
+    v: Variant, epochs: int, seed: int, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor
+) -> tuple[float, float]:
     """Train `v` for `epochs` epochs; (wall seconds of training, validation accuracy at the end)."""
     torch.manual_seed(seed)
     model = build(v, x)
@@ -297,7 +338,7 @@ def train_run(v: Variant, epochs: int, seed: int, x: torch.Tensor, y: torch.Tens
         start = time.perf_counter()
         order = torch.randperm(len(x), generator=generator)
         for i in range(steps):
-            idx = order[i * v.batch_size:(i + 1) * v.batch_size]
+            idx = order[i * v.batch_size : (i + 1) * v.batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx], label_smoothing=v.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -313,8 +354,7 @@ def train_run(v: Variant, epochs: int, seed: int, x: torch.Tensor, y: torch.Tens
     return seconds, val_accuracy(model, x_val, y_val, v.tta)
 
 
-def epoch_cost(v: Variant, x: torch.Tensor, y: torch.Tensor, threads: int, windows: int = 3, steps: int = 8
-               ) -> float:
+def epoch_cost(v: Variant, x: torch.Tensor, y: torch.Tensor, threads: int, windows: int = 3, steps: int = 8) -> float:
     """Seconds one training epoch of `v` takes on `threads` threads: the fastest of `windows` runs of `steps` steps.
 
     The fastest window is the machine's quiet speed: other processes only ever slow a window down.
@@ -376,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", nargs="+", type=int, default=[1, 2, 3], help="schedule lengths to train (default 1 2 3)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads for the runs (default 2)")
-    p.add_argument("--cost-threads", type=int, default=2, help="torch CPU threads the epoch cost is timed on (default 2)")
+    p.add_argument(
+        "--cost-threads", type=int, default=2, help="torch CPU threads the epoch cost is timed on (default 2)"
+    )
     p.add_argument("--list", action="store_true", help="list the variants and exit")
     args = p.parse_args(argv)
     if args.list:
@@ -393,8 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     x, y, x_val, y_val = x_all[:-VAL_SIZE], y_all[:-VAL_SIZE], x_all[-VAL_SIZE:], y_all[-VAL_SIZE:]
     mean, std = normalization_stats(x)
     x, x_val = ((x - mean) / std).contiguous(), ((x_val - mean) / std).contiguous()
-    print(f"{len(x)} training and {len(x_val)} validation images, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{len(x)} training and {len(x_val)} validation images, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     header = " | ".join(f"{e}-epoch run: s, val acc (wall s)" for e in args.epochs)
     print(f"| variant | seed | epoch cost | {header} | load |\n|{' --- |' * (len(args.epochs) + 4)}")
     results: dict[str, list[Row]] = {}

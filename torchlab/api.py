@@ -44,15 +44,15 @@ from torchlab.errors import (
     UsageError,
 )
 from torchlab.reporting.records import FORMATS, write_records
+from torchlab.runtime import distributed
 from torchlab.runtime.config_file import (
     CONFIG_FILE,
     read_config_file,
     typed_values,
     write_config_file,
 )
-from torchlab.runtime import distributed
-from torchlab.runtime.guards import Note
 from torchlab.runtime.files import atomic_write_bytes
+from torchlab.runtime.guards import Note
 from torchlab.runtime.output_folder import clear_run, locked_output, resolve_resume
 from torchlab.tasks import ALIASES, Task, get_task, task_for
 from torchlab.tasks import task_names as _task_names
@@ -75,8 +75,9 @@ def _find(task: str, model: str | None) -> tuple[Task, str | None]:
     try:
         return task_for(task, model)
     except KeyError:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(_task_names())} "
-                         f"(or an old name: {', '.join(ALIASES)})") from None
+        raise UsageError(
+            f"unknown task {task!r}; choose one of: {', '.join(_task_names())} (or an old name: {', '.join(ALIASES)})"
+        ) from None
 
 
 def recipe_names(task: str, model: str | None = None) -> list[str]:
@@ -99,12 +100,25 @@ def get_recipe(task: str, name: str = "default", **overrides: Any) -> TrainConfi
     return with_overrides(entry.recipes[name], **overrides)
 
 
-def train(task: str | None = None, recipe: str | None = None, *, out: str | os.PathLike | None = None,
-          device: str = "auto", seed: int | None = None, resume: bool | str = False, progress: bool | None = None,
-          figures: bool = True, tensorboard: bool = False, overwrite: bool = False, config: TrainConfig | None = None,
-          config_file: str | os.PathLike | None = None, dry_run: bool = False,
-          callbacks: list[Any] | tuple[Any, ...] = (), checkpoint_every: int = 1,
-          **overrides: Any) -> RunResult | DryRunReport:
+def train(
+    task: str | None = None,
+    recipe: str | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    resume: bool | str = False,
+    progress: bool | None = None,
+    figures: bool = True,
+    tensorboard: bool = False,
+    overwrite: bool = False,
+    config: TrainConfig | None = None,
+    config_file: str | os.PathLike | None = None,
+    dry_run: bool = False,
+    callbacks: list[Any] | tuple[Any, ...] = (),
+    checkpoint_every: int = 1,
+    **overrides: Any,
+) -> RunResult | DryRunReport:
     """Train `task` with recipe `recipe` (or a ready `config`), fields overridden by `overrides`.
 
     config_file: a TOML config file (a run folder's config.toml, or one written by hand): the recipe's
@@ -159,21 +173,36 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
             raise UsageError(f"{config_file}: {exc}") from None
     cfg = with_overrides(base, **overrides)
     out = Path(out) if out is not None else Path("checkpoints") / task  # the name given: an alias keeps its folder
-    options = RunOptions(out=out, device=device, seed=seed, resume=resume, progress=progress, figures=figures,
-                         tensorboard=tensorboard, overwrite=overwrite, callbacks=tuple(callbacks),
-                         checkpoint_every=checkpoint_every)
+    options = RunOptions(
+        out=out,
+        device=device,
+        seed=seed,
+        resume=resume,
+        progress=progress,
+        figures=figures,
+        tensorboard=tensorboard,
+        overwrite=overwrite,
+        callbacks=tuple(callbacks),
+        checkpoint_every=checkpoint_every,
+    )
     if dry_run:
         return _dry_run(entry, recipe, cfg, options)
     run = start_run(entry.name, recipe, cfg, options)
     if cfg.amp and run.device.type != "cuda" and run.is_main and (overrides.get("amp") or config is not None):
         where = "the CPU" if run.device.type == "cpu" else run.device.type.upper()
-        warnings.warn(f"--amp does nothing on {where}: bf16 autocast runs on CUDA only, so this run trains in "
-                      "float32", Note, stacklevel=2)
+        warnings.warn(
+            f"--amp does nothing on {where}: bf16 autocast runs on CUDA only, so this run trains in float32",
+            Note,
+            stacklevel=2,
+        )
     if run.resume:
         check_resume(run.out / "last.pt", cfg, entry.name)
     if run.restart and run.resume and run.is_main:
-        warnings.warn(f"torchrun restarted this run's workers (restart {run.restart}): going on from "
-                      f"{run.out / 'last.pt'}", Note, stacklevel=2)
+        warnings.warn(
+            f"torchrun restarted this run's workers (restart {run.restart}): going on from {run.out / 'last.pt'}",
+            Note,
+            stacklevel=2,
+        )
     with locked_output(run.out, enabled=run.is_main):
         if run.overwrite:
             clear_run(run.out)
@@ -202,9 +231,13 @@ def train(task: str | None = None, recipe: str | None = None, *, out: str | os.P
                 restore_file(config_path, kept[0])  # nothing trained: the folder's config.toml as it was
     if not named and recipe != "default" and run.is_main:  # after the run: a usage error stays the only line
         model_name = getattr(cfg, "model", entry.name)  # the recipes are the model's: keypoint-net's cpu recipe
-        warnings.warn(f"{model_name} on the CPU used its '{recipe}' recipe (the default one with "
-                      f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
-                      "--recipe default (recipe='default') trains the full one", Note, stacklevel=2)
+        warnings.warn(
+            f"{model_name} on the CPU used its '{recipe}' recipe (the default one with "
+            f"{changed_fields(entry.recipes['default'], entry.recipes[recipe])}); "
+            "--recipe default (recipe='default') trains the full one",
+            Note,
+            stacklevel=2,
+        )
     return result
 
 
@@ -225,8 +258,9 @@ def restore_file(path: Path, content: bytes | None) -> None:
         atomic_write_bytes(path, content)
 
 
-def read_run_config(path: str | os.PathLike, task: str | None, recipe: str | None,
-                    seed: int | None) -> tuple[str, str | None, int | None, dict[str, Any]]:
+def read_run_config(
+    path: str | os.PathLike, task: str | None, recipe: str | None, seed: int | None
+) -> tuple[str, str | None, int | None, dict[str, Any]]:
     """(task, recipe, seed, typed config fields) of a config file, the given task, recipe and seed first.
 
     A task that differs from the file's, or a recipe the task does not have, is a UsageError.
@@ -240,7 +274,9 @@ def read_run_config(path: str | os.PathLike, task: str | None, recipe: str | Non
     entry = find_task(task)
     recipe = recipe or file.recipe
     if recipe is not None and recipe not in entry.recipes:
-        raise UsageError(f"{path}: unknown recipe {recipe!r} for {entry.name}; choose one of: {', '.join(entry.recipes)}")
+        raise UsageError(
+            f"{path}: unknown recipe {recipe!r} for {entry.name}; choose one of: {', '.join(entry.recipes)}"
+        )
     return entry.name, recipe, seed if seed is not None else file.seed, typed_values(file, entry.config_class)
 
 
@@ -264,9 +300,11 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    raise UsageError(f"{entry.name} with these field values trains without torchlab's Trainer, so a dry run cannot "
-                     "stop after one batch (the run took place in a temporary folder, now removed); run it without "
-                     "--dry-run")
+    raise UsageError(
+        f"{entry.name} with these field values trains without torchlab's Trainer, so a dry run cannot "
+        "stop after one batch (the run took place in a temporary folder, now removed); run it without "
+        "--dry-run"
+    )
 
 
 def choose_recipe(entry: Task, device: str) -> str:
@@ -287,9 +325,11 @@ def lost_peer_error(out: Path, exc: BaseException) -> LostPeer:
         saved = f"{last} holds epoch {read_checkpoint(last)['epoch']}"
     except (CheckpointError, KeyError, OSError):
         saved = f"no {last} was written yet"
-    return LostPeer(f"lost another process of this torchrun run ({distributed.lost_peer_reason(exc)}): a worker or "
-                    f"node died or stopped answering; {saved}: run the same command again with --resume auto "
-                    "(torchrun --max-restarts restarts lost workers by itself)")
+    return LostPeer(
+        f"lost another process of this torchrun run ({distributed.lost_peer_reason(exc)}): a worker or "
+        f"node died or stopped answering; {saved}: run the same command again with --resume auto "
+        "(torchrun --max-restarts restarts lost workers by itself)"
+    )
 
 
 def non_finite_field(cfg: TrainConfig) -> str | None:
@@ -305,20 +345,26 @@ def check_resume(path: Path, cfg: TrainConfig, task: str | None = None) -> None:
 
     checkpoint = read_checkpoint(path)
     if task is not None and _canonical_task(checkpoint["task"]) != _canonical_task(task):
-        raise UsageError(f"--resume: {path} is a checkpoint of task {checkpoint['task']}, not {task}; resume it with "
-                         f"torchlab train {checkpoint['task']} --resume, or train {task} into another --out")
+        raise UsageError(
+            f"--resume: {path} is a checkpoint of task {checkpoint['task']}, not {task}; resume it with "
+            f"torchlab train {checkpoint['task']} --resume, or train {task} into another --out"
+        )
     saved = checkpoint.get("config")
     conflicts = resume_conflicts(saved, cfg) if saved else []  # no config: written before configs were recorded
     if conflicts:
         name, old, new = conflicts[0]
-        raise UsageError(f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
-                         f"resume with the same {flag_name(name)} (only epochs, batch size, accumulation, early stopping, "
-                         "the time budget and speed fields may change) or start a new run with another --out")
+        raise UsageError(
+            f"--resume with {flag_name(name)} {new!r} but {path} was trained with {old!r}; "
+            f"resume with the same {flag_name(name)} (only epochs, batch size, accumulation, early stopping, "
+            "the time budget and speed fields may change) or start a new run with another --out"
+        )
     # A run saved before configs had a `model` field (task keypoint-fcn, ...): its model is the checkpoint's.
     held, model = (checkpoint.get("model") or {}).get("name"), getattr(cfg, "model", None)
     if "model" not in (saved or {}) and held is not None and model is not None and held != model:
-        raise UsageError(f"--resume with --model {model} but {path} holds {held}; resume with --model {held} "
-                         "or start a new run with another --out")
+        raise UsageError(
+            f"--resume with --model {model} but {path} holds {held}; resume with --model {held} "
+            "or start a new run with another --out"
+        )
 
 
 def _canonical_task(name: Any) -> Any:
@@ -349,22 +395,27 @@ def open_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, device: st
     try:
         task = get_task(meta["task"])  # an old task name (digit-mlp, keypoint-fcn, ...) is an alias of its task
     except (KeyError, TypeError):
-        raise CheckpointError(f"{checkpoint} was written by task {meta.get('task')!r}, "
-                              "which this torchlab does not know") from None
+        raise CheckpointError(
+            f"{checkpoint} was written by task {meta.get('task')!r}, which this torchlab does not know"
+        ) from None
     saved = meta.get("config")
     if saved is not None:
         known = set(field_names(task.config_class))
         foreign = [name for name in saved if name not in known] if isinstance(saved, dict) else ["config"]
         if foreign:
-            raise CheckpointError(f"{checkpoint} says task {meta['task']} but its config field {foreign[0]!r} is "
-                                  f"not a field of {meta['task']}'s config; its 'task' field does not fit its "
-                                  "metadata: retrain")
+            raise CheckpointError(
+                f"{checkpoint} says task {meta['task']} but its config field {foreign[0]!r} is "
+                f"not a field of {meta['task']}'s config; its 'task' field does not fit its "
+                "metadata: retrain"
+            )
     model_name = meta["model"].get("name")
     models = (ALIASES[meta["task"]][1],) if meta["task"] in ALIASES else task.models  # an old name held its model
     if model_name not in models:
-        raise CheckpointError(f"{checkpoint} says task {meta['task']} but its model {model_name!r} does not take that "
-                              f"task's inputs (a {meta['task']} checkpoint holds {' or '.join(models)}); "
-                              "its 'task' field does not fit its model: retrain")
+        raise CheckpointError(
+            f"{checkpoint} says task {meta['task']} but its model {model_name!r} does not take that "
+            f"task's inputs (a {meta['task']} checkpoint holds {' or '.join(models)}); "
+            "its 'task' field does not fit its model: retrain"
+        )
     return LoadedCheckpoint(Path(checkpoint), model, Metadata(meta), task)
 
 
@@ -388,8 +439,10 @@ def _call_task(loaded: LoadedCheckpoint, fn: Any, *args: Any) -> Any:
     try:
         return fn(loaded.model, loaded.meta, *args)
     except MissingField as exc:
-        raise CheckpointError(f"{loaded.path} has no metadata field {exc.args[0]!r}, which task {loaded.task.name} "
-                              "needs; it was written by another task or an older torchlab: retrain") from None
+        raise CheckpointError(
+            f"{loaded.path} has no metadata field {exc.args[0]!r}, which task {loaded.task.name} "
+            "needs; it was written by another task or an older torchlab: retrain"
+        ) from None
 
 
 def _options(batch_size: int | None, **kwargs: Any) -> InferenceOptions:
@@ -398,8 +451,14 @@ def _options(batch_size: int | None, **kwargs: Any) -> InferenceOptions:
     return InferenceOptions(batch_size=batch_size or 1024, **kwargs)
 
 
-def evaluate(checkpoint: str | os.PathLike | LoadedCheckpoint, *, device: str = "auto", batch_size: int | None = 1024,
-             data_dir: str = "data", data: str | None = None) -> dict[str, Any]:
+def evaluate(
+    checkpoint: str | os.PathLike | LoadedCheckpoint,
+    *,
+    device: str = "auto",
+    batch_size: int | None = 1024,
+    data_dir: str = "data",
+    data: str | None = None,
+) -> dict[str, Any]:
     """Metrics of a checkpoint on its task's test (or validation) split."""
     loaded = open_checkpoint(checkpoint, device)
     evaluate_fn = loaded.task.function("evaluate")
@@ -409,11 +468,21 @@ def evaluate(checkpoint: str | os.PathLike | LoadedCheckpoint, *, device: str = 
     return _call_task(loaded, evaluate_fn, options)
 
 
-def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] | tuple[str, ...] = (), *,
-            index: list[int] | tuple[int, ...] = (), device: str = "auto", batch_size: int | None = 1024,
-            data_dir: str = "data", data: str | None = None, out: str | None = None, format: str = "json",
-            submission: str | None = None, boxes: list[tuple[float, float, float, float]] | tuple = (),
-            detect: bool | None = None) -> list[dict[str, Any]]:
+def predict(
+    checkpoint: str | os.PathLike | LoadedCheckpoint,
+    inputs: list[str] | tuple[str, ...] = (),
+    *,
+    index: list[int] | tuple[int, ...] = (),
+    device: str = "auto",
+    batch_size: int | None = 1024,
+    data_dir: str = "data",
+    data: str | None = None,
+    out: str | None = None,
+    format: str = "json",
+    submission: str | None = None,
+    boxes: list[tuple[float, float, float, float]] | tuple = (),
+    detect: bool | None = None,
+) -> list[dict[str, Any]]:
     """Predictions of a checkpoint for `inputs` (files or values, as its task takes) and test `index`es.
 
     Keypoint photos: `boxes` gives faces by hand as (x, y, w, h) in photo pixels; `detect` finds
@@ -425,19 +494,31 @@ def predict(checkpoint: str | os.PathLike | LoadedCheckpoint, inputs: list[str] 
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     if out is None and format != "json":
-        raise UsageError(f"--format {format} needs --out FOLDER (the predictions are written to FOLDER/predictions.{format})")
+        raise UsageError(
+            f"--format {format} needs --out FOLDER (the predictions are written to FOLDER/predictions.{format})"
+        )
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file; predict writes FOLDER/predictions.{format}: give a folder")
     loaded = open_checkpoint(checkpoint, device)
     predict_fn = loaded.task.function("predict")
     if predict_fn is None:
         raise UsageError(f"task {loaded.task.name} has no predict command")
-    options = _options(batch_size, data_dir=data_dir, data=data, index=tuple(index), out=out, format=format,
-                       submission=submission, boxes=tuple(tuple(b) for b in boxes), detect=detect)
+    options = _options(
+        batch_size,
+        data_dir=data_dir,
+        data=data,
+        index=tuple(index),
+        out=out,
+        format=format,
+        submission=submission,
+        boxes=tuple(tuple(b) for b in boxes),
+        detect=detect,
+    )
     records = _call_task(loaded, predict_fn, [str(i) for i in inputs], options)
     if out is not None:
-        write_records(records if format == "json" else [_flat(r) for r in records],
-                      Path(out) / f"predictions.{format}", format)
+        write_records(
+            records if format == "json" else [_flat(r) for r in records], Path(out) / f"predictions.{format}", format
+        )
     return records
 
 
@@ -450,4 +531,3 @@ def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             row[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, tuple)) else value
     return row
-

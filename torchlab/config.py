@@ -28,9 +28,17 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("none", "onecycle", "cosine")
 
 
-def config_field(default: Any, help: str, *, check: tuple[Callable[[Any], bool], str] | None = None,
-                 choices: tuple | None = None, nargs: int | None = None, metavar: str | tuple[str, ...] | None = None,
-                 group: str = "training", resume_safe: bool = False) -> Any:
+def config_field(
+    default: Any,
+    help: str,
+    *,
+    check: tuple[Callable[[Any], bool], str] | None = None,
+    choices: tuple | None = None,
+    nargs: int | None = None,
+    metavar: str | tuple[str, ...] | None = None,
+    group: str = "training",
+    resume_safe: bool = False,
+) -> Any:
     """A config field with what its flag needs: help text, choices, tuple length (nargs), group.
 
     check: (predicate, what it wants), e.g. (lambda v: v >= 1, ">= 1"); a value that fails it is
@@ -38,8 +46,15 @@ def config_field(default: Any, help: str, *, check: tuple[Callable[[Any], bool],
     resume_safe: the value may change when a run is resumed (more epochs, a new patience);
     every other field fixes the data, the model or the schedule and must stay as it was.
     """
-    meta = {"help": help, "check": check, "choices": choices, "nargs": nargs, "metavar": metavar, "group": group,
-            "resume_safe": resume_safe}
+    meta = {
+        "help": help,
+        "check": check,
+        "choices": choices,
+        "nargs": nargs,
+        "metavar": metavar,
+        "group": group,
+        "resume_safe": resume_safe,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -53,11 +68,14 @@ def finite() -> tuple[Callable[[Any], bool], str]:
     return _finite, "a finite number"
 
 
-def number(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True
-           ) -> tuple[Callable[[Any], bool], str]:
+def number(
+    low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True
+) -> tuple[Callable[[Any], bool], str]:
     """A check for a finite number in the interval [low, high) (ends open or closed as asked)."""
+
     def ok(v: Any) -> bool:
-        return (_finite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+        return _finite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
     if high == math.inf:
         return ok, f"a finite number {'>' if low_open else '>='} {low:g}"
     return ok, f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -113,47 +131,87 @@ class TrainConfig:
 
     epochs: int = config_field(10, "maximum number of epochs", check=whole(1), resume_safe=True)
     lr: float = config_field(1e-3, "(peak) learning rate", check=number(0, low_open=True))
-    batch_size: int | None = config_field(64, "samples per batch and per process (none: the whole set in one batch)",
-                                          check=whole(1), resume_safe=True)  # e.g. resuming 2 processes' run on 1
+    batch_size: int | None = config_field(
+        64, "samples per batch and per process (none: the whole set in one batch)", check=whole(1), resume_safe=True
+    )  # e.g. resuming 2 processes' run on 1
     weight_decay: float = config_field(0.0, "decoupled weight decay (AdamW) or L2 penalty (Adam, SGD)", check=number(0))
     optimizer: str = config_field("adamw", "optimizer", choices=OPTIMIZERS)
     schedule: str = config_field("none", "learning-rate schedule over the run, stepped per batch", choices=SCHEDULES)
-    warmup: float = config_field(0.3, "onecycle: share of the steps spent raising the learning rate",
-                                 check=number(0, 1, low_open=True))
-    patience: int | None = config_field(None, "early stopping: epochs without improvement before stopping (none: never)",
-                                        check=whole(0), resume_safe=True)
-    min_delta: float = config_field(0.0, "early stopping: smallest change that counts as an improvement",
-                                    check=number(0), resume_safe=True)
+    warmup: float = config_field(
+        0.3, "onecycle: share of the steps spent raising the learning rate", check=number(0, 1, low_open=True)
+    )
+    patience: int | None = config_field(
+        None,
+        "early stopping: epochs without improvement before stopping (none: never)",
+        check=whole(0),
+        resume_safe=True,
+    )
+    min_delta: float = config_field(
+        0.0, "early stopping: smallest change that counts as an improvement", check=number(0), resume_safe=True
+    )
     baseline: float | None = config_field(
-        None, "early stopping: stop when the monitored value has not beaten this within --patience epochs "
-              "(Keras baseline; none: no baseline)", check=finite(), resume_safe=True)
+        None,
+        "early stopping: stop when the monitored value has not beaten this within --patience epochs "
+        "(Keras baseline; none: no baseline)",
+        check=finite(),
+        resume_safe=True,
+    )
     start_from_epoch: int = config_field(
-        0, "early stopping: warm-up epochs during which the monitored value is not looked at (Keras start_from_epoch)",
-        check=whole(0), resume_safe=True)
+        0,
+        "early stopping: warm-up epochs during which the monitored value is not looked at (Keras start_from_epoch)",
+        check=whole(0),
+        resume_safe=True,
+    )
     stopping_threshold: float | None = config_field(
-        None, "early stopping: stop as soon as the monitored value is better than this (Lightning stopping_threshold; "
-              "none: never)", check=finite(), resume_safe=True)
+        None,
+        "early stopping: stop as soon as the monitored value is better than this (Lightning stopping_threshold; "
+        "none: never)",
+        check=finite(),
+        resume_safe=True,
+    )
     divergence_threshold: float | None = config_field(
-        None, "early stopping: stop as soon as the monitored value is worse than this (Lightning divergence_threshold; "
-              "none: never)", check=finite(), resume_safe=True)
+        None,
+        "early stopping: stop as soon as the monitored value is worse than this (Lightning divergence_threshold; "
+        "none: never)",
+        check=finite(),
+        resume_safe=True,
+    )
     check_finite: bool = config_field(
-        True, "early stopping: stop when the monitored value is NaN or infinite (Lightning check_finite)",
-        resume_safe=True)
+        True,
+        "early stopping: stop when the monitored value is NaN or infinite (Lightning check_finite)",
+        resume_safe=True,
+    )
     max_time: str | float | None = config_field(
-        None, "time budget of this process: stop at the first batch boundary past it, validate and write the "
-              "checkpoints; 90s, 15m, 2h or seconds (none: no limit)", check=duration(), metavar="TIME",
-        resume_safe=True)
+        None,
+        "time budget of this process: stop at the first batch boundary past it, validate and write the "
+        "checkpoints; 90s, 15m, 2h or seconds (none: no limit)",
+        check=duration(),
+        metavar="TIME",
+        resume_safe=True,
+    )
     accumulate: int = config_field(
-        1, "gradient accumulation: one optimizer step per N batches, an effective batch of N x --batch-size",
-        check=whole(1), metavar="N", resume_safe=True)  # like batch_size: keeps the effective batch on fewer processes
-    grad_clip: float | None = config_field(None, "clip the gradient norm to this value (none: no clipping)",
-                                           check=number(0, low_open=True))
+        1,
+        "gradient accumulation: one optimizer step per N batches, an effective batch of N x --batch-size",
+        check=whole(1),
+        metavar="N",
+        resume_safe=True,
+    )  # like batch_size: keeps the effective batch on fewer processes
+    grad_clip: float | None = config_field(
+        None, "clip the gradient norm to this value (none: no clipping)", check=number(0, low_open=True)
+    )
     ema: float | None = config_field(
-        None, "decay of an exponential moving average of the weights, which validation, early stopping and the "
-              "checkpoints then use, e.g. 0.999 (none: no average)", check=number(0, 1, high_open=True))
-    amp: bool = config_field(False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True)
+        None,
+        "decay of an exponential moving average of the weights, which validation, early stopping and the "
+        "checkpoints then use, e.g. 0.999 (none: no average)",
+        check=number(0, 1, high_open=True),
+    )
+    amp: bool = config_field(
+        False, "bf16 autocast on CUDA (no effect on the CPU or MPS)", group="speed", resume_safe=True
+    )
     compile: bool = config_field(False, "torch.compile the model", group="speed", resume_safe=True)
-    channels_last: bool = config_field(False, "channels-last memory format for conv nets", group="speed", resume_safe=True)
+    channels_last: bool = config_field(
+        False, "channels-last memory format for conv nets", group="speed", resume_safe=True
+    )
 
     def __post_init__(self) -> None:
         self.validate()

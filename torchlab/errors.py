@@ -63,8 +63,16 @@ class NonFiniteLoss(TrainingError):
     the weights NaN, and that epoch's last.pt holds them.
     """
 
-    def __init__(self, quantity: str, value: float, epoch: int, lr: float, advice: tuple[str | FieldName, ...],
-                 checkpoint: Path | None = None, checked: bool = False) -> None:
+    def __init__(
+        self,
+        quantity: str,
+        value: float,
+        epoch: int,
+        lr: float,
+        advice: tuple[str | FieldName, ...],
+        checkpoint: Path | None = None,
+        checked: bool = False,
+    ) -> None:
         self.quantity, self.value, self.epoch, self.lr = quantity, value, epoch, lr
         self.advice, self.checkpoint, self.checked = tuple(advice), checkpoint, checked
         said = "the last good checkpoint is" if checked else "the last checkpoint written (not checked) is"

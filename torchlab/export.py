@@ -62,9 +62,15 @@ class ExportReport:
     inputs_source: str = ""  # "task data" or "random (<why>)"
 
 
-def export(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
-           check: bool = True, inputs: torch.Tensor | None = None, data_dir: str = "data",
-           data: str | None = None) -> Path:
+def export(
+    checkpoint: str | os.PathLike,
+    fmt: str = "onnx",
+    out: str | os.PathLike | None = None,
+    check: bool = True,
+    inputs: torch.Tensor | None = None,
+    data_dir: str = "data",
+    data: str | None = None,
+) -> Path:
     """Write `checkpoint`'s model as an ONNX, pt2 (torch.export) or TorchScript file and return its path (see the module docstring).
 
     out: the file to write (default: `<model name>.onnx` / `.pt2` / `.torchscript.pt` beside the checkpoint).
@@ -74,9 +80,15 @@ def export(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     return export_checked(checkpoint, fmt, out, check, inputs, data_dir, data).path
 
 
-def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
-                   check: bool = True, inputs: torch.Tensor | None = None, data_dir: str = "data",
-                   data: str | None = None) -> ExportReport:
+def export_checked(
+    checkpoint: str | os.PathLike,
+    fmt: str = "onnx",
+    out: str | os.PathLike | None = None,
+    check: bool = True,
+    inputs: torch.Tensor | None = None,
+    data_dir: str = "data",
+    data: str | None = None,
+) -> ExportReport:
     """`export`, returning the parity check's numbers as well."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -86,10 +98,14 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
     spec = _input_shape(meta, checkpoint)
     out = Path(out) if out is not None else Path(checkpoint).parent / f"{meta['model']['name']}{FORMATS[fmt]}"
     if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name such as {out / (meta['model']['name'] + FORMATS[fmt])}")
+        raise UsageError(
+            f"--out {out} is a folder; give a file name such as {out / (meta['model']['name'] + FORMATS[fmt])}"
+        )
     metadata = _metadata(meta, spec, Path(checkpoint))
     example = torch.randn(2, *spec, generator=torch.Generator().manual_seed(1))
-    exported = {"onnx": _onnx_bytes, "pt2": _pt2_bytes, "torchscript": _torchscript_bytes}[fmt](model, example, metadata)
+    exported = {"onnx": _onnx_bytes, "pt2": _pt2_bytes, "torchscript": _torchscript_bytes}[fmt](
+        model, example, metadata
+    )
     difference = allowed = None
     source = "given"
     if check:
@@ -110,12 +126,20 @@ def export_checked(checkpoint: str | os.PathLike, fmt: str = "onnx", out: str | 
                 f"{difference:.3g} (allowed {allowed:.3g}); nothing was written"
             )
     atomic_write_bytes(out, exported)
-    return ExportReport(out, fmt, metadata, difference, allowed, 0 if inputs is None or not check else len(inputs),
-                        source if check else "")
+    return ExportReport(
+        out,
+        fmt,
+        metadata,
+        difference,
+        allowed,
+        0 if inputs is None or not check else len(inputs),
+        source if check else "",
+    )
 
 
-def parity_inputs(meta: dict[str, Any], spec: tuple[int, ...], data_dir: str = "data",
-                  data: str | None = None) -> tuple[torch.Tensor, str]:
+def parity_inputs(
+    meta: dict[str, Any], spec: tuple[int, ...], data_dir: str = "data", data: str | None = None
+) -> tuple[torch.Tensor, str]:
     """(CHECK_BATCH inputs, where they came from): the task's own inputs when its data can be read here,
     else standard-normal samples (seed 0) with the reason."""
     from torchlab.tasks import get_task
@@ -170,14 +194,21 @@ def _input_shape(meta: dict[str, Any], checkpoint: str | os.PathLike) -> tuple[i
 
     shape = get_model_spec(meta["model"]["name"]).input_shape
     if shape is None:
-        raise CheckpointError(f"{checkpoint}: model {meta['model']['name']} declares no input shape, so it cannot be exported")
+        raise CheckpointError(
+            f"{checkpoint}: model {meta['model']['name']} declares no input shape, so it cannot be exported"
+        )
     return tuple(shape)
 
 
 def _metadata(meta: dict[str, Any], input_shape: tuple[int, ...], checkpoint: Path) -> dict[str, Any]:
-    out = {"model": meta["model"]["name"], "model_kwargs": meta["model"].get("kwargs", {}),
-           "input_shape": ["batch", *input_shape], "output": "the model's raw outputs (logits or values), one row per input",
-           "source": checkpoint.name, "torchlab_version": __version__}
+    out = {
+        "model": meta["model"]["name"],
+        "model_kwargs": meta["model"].get("kwargs", {}),
+        "input_shape": ["batch", *input_shape],
+        "output": "the model's raw outputs (logits or values), one row per input",
+        "source": checkpoint.name,
+        "torchlab_version": __version__,
+    }
     out.update({key: meta[key] for key in META_KEYS if meta.get(key) is not None})
     if "normalization" not in out:
         out["normalization"] = None  # say so explicitly: the inputs go in as they are
@@ -195,8 +226,13 @@ def _onnx_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
-                model, (example,), dynamo=True, input_names=["input"], output_names=["output"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+                model,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
             )
         except Exception as exc:  # the exporter raises many types; one line says which model failed
             first = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -218,8 +254,9 @@ def _pt2_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any]
             program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
         except Exception as exc:  # the exporter raises many types; one line says which model failed
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ExportError(f"could not export {metadata['model']} with torch.export ({type(exc).__name__}: "
-                              f"{first})") from None
+            raise ExportError(
+                f"could not export {metadata['model']} with torch.export ({type(exc).__name__}: {first})"
+            ) from None
         torch.export.save(program, buffer, extra_files={TORCHSCRIPT_META: json.dumps(metadata)})
     return buffer.getvalue()
 
@@ -238,7 +275,9 @@ def _torchscript_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[s
             traced = torch.jit.trace(model, example, check_trace=False)  # the parity check below does better
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ExportError(f"could not trace {metadata['model']} to TorchScript ({type(exc).__name__}: {first})") from None
+            raise ExportError(
+                f"could not trace {metadata['model']} to TorchScript ({type(exc).__name__}: {first})"
+            ) from None
         torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_META: json.dumps(metadata)})
     return buffer.getvalue()
 

@@ -24,7 +24,17 @@ def test_help_mentions_every_common_flag(capsys):
         main(["train", "digit-mlp", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--epochs", "--lr", "--batch-size", "--device", "--seed", "--patience", "--out", "--resume", "--recipe"):
+    for flag in (
+        "--epochs",
+        "--lr",
+        "--batch-size",
+        "--device",
+        "--seed",
+        "--patience",
+        "--out",
+        "--resume",
+        "--recipe",
+    ):
         assert flag in out
 
 
@@ -67,26 +77,36 @@ def test_malformed_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert err.strip().startswith("torchlab predict: error:") and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv, error", [
-    (["--version"], None), (["--help"], None), (["train", "--help"], None), (["train", "keypoint-net", "--help"], None),
-    (["no-such-command"], "invalid choice"), (["ring", "--a", "x"], "invalid float value"),
-    (["ring", "--a", "3", "--b", "1"], "a ring needs 0 <= a < b"), (["evaluate"], "required: checkpoint"),
-    (["train", "digit-mlp", "--epochs", "-3"], "--epochs must be a whole number >= 1"),
-    (["train", "mnist", "--digits", "3", "3"], "--digits takes two different digits"),
-    (["train", "ring-mlp", "--a", "3", "--b", "2"], "a ring needs 0 <= a < b"),
-    (["train", "patch-linear", "--ramp", "--image", "x.png"], "--ramp and --image exclude each other"),
-    (["train", "keypoint-net", "--missing", "keep"], "invalid choice"),
-    (["train", "digit-mlp", "--device", "tpu"], "unknown device 'tpu'"),
-    (["train", "digit-mlp", "--resume", "--out", "no-such-run-folder"], "--resume was given but"),
-])
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (["--version"], None),
+        (["--help"], None),
+        (["train", "--help"], None),
+        (["train", "keypoint-net", "--help"], None),
+        (["no-such-command"], "invalid choice"),
+        (["ring", "--a", "x"], "invalid float value"),
+        (["ring", "--a", "3", "--b", "1"], "a ring needs 0 <= a < b"),
+        (["evaluate"], "required: checkpoint"),
+        (["train", "digit-mlp", "--epochs", "-3"], "--epochs must be a whole number >= 1"),
+        (["train", "mnist", "--digits", "3", "3"], "--digits takes two different digits"),
+        (["train", "ring-mlp", "--a", "3", "--b", "2"], "a ring needs 0 <= a < b"),
+        (["train", "patch-linear", "--ramp", "--image", "x.png"], "--ramp and --image exclude each other"),
+        (["train", "keypoint-net", "--missing", "keep"], "invalid choice"),
+        (["train", "digit-mlp", "--device", "tpu"], "unknown device 'tpu'"),
+        (["train", "digit-mlp", "--resume", "--out", "no-such-run-folder"], "--resume was given but"),
+    ],
+)
 def test_help_version_and_usage_errors_do_not_import_torch(argv, error):
     """Start-up: these answer in a fraction of a second because torch (2-5 s to import) is never loaded;
     the settings, flags and usage errors of `train TASK` come from torchlab.recipes, which has no torch."""
     import subprocess
     import sys
 
-    code = ("import sys\nfrom torchlab.cli.main import main\ntry:\n    status = main(sys.argv[1:])\n"
-            "except SystemExit as exc:\n    status = exc.code\nprint(status, 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom torchlab.cli.main import main\ntry:\n    status = main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n    status = exc.code\nprint(status, 'torch' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     status, loads_torch = proc.stdout.strip().splitlines()[-1].split()
     assert loads_torch == "False", proc.stderr
@@ -96,8 +116,10 @@ def test_help_version_and_usage_errors_do_not_import_torch(argv, error):
         assert status == "2" and error in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-@pytest.mark.parametrize("argv, where", [(["train", "digit-mlp", "--bogus"], "torchlab train digit-mlp"),
-                                         (["models", "--x"], "torchlab models")])
+@pytest.mark.parametrize(
+    "argv, where",
+    [(["train", "digit-mlp", "--bogus"], "torchlab train digit-mlp"), (["models", "--x"], "torchlab models")],
+)
 def test_an_unknown_flag_points_to_the_sub_commands_help(capsys, argv, where):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -108,14 +130,15 @@ def test_an_unknown_flag_points_to_the_sub_commands_help(capsys, argv, where):
 def test_a_training_error_is_printed_with_flags_and_other_errors_as_they_are(capsys, monkeypatch):
     import torchlab.api
     from torchlab.cli.main import in_flags
-    from torchlab.errors import DataError, NonFiniteLoss, FieldName, UsageError
+    from torchlab.errors import DataError, FieldName, NonFiniteLoss, UsageError
 
     def diverge(*args, **kwargs):
         raise NonFiniteLoss("train_loss", float("nan"), 2, 0.5, ("try a lower learning rate (", FieldName("lr"), ")"))
 
     monkeypatch.setattr(torchlab.api, "train", diverge)
     assert main(["train", "digit-mlp", "--epochs", "1", "--device", "cpu"]) == 2
-    assert capsys.readouterr().err == ("torchlab train: error: train_loss became nan in epoch 2 (lr 0.5); "
-                                       "try a lower learning rate (--lr)\n")
+    assert capsys.readouterr().err == (
+        "torchlab train: error: train_loss became nan in epoch 2 (lr 0.5); try a lower learning rate (--lr)\n"
+    )
     assert in_flags(UsageError("lr must be positive")) == "lr must be positive"  # only a TrainingError's settings
     assert in_flags(DataError("no file")) == "no file"

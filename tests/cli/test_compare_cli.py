@@ -18,15 +18,25 @@ CONFIG = {"epochs": 3, "lr": 0.01, "batch_size": 64, "hidden": 32}
 
 
 def write_run(folder, lr, val_losses, test_accuracy):
-    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": v, "val_accuracy": 0.5 + e / 10, "lr": lr,
-                "seconds": 0.1} for e, v in enumerate(val_losses, 1)]
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "val_loss": v, "val_accuracy": 0.5 + e / 10, "lr": lr, "seconds": 0.1}
+        for e, v in enumerate(val_losses, 1)
+    ]
     best = min(history, key=lambda row: row["val_loss"])
-    checkpoint = make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=nn.Linear(2, 2), model_kwargs={},
-                                 recipe="default", seed=0, epoch=len(history), epochs=3, history=history,
-                                 metrics={**history[-1], "test_accuracy": test_accuracy},
-                                 best={"monitor": "val_loss", "mode": "min", "value": best["val_loss"],
-                                       "epoch": best["epoch"]},
-                                 config={**CONFIG, "lr": lr})
+    checkpoint = make_checkpoint(
+        task="digit-mlp",
+        model_name="digit-mlp",
+        model=nn.Linear(2, 2),
+        model_kwargs={},
+        recipe="default",
+        seed=0,
+        epoch=len(history),
+        epochs=3,
+        history=history,
+        metrics={**history[-1], "test_accuracy": test_accuracy},
+        best={"monitor": "val_loss", "mode": "min", "value": best["val_loss"], "epoch": best["epoch"]},
+        config={**CONFIG, "lr": lr},
+    )
     save_checkpoint(checkpoint, folder / "last.pt", folder / "best.pt")
     write_history_csv(history, folder / "history.csv")
 
@@ -45,8 +55,18 @@ def test_compare_prints_the_table_then_the_figure_path(runs, capsys):
     *lines, blank, figure = out.rstrip("\n").splitlines()
     assert blank == "" and figure == "figure: figs/cmp.png"
     rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in lines)}
-    assert list(rows) == ["run", "task", "recipe", "lr", "epochs run", "best", "final train_loss", "final val_loss",
-                          "final val_accuracy", "test_accuracy"]  # batch_size, hidden, epochs: the same in both
+    assert list(rows) == [
+        "run",
+        "task",
+        "recipe",
+        "lr",
+        "epochs run",
+        "best",
+        "final train_loss",
+        "final val_loss",
+        "final val_accuracy",
+        "test_accuracy",
+    ]  # batch_size, hidden, epochs: the same in both
     assert rows["run"] == ["checkpoints/slow", "checkpoints/fast"]
     assert rows["lr"] == ["0.01", "0.1"]
     assert rows["best"] == ["val_loss 0.6 (epoch 2)", "val_loss 0.3 (epoch 3)"]
@@ -75,11 +95,14 @@ def test_compare_help_names_the_runs_and_out_with_its_default(capsys):
     assert "compare" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["checkpoints/slow", "checkpoints/nowhere"], "there is no run folder checkpoints/nowhere"),
-    (["checkpoints/slow"], "compare needs at least two runs, got 1"),
-    (["checkpoints/slow", "checkpoints/fast", "--out", "cmp.svg"], "--out must be a .png file or a folder"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["checkpoints/slow", "checkpoints/nowhere"], "there is no run folder checkpoints/nowhere"),
+        (["checkpoints/slow"], "compare needs at least two runs, got 1"),
+        (["checkpoints/slow", "checkpoints/fast", "--out", "cmp.svg"], "--out must be a .png file or a folder"),
+    ],
+)
 def test_a_mistake_is_one_line_with_status_2_and_writes_nothing(runs, capsys, argv, says):
     assert main(["compare", *argv]) == 2
     captured = capsys.readouterr()
@@ -89,8 +112,9 @@ def test_a_mistake_is_one_line_with_status_2_and_writes_nothing(runs, capsys, ar
 
 
 def test_compare_help_answers_without_importing_torch():
-    code = ("import sys\nfrom torchlab.cli.main import main\ntry:\n    main(['compare', '--help'])\n"
-            "except SystemExit as exc:\n    print(exc.code, 'torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys\nfrom torchlab.cli.main import main\ntry:\n    main(['compare', '--help'])\n"
+        "except SystemExit as exc:\n    print(exc.code, 'torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "0 False", proc.stderr

@@ -106,8 +106,9 @@ def faces_csv() -> bytes:
 
 @settings(FUZZ, max_examples=8)
 @given(data=st.data(), compressed=st.booleans())
-def test_a_mutated_keypoints_csv_is_refused_in_one_line_or_evaluated(tiny_keypoint_checkpoint, faces_csv, tmp_path,
-                                                                     capsys, data, compressed):
+def test_a_mutated_keypoints_csv_is_refused_in_one_line_or_evaluated(
+    tiny_keypoint_checkpoint, faces_csv, tmp_path, capsys, data, compressed
+):
     path = tmp_path / ("faces.csv.gz" if compressed else "faces.csv")
     path.write_bytes(mutate(data, gzip.compress(faces_csv, mtime=0) if compressed else faces_csv))
     status, out = run(capsys, ["evaluate", str(tiny_keypoint_checkpoint), "--data", str(path), "--device", "cpu"])

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torchlab
-from torchlab.engine.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint
 from torchlab.cli.main import main
+from torchlab.engine.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint
 from torchlab.errors import CheckpointError
 from torchlab.models import build_model
 from torchlab.tasks import task_names
@@ -45,8 +45,10 @@ def test_random_bytes_as_checkpoint(tmp_path, data):
 def good_checkpoint_bytes(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ckpt") / "good.pt"
     model = build_model("digit-mlp", hidden=8)
-    save_checkpoint(make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model,
-                                    model_kwargs={"hidden": 8}, epoch=1), path)
+    save_checkpoint(
+        make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={"hidden": 8}, epoch=1),
+        path,
+    )
     return path.read_bytes()
 
 
@@ -77,11 +79,21 @@ def test_checkpoint_with_wrong_types_inside(tmp_path):
     """A torchlab marker over nonsense (model spec not a dict, kwargs of the wrong kind) is a CheckpointError."""
     for model_entry in ({"name": "digit-mlp", "kwargs": {"hidden": "many"}}, {"name": "no-such-model"}):
         path = tmp_path / "odd.pt"
-        torch.save({"format": "torchlab-checkpoint", "format_version": 1, "task": "digit-mlp",
-                    "model": model_entry, "state_dict": {}}, path)
+        torch.save(
+            {
+                "format": "torchlab-checkpoint",
+                "format_version": 1,
+                "task": "digit-mlp",
+                "model": model_entry,
+                "state_dict": {},
+            },
+            path,
+        )
         with pytest.raises(CheckpointError):
             torchlab.load(path)
-    torch.save({"format": "torchlab-checkpoint", "format_version": 99, "task": "x", "model": {}, "state_dict": {}}, path)
+    torch.save(
+        {"format": "torchlab-checkpoint", "format_version": 99, "task": "x", "model": {}, "state_dict": {}}, path
+    )
     with pytest.raises(CheckpointError, match="newer torchlab"):
         read_checkpoint(path)
 
@@ -119,15 +131,18 @@ def test_absurd_training_flags(tmp_path, capsys, task, flags, names):
     assert not out.exists()  # validated before anything is written
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["train", "no-such-task"], "invalid choice"),
-    (["no-such-command"], "invalid choice"),
-    (["evaluate", "missing.pt"], "does not exist"),
-    (["predict", ".", "--index", "0"], "is a folder"),
-    (["summary", "digit-mlp", "--input-shape", "0"], ">= 1"),
-    (["summary", "digit-mlp", "--input-shape", "3", "3"], "does not fit"),
-    (["summary", "no-such-model"], "unknown model"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "no-such-task"], "invalid choice"),
+        (["no-such-command"], "invalid choice"),
+        (["evaluate", "missing.pt"], "does not exist"),
+        (["predict", ".", "--index", "0"], "is a folder"),
+        (["summary", "digit-mlp", "--input-shape", "0"], ">= 1"),
+        (["summary", "digit-mlp", "--input-shape", "3", "3"], "does not fit"),
+        (["summary", "no-such-model"], "unknown model"),
+    ],
+)
 def test_absurd_commands(capsys, argv, words):
     try:
         status = main(argv)
@@ -144,10 +159,12 @@ def test_output_folder_that_is_a_file(tmp_path, capsys):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(epochs=st.integers(max_value=0),
-       lr=st.one_of(st.floats(max_value=0.0), st.just(math.nan), st.just(math.inf)),
-       batch=st.integers(max_value=0),
-       which=st.sampled_from(["epochs", "lr", "batch"]))
+@given(
+    epochs=st.integers(max_value=0),
+    lr=st.one_of(st.floats(max_value=0.0), st.just(math.nan), st.just(math.inf)),
+    batch=st.integers(max_value=0),
+    which=st.sampled_from(["epochs", "lr", "batch"]),
+)
 def test_fuzzed_numbers_are_usage_errors(tmp_path, capsys, epochs, lr, batch, which):
     flag = {"epochs": ["--epochs", str(epochs)], "lr": [f"--lr={lr!r}"], "batch": ["--batch-size", str(batch)]}[which]
     status = main(["train", "digit-mlp", *flag, "--out", str(tmp_path / "fz"), "--device", "cpu"])
@@ -157,8 +174,24 @@ def test_fuzzed_numbers_are_usage_errors(tmp_path, capsys, epochs, lr, batch, wh
 
 def test_nan_loss_is_a_training_error_with_the_last_good_checkpoint(tmp_path, capsys):
     """An absurd but valid learning rate blows the loss up: one line naming the fix, last.pt intact."""
-    status = main(["train", "digit-mlp", "--lr", "1e30", "--epochs", "3", "--out", str(tmp_path),
-                   "--device", "cpu", "--no-figures", "--no-progress", "--recipe", "seed"])
+    status = main(
+        [
+            "train",
+            "digit-mlp",
+            "--lr",
+            "1e30",
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--no-figures",
+            "--no-progress",
+            "--recipe",
+            "seed",
+        ]
+    )
     err = assert_one_line_error(capsys, status)
     assert "became" in err and "--lr" in err
     for path in tmp_path.glob("*.pt"):
@@ -224,8 +257,19 @@ def test_random_bytes_as_keypoints_csv(tmp_path, data):
     data_error_or(lambda table: table is not None, keypoints.read_training_csv, path)
 
 
-@pytest.mark.parametrize("coordinate, pixel", [("nan", "0"), ("inf", "0"), ("-inf", "0"), ("40", "nan"),
-                                               ("40", "inf"), ("40", "-1"), ("40", "256"), ("40", "1e400")])
+@pytest.mark.parametrize(
+    "coordinate, pixel",
+    [
+        ("nan", "0"),
+        ("inf", "0"),
+        ("-inf", "0"),
+        ("40", "nan"),
+        ("40", "inf"),
+        ("40", "-1"),
+        ("40", "256"),
+        ("40", "1e400"),
+    ],
+)
 def test_keypoints_csv_with_non_finite_or_out_of_range_values(tmp_path, coordinate, pixel):
     keypoints = pytest.importorskip("torchlab.data.keypoints")
     path = tmp_path / "training.csv"
@@ -263,13 +307,18 @@ def test_hostile_images_as_digit_features(tmp_path):
     from torchlab.data.digits_image import image_to_digit_features
 
     for path in image_files(tmp_path):
-        data_error_or(lambda f: f.shape == (64,) and np.isfinite(f).all() and 0 <= f.min() and f.max() <= 16,
-                      image_to_digit_features, path)
+        data_error_or(
+            lambda f: f.shape == (64,) and np.isfinite(f).all() and 0 <= f.min() and f.max() <= 16,
+            image_to_digit_features,
+            path,
+        )
 
 
 def test_predict_on_hostile_images_is_one_line(tmp_path, capsys):
     model = build_model("digit-mlp")
-    save_checkpoint(make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}), tmp_path / "m.pt")
+    save_checkpoint(
+        make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}), tmp_path / "m.pt"
+    )
     images = tmp_path / "images"
     images.mkdir()
     for path in image_files(images):

@@ -22,13 +22,13 @@ from torch import nn
 
 import torchlab
 from torchlab import Trainer
-from torchlab.engine.checkpoint import load_state_into, make_checkpoint, save_checkpoint
 from torchlab.cli.main import main
 from torchlab.data import TensorBatcher
+from torchlab.engine.checkpoint import load_state_into, make_checkpoint, save_checkpoint
 from torchlab.errors import CheckpointError, DataError, TrainingError, UsageError
-from torchlab.runtime.guards import Note
-from torchlab.reporting.messages import shorten
 from torchlab.models import build_model
+from torchlab.reporting.messages import shorten
+from torchlab.runtime.guards import Note
 
 
 def one_line_error(capsys, status: int) -> str:
@@ -42,6 +42,7 @@ def one_line_error(capsys, status: int) -> str:
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Fail (TimeoutError) instead of hanging when the block runs longer than `seconds`."""
+
     def expire(*_):
         raise TimeoutError(f"still running after {seconds} s")
 
@@ -81,20 +82,31 @@ def retagged(runs, tmp_path, source: str, task: str, keep_config: bool) -> str:
 
 
 # ----------------------------------------------------- 6: non-finite inputs and weights
-@pytest.mark.parametrize("argv, flag", [
-    (["ring", "--point", "nan,1"], "--point"),
-    (["ring", "--point=1,inf"], "--point"),
-    (["ring", "--box", "nan"], "--box"),
-    (["landscape", "--line", "nan", "1"], "--line"),
-    (["landscape", "--line", "1", "inf"], "--line"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["ring", "--point", "nan,1"], "--point"),
+        (["ring", "--point=1,inf"], "--point"),
+        (["ring", "--box", "nan"], "--box"),
+        (["landscape", "--line", "nan", "1"], "--line"),
+        (["landscape", "--line", "1", "inf"], "--line"),
+    ],
+)
 def test_non_finite_values_for_the_small_commands(capsys, tmp_path, argv, flag):
     err = one_line_error(capsys, main([*argv, "--no-figures", "--out", str(tmp_path)]))
     assert flag in err and ("finite" in err or "(0," in err)
 
 
-@pytest.mark.parametrize("task, text", [("ring-mlp", "nan,1"), ("ring-mlp", "1,inf"), ("patch-linear", "nan,3"),
-                                        ("patch-linear", "3,-inf"), ("patch-linear", "1e300,3")])
+@pytest.mark.parametrize(
+    "task, text",
+    [
+        ("ring-mlp", "nan,1"),
+        ("ring-mlp", "1,inf"),
+        ("patch-linear", "nan,3"),
+        ("patch-linear", "3,-inf"),
+        ("patch-linear", "1e300,3"),
+    ],
+)
 def test_non_finite_points_for_predict(runs, capsys, task, text):
     err = one_line_error(capsys, main(["predict", str(runs[task]), text, "--device", "cpu"]))
     assert "must be finite numbers" in err and text in err
@@ -109,25 +121,31 @@ def test_checkpoint_with_nan_weights_is_refused_at_load(runs, tmp_path):
 
 
 # ----------------------------------------------------- 8: bounded work, progress
-@pytest.mark.parametrize("argv, says", [
-    (["descent", "--steps", "100000000"], "--steps must be <= 5,000"),
-    (["descent", "--steps", "3000", "--eta", *["0.1"] * 10], "--steps must be <= 2,000"),
-    (["descent", "--eta", *["0.1"] * 11], "--eta values must be <= 10"),
-    (["landscape", "--hidden", "100000", "--weights", "random"], "--hidden must be <= 256"),
-    (["landscape", "--compare", "3", "100000"], "--compare size must be <= 256"),
-    (["landscape", "--compare", "1", "2", "3", "4", "5", "6", "7"], "--compare sizes must be <= 6"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["descent", "--steps", "100000000"], "--steps must be <= 5,000"),
+        (["descent", "--steps", "3000", "--eta", *["0.1"] * 10], "--steps must be <= 2,000"),
+        (["descent", "--eta", *["0.1"] * 11], "--eta values must be <= 10"),
+        (["landscape", "--hidden", "100000", "--weights", "random"], "--hidden must be <= 256"),
+        (["landscape", "--compare", "3", "100000"], "--compare size must be <= 256"),
+        (["landscape", "--compare", "1", "2", "3", "4", "5", "6", "7"], "--compare sizes must be <= 6"),
+    ],
+)
 def test_size_flags_of_the_small_commands_are_bounded(capsys, tmp_path, argv, says):
     with deadline(30):
         err = one_line_error(capsys, main([*argv, "--no-figures", "--out", str(tmp_path)]))
     assert says in err
 
 
-@pytest.mark.parametrize("task, flags, says", [
-    ("ring-mlp", {"points": 10**12}, "--points 1,000,000,000,000 with --hidden 16 would need about"),
-    ("patch-linear", {"ramp": True, "size": 10**7}, "a 10000000x10000000 patch would need about"),
-    ("digit-mlp", {"hidden": 10**12}, "--hidden 1000000000000 would need about"),
-])
+@pytest.mark.parametrize(
+    "task, flags, says",
+    [
+        ("ring-mlp", {"points": 10**12}, "--points 1,000,000,000,000 with --hidden 16 would need about"),
+        ("patch-linear", {"ramp": True, "size": 10**7}, "a 10000000x10000000 patch would need about"),
+        ("digit-mlp", {"hidden": 10**12}, "--hidden 1000000000000 would need about"),
+    ],
+)
 def test_sizes_a_task_cannot_hold_are_refused_before_anything_is_written(tmp_path, task, flags, says):
     with deadline(30), pytest.raises(UsageError, match="of memory, over the budget of .* free on cpu") as info:
         quiet_train(task, tmp_path / "run", **flags)
@@ -149,7 +167,6 @@ def test_landscape_counts_regions_of_more_than_62_units_exactly():
 def test_long_descent_shows_progress(capsys, tmp_path, monkeypatch):
     import torchlab.cli.lessons as small
     import torchlab.reporting.progress
-
     from torchlab.lessons.descent import BOWL, gradient_path
 
     counted = []
@@ -174,17 +191,25 @@ def test_checkpoint_whose_task_field_names_another_task(runs, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="config field 'label_smoothing' is not a field of ring-mlp's config"):
         torchlab.evaluate(path, device="cpu")
     path = retagged(runs, tmp_path, "digit-mlp", "ring-mlp", keep_config=False)
-    wrong_model = (f"^{path} says task ring-mlp but its model 'digit-mlp' does not take that task's inputs "
-                   r"\(a ring-mlp checkpoint holds ring-mlp\); its 'task' field does not fit its model: retrain$")
-    for call in (lambda: torchlab.evaluate(path, device="cpu"), lambda: torchlab.predict(path, ["1,1"], device="cpu"),
-                 lambda: torchlab.open_checkpoint(path, device="cpu")):
+    wrong_model = (
+        f"^{path} says task ring-mlp but its model 'digit-mlp' does not take that task's inputs "
+        r"\(a ring-mlp checkpoint holds ring-mlp\); its 'task' field does not fit its model: retrain$"
+    )
+    for call in (
+        lambda: torchlab.evaluate(path, device="cpu"),
+        lambda: torchlab.predict(path, ["1,1"], device="cpu"),
+        lambda: torchlab.open_checkpoint(path, device="cpu"),
+    ):
         with pytest.raises(CheckpointError, match=wrong_model):
             call()  # refused on opening, before the task builds any input
     err = one_line_error(capsys, main(["predict", path, "1,1", "--device", "cpu"]))
     assert "model 'digit-mlp' does not take that task's inputs" in err
     path = retagged(runs, tmp_path, "digit-mlp", "patch-linear", keep_config=False)
-    with pytest.raises(CheckpointError, match="model 'digit-mlp' does not take that task's inputs "
-                                              r"\(a patch-linear checkpoint holds patch-linear\)"):
+    with pytest.raises(
+        CheckpointError,
+        match="model 'digit-mlp' does not take that task's inputs "
+        r"\(a patch-linear checkpoint holds patch-linear\)",
+    ):
         torchlab.evaluate(path, device="cpu")
     checkpoint = torch.load(runs["ring-mlp"], weights_only=True)  # the right model, a field missing
     del checkpoint["data"]
@@ -228,8 +253,15 @@ def blob_trainer(tmp_path, lr=0.05, config=None, epochs=2):
     y = (x[:, 0] > 0).long()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=lr), epochs=epochs,
-                      checkpoint_dir=tmp_path, checkpoint_meta={"config": config or {"lr": lr}}, progress=False)
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=lr),
+        epochs=epochs,
+        checkpoint_dir=tmp_path,
+        checkpoint_meta={"config": config or {"lr": lr}},
+        progress=False,
+    )
     return trainer, x, y
 
 
@@ -241,16 +273,37 @@ def test_nan_loss_in_the_first_epoch_cites_no_missing_checkpoint(tmp_path, capsy
     assert "(lr)" in str(info.value) and "last.pt" not in str(info.value)
     assert not (tmp_path / "last.pt").exists()
     # the same advice on the command line names the flags
-    err = one_line_error(capsys, main(["train", "ring-mlp", "--lr", "1e30", "--epochs", "5", "--points", "200",
-                                       "--out", str(tmp_path / "ring"), "--device", "cpu", "--no-figures", "--no-progress"]))
-    assert err == ("torchlab train: error: train_loss became nan in epoch 2 (lr 1e+30); try a lower learning rate "
-                   "(--lr) or gradient clipping (--grad-clip)")
+    err = one_line_error(
+        capsys,
+        main(
+            [
+                "train",
+                "ring-mlp",
+                "--lr",
+                "1e30",
+                "--epochs",
+                "5",
+                "--points",
+                "200",
+                "--out",
+                str(tmp_path / "ring"),
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+            ]
+        ),
+    )
+    assert err == (
+        "torchlab train: error: train_loss became nan in epoch 2 (lr 1e+30); try a lower learning rate "
+        "(--lr) or gradient clipping (--grad-clip)"
+    )
 
 
 def test_nan_loss_from_a_non_finite_field_does_not_blame_the_learning_rate():
     """torchlab.train names the setting (tests/test_api.py); the CLI writes it as its flag."""
     from torchlab.cli.main import in_flags
-    from torchlab.errors import NonFiniteLoss, FieldName
+    from torchlab.errors import FieldName, NonFiniteLoss
 
     error = NonFiniteLoss("train_loss", math.nan, 1, 0.05, (FieldName("flip_sum"), " is nan: give it a finite value"))
     assert in_flags(error) == "train_loss became nan in epoch 1 (lr 0.05); --flip-sum is nan: give it a finite value"
@@ -270,9 +323,17 @@ def test_evaluate_on_missing_mnist_files_does_not_offer_download(tmp_path, capsy
     from torchlab.data.mnist import load_mnist
 
     model = build_model("mnist-linear")
-    save_checkpoint(make_checkpoint(task="mnist", model_name="mnist-linear", model=model, model_kwargs={},
-                                    normalization={"mean": 0.0, "std": 1.0}, classes=[str(d) for d in range(10)]),
-                    tmp_path / "m.pt")
+    save_checkpoint(
+        make_checkpoint(
+            task="mnist",
+            model_name="mnist-linear",
+            model=model,
+            model_kwargs={},
+            normalization={"mean": 0.0, "std": 1.0},
+            classes=[str(d) for d in range(10)],
+        ),
+        tmp_path / "m.pt",
+    )
     for argv in (["evaluate", str(tmp_path / "m.pt")], ["predict", str(tmp_path / "m.pt"), "--index", "0"]):
         err = one_line_error(capsys, main([*argv, "--data-dir", str(tmp_path / "none"), "--device", "cpu"]))
         assert "not found" in err and "--data-dir" in err and "--download" not in err
@@ -311,7 +372,11 @@ def digit_png(path, blank: bool = False):
 
 
 def test_blank_image_in_a_batch_is_named(runs, tmp_path, capsys):
-    images = [digit_png(tmp_path / "a.png"), digit_png(tmp_path / "blank.png", blank=True), digit_png(tmp_path / "c.png")]
+    images = [
+        digit_png(tmp_path / "a.png"),
+        digit_png(tmp_path / "blank.png", blank=True),
+        digit_png(tmp_path / "c.png"),
+    ]
     err = one_line_error(capsys, main(["predict", str(runs["digit-mlp"]), *images, "--device", "cpu"]))
     assert "blank.png" in err and "blank" in err.split("blank.png", 1)[1]
 
@@ -325,8 +390,10 @@ def test_a_full_disk_is_called_a_full_disk(runs, tmp_path, capsys, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
 
     monkeypatch.setattr(torchlab.api, "write_records", full)
-    err = one_line_error(capsys, main(["predict", str(runs["digit-mlp"]), "--index", "0", "--out",
-                                       str(tmp_path / "preds"), "--device", "cpu"]))
+    err = one_line_error(
+        capsys,
+        main(["predict", str(runs["digit-mlp"]), "--index", "0", "--out", str(tmp_path / "preds"), "--device", "cpu"]),
+    )
     assert "the disk is full" in err and str(target) in err and "permissions" not in err
 
 
@@ -346,8 +413,10 @@ def test_long_details_are_cut_at_a_word_and_keep_the_advice():
 
 
 # ----------------------------------------------------- 12: flags accepted and ignored
-@pytest.mark.parametrize("task, inputs, index", [("digit-mlp", [], [0, 5]), ("ring-mlp", ["1,1", "0.5,0.2"], []),
-                                                 ("patch-linear", ["3,3"], [2])])
+@pytest.mark.parametrize(
+    "task, inputs, index",
+    [("digit-mlp", [], [0, 5]), ("ring-mlp", ["1,1", "0.5,0.2"], []), ("patch-linear", ["3,3"], [2])],
+)
 def test_predict_out_is_a_folder_with_the_predictions_for_every_task(runs, tmp_path, capsys, task, inputs, index):
     out = tmp_path / "preds"
     argv = ["predict", str(runs[task]), *inputs, *[f"--index={i}" for i in index], "--device", "cpu", "--out", str(out)]
@@ -363,7 +432,9 @@ def test_predict_out_is_a_folder_with_the_predictions_for_every_task(runs, tmp_p
 def test_digit_csv_predictions_have_one_column_per_class(runs, tmp_path):
     records = torchlab.predict(runs["digit-mlp"], index=[0], device="cpu", out=str(tmp_path), format="csv")
     header, row = (tmp_path / "predictions.csv").read_text().splitlines()
-    assert header.split(",") == ["input", "prediction", "probability", "true"] + [f"probabilities_{c}" for c in range(10)]
+    assert header.split(",") == ["input", "prediction", "probability", "true"] + [
+        f"probabilities_{c}" for c in range(10)
+    ]
     assert row.split(",")[1] == str(records[0]["prediction"])
 
 
@@ -371,7 +442,9 @@ def test_format_without_out_and_out_that_is_a_file(runs, tmp_path, capsys):
     err = one_line_error(capsys, main(["predict", str(runs["digit-mlp"]), "--index", "0", "--format", "csv"]))
     assert "--format csv needs --out" in err
     (tmp_path / "file").write_text("x")
-    err = one_line_error(capsys, main(["predict", str(runs["digit-mlp"]), "--index", "0", "--out", str(tmp_path / "file")]))
+    err = one_line_error(
+        capsys, main(["predict", str(runs["digit-mlp"]), "--index", "0", "--out", str(tmp_path / "file")])
+    )
     assert "is a file" in err
 
 
@@ -380,17 +453,38 @@ def test_options_a_task_cannot_use_are_usage_errors(runs, capsys, task):
     name = torchlab.tasks.get_task(task).name  # trained by its old name: digits, ring, patch
     err = one_line_error(capsys, main(["evaluate", str(runs[task]), "--data", "/nonexistent.csv", "--device", "cpu"]))
     assert f"--data is not used by {name} evaluate" in err
-    err = one_line_error(capsys, main(["predict", str(runs[task]), "--index", "0", "--submission", "ids.csv",
-                                       "--device", "cpu"]))
+    err = one_line_error(
+        capsys, main(["predict", str(runs[task]), "--index", "0", "--submission", "ids.csv", "--device", "cpu"])
+    )
     assert f"--submission is not used by {name} predict" in err
 
 
 def test_amp_on_the_cpu_gives_a_one_line_note(tmp_path, capsys):
-    assert main(["train", "ring-mlp", "--amp", "--epochs", "2", "--points", "100", "--device", "cpu",
-                 "--no-figures", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "ring-mlp",
+                "--amp",
+                "--epochs",
+                "2",
+                "--points",
+                "100",
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
-    assert notes == ["torchlab train: note: --amp does nothing on the CPU: bf16 autocast runs on CUDA only, "
-                     "so this run trains in float32"]
+    assert notes == [
+        "torchlab train: note: --amp does nothing on the CPU: bf16 autocast runs on CUDA only, "
+        "so this run trains in float32"
+    ]
     with pytest.warns(Note, match="--amp does nothing on the CPU"):
         quiet_train("ring-mlp", tmp_path / "r2", amp=True, epochs=1, points=100)
 
@@ -400,10 +494,22 @@ def test_mnist_predict_refuses_flags_it_cannot_honor(tmp_path, capsys):
     from mnist_files import write_mnist
 
     root = write_mnist(tmp_path / "data", n_train=240, n_test=40)
-    torchlab.train("mnist", data_dir=str(root), epochs=1, val_size=0, model="mnist-linear", out=tmp_path / "run",
-                   device="cpu", figures=False, progress=False)
-    for flags, word in ((["--submission", "ids.csv"], "--submission"), (["--box", "1,2,3,4"], "--box "),
-                        (["--no-detect"], "--detect")):
+    torchlab.train(
+        "mnist",
+        data_dir=str(root),
+        epochs=1,
+        val_size=0,
+        model="mnist-linear",
+        out=tmp_path / "run",
+        device="cpu",
+        figures=False,
+        progress=False,
+    )
+    for flags, word in (
+        (["--submission", "ids.csv"], "--submission"),
+        (["--box", "1,2,3,4"], "--box "),
+        (["--no-detect"], "--detect"),
+    ):
         status = main(["predict", str(tmp_path / "run" / "best.pt"), "--index", "0", "--data-dir", str(root), *flags])
         err = capsys.readouterr().err.strip()
         assert status == 2 and word in err and "is not used by mnist predict" in err and "\n" not in err
@@ -416,8 +522,21 @@ def test_cli_box_reaches_keypoint_predict(tmp_path, capsys, tiny_keypoint_checkp
     from PIL import Image
 
     Image.fromarray(np.full((200, 300), 128, dtype=np.uint8)).save(tmp_path / "photo.png")
-    status = main(["predict", str(tiny_keypoint_checkpoint), str(tmp_path / "photo.png"), "--box", "10,20,80,80",
-                   "--box", "150,40,100,100", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    status = main(
+        [
+            "predict",
+            str(tiny_keypoint_checkpoint),
+            str(tmp_path / "photo.png"),
+            "--box",
+            "10,20,80,80",
+            "--box",
+            "150,40,100,100",
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     records = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert [r["found_by"] for r in records] == ["box", "box"] and [r["faces"] for r in records] == [2, 2]

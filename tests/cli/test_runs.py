@@ -7,25 +7,45 @@ import os
 import pytest
 from torch import nn
 
-from torchlab.engine.checkpoint import make_checkpoint, save_checkpoint
 from torchlab.cli.main import main
+from torchlab.engine.checkpoint import make_checkpoint, save_checkpoint
 from torchlab.engine.checkpoint_writer import write_history_csv
 
-HISTORY = [{"epoch": e, "train_loss": 10.0 / e, "val_loss": 9.0 / e if e <= 5 else 2.0 + e / 10, "val_rmse": 3.0,
-            "seconds": 1.5} for e in range(1, 8)]
+HISTORY = [
+    {
+        "epoch": e,
+        "train_loss": 10.0 / e,
+        "val_loss": 9.0 / e if e <= 5 else 2.0 + e / 10,
+        "val_rmse": 3.0,
+        "seconds": 1.5,
+    }
+    for e in range(1, 8)
+]
 
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
     """checkpoints/ with a trained digit-mlp run, a hand-written keypoint run, a history-only run and a broken one."""
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "digit-mlp", "--out", "checkpoints/digit-mlp", "--epochs", "2", "--no-figures",
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "digit-mlp", "--out", "checkpoints/digit-mlp", "--epochs", "2", "--no-figures", "--no-progress"])
+        == 0
+    )
     keypoints = tmp_path / "checkpoints" / "faces" / "cnn"
-    ckpt = make_checkpoint(task="keypoint-cnn", model_name="keypoint-cnn", model=nn.Linear(2, 2), model_kwargs={},
-                           recipe="seed", epoch=7, epochs=30, history=HISTORY, metrics={**HISTORY[-1], "test_rmse": 2.7},
-                           best={"monitor": "val_loss", "mode": "min", "value": 1.8, "epoch": 5},
-                           config={"epochs": 30, "lr": 0.01}, normalization={"divide_by": 255.0})
+    ckpt = make_checkpoint(
+        task="keypoint-cnn",
+        model_name="keypoint-cnn",
+        model=nn.Linear(2, 2),
+        model_kwargs={},
+        recipe="seed",
+        epoch=7,
+        epochs=30,
+        history=HISTORY,
+        metrics={**HISTORY[-1], "test_rmse": 2.7},
+        best={"monitor": "val_loss", "mode": "min", "value": 1.8, "epoch": 5},
+        config={"epochs": 30, "lr": 0.01},
+        normalization={"divide_by": 255.0},
+    )
     save_checkpoint(ckpt, keypoints / "last.pt", keypoints / "best.pt")
     write_history_csv(HISTORY, tmp_path / "checkpoints" / "only-history" / "history.csv")
     (tmp_path / "checkpoints" / "broken").mkdir()
@@ -43,10 +63,22 @@ def test_runs_lists_every_run_with_task_recipe_epochs_best_and_test(runs, capsys
     assert main(["runs"]) == 0
     rows, header = table(capsys.readouterr().out)
     assert header == ["run", "task", "recipe", "epochs", "best", "test", "date"]
-    assert sorted(rows) == ["checkpoints/broken", "checkpoints/digit-mlp", "checkpoints/faces/cnn",
-                            "checkpoints/only-history"]
-    assert rows["checkpoints/faces/cnn"][1:9] == ["keypoint-cnn", "seed", "7/30", "val_loss", "1.8", "(epoch", "5)",
-                                                  "rmse"]
+    assert sorted(rows) == [
+        "checkpoints/broken",
+        "checkpoints/digit-mlp",
+        "checkpoints/faces/cnn",
+        "checkpoints/only-history",
+    ]
+    assert rows["checkpoints/faces/cnn"][1:9] == [
+        "keypoint-cnn",
+        "seed",
+        "7/30",
+        "val_loss",
+        "1.8",
+        "(epoch",
+        "5)",
+        "rmse",
+    ]
     assert rows["checkpoints/faces/cnn"][9] == "2.7"
     digits = rows["checkpoints/digit-mlp"]
     assert digits[1:4] == ["digits", "default", "2/2"] and digits[4] == "val_loss"
@@ -69,8 +101,12 @@ def test_runs_of_a_given_folder_and_a_missing_one(runs, capsys):
 def test_show_summarizes_one_run(runs, capsys):
     capsys.readouterr()
     assert main(["show", "checkpoints/faces/cnn"]) == 0
-    shown = dict(line.split(None, 1) if not line.startswith(("last epoch", "training time", "written by"))
-                 else (line[:13].strip(), line[13:].strip()) for line in capsys.readouterr().out.splitlines())
+    shown = dict(
+        line.split(None, 1)
+        if not line.startswith(("last epoch", "training time", "written by"))
+        else (line[:13].strip(), line[13:].strip())
+        for line in capsys.readouterr().out.splitlines()
+    )
     assert shown["task"] == "keypoint-cnn" and shown["recipe"] == "seed" and shown["model"] == "keypoint-cnn"
     assert shown["epochs"] == "7/30 (stopped early)"
     assert shown["best"] == "val_loss 1.8 (epoch 5)"

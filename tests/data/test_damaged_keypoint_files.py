@@ -28,24 +28,37 @@ def compressed_faces() -> bytes:
     return gzip.compress(format_training_csv(table.images, table.keypoints).encode())
 
 
-def test_a_truncated_csv_gz_is_one_line_in_train_and_evaluate(compressed_faces, tiny_keypoint_checkpoint, tmp_path,
-                                                               capsys):
+def test_a_truncated_csv_gz_is_one_line_in_train_and_evaluate(
+    compressed_faces, tiny_keypoint_checkpoint, tmp_path, capsys
+):
     cut = tmp_path / "faces.csv.gz"
     cut.write_bytes(compressed_faces[: len(compressed_faces) // 2])
-    err = one_line(capsys, main(["train", "keypoint-net", "--data", str(cut), "--epochs", "1",
-                                 "--out", str(tmp_path / "o"), *RUN]))
+    err = one_line(
+        capsys, main(["train", "keypoint-net", "--data", str(cut), "--epochs", "1", "--out", str(tmp_path / "o"), *RUN])
+    )
     assert f"{cut} is truncated or damaged (EOFError" in err and not (tmp_path / "o").exists()
     err = one_line(capsys, main(["evaluate", str(tiny_keypoint_checkpoint), "--data", str(cut), "--device", "cpu"]))
     assert f"{cut} is truncated or damaged (EOFError" in err
 
 
-def test_export_with_a_truncated_csv_gz_names_it_and_has_no_traceback(compressed_faces, tiny_keypoint_checkpoint,
-                                                                       tmp_path, capsys):
+def test_export_with_a_truncated_csv_gz_names_it_and_has_no_traceback(
+    compressed_faces, tiny_keypoint_checkpoint, tmp_path, capsys
+):
     """export takes --data only for its parity inputs: a file it cannot read is named, and random inputs serve."""
     cut = tmp_path / "faces.csv.gz"
     cut.write_bytes(compressed_faces[: len(compressed_faces) // 2])
-    status = main(["export", str(tiny_keypoint_checkpoint), "--data", str(cut), "--format", "torchscript",
-                   "--out", str(tmp_path / "x.pt")])
+    status = main(
+        [
+            "export",
+            str(tiny_keypoint_checkpoint),
+            "--data",
+            str(cut),
+            "--format",
+            "torchscript",
+            "--out",
+            str(tmp_path / "x.pt"),
+        ]
+    )
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     assert status == 0 and f"{cut} is truncated or damaged" in captured.out
@@ -61,6 +74,7 @@ def test_a_crc_error_names_the_file(compressed_faces, tmp_path):
 
 
 def test_a_folder_given_as_data_says_it_is_a_folder(tiny_keypoint_checkpoint, tmp_path, capsys):
-    err = one_line(capsys, main(["evaluate", str(tiny_keypoint_checkpoint), "--data", str(tmp_path),
-                                 "--device", "cpu"]))
+    err = one_line(
+        capsys, main(["evaluate", str(tiny_keypoint_checkpoint), "--data", str(tmp_path), "--device", "cpu"])
+    )
     assert f"{tmp_path} is a folder; give the path of one CSV file" in err and "does not exist" not in err

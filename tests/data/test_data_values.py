@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from torchlab.runtime import distributed
-from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.cli.main import main
 from torchlab.data import mnist
 from torchlab.data.batcher import TensorBatcher, make_loader
 from torchlab.data.splits import split_indices
+from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.errors import DataError, UsageError
+from torchlab.runtime import distributed
 
 
 def in_world(monkeypatch, rank: int, world_size: int) -> None:
@@ -192,7 +192,11 @@ def test_find_file_prefers_torchvision_layout_then_raw_then_root(tmp_path):
         mnist.check_files(tmp_path)  # the one file missing is named
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"")
     assert [p.name for p in mnist.check_files(tmp_path)] == [
-        "train-images-idx3-ubyte", stem + ".gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte"]
+        "train-images-idx3-ubyte",
+        stem + ".gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte",
+    ]
 
 
 def test_load_split_checks_dimensions_counts_and_labels(tmp_path):
@@ -298,9 +302,33 @@ def test_mnist_normalization_comes_from_the_training_images_only(tmp_path):
     write_split(tmp_path, "train", np.stack([np.full((28, 28), i) for i in range(20)]), labels)
     write_split(tmp_path, "t10k", np.full((4, 28, 28), 255), labels[:4])
     out = tmp_path / "run"
-    assert main(["train", "mnist", "--data-dir", str(tmp_path), "--model", "mnist-linear", "--epochs", "1",
-                 "--val-size", "5", "--batch-size", "8", "--out", str(out), "--no-figures", "--no-progress",
-                 "--device", "cpu", "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mnist",
+                "--data-dir",
+                str(tmp_path),
+                "--model",
+                "mnist-linear",
+                "--epochs",
+                "1",
+                "--val-size",
+                "5",
+                "--batch-size",
+                "8",
+                "--out",
+                str(out),
+                "--no-figures",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     keep, _ = split_indices(20, 5 / 20, seed=0)
     pixels = (torch.tensor(sorted(keep.tolist()), dtype=torch.float32).repeat_interleave(28 * 28) / 255).double()
     saved = read_checkpoint(out / "best.pt")
@@ -311,8 +339,11 @@ def test_mnist_normalization_comes_from_the_training_images_only(tmp_path):
 
 def test_missing_file_advice_fits_the_command(tmp_path):
     write_split(tmp_path, "t10k", np.zeros((1, 2, 2)), np.zeros(1))
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\[\.gz\] not found .*; pass --data-dir with the four "
-                                        r"MNIST files, or add --download to fetch them$"):
+    with pytest.raises(
+        DataError,
+        match=r"train-images-idx3-ubyte\[\.gz\] not found .*; pass --data-dir with the four "
+        r"MNIST files, or add --download to fetch them$",
+    ):
         mnist.load_mnist(tmp_path)  # training offers --download
     with pytest.raises(DataError, match=r"not found .*; pass --data-dir with the four MNIST files$"):
         mnist.load_split(tmp_path, "train")  # evaluate and predict have no --download
@@ -349,8 +380,13 @@ def test_random_affine_draws_angle_zoom_and_shift_in_that_order(monkeypatch, set
     g = torch.Generator().manual_seed(5)
     u = [torch.rand(3, generator=g) * 2 - 1 for _ in range(4)]
     angle, zoom = u[0] * 10.0 * math.pi / 180, 1 + u[1] * 0.1
-    want = torch.stack([torch.stack([angle.cos() / zoom, -angle.sin() / zoom, u[2] * 2 * 2.0 / 20], 1),
-                        torch.stack([angle.sin() / zoom, angle.cos() / zoom, u[3] * 2 * 2.0 / 10], 1)], 1)
+    want = torch.stack(
+        [
+            torch.stack([angle.cos() / zoom, -angle.sin() / zoom, u[2] * 2 * 2.0 / 20], 1),
+            torch.stack([angle.sin() / zoom, angle.cos() / zoom, u[3] * 2 * 2.0 / 10], 1),
+        ],
+        1,
+    )
     assert len(captured) == 1 and torch.allclose(captured[0], want, atol=1e-6)
 
 
@@ -368,8 +404,13 @@ def test_load_mnist_downloads_first_when_asked(tmp_path, monkeypatch):
 def test_batcher_and_loader_defaults_and_device(monkeypatch):
     x = torch.arange(300)
     batcher = TensorBatcher((x,))
-    assert (batcher.batch_size, batcher.seed, batcher.shuffle, batcher.drop_last, len(batcher)) == (128, 0, False,
-                                                                                                      False, 3)
+    assert (batcher.batch_size, batcher.seed, batcher.shuffle, batcher.drop_last, len(batcher)) == (
+        128,
+        0,
+        False,
+        False,
+        3,
+    )
     on_meta = TensorBatcher((x.float(),), 10, device="meta")  # moved once, to the device asked for
     assert on_meta.device.type == "meta" and on_meta.tensors[0].device.type == "meta"
     assert TensorBatcher((x,), 10, device=None).tensors[0] is x  # no device: the tensors as given

@@ -55,8 +55,12 @@ def test_loader_reads_back_what_was_written(tmp_path, faces):
     np.testing.assert_array_equal(table.images, faces.images)
     np.testing.assert_array_equal(np.isnan(table.keypoints), np.isnan(faces.keypoints))
     np.testing.assert_allclose(table.keypoints, faces.keypoints, atol=1e-5, equal_nan=True)
-    assert list(COORD_COLUMNS[:4]) == ["left_eye_center_x", "left_eye_center_y", "right_eye_center_x",
-                                       "right_eye_center_y"]
+    assert list(COORD_COLUMNS[:4]) == [
+        "left_eye_center_x",
+        "left_eye_center_y",
+        "right_eye_center_x",
+        "right_eye_center_y",
+    ]
     assert COORD_COLUMNS[-1] == "mouth_center_bottom_lip_y" and len(COORD_COLUMNS) == 30
 
 
@@ -69,16 +73,26 @@ def test_fast_parser_matches_the_careful_one_and_accepts_decimals(faces):
     np.testing.assert_array_equal(parse_images(decimals), faces.images[:2])
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda rows: [r.rsplit(",", 1)[0] for r in rows], "no 'Image' column"),
-    (lambda rows: rows[:3] + [rows[3].rsplit(" ", 1)[0]] + rows[4:], "row 3: Image has 9215 gray levels"),
-    (lambda rows: rows[:2] + [rows[2].replace(" ", " abc ", 1)] + rows[3:], "row 2: Image holds 'abc'"),
-    (lambda rows: rows[:4] + [rows[4].replace(" ", " -3 ", 1).rsplit(" ", 1)[0]] + rows[5:], "row 4: Image holds gray"),
-    (lambda rows: rows[:1] + [rows[1].replace(rows[1].split(",")[0], "seven", 1)] + rows[2:],
-     "row 1: left_eye_center_x = 'seven' is not a number"),
-    (lambda rows: rows[:5] + [rows[5].replace(rows[5].split(",")[2], "96.0", 1)] + rows[6:],
-     "row 5: right_eye_center_x = 96 lies outside the image"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda rows: [r.rsplit(",", 1)[0] for r in rows], "no 'Image' column"),
+        (lambda rows: rows[:3] + [rows[3].rsplit(" ", 1)[0]] + rows[4:], "row 3: Image has 9215 gray levels"),
+        (lambda rows: rows[:2] + [rows[2].replace(" ", " abc ", 1)] + rows[3:], "row 2: Image holds 'abc'"),
+        (
+            lambda rows: rows[:4] + [rows[4].replace(" ", " -3 ", 1).rsplit(" ", 1)[0]] + rows[5:],
+            "row 4: Image holds gray",
+        ),
+        (
+            lambda rows: rows[:1] + [rows[1].replace(rows[1].split(",")[0], "seven", 1)] + rows[2:],
+            "row 1: left_eye_center_x = 'seven' is not a number",
+        ),
+        (
+            lambda rows: rows[:5] + [rows[5].replace(rows[5].split(",")[2], "96.0", 1)] + rows[6:],
+            "row 5: right_eye_center_x = 96 lies outside the image",
+        ),
+    ],
+)
 def test_loader_names_the_bad_row(tmp_path, training_text, change, expected):
     path = _write(tmp_path, change(training_text))
     with pytest.raises(DataError, match=expected.replace("(", r"\(")):
@@ -108,8 +122,9 @@ def test_synthetic_missingness_is_kaggle_like(faces):
     exact = np.repeat(TEMPLATE[None], 2000, axis=0)
     table = KeypointTable(np.zeros((2000, 96, 96), np.uint8), drop_labels(exact, np.random.default_rng(1)))
     present = ~np.isnan(table.keypoints[:, 0::2])
-    always = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip",
-                                                "mouth_center_bottom_lip")]
+    always = [
+        KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
+    ]
     assert present[:, always].mean() > 0.98
     others = [i for i in range(15) if i not in always]
     assert 0.2 < present[:, others].mean() < 0.4
@@ -147,7 +162,7 @@ def test_keypoints_sit_on_pixel_centers():
     errors = []
     for img, kp in zip(images, geometry["keypoints"]):
         cx, cy = kp[0]
-        near = (x - cx) ** 2 + (y - cy) ** 2 <= 2.0 ** 2  # inside the iris
+        near = (x - cx) ** 2 + (y - cy) ** 2 <= 2.0**2  # inside the iris
         weight = (img.max() - img) * near
         errors.append([(weight * x).sum() / weight.sum() - cx, (weight * y).sum() / weight.sum() - cy])
     assert np.abs(np.mean(errors, axis=0)).max() < 0.15

@@ -8,8 +8,8 @@ import struct
 
 import numpy as np
 import pytest
-from mnist_files import idx_bytes, synthetic_digits, write_mnist
 
+from mnist_files import idx_bytes, synthetic_digits, write_mnist
 from torchlab.cli.main import main
 from torchlab.data import mnist
 from torchlab.errors import DataError
@@ -35,8 +35,24 @@ def linear_run(tmp_path_factory):
     """An mnist-linear checkpoint trained one epoch on a small synthetic MNIST."""
     root = write_mnist(tmp_path_factory.mktemp("mnist"), n_train=300, n_test=100)
     out = root / "run"
-    assert main(["train", "mnist", "--model", "mnist-linear", "--data-dir", str(root), "--epochs", "1",
-                 "--out", str(out), *RUN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mnist",
+                "--model",
+                "mnist-linear",
+                "--data-dir",
+                str(root),
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                *RUN,
+            ]
+        )
+        == 0
+    )
     return root, out / "best.pt"
 
 
@@ -44,8 +60,9 @@ def test_a_27_by_29_header_is_refused_when_training_mnist_cnn(tmp_path, capsys):
     """The issue's example: mnist-cnn trained on such a file to 0.08 test accuracy with exit 0."""
     root = write_mnist(tmp_path / "mnist", n_train=300, n_test=100)
     declare_27_by_29(root / "train-images-idx3-ubyte.gz")
-    err = one_line(capsys, main(["train", "mnist", "--data-dir", str(root), "--epochs", "1",
-                                 "--out", str(tmp_path / "o"), *RUN]))
+    err = one_line(
+        capsys, main(["train", "mnist", "--data-dir", str(root), "--epochs", "1", "--out", str(tmp_path / "o"), *RUN])
+    )
     assert f"MNIST file {root / 'train-images-idx3-ubyte.gz'} declares 27x29 images; MNIST images are 28x28" in err
     assert not (tmp_path / "o").exists()
 
@@ -67,10 +84,13 @@ def test_a_labels_file_holding_images_names_what_it_holds(tmp_path, capsys):
     root = write_mnist(tmp_path / "mnist", n_train=300, n_test=100)
     images, _ = synthetic_digits(300, 0)
     (root / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
-    err = one_line(capsys, main(["train", "mnist", "--data-dir", str(root), "--epochs", "1",
-                                 "--out", str(tmp_path / "o"), *RUN]))
-    assert (f"MNIST file {root / 'train-labels-idx1-ubyte.gz'} holds images, not labels: its magic number is "
-            "0x00000803, labels have 0x00000801") in err
+    err = one_line(
+        capsys, main(["train", "mnist", "--data-dir", str(root), "--epochs", "1", "--out", str(tmp_path / "o"), *RUN])
+    )
+    assert (
+        f"MNIST file {root / 'train-labels-idx1-ubyte.gz'} holds images, not labels: its magic number is "
+        "0x00000803, labels have 0x00000801"
+    ) in err
     assert "truncated" not in err
 
 

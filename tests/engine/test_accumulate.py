@@ -5,18 +5,16 @@ all-reduce per optimizer step (no_sync on the other batches), on one process (tw
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-from accumulate_worker import EPOCHS, train
 from torch import nn
 
+from accumulate_worker import EPOCHS, train
 from torchlab import Trainer
 from torchlab.config import TrainConfig, with_overrides
 from torchlab.data import TensorBatcher
 from torchlab.engine.optim import make_optimizer
 from torchlab.errors import TrainingError, UsageError
-
 
 
 def assert_close(a, b):
@@ -47,8 +45,10 @@ def test_the_short_last_window_is_a_mean_over_its_samples_and_an_unknown_length_
     g = torch.Generator().manual_seed(0)
     x = torch.randn(24, 2, generator=g, dtype=torch.float64)
     models = []
-    for batches, accumulate in ((lambda: iter(list(TensorBatcher((x, x.sum(1, keepdim=True)), 4))), 4),
-                                (lambda: TensorBatcher((x, x.sum(1, keepdim=True)), 16), 1)):
+    for batches, accumulate in (
+        (lambda: iter(list(TensorBatcher((x, x.sum(1, keepdim=True)), 4))), 4),
+        (lambda: TensorBatcher((x, x.sum(1, keepdim=True)), 16), 1),
+    ):
         torch.manual_seed(0)
         model = nn.Linear(2, 1).double()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -90,9 +90,16 @@ def test_torchrun_needs_batches_with_a_length_to_accumulate():
         rank, world_size, local_rank, distributed, is_main = 0, 2, 0, True, True
 
     x = torch.ones(8, 1)
-    trainer = Trainer(nn.Linear(1, 1), nn.MSELoss(), torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
-                      epochs=1, accumulate=2, progress=False)
+    trainer = Trainer(
+        nn.Linear(1, 1),
+        nn.MSELoss(),
+        torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
+        epochs=1,
+        accumulate=2,
+        progress=False,
+    )
     trainer.world = TwoRanks()
-    with pytest.raises(TrainingError, match="^gradient accumulation under torchrun needs training batches with a "
-                                            "length"):
+    with pytest.raises(
+        TrainingError, match="^gradient accumulation under torchrun needs training batches with a length"
+    ):
         trainer.fit(iter(list(TensorBatcher((x, x), 2))))

@@ -16,8 +16,14 @@ from torchlab.models import build_model
 def saved_digit_mlp(path, **extra):
     torch.manual_seed(1)
     model = build_model("digit-mlp", hidden=12)
-    checkpoint = make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={"hidden": 12},
-                                 normalization={"divide_by": 16.0}, **extra)
+    checkpoint = make_checkpoint(
+        task="digit-mlp",
+        model_name="digit-mlp",
+        model=model,
+        model_kwargs={"hidden": 12},
+        normalization={"divide_by": 16.0},
+        **extra,
+    )
     save_checkpoint(checkpoint, path)
     return model
 
@@ -100,11 +106,25 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
 def test_checkpoint_meta_is_a_typed_record_and_a_plain_dict_still_works():
     from torchlab.engine.checkpoint import CheckpointMeta
 
-    given = {"task": "digit-mlp", "model_name": "digit-mlp", "model_kwargs": {"hidden": 12}, "recipe": "seed",
-             "seed": 3, "config": {"hidden": 12}, "normalization": {"divide_by": 16.0}}
+    given = {
+        "task": "digit-mlp",
+        "model_name": "digit-mlp",
+        "model_kwargs": {"hidden": 12},
+        "recipe": "seed",
+        "seed": 3,
+        "config": {"hidden": 12},
+        "normalization": {"divide_by": 16.0},
+    }
     meta = CheckpointMeta.of(given)
-    assert meta == CheckpointMeta(task="digit-mlp", model_name="digit-mlp", model_kwargs={"hidden": 12}, recipe="seed",
-                                  seed=3, config={"hidden": 12}, extra={"normalization": {"divide_by": 16.0}})
+    assert meta == CheckpointMeta(
+        task="digit-mlp",
+        model_name="digit-mlp",
+        model_kwargs={"hidden": 12},
+        recipe="seed",
+        seed=3,
+        config={"hidden": 12},
+        extra={"normalization": {"divide_by": 16.0}},
+    )
     assert CheckpointMeta.of(meta) is meta
     assert given["task"] == "digit-mlp" and len(given) == 7  # the caller's dict is left whole
     assert CheckpointMeta.of({"seed": 1}).recipe is None and CheckpointMeta.of({"seed": 1}).config is None
@@ -116,8 +136,15 @@ def test_checkpoint_meta_writes_the_model_spec_settings_and_extra_fields_once(tm
 
     torch.manual_seed(1)
     model = build_model("digit-mlp", hidden=12)
-    meta = CheckpointMeta(task="digit-mlp", model_name="digit-mlp", model_kwargs={"hidden": 12}, recipe="seed",
-                          seed=7, config={"hidden": 12, "lr": 0.1}, extra={"normalization": {"divide_by": 16.0}})
+    meta = CheckpointMeta(
+        task="digit-mlp",
+        model_name="digit-mlp",
+        model_kwargs={"hidden": 12},
+        recipe="seed",
+        seed=7,
+        config={"hidden": 12, "lr": 0.1},
+        extra={"normalization": {"divide_by": 16.0}},
+    )
     checkpoint = meta.checkpoint(model, epoch=2, history=[{"epoch": 1}, {"epoch": 2}])
     assert checkpoint["task"] == "digit-mlp" and checkpoint["epoch"] == 2 and len(checkpoint["history"]) == 2
     assert checkpoint["model"] == {"name": "digit-mlp", "class": "DigitMLP", "kwargs": {"hidden": 12}}

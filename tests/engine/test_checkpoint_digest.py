@@ -68,7 +68,7 @@ def test_a_changed_metadata_value_is_damage_too(digits_run, tmp_path, capsys):
     at = raw.find(b"G" + struct.pack(">d", 16.0), raw.find(b"divide_by"))  # pickle's BINFLOAT after the key
     assert at > 0
     bad = tmp_path / "best.pt"
-    bad.write_bytes(raw[:at + 2] + bytes([raw[at + 2] ^ 0x01]) + raw[at + 3:])  # 16.0 -> 17.0
+    bad.write_bytes(raw[: at + 2] + bytes([raw[at + 2] ^ 0x01]) + raw[at + 3 :])  # 16.0 -> 17.0
     err = one_line(capsys, main(["evaluate", str(bad), "--device", "cpu"]))
     assert f"{bad} is damaged: the SHA-256 digest of its metadata and other state does not match" in err
 
@@ -78,8 +78,11 @@ def test_flipped_weight_bytes_are_refused_by_evaluate_predict_and_export(digits_
     out, accuracy = digits_run
     weights = largest(read_checkpoint(out / "best.pt")["state_dict"])
     bad = flip_inside(out / "best.pt", weights, tmp_path / "best.pt")
-    for argv in (["evaluate", str(bad), "--device", "cpu"], ["predict", str(bad), "--index", "0", "--device", "cpu"],
-                 ["export", str(bad), "--out", str(tmp_path / "exported")]):
+    for argv in (
+        ["evaluate", str(bad), "--device", "cpu"],
+        ["predict", str(bad), "--index", "0", "--device", "cpu"],
+        ["export", str(bad), "--out", str(tmp_path / "exported")],
+    ):
         err = one_line(capsys, main(argv))
         assert f"{bad} is damaged: the SHA-256 digest of its weights does not match the one written with it" in err
     assert not (tmp_path / "exported").exists()
@@ -156,8 +159,15 @@ class PoisonAfterFirstEpoch(Callback):
 
 def test_a_nan_loss_calls_last_pt_good_only_when_it_is(tmp_path):
     with pytest.raises(NonFiniteLoss) as info:
-        torchlab.train("digit-mlp", out=tmp_path / "bad", device="cpu", progress=False, figures=False, epochs=3,
-                       callbacks=[PoisonAfterFirstEpoch()])
+        torchlab.train(
+            "digit-mlp",
+            out=tmp_path / "bad",
+            device="cpu",
+            progress=False,
+            figures=False,
+            epochs=3,
+            callbacks=[PoisonAfterFirstEpoch()],
+        )
     assert info.value.epoch == 2 and info.value.checkpoint is None and "checkpoint" not in str(info.value)
 
 
@@ -165,4 +175,5 @@ def test_the_nan_loss_message_words_the_checkpoint_by_whether_it_was_checked(tmp
     error = NonFiniteLoss("train_loss", float("nan"), 2, 0.1, ("lower the lr",), tmp_path / "last.pt")
     assert str(error).endswith(f"; the last checkpoint written (not checked) is {tmp_path / 'last.pt'}")
     assert str(error.with_checkpoint(tmp_path / "last.pt", checked=True)).endswith(
-        f"; the last good checkpoint is {tmp_path / 'last.pt'}")
+        f"; the last good checkpoint is {tmp_path / 'last.pt'}"
+    )

@@ -14,17 +14,17 @@ import torch
 from torch import nn
 
 from torchlab import EarlyStopping, Trainer
-from torchlab.engine import checkpoint as ckpt
-from torchlab.engine.batches import autocast, to_device
-from torchlab.runtime import distributed
-from torchlab.engine import metrics
 from torchlab.cli.main import in_flags
-from torchlab.engine.checkpoint import CheckpointMeta, read_checkpoint
 from torchlab.data import TensorBatcher
-from torchlab.errors import CheckpointError, TrainingError
+from torchlab.engine import checkpoint as ckpt
+from torchlab.engine import metrics
+from torchlab.engine.batches import autocast, to_device
+from torchlab.engine.checkpoint import CheckpointMeta, read_checkpoint
+from torchlab.engine.checkpoint_writer import write_history_csv
 from torchlab.engine.metrics import RMSE, Accuracy, BinaryAccuracy, Metric
 from torchlab.engine.totals import Totals
-from torchlab.engine.checkpoint_writer import write_history_csv
+from torchlab.errors import CheckpointError, TrainingError
+from torchlab.runtime import distributed
 
 
 def read_history(folder) -> list[dict[str, str]]:
@@ -49,8 +49,14 @@ def line_data(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 def test_epoch_loss_in_history_csv_is_weighted_by_batch_size(tmp_path):
     x, y = line_data(5)
     model = fixed_linear(0.3, 0.1)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=2,
-                      checkpoint_dir=tmp_path, progress=False)
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        epochs=2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
     train = TensorBatcher((x, y), 3)  # batches of 3 and 2 samples
     val = TensorBatcher((x[:3], y[:3]), 2)  # batches of 2 and 1
     trainer.fit(train, val)
@@ -120,8 +126,9 @@ def test_gradient_clipping_caps_the_step_norm(clip, want):
     model = nn.Linear(2, 1, bias=False)
     nn.init.zeros_(model.weight)
     x, y = torch.tensor([[3.0, 4.0]]), torch.tensor([[10.0]])
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=1.0), epochs=1,
-                      grad_clip=clip, progress=False)
+    trainer = Trainer(
+        model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=1.0), epochs=1, grad_clip=clip, progress=False
+    )
     trainer.fit(TensorBatcher((x, y), 1))
     assert model.weight.detach().squeeze(0).tolist() == pytest.approx(want, rel=1e-6)
 
@@ -161,8 +168,15 @@ def test_masked_rmse_in_history_over_unequal_batches():
         return ((output - target) ** 2 * mask).sum() / mask.sum()
 
     model = Zero()
-    trainer = Trainer(model, masked_loss, torch.optim.SGD(model.parameters(), lr=0.0), metrics={"rmse": RMSE()},
-                      epochs=1, train_metrics=False, progress=False)
+    trainer = Trainer(
+        model,
+        masked_loss,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        metrics={"rmse": RMSE()},
+        epochs=1,
+        train_metrics=False,
+        progress=False,
+    )
     result = trainer.fit(TensorBatcher((out_target, target, mask), 2), TensorBatcher((out_target, target, mask), 2))
     # labeled squared errors 1, 4, 9, 16 (the 100 is masked): sqrt(30 / 4)
     assert result.history[0]["val_rmse"] == pytest.approx(math.sqrt(30 / 4))
@@ -183,21 +197,24 @@ def test_whole_set_metrics():
     scores = torch.tensor([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.1, 0.9]])
     target = torch.tensor([1.0, 1.0, 0.0, 1.0])  # float labels are cast: arg-max 1, 0, 0 (first of a tie), 1
     assert metrics.accuracy(scores, target) == 0.75
-    assert metrics.nll(scores, target) == pytest.approx(-(math.log(0.8) + math.log(0.4) + math.log(0.5)
-                                                         + math.log(0.9)) / 4)
+    assert metrics.nll(scores, target) == pytest.approx(
+        -(math.log(0.8) + math.log(0.4) + math.log(0.5) + math.log(0.9)) / 4
+    )
     assert metrics.nll(torch.tensor([[1.0, 0.0]]), torch.tensor([1])) == pytest.approx(-math.log(1e-12))  # clamped
     pred = np.array([[1.0, 2.0], [3.0, 4.0]])
     truth = np.array([[1.0, 0.0], [np.nan, 4.0]])  # NaN: unlabeled
     mask = np.array([[1.0, 1.0], [0.0, 1.0]])
     assert metrics.masked_rmse(pred, truth, mask) == pytest.approx(math.sqrt(4 / 3))
-    assert metrics.masked_rmse(torch.tensor(pred), torch.tensor(np.nan_to_num(truth)), torch.ones(2, 2)) == \
-        pytest.approx(math.sqrt((4 + 9) / 4))
+    assert metrics.masked_rmse(
+        torch.tensor(pred), torch.tensor(np.nan_to_num(truth)), torch.ones(2, 2)
+    ) == pytest.approx(math.sqrt((4 + 9) / 4))
     assert metrics.masked_rmse(pred, truth, np.zeros((2, 2))) == 0.0  # nothing labeled: 0, not NaN
     assert metrics.masked_rmse([[0.0]], [[0.5]], [[1.0]]) == 0.5
     # float32 predictions are summed in float64: 1e8 + 0.25 would round to 1e8 in float32
     big = np.array([10000.0, 0.5], dtype=np.float32)
-    assert metrics.masked_rmse(big, np.zeros(2, np.float32), np.ones(2, np.float32)) == \
-        pytest.approx(math.sqrt((1e8 + 0.25) / 2), rel=1e-13)
+    assert metrics.masked_rmse(big, np.zeros(2, np.float32), np.ones(2, np.float32)) == pytest.approx(
+        math.sqrt((1e8 + 0.25) / 2), rel=1e-13
+    )
 
 
 def test_accuracy_counts_arg_max_over_batches():
@@ -218,8 +235,14 @@ def test_train_accuracy_is_weighted_over_unequal_batches():
     with torch.no_grad():
         model.weight.zero_()
         model.bias.copy_(torch.tensor([1.0, 0.0]))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.0),
-                      metrics={"accuracy": Accuracy()}, epochs=1, progress=False)
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        metrics={"accuracy": Accuracy()},
+        epochs=1,
+        progress=False,
+    )
     result = trainer.fit(TensorBatcher((x, y), 3), TensorBatcher((x, y), 2))
     assert result.history[0]["train_accuracy"] == pytest.approx(0.6)
     assert result.history[0]["val_accuracy"] == pytest.approx(0.6)
@@ -261,7 +284,12 @@ def test_patience_zero_and_none():
 def test_early_stopping_arguments_and_state():
     fresh = EarlyStopping()
     assert (fresh.monitor, fresh.mode, fresh.patience, fresh.min_delta, fresh.restore_best_weights) == (
-        "val_loss", "min", 10, 0.0, True)
+        "val_loss",
+        "min",
+        10,
+        0.0,
+        True,
+    )
     assert math.isnan(fresh.best) and fresh.best_epoch == -1 and fresh.wait == 0 and fresh.stopped_epoch is None
     assert fresh.improves(1e300) and fresh.improves(-1e300)
     for bad in (dict(mode="up"), dict(patience=-1), dict(min_delta=-0.1)):
@@ -275,8 +303,13 @@ def test_early_stopping_arguments_and_state():
     assert state == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": None, "stop_reason": None}
     clone = EarlyStopping("val_loss", "min", patience=3)
     clone.load_state_dict({**state, "best": 1, "stopped_epoch": 7, "stop_reason": "stopping_threshold"})
-    assert clone.state_dict() == {"best": 1.0, "best_epoch": 1, "wait": 2, "stopped_epoch": 7,
-                                  "stop_reason": "stopping_threshold"}
+    assert clone.state_dict() == {
+        "best": 1.0,
+        "best_epoch": 1,
+        "wait": 2,
+        "stopped_epoch": 7,
+        "stop_reason": "stopping_threshold",
+    }
     assert type(clone.best) is float and clone.should_stop
     clone.load_state_dict({"best": "2.5", "best_epoch": "3", "wait": "1"})  # older files: no stopped_epoch
     assert (clone.best, clone.best_epoch, clone.wait, clone.stopped_epoch, clone.stop_reason) == (2.5, 3, 1, None, None)
@@ -299,9 +332,17 @@ def _scripted_trainer(tmp_path, script, **kwargs):
 
     torch.manual_seed(0)
     model = nn.Linear(2, 1)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1),
-                      metrics={"s": Scripted()}, train_metrics=False, checkpoint_dir=tmp_path, progress=False,
-                      early_stopping=EarlyStopping("val_s", "min", patience=None), **kwargs)
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        metrics={"s": Scripted()},
+        train_metrics=False,
+        checkpoint_dir=tmp_path,
+        progress=False,
+        early_stopping=EarlyStopping("val_s", "min", patience=None),
+        **kwargs,
+    )
     x = torch.randn(8, 2)
     data = TensorBatcher((x, x.sum(1, keepdim=True)), 4)
     return trainer, data
@@ -310,8 +351,9 @@ def _scripted_trainer(tmp_path, script, **kwargs):
 def test_best_pt_is_renamed_before_last_pt_and_only_on_improvement(tmp_path, monkeypatch):
     renamed: list[str] = []
     real_replace = os.replace
-    monkeypatch.setattr(ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)),
-                                                              real_replace(src, dst))[1])
+    monkeypatch.setattr(
+        ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)), real_replace(src, dst))[1]
+    )
     trainer, data = _scripted_trainer(tmp_path, [3.0, 2.0, 2.5], epochs=3)
     trainer.fit(data, data)
     assert renamed == ["best.pt", "last.pt", "history.csv"] * 2 + ["last.pt", "history.csv"]
@@ -320,8 +362,13 @@ def test_best_pt_is_renamed_before_last_pt_and_only_on_improvement(tmp_path, mon
     assert best["best"] == last["best"] == {"monitor": "val_s", "mode": "min", "value": 2.0, "epoch": 2}
     assert last["metrics"] == last["history"][-1] and last["metrics"]["val_s"] == 2.5
     assert [row["epoch"] for row in last["history"]] == [1, 2, 3] and last["epochs"] == 3
-    assert last["early_stopping"] == {"best": 2.0, "best_epoch": 1, "wait": 1, "stopped_epoch": None,
-                                      "stop_reason": None}
+    assert last["early_stopping"] == {
+        "best": 2.0,
+        "best_epoch": 1,
+        "wait": 1,
+        "stopped_epoch": None,
+        "stop_reason": None,
+    }
     assert last["world_size"] == 1 and last["task"] == "custom" and last["model"]["name"] == "Linear"
     assert last["scheduler"] is None and set(last["optimizer"]) == {"state", "param_groups"}
     assert not list(tmp_path.glob(".*"))  # no temporary files left
@@ -330,11 +377,13 @@ def test_best_pt_is_renamed_before_last_pt_and_only_on_improvement(tmp_path, mon
 def test_checkpoint_every_writes_every_nth_epoch_and_the_last(tmp_path, monkeypatch):
     renamed: list[str] = []
     real_replace = os.replace
-    monkeypatch.setattr(ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)),
-                                                              real_replace(src, dst))[1])
+    monkeypatch.setattr(
+        ckpt.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)), real_replace(src, dst))[1]
+    )
     meta = {"task": "toy", "model_name": "line", "model_kwargs": {"k": 1}, "note": "kept"}
-    trainer, data = _scripted_trainer(tmp_path, [5.0, 4.0, 3.0, 3.5, 3.6], epochs=5, checkpoint_every=2,
-                                      checkpoint_meta=meta)
+    trainer, data = _scripted_trainer(
+        tmp_path, [5.0, 4.0, 3.0, 3.5, 3.6], epochs=5, checkpoint_every=2, checkpoint_meta=meta
+    )
     trainer.fit(data, data)
     # epoch 2 (improved), epoch 4 (not improved), epoch 5 (the last)
     assert renamed == ["best.pt", "last.pt", "history.csv", "last.pt", "history.csv", "last.pt", "history.csv"]
@@ -423,8 +472,12 @@ def test_add_metrics_merges_and_skips_missing_files(tmp_path):
     import numpy as np
 
     model = nn.Linear(1, 1)
-    ckpt.save_checkpoint(ckpt.make_checkpoint(task="t", model_name="m", model=model, model_kwargs={},
-                                              metrics={"val_loss": 1.0, "test_accuracy": 0.1}), tmp_path / "best.pt")
+    ckpt.save_checkpoint(
+        ckpt.make_checkpoint(
+            task="t", model_name="m", model=model, model_kwargs={}, metrics={"val_loss": 1.0, "test_accuracy": 0.1}
+        ),
+        tmp_path / "best.pt",
+    )
     ckpt.add_metrics(tmp_path / "best.pt", {"test_accuracy": 0.5, "n": np.int64(3)})
     merged = read_checkpoint(tmp_path / "best.pt")["metrics"]
     assert merged == {"val_loss": 1.0, "test_accuracy": 0.5, "n": 3}
@@ -435,7 +488,9 @@ def test_add_metrics_merges_and_skips_missing_files(tmp_path):
 def test_plain_and_unwrap():
     import numpy as np
 
-    out = ckpt.plain({1: (np.float32(0.5), np.arange(2)), ("a", 1): None, "p": ckpt.Path("x"), "d": torch.device("cpu")})
+    out = ckpt.plain(
+        {1: (np.float32(0.5), np.arange(2)), ("a", 1): None, "p": ckpt.Path("x"), "d": torch.device("cpu")}
+    )
     assert out[1][0] == 0.5 and type(out[1][0]) is float and torch.equal(out[1][1], torch.tensor([0, 1]))
     assert out["('a', 1)"] is None and out["p"] == "x" and out["d"] == "cpu"
     with pytest.raises(TypeError, match="cannot hold object"):
@@ -469,8 +524,12 @@ def test_load_drops_heavy_state_and_names_the_path(tmp_path):
     torch.manual_seed(0)
     model = build_model("digit-mlp", hidden=4)
     extra = {name: {"x": 1} for name in ("optimizer", "scheduler", "rng", "early_stopping", "best_state_dict")}
-    ckpt.save_checkpoint(ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model,
-                                              model_kwargs={"hidden": 4}, epoch=2, **extra), tmp_path / "m.pt")
+    ckpt.save_checkpoint(
+        ckpt.make_checkpoint(
+            task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={"hidden": 4}, epoch=2, **extra
+        ),
+        tmp_path / "m.pt",
+    )
     loaded, meta = torchlab.load(tmp_path / "m.pt")
     assert not set(extra) & set(meta) and "state_dict" not in meta
     assert meta["path"] == str(tmp_path / "m.pt") and meta["epoch"] == 2
@@ -511,8 +570,14 @@ def test_epoch_scheduler_lr_in_history():
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.8)
-    trainer = Trainer(model, nn.MSELoss(), opt, epochs=3, progress=False,
-                      scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        opt,
+        epochs=3,
+        progress=False,
+        scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
+    )
     result = trainer.fit(TensorBatcher((x, y), 4))
     assert [row["lr"] for row in result.history] == [0.4, 0.2, 0.1]  # the lr after each epoch's step
 
@@ -535,7 +600,9 @@ def test_plateau_scheduler_follows_the_monitor_not_the_train_loss():
     fed.clear()
     real_step = plateau.step
     plateau.step = lambda value: (fed.append(value), real_step(value))[1]
-    result = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=plateau).fit(TensorBatcher((x, y), 4))
+    result = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=plateau).fit(
+        TensorBatcher((x, y), 4)
+    )
     assert fed == [row["train_loss"] for row in result.history]  # no validation data: the training loss
 
 
@@ -544,8 +611,9 @@ def test_per_batch_scheduler_steps_once_per_batch():
     model = fixed_linear(0.0, 0.0)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    result = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=sched,
-                     scheduler_interval="batch").fit(TensorBatcher((x, y * 0), 2))
+    result = Trainer(
+        model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=sched, scheduler_interval="batch"
+    ).fit(TensorBatcher((x, y * 0), 2))
     assert [row["lr"] for row in result.history] == [0.125, 0.015625]  # 3 steps per epoch
     with pytest.raises(ValueError, match="scheduler_interval"):
         Trainer(model, nn.MSELoss(), opt, scheduler_interval="step")
@@ -557,11 +625,11 @@ def test_monitor_and_validation_errors():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     data = TensorBatcher((x, y), 4)
     with pytest.raises(ValueError, match="monitors 'val_loss' but no validation data"):
-        Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False,
-                early_stopping=EarlyStopping("val_loss")).fit(data)
+        Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False, early_stopping=EarlyStopping("val_loss")).fit(data)
     with pytest.raises(ValueError, match=r"monitors 'train_rmse', which is not among \['epoch', 'lr'"):
-        Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False,
-                early_stopping=EarlyStopping("train_rmse")).fit(data)
+        Trainer(model, nn.MSELoss(), opt, epochs=1, progress=False, early_stopping=EarlyStopping("train_rmse")).fit(
+            data
+        )
     default = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False)
     result = default.fit(data)  # no validation: the default tracker follows train_loss, never stops
     assert default.early_stopping.monitor == "train_loss" and default.early_stopping.patience is None
@@ -582,19 +650,24 @@ def test_non_finite_loss_message_names_epoch_lr_and_last_checkpoint(tmp_path):
         loss = nn.functional.mse_loss(out, target)
         return loss + float("inf") if calls["n"] > 2 else loss  # finite gradients, infinite loss
 
-    trainer = Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.001), epochs=3,
-                      checkpoint_dir=tmp_path, progress=False)
+    trainer = Trainer(
+        model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.001), epochs=3, checkpoint_dir=tmp_path, progress=False
+    )
     with pytest.raises(TrainingError) as info:
         trainer.fit(TensorBatcher((x, y), 2))
     error = info.value
     assert (error.quantity, error.value, error.epoch, error.lr) == ("train_loss", math.inf, 2, 0.001)
     assert error.checkpoint == tmp_path / "last.pt" and error.fields == ("lr", "grad_clip")
-    assert str(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (lr) or "
-                          "gradient clipping (grad_clip); the last good checkpoint is "
-                          f"{tmp_path / 'last.pt'}")
-    assert in_flags(error) == (f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
-                               "gradient clipping (--grad-clip); the last good checkpoint is "
-                               f"{tmp_path / 'last.pt'}")
+    assert str(error) == (
+        f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (lr) or "
+        "gradient clipping (grad_clip); the last good checkpoint is "
+        f"{tmp_path / 'last.pt'}"
+    )
+    assert in_flags(error) == (
+        f"train_loss became inf in epoch 2 (lr 0.001); try a lower learning rate (--lr) or "
+        "gradient clipping (--grad-clip); the last good checkpoint is "
+        f"{tmp_path / 'last.pt'}"
+    )
     model = fixed_linear(0.0, 0.0)
     calls["n"] = 0
     trainer = Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.5), epochs=3, progress=False)
@@ -633,8 +706,15 @@ def test_plateau_scheduler_with_a_missing_monitor_is_the_monitor_error():
     model = fixed_linear(0.0, 0.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
-    trainer = Trainer(model, nn.MSELoss(), opt, epochs=2, progress=False, scheduler=plateau,
-                      early_stopping=EarlyStopping("train_rmse"))
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        opt,
+        epochs=2,
+        progress=False,
+        scheduler=plateau,
+        early_stopping=EarlyStopping("train_rmse"),
+    )
     with pytest.raises(ValueError, match="monitors 'train_rmse', which is not among"):
         trainer.fit(TensorBatcher((x, y), 4))
     assert plateau.best == pytest.approx(float(((x * 2 + 1) ** 2).mean()))  # it was fed the training loss
@@ -654,20 +734,23 @@ def test_channels_last_converts_the_model_and_four_dimensional_inputs_only():
 
     model = Conv()
     x = torch.randn(4, 2, 3, 3)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1,
-                      channels_last=True, progress=False)
+    trainer = Trainer(
+        model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, channels_last=True, progress=False
+    )
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     trainer.fit(TensorBatcher((x, torch.zeros(4, 1)), 2), TensorBatcher((x, torch.zeros(4, 1)), 4))
     assert seen == [(4, True)] * 3  # two training batches and one validation batch, all channels-last
     seen.clear()
     flat = fixed_linear(1.0, 0.0)  # 2-D inputs have no channels-last layout: they pass unchanged
     x1, y1 = line_data(4)
-    result = Trainer(flat, nn.MSELoss(), torch.optim.SGD(flat.parameters(), lr=0.0), epochs=1, channels_last=True,
-                     progress=False).fit(TensorBatcher((x1, y1), 4))
+    result = Trainer(
+        flat, nn.MSELoss(), torch.optim.SGD(flat.parameters(), lr=0.0), epochs=1, channels_last=True, progress=False
+    ).fit(TensorBatcher((x1, y1), 4))
     assert result.history[0]["train_loss"] == pytest.approx(float(((x1 + 1) ** 2).mean()))
     plain = Conv()
-    Trainer(plain, nn.MSELoss(), torch.optim.SGD(plain.parameters(), lr=0.0), epochs=1,
-            progress=False).fit(TensorBatcher((x, torch.zeros(4, 1)), 4))
+    Trainer(plain, nn.MSELoss(), torch.optim.SGD(plain.parameters(), lr=0.0), epochs=1, progress=False).fit(
+        TensorBatcher((x, torch.zeros(4, 1)), 4)
+    )
     assert seen == [(4, False)] and not plain.conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -685,12 +768,16 @@ def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
     data = TensorBatcher((x, y), 2)
     rank0 = {"stop after epoch": 2}
     devices = []  # NCCL broadcasts from the rank's own GPU: the flag is made on the training device
-    monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: devices.append(device) or
-                        len(trainer.history) >= rank0["stop after epoch"])
+    monkeypatch.setattr(
+        distributed,
+        "broadcast_flag",
+        lambda flag, device: devices.append(device) or len(trainer.history) >= rank0["stop after epoch"],
+    )
     model = fixed_linear(0.0, 0.0)
     es = EarlyStopping("train_loss", patience=None, restore_best_weights=False)  # this rank would never stop
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=5, early_stopping=es,
-                      progress=False)
+    trainer = Trainer(
+        model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=5, early_stopping=es, progress=False
+    )
     result = trainer.fit(data)
     assert (result.epochs_run, result.stopped_early, es.stopped_epoch) == (2, True, 1)
     assert devices == [trainer.device] * 2
@@ -698,8 +785,9 @@ def test_every_rank_adopts_rank_0s_stop_decision(monkeypatch):
     monkeypatch.setattr(distributed, "broadcast_flag", lambda flag, device: False)
     model = fixed_linear(0.0, 0.0)
     es = EarlyStopping("train_loss", patience=0, min_delta=1e9, restore_best_weights=False)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, early_stopping=es,
-                      progress=False)
+    trainer = Trainer(
+        model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, early_stopping=es, progress=False
+    )
     result = trainer.fit(data)
     assert (result.epochs_run, result.stopped_early, es.stopped_epoch) == (3, False, None)
 
@@ -708,14 +796,18 @@ def test_unequal_step_counts_are_refused_before_training(monkeypatch):
     from torchlab.runtime import distributed
 
     asked, devices = [], []  # NCCL gathers on the rank's own GPU: the counts are made on the training device
-    monkeypatch.setattr(distributed, "all_gather_int",
-                        lambda n, device: asked.append(n) or devices.append(device) or [n, n + 1])
+    monkeypatch.setattr(
+        distributed, "all_gather_int", lambda n, device: asked.append(n) or devices.append(device) or [n, n + 1]
+    )
     x, y = line_data(6)
     model = fixed_linear(0.0, 0.0)
     trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=1, progress=False)
     trainer.world = TwoRanks()
-    with pytest.raises(TrainingError, match=r"^the ranks would take different numbers of training steps per epoch "
-                                            r"\(\[3, 4\]\); shuffle the training TensorBatcher or use "):
+    with pytest.raises(
+        TrainingError,
+        match=r"^the ranks would take different numbers of training steps per epoch "
+        r"\(\[3, 4\]\); shuffle the training TensorBatcher or use ",
+    ):
         trainer.fit(TensorBatcher((x, y), 2))
     assert asked == [3] and trainer.history == [] and model.weight.item() == 0.0
     assert devices == [trainer.device]
@@ -737,8 +829,14 @@ def test_only_rank_0_writes_files(tmp_path, capsys):
 
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2,
-                      checkpoint_dir=tmp_path / "run", progress=True)
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        epochs=2,
+        checkpoint_dir=tmp_path / "run",
+        progress=True,
+    )
     trainer.world = Rank1()
     result = trainer.fit(TensorBatcher((x, y), 2))
     assert result.epochs_run == 2 and not (tmp_path / "run").exists()
@@ -754,9 +852,15 @@ def test_only_rank_0_cleans_up_a_resumed_folder(tmp_path):
 
     def resumed(world=None):
         model = fixed_linear(0.0, 0.0)
-        trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), epochs=2,
-                          checkpoint_dir=tmp_path, early_stopping=EarlyStopping("train_loss", patience=None),
-                          progress=False)
+        trainer = Trainer(
+            model,
+            nn.MSELoss(),
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            epochs=2,
+            checkpoint_dir=tmp_path,
+            early_stopping=EarlyStopping("train_loss", patience=None),
+            progress=False,
+        )
         if world is not None:
             trainer.world = world
         return trainer.fit(TensorBatcher((x, y), 2), resume=(tmp_path / "last.pt").exists())
@@ -778,8 +882,14 @@ def test_a_non_finite_training_metric_named_like_a_loss_blames_the_step_size():
 
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), metrics={"aux_loss": AuxLoss()},
-                      epochs=1, progress=False)
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        metrics={"aux_loss": AuxLoss()},
+        epochs=1,
+        progress=False,
+    )
     with pytest.raises(TrainingError) as info:
         trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 2))
     assert info.value.quantity == "train_aux_loss" and info.value.fields == ("lr", "grad_clip")  # the training loss
@@ -789,8 +899,14 @@ def test_a_non_finite_training_metric_named_like_a_loss_blames_the_step_size():
 def test_no_epoch_to_run_keeps_the_weights(tmp_path):
     x, y = line_data(4)
     model = fixed_linear(0.5, 0.25)
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=0, progress=False,
-                      early_stopping=EarlyStopping("train_loss", patience=2))
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=0,
+        progress=False,
+        early_stopping=EarlyStopping("train_loss", patience=2),
+    )
     result = trainer.fit(TensorBatcher((x, y), 2))
     assert (result.epochs_run, result.history, result.best_epoch, result.last) == (0, [], 0, {})
     assert (model.weight.item(), model.bias.item()) == (0.5, 0.25)
@@ -833,8 +949,11 @@ def test_under_a_process_group_training_goes_through_ddp(tmp_path):
 def test_checkpoint_every_third_epoch(tmp_path):
     trainer, data = _scripted_trainer(tmp_path, [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.25], epochs=7, checkpoint_every=3)
     written = []
-    trainer.callbacks.append(lambda tr, row: written.append(read_checkpoint(tmp_path / "last.pt")["epoch"]
-                                                            if (tmp_path / "last.pt").exists() else None))
+    trainer.callbacks.append(
+        lambda tr, row: written.append(
+            read_checkpoint(tmp_path / "last.pt")["epoch"] if (tmp_path / "last.pt").exists() else None
+        )
+    )
     trainer.fit(data, data)
     assert written == [None, None, 3, 3, 3, 6, 7]
 
@@ -883,8 +1002,9 @@ def test_pickled_global_names_the_callable_a_pickle_refers_to(tmp_path):
 def test_a_single_sample_epoch_reports_its_own_loss():
     model = fixed_linear(0.5, 0.0)
     x, y = torch.tensor([[2.0]]), torch.tensor([[4.0]])
-    result = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1,
-                     progress=False).fit(TensorBatcher((x, y), 1), TensorBatcher((x, y), 1))
+    result = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, progress=False).fit(
+        TensorBatcher((x, y), 1), TensorBatcher((x, y), 1)
+    )
     assert result.history[0]["train_loss"] == 9.0 and result.history[0]["val_loss"] == 9.0
 
 
@@ -898,8 +1018,15 @@ def test_train_metrics_off_skips_the_metrics_work_on_training_batches():
 
     x, y = torch.zeros(6, 1), torch.zeros(6, dtype=torch.long)
     model = nn.Linear(1, 2)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.0),
-                      metrics={"accuracy": Counting()}, epochs=1, train_metrics=False, progress=False)
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        metrics={"accuracy": Counting()},
+        epochs=1,
+        train_metrics=False,
+        progress=False,
+    )
     result = trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, y), 3))
     assert calls["n"] == 2 and "train_accuracy" not in result.history[0] and "val_accuracy" in result.history[0]
 
@@ -909,8 +1036,14 @@ def test_non_finite_loss_advice_names_the_step_size_or_the_validation_data():
 
     def fit(meta, val_y=None, loss_fn=None):
         model = fixed_linear(0.0, 0.0)
-        trainer = Trainer(model, loss_fn or nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.5), epochs=2,
-                          checkpoint_meta=meta, progress=False)
+        trainer = Trainer(
+            model,
+            loss_fn or nn.MSELoss(),
+            torch.optim.SGD(model.parameters(), lr=0.5),
+            epochs=2,
+            checkpoint_meta=meta,
+            progress=False,
+        )
         with pytest.raises(TrainingError) as info:
             trainer.fit(TensorBatcher((x, y), 2), TensorBatcher((x, val_y if val_y is not None else y), 2))
         return info.value
@@ -921,8 +1054,14 @@ def test_non_finite_loss_advice_names_the_step_size_or_the_validation_data():
     assert str(error).endswith("(lr 0.5); try a lower learning rate (lr) or gradient clipping (grad_clip)")
     error = fit({}, val_y=torch.full_like(y, float("nan")))
     assert (error.quantity, error.epoch, error.fields, error.checkpoint) == ("val_loss", 1, (), None)
-    assert str(error) == in_flags(error) == ("val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, "
-                                             "so the validation data hold values the model cannot score")
+    assert (
+        str(error)
+        == in_flags(error)
+        == (
+            "val_loss became nan in epoch 1 (lr 0.5); the training loss is finite, "
+            "so the validation data hold values the model cannot score"
+        )
+    )
 
 
 def test_atomic_write_names_temporary_files_for_the_clean_up_and_makes_folders(tmp_path, monkeypatch):
@@ -956,8 +1095,9 @@ def test_without_hard_links_every_name_gets_a_durable_copy(tmp_path, monkeypatch
 
 
 def test_add_metrics_to_a_checkpoint_without_metrics(tmp_path):
-    ckpt.save_checkpoint(ckpt.make_checkpoint(task="t", model_name="m", model=nn.Linear(1, 1), model_kwargs={}),
-                         tmp_path / "best.pt")
+    ckpt.save_checkpoint(
+        ckpt.make_checkpoint(task="t", model_name="m", model=nn.Linear(1, 1), model_kwargs={}), tmp_path / "best.pt"
+    )
     ckpt.add_metrics(tmp_path / "best.pt", {"test_accuracy": 0.5})
     assert read_checkpoint(tmp_path / "best.pt")["metrics"] == {"test_accuracy": 0.5}
 
@@ -972,13 +1112,15 @@ def test_load_errors_name_the_file_and_old_files_load(tmp_path):
     ckpt.save_checkpoint(saved, tmp_path / "plain.pt")
     loaded, meta = torchlab.load(tmp_path / "plain.pt")
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
-    saved["state_dict"] = {k: torch.full_like(v, float("nan")) if k.endswith("bias") else v
-                           for k, v in saved["state_dict"].items()}
+    saved["state_dict"] = {
+        k: torch.full_like(v, float("nan")) if k.endswith("bias") else v for k, v in saved["state_dict"].items()
+    }
     ckpt.save_checkpoint(saved, tmp_path / "nan.pt")
     with pytest.raises(CheckpointError, match=f"^{tmp_path / 'nan.pt'} holds non-finite weights"):
         torchlab.load(tmp_path / "nan.pt")
-    saved = ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=build_model("digit-mlp", hidden=5),
-                                 model_kwargs={"hidden": 6})
+    saved = ckpt.make_checkpoint(
+        task="digit-mlp", model_name="digit-mlp", model=build_model("digit-mlp", hidden=5), model_kwargs={"hidden": 6}
+    )
     ckpt.save_checkpoint(saved, tmp_path / "misfit.pt")
     with pytest.raises(CheckpointError, match=f"^{tmp_path / 'misfit.pt'} does not fit model DigitMLP: size mismatch"):
         torchlab.load(tmp_path / "misfit.pt")
@@ -1007,8 +1149,9 @@ def test_a_model_argument_with_a_newline_gives_a_one_line_error(tmp_path):
     import torchlab
     from torchlab.models import build_model
 
-    saved = ckpt.make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=build_model("digit-mlp"),
-                                 model_kwargs={"hid\nden": 3})
+    saved = ckpt.make_checkpoint(
+        task="digit-mlp", model_name="digit-mlp", model=build_model("digit-mlp"), model_kwargs={"hid\nden": 3}
+    )
     ckpt.save_checkpoint(saved, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError) as info:
         torchlab.load(tmp_path / "odd.pt")
@@ -1020,7 +1163,9 @@ def test_device_handling_on_a_device_the_tests_lack():
     device ("meta" stands in for a GPU), and the epoch totals made there."""
     model = fixed_linear(0.0, 0.0)
     trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), amp=True)
-    assert autocast(trainer.device, trainer.amp) is autocast(trainer.device, trainer.amp)  # on the CPU: the one shared null context
+    assert autocast(trainer.device, trainer.amp) is autocast(
+        trainer.device, trainer.amp
+    )  # on the CPU: the one shared null context
     trainer.device = torch.device("cuda")
     with pytest.warns(UserWarning):  # CUDA is not available here, so torch disables it, but says what was asked
         context = autocast(trainer.device, trainer.amp)
@@ -1042,17 +1187,32 @@ def test_resume_reads_checkpoints_onto_the_training_device(tmp_path, monkeypatch
 
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)
-    first = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, checkpoint_dir=tmp_path,
-                    early_stopping=EarlyStopping("train_loss", patience=None), progress=False)
+    first = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1,
+        checkpoint_dir=tmp_path,
+        early_stopping=EarlyStopping("train_loss", patience=None),
+        progress=False,
+    )
     first.fit(TensorBatcher((x, y), 2))
     locations = []
     real = resume_module.read_checkpoint
-    monkeypatch.setattr(resume_module, "read_checkpoint",
-                        lambda path, map_location="cpu": (locations.append((path.name, map_location)),
-                                                          real(path, map_location))[1])
-    again = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
-                    checkpoint_dir=tmp_path, early_stopping=EarlyStopping("train_loss", patience=None),
-                    progress=False)
+    monkeypatch.setattr(
+        resume_module,
+        "read_checkpoint",
+        lambda path, map_location="cpu": (locations.append((path.name, map_location)), real(path, map_location))[1],
+    )
+    again = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=2,
+        checkpoint_dir=tmp_path,
+        early_stopping=EarlyStopping("train_loss", patience=None),
+        progress=False,
+    )
     again.fit(TensorBatcher((x, y), 2), resume=True)
     assert locations == [("last.pt", torch.device("cpu")), ("best.pt", torch.device("cpu"))]
 
@@ -1092,8 +1252,9 @@ def test_a_parameter_a_batch_does_not_use_is_left_alone_in_that_step():
 def test_progress_works_for_batches_without_a_length_and_batch_samplers_get_the_epoch(capsys):
     x, y = line_data(4)
     model = fixed_linear(0.0, 0.0)
-    result = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1,
-                     progress=True).fit(iter(list(TensorBatcher((x, y), 2))))
+    result = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, progress=True).fit(
+        iter(list(TensorBatcher((x, y), 2)))
+    )
     assert result.epochs_run == 1 and capsys.readouterr().err  # the bar ran, without a total
 
     class EpochBatches(torch.utils.data.BatchSampler):

@@ -12,14 +12,25 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import ROOT
 
-from torchlab.engine.checkpoint import read_checkpoint
+from conftest import ROOT
 from torchlab.cli.main import main
+from torchlab.engine.checkpoint import read_checkpoint
 
 WORKER = Path(__file__).resolve().parents[1] / "crash_worker.py"
 EPOCHS = 4
-TRAIN_ARGS = ["train", "digit-mlp", "--device", "cpu", "--epochs", str(EPOCHS), "--no-figures", "--no-progress", "--seed", "3"]
+TRAIN_ARGS = [
+    "train",
+    "digit-mlp",
+    "--device",
+    "cpu",
+    "--epochs",
+    str(EPOCHS),
+    "--no-figures",
+    "--no-progress",
+    "--seed",
+    "3",
+]
 
 
 def start(mode: str, epoch: int, marker: Path, out: Path, *extra: str) -> subprocess.Popen:

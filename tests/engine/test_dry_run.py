@@ -23,8 +23,14 @@ def blobs(n: int):
 def trainer(out, **kwargs) -> Trainer:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
-    settings = {"metrics": {"accuracy": Accuracy()}, "epochs": 5, "checkpoint_dir": out, "progress": False,
-                "early_stopping": EarlyStopping("val_accuracy", "max", patience=2), **kwargs}
+    settings = {
+        "metrics": {"accuracy": Accuracy()},
+        "epochs": 5,
+        "checkpoint_dir": out,
+        "progress": False,
+        "early_stopping": EarlyStopping("val_accuracy", "max", patience=2),
+        **kwargs,
+    }
     return Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.5), **settings)
 
 
@@ -58,8 +64,9 @@ def test_one_step_and_one_validation_batch_reported_and_nothing_written(tmp_path
     assert report.train["train_loss"] == pytest.approx(first_loss.item(), rel=1e-6)
     assert set(report.train) == {"train_loss", "train_accuracy"} and set(report.val) == {"val_loss", "val_accuracy"}
     with torch.no_grad():  # validated after the step
-        assert report.val["val_loss"] == pytest.approx(nn.functional.cross_entropy(model(xv[:8]), yv[:8]).item(),
-                                                       rel=1e-6)
+        assert report.val["val_loss"] == pytest.approx(
+            nn.functional.cross_entropy(model(xv[:8]), yv[:8]).item(), rel=1e-6
+        )
     assert report.memory_bytes > 2**20 and report.memory_kind == "peak resident memory of this process"
     assert report.notes == [] and report.step_seconds > 0
     lines = report.lines()

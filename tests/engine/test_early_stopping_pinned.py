@@ -17,14 +17,26 @@ def stopped(values: list[float], **rule) -> tuple[EarlyStopping, float]:
     raise AssertionError(f"{rule} did not stop on {values}")
 
 
-@pytest.mark.parametrize("values, rule, message", [
-    ([0.2, 0.25, 0.26], dict(monitor="val_loss", patience=2, baseline=0.3),  # beaten at the first epoch
-     "early stopping: val_loss has not improved since epoch 1 (best 0.2)"),
-    ([0.28, 0.29], dict(monitor="val_loss", patience=2, baseline=0.3, min_delta=0.05),  # under it, not by min_delta
-     "early stopping at epoch 2: val_loss has not beaten the baseline 0.3 in 2 epochs (best 0.28 at epoch 1)"),
-    ([0.8, 0.75], dict(monitor="val_accuracy", mode="max", patience=2, baseline=0.7, min_delta=0.15),
-     "early stopping at epoch 2: val_accuracy has not beaten the baseline 0.7 in 2 epochs (best 0.8 at epoch 1)"),
-])
+@pytest.mark.parametrize(
+    "values, rule, message",
+    [
+        (
+            [0.2, 0.25, 0.26],
+            dict(monitor="val_loss", patience=2, baseline=0.3),  # beaten at the first epoch
+            "early stopping: val_loss has not improved since epoch 1 (best 0.2)",
+        ),
+        (
+            [0.28, 0.29],
+            dict(monitor="val_loss", patience=2, baseline=0.3, min_delta=0.05),  # under it, not by min_delta
+            "early stopping at epoch 2: val_loss has not beaten the baseline 0.3 in 2 epochs (best 0.28 at epoch 1)",
+        ),
+        (
+            [0.8, 0.75],
+            dict(monitor="val_accuracy", mode="max", patience=2, baseline=0.7, min_delta=0.15),
+            "early stopping at epoch 2: val_accuracy has not beaten the baseline 0.7 in 2 epochs (best 0.8 at epoch 1)",
+        ),
+    ],
+)
 def test_the_baseline_message_at_its_edges(values, rule, message):
     tracker, value = stopped(values, **rule)
     assert tracker.stop_message(value) == message

@@ -28,8 +28,9 @@ def make_trainer(out, ema=0.9, epochs=4, callbacks=()):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    return Trainer(model, nn.MSELoss(), optimizer, epochs=epochs, checkpoint_dir=out, ema=ema,
-                   callbacks=list(callbacks))
+    return Trainer(
+        model, nn.MSELoss(), optimizer, epochs=epochs, checkpoint_dir=out, ema=ema, callbacks=list(callbacks)
+    )
 
 
 def test_the_average_follows_its_formula_with_the_warm_up():

@@ -15,9 +15,23 @@ from torchlab.engine.from_config import STOPPING_FIELDS, TRAINER_FIELDS
 # The fields make_optimizer and the data read (engine/optim.py, the tasks' batchers): not the Trainer's.
 OPTIMIZER_AND_DATA_FIELDS = {"lr", "batch_size", "weight_decay", "optimizer", "schedule", "warmup"}
 
-EVERY_FIELD_CHANGED = dict(epochs=7, grad_clip=0.5, amp=True, channels_last=True, compile=True, accumulate=3,
-                           max_time="2h", ema=0.9, patience=4, min_delta=0.01, baseline=2.0, start_from_epoch=2,
-                           stopping_threshold=0.001, divergence_threshold=50.0, check_finite=False)
+EVERY_FIELD_CHANGED = dict(
+    epochs=7,
+    grad_clip=0.5,
+    amp=True,
+    channels_last=True,
+    compile=True,
+    accumulate=3,
+    max_time="2h",
+    ema=0.9,
+    patience=4,
+    min_delta=0.01,
+    baseline=2.0,
+    start_from_epoch=2,
+    stopping_threshold=0.001,
+    divergence_threshold=50.0,
+    check_finite=False,
+)
 
 
 def test_every_field_of_the_shared_config_has_a_destination():
@@ -33,8 +47,15 @@ def test_from_config_hands_over_every_trainer_and_stopping_field(monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda module: module)  # the setting is what is checked, not inductor
     cfg = with_overrides(TrainConfig(), **EVERY_FIELD_CHANGED)
     model = nn.Linear(2, 1)
-    trainer = Trainer.from_config(cfg, model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1),
-                                  monitor="val_rmse", mode="min", restore_best=False)
+    trainer = Trainer.from_config(
+        cfg,
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        monitor="val_rmse",
+        mode="min",
+        restore_best=False,
+    )
     for name in TRAINER_FIELDS:
         assert getattr(trainer, name) == getattr(cfg, name), name
     es = trainer.early_stopping

@@ -125,7 +125,10 @@ def test_a_format_version_that_is_not_a_number_is_refused_in_one_line(tmp_path, 
     from torchlab.errors import CheckpointError
 
     good = tmp_path / "good.pt"
-    assert main(["train", "digit-mlp", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-figures", "--no-progress"]) == 0
+    assert (
+        main(["train", "digit-mlp", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-figures", "--no-progress"])
+        == 0
+    )
     checkpoint = read_checkpoint(tmp_path / "run" / "best.pt")
     checkpoint["format_version"] = "1"
     torch.save(checkpoint, good)

@@ -33,16 +33,38 @@ def run(first_run, tmp_path):
 
 
 # a field that fixes the data, the model or the optimization, and a value other than the recipe's
-CHANGED = [("lr", 0.5, "--lr"), ("weight_decay", 0.1, "--weight-decay"), ("optimizer", "sgd", "--optimizer"),
-           ("schedule", "cosine", "--schedule"), ("warmup", 0.5, "--warmup"), ("grad_clip", 1.0, "--grad-clip"),
-           ("label_smoothing", 0.2, "--label-smoothing"), ("hidden", 8, "--hidden"), ("init_std", 0.1, "--init-std"),
-           ("standardize", False, "--standardize"), ("input_noise", 0.1, "--input-noise"),
-           ("val_fraction", 0.2, "--val-fraction")]
+CHANGED = [
+    ("lr", 0.5, "--lr"),
+    ("weight_decay", 0.1, "--weight-decay"),
+    ("optimizer", "sgd", "--optimizer"),
+    ("schedule", "cosine", "--schedule"),
+    ("warmup", 0.5, "--warmup"),
+    ("grad_clip", 1.0, "--grad-clip"),
+    ("label_smoothing", 0.2, "--label-smoothing"),
+    ("hidden", 8, "--hidden"),
+    ("init_std", 0.1, "--init-std"),
+    ("standardize", False, "--standardize"),
+    ("input_noise", 0.1, "--input-noise"),
+    ("val_fraction", 0.2, "--val-fraction"),
+]
 # a field that may change on resume, and a new value
-SAFE = [("epochs", 3), ("batch_size", 32), ("batch_size", None), ("patience", 2), ("min_delta", 0.01),
-        ("baseline", 0.5), ("start_from_epoch", 1), ("stopping_threshold", 0.1), ("divergence_threshold", 10.0),
-        ("check_finite", False), ("max_time", "1h"), ("accumulate", 2), ("amp", True), ("compile", True),
-        ("channels_last", True)]
+SAFE = [
+    ("epochs", 3),
+    ("batch_size", 32),
+    ("batch_size", None),
+    ("patience", 2),
+    ("min_delta", 0.01),
+    ("baseline", 0.5),
+    ("start_from_epoch", 1),
+    ("stopping_threshold", 0.1),
+    ("divergence_threshold", 10.0),
+    ("check_finite", False),
+    ("max_time", "1h"),
+    ("accumulate", 2),
+    ("amp", True),
+    ("compile", True),
+    ("channels_last", True),
+]
 
 
 @pytest.mark.parametrize("name, value, flag", CHANGED, ids=[c[0] for c in CHANGED])
@@ -65,8 +87,26 @@ def test_a_resume_safe_field_may_change(run, name, value):
 def test_the_cli_refuses_a_changed_field_with_one_line_and_exit_2(run, capsys):
     before = (run / "last.pt").read_bytes()
     capsys.readouterr()
-    assert main(["train", "digit-mlp", "--resume", "--out", str(run), "--epochs", "2", "--hidden", "8",
-                 "--device", "cpu", "--no-progress", "--no-figures"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "digit-mlp",
+                "--resume",
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--hidden",
+                "8",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--no-figures",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "--resume with --hidden 8 but" in err and "trained with 32" in err and "\n" not in err
     assert (run / "last.pt").read_bytes() == before
@@ -111,5 +151,7 @@ def test_a_tuple_field_resumes_unchanged_and_is_refused_changed(run):
     recipe = torchlab.get_recipe("mnist")
     path = mnist_run(run, recipe)
     check_resume(path, recipe)
-    with pytest.raises(UsageError, match=r"^--resume with --channels \[4, 8, 16\] but .* was trained with \[8, 16, 32\]"):
+    with pytest.raises(
+        UsageError, match=r"^--resume with --channels \[4, 8, 16\] but .* was trained with \[8, 16, 32\]"
+    ):
         check_resume(path, torchlab.get_recipe("mnist", channels=[4, 8, 16]))

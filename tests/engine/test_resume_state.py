@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from torchlab import EarlyStopping, Trainer
-from torchlab.engine.checkpoint import read_checkpoint, save_checkpoint
 from torchlab.data import TensorBatcher
-from torchlab.errors import CheckpointError
+from torchlab.engine.checkpoint import read_checkpoint, save_checkpoint
 from torchlab.engine.metrics import Metric
+from torchlab.errors import CheckpointError
 
 EPOCHS = 6
 CRASH_AFTER = 3
@@ -48,12 +48,18 @@ def data():
 
 SCHEDULES = {
     "step-per-epoch": (lambda opt, n: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.3), "epoch"),
-    "onecycle-per-batch": (lambda opt, n: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=EPOCHS * n),
-                           "batch"),
+    "onecycle-per-batch": (
+        lambda opt, n: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=EPOCHS * n),
+        "batch",
+    ),
     "cosine-per-batch": (lambda opt, n: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS * n), "batch"),
     # patience 0 and a threshold no epoch meets: every epoch after the first one counts as a plateau
-    "plateau": (lambda opt, n: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=10.0,
-                                                                          threshold_mode="abs"), "epoch"),
+    "plateau": (
+        lambda opt, n: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=0, threshold=10.0, threshold_mode="abs"
+        ),
+        "epoch",
+    ),
 }
 
 
@@ -76,9 +82,20 @@ def run(out, schedule=None, script=None, patience=None, crash_after=None, resume
         if crash_after is not None and row["epoch"] == crash_after:
             raise Crash
 
-    trainer = Trainer(model, nn.MSELoss(), opt, metrics=metrics, train_metrics=False, epochs=epochs,
-                      scheduler=scheduler, scheduler_interval=interval, early_stopping=es,
-                      checkpoint_dir=out, progress=False, callbacks=[crash])
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        opt,
+        metrics=metrics,
+        train_metrics=False,
+        epochs=epochs,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        early_stopping=es,
+        checkpoint_dir=out,
+        progress=False,
+        callbacks=[crash],
+    )
     if script is not None:
         metrics["s"].trainer = trainer
     if crash_after is not None:
@@ -99,7 +116,11 @@ def assert_same_run(straight_dir, resumed_dir, straight, resumed):
         assert torch.equal(w1[key], w2[key]), f"final weights differ at {key}"
     assert without_seconds(r1.history) == without_seconds(r2.history)
     assert (r1.best_epoch, r1.best_value, r1.epochs_run, r1.stopped_early) == (
-        r2.best_epoch, r2.best_value, r2.epochs_run, r2.stopped_early)
+        r2.best_epoch,
+        r2.best_value,
+        r2.epochs_run,
+        r2.stopped_early,
+    )
     best1, best2 = read_checkpoint(straight_dir / "best.pt"), read_checkpoint(resumed_dir / "best.pt")
     assert best1["epoch"] == best2["epoch"] and best1["best"] == best2["best"]
     for key, value in best1["state_dict"].items():
@@ -201,8 +222,11 @@ def test_per_batch_schedule_needs_batches_with_a_length(tmp_path):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
     trainer = Trainer(model, nn.MSELoss(), opt, epochs=2, scheduler=sched, scheduler_interval="batch", progress=False)
     train, _ = data()
-    with pytest.raises(CheckpointError, match=f"^cannot resume from {tmp_path / 'a' / 'last.pt'} with a per-batch "
-                                              "learning-rate schedule: the training batches have no length"):
+    with pytest.raises(
+        CheckpointError,
+        match=f"^cannot resume from {tmp_path / 'a' / 'last.pt'} with a per-batch "
+        "learning-rate schedule: the training batches have no length",
+    ):
         trainer.fit(iter(list(train)), resume=tmp_path / "a" / "last.pt")
 
 

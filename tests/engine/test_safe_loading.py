@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 
 import torchlab
-from torchlab.engine.checkpoint import FORMAT, read_checkpoint
+from conftest import ROOT
 from torchlab.cli.main import main
+from torchlab.engine.checkpoint import FORMAT, read_checkpoint
 from torchlab.errors import CheckpointError
 
 
@@ -31,8 +31,14 @@ class Payload:
 
 def crafted(marker: Path) -> dict:
     """A dict that looks like a torchlab checkpoint, with the payload hidden in its metadata."""
-    return {"format": FORMAT, "format_version": 1, "task": "digit-mlp",
-            "model": {"name": "digit-mlp", "kwargs": {}}, "state_dict": {}, "notes": Payload(marker)}
+    return {
+        "format": FORMAT,
+        "format_version": 1,
+        "task": "digit-mlp",
+        "model": {"name": "digit-mlp", "kwargs": {}},
+        "state_dict": {},
+        "notes": Payload(marker),
+    }
 
 
 def write_variants(folder: Path, marker: Path) -> dict[str, Path]:
@@ -84,23 +90,45 @@ def test_resume_refuses_crafted_last_pt(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     torch.save(crafted(marker), out / "last.pt")
-    status = main(["train", "digit-mlp", "--device", "cpu", "--epochs", "1", "--out", str(out), "--resume",
-                   "--no-figures", "--no-progress"])
+    status = main(
+        [
+            "train",
+            "digit-mlp",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--resume",
+            "--no-figures",
+            "--no-progress",
+        ]
+    )
     assert status == 2 and "refused" in capsys.readouterr().err
     assert not marker.exists()
 
 
 def test_no_code_path_loads_unsafely():
     """Every torch.load in the package and scripts passes weights_only=True; no pickle/allow_pickle loads."""
-    sources = sorted((ROOT / "torchlab").rglob("*.py")) + sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
+    sources = (
+        sorted((ROOT / "torchlab").rglob("*.py"))
+        + sorted((ROOT / "scripts").glob("*.py"))
+        + sorted((ROOT / "tools").glob("*.py"))
+    )
     assert len(sources) > 10
     offenders = []
     for path in sources:
         text = path.read_text()
         for match in re.finditer(r"torch\.load\(", text):
-            call = text[match.start(): text.find(")", match.start()) + 1]
+            call = text[match.start() : text.find(")", match.start()) + 1]
             if "weights_only=True" not in call:
                 offenders.append(f"{path.relative_to(ROOT)}: {call}")
-        for pattern in (r"weights_only\s*=\s*False", r"pickle\.loads?\(", r"allow_pickle\s*=\s*True", r"dill\.|joblib\.load"):
+        for pattern in (
+            r"weights_only\s*=\s*False",
+            r"pickle\.loads?\(",
+            r"allow_pickle\s*=\s*True",
+            r"dill\.|joblib\.load",
+        ):
             offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in re.finditer(pattern, text)]
     assert not offenders, offenders

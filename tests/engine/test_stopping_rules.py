@@ -96,8 +96,9 @@ def test_stopping_threshold_stops_as_soon_as_the_value_is_better_and_keeps_that_
     es = EarlyStopping("val_loss", patience=None, stopping_threshold=0.25)
     assert feed(es, [0.5, 0.25, 0.2, 0.1]) == (2, [True, True, True])  # 0.25 itself is not below 0.25
     assert (es.best_epoch, es.stop_reason) == (2, "stopping_threshold")
-    assert es.stop_message(0.2) == ("early stopping at epoch 3: val_loss = 0.2 reached the stopping threshold "
-                                    "(below 0.25; best 0.2 at epoch 3)")
+    assert es.stop_message(0.2) == (
+        "early stopping at epoch 3: val_loss = 0.2 reached the stopping threshold (below 0.25; best 0.2 at epoch 3)"
+    )
     # min_delta does not hold the threshold epoch back: its weights are the ones kept
     es = EarlyStopping("val_loss", patience=None, min_delta=0.05, stopping_threshold=0.295)
     assert feed(es, [0.3, 0.29]) == (1, [True, True]) and es.best_epoch == 1
@@ -141,24 +142,53 @@ def test_the_rules_state_round_trips_with_its_reason():
     feed(es, [1.0, 3.0])
     clone = EarlyStopping("val_loss", patience=None, divergence_threshold=2.0)
     clone.load_state_dict(es.state_dict())
-    assert clone.state_dict() == es.state_dict() == {"best": 1.0, "best_epoch": 0, "wait": 0, "stopped_epoch": 1,
-                                                      "stop_reason": "divergence_threshold"}
+    assert (
+        clone.state_dict()
+        == es.state_dict()
+        == {"best": 1.0, "best_epoch": 0, "wait": 0, "stopped_epoch": 1, "stop_reason": "divergence_threshold"}
+    )
     assert clone.stop_message(3.0) == es.stop_message(3.0)
 
 
 def test_config_fields_reach_the_early_stopping():
-    cfg = with_overrides(TrainConfig(), patience=4, min_delta=0.1, baseline=0.5, start_from_epoch=2,
-                         stopping_threshold=0.01, divergence_threshold=9.0, check_finite=False)
+    cfg = with_overrides(
+        TrainConfig(),
+        patience=4,
+        min_delta=0.1,
+        baseline=0.5,
+        start_from_epoch=2,
+        stopping_threshold=0.01,
+        divergence_threshold=9.0,
+        check_finite=False,
+    )
     es = EarlyStopping.from_config(cfg, "val_rmse", "max", restore_best_weights=False)
-    assert (es.monitor, es.mode, es.patience, es.min_delta, es.restore_best_weights, es.baseline, es.start_from_epoch,
-            es.stopping_threshold, es.divergence_threshold, es.check_finite) == (
-        "val_rmse", "max", 4, 0.1, False, 0.5, 2, 0.01, 9.0, False)
+    assert (
+        es.monitor,
+        es.mode,
+        es.patience,
+        es.min_delta,
+        es.restore_best_weights,
+        es.baseline,
+        es.start_from_epoch,
+        es.stopping_threshold,
+        es.divergence_threshold,
+        es.check_finite,
+    ) == ("val_rmse", "max", 4, 0.1, False, 0.5, 2, 0.01, 9.0, False)
     default = EarlyStopping.from_config(TrainConfig(), "val_loss")
-    assert (default.baseline, default.start_from_epoch, default.stopping_threshold, default.divergence_threshold,
-            default.check_finite, default.restore_best_weights) == (None, 0, None, None, True, True)
-    for name, bad, want in [("start_from_epoch", -1, "a whole number >= 0"), ("baseline", NAN, "a finite number"),
-                            ("stopping_threshold", INF, "a finite number"),
-                            ("divergence_threshold", "high", "a finite number")]:
+    assert (
+        default.baseline,
+        default.start_from_epoch,
+        default.stopping_threshold,
+        default.divergence_threshold,
+        default.check_finite,
+        default.restore_best_weights,
+    ) == (None, 0, None, None, True, True)
+    for name, bad, want in [
+        ("start_from_epoch", -1, "a whole number >= 0"),
+        ("baseline", NAN, "a finite number"),
+        ("stopping_threshold", INF, "a finite number"),
+        ("divergence_threshold", "high", "a finite number"),
+    ]:
         with pytest.raises(UsageError, match=f"^--{name.replace('_', '-')} must be {want}, got "):
             with_overrides(TrainConfig(), **{name: bad})
 
@@ -198,9 +228,18 @@ def run(out, script, crash_after=None, resume=False, **rules):
         if crash_after is not None and row["epoch"] == crash_after:
             raise Crash
 
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.05), metrics={"s": metric},
-                      train_metrics=False, epochs=len(script), checkpoint_dir=out, progress=False,
-                      early_stopping=EarlyStopping("val_s", **rules), callbacks=[callback])
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        metrics={"s": metric},
+        train_metrics=False,
+        epochs=len(script),
+        checkpoint_dir=out,
+        progress=False,
+        early_stopping=EarlyStopping("val_s", **rules),
+        callbacks=[callback],
+    )
     metric.trainer = trainer
     batches = TensorBatcher((x, y), 8, shuffle=True, seed=3)
     if crash_after is not None:
@@ -215,15 +254,19 @@ def same(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("rules, script, stop, kept, reason", [
-    ({"patience": None, "stopping_threshold": 0.25}, [0.9, 0.5, 0.6, 0.2, 0.1, 0.1], 4, 4, "stopping_threshold"),
-    ({"patience": None, "divergence_threshold": 1.0}, [0.9, 0.5, 0.6, 1.5, 0.1, 0.1], 4, 2, "divergence_threshold"),
-    ({"patience": None}, [0.9, 0.5, 0.6, NAN, 0.1, 0.1], 4, 2, "not_finite"),
-    ({"patience": 3, "baseline": 0.1}, [0.9, 0.5, 0.6, 0.55, 0.52, 0.3], 3, 2, "patience"),
-    ({"patience": 1, "start_from_epoch": 2}, [0.1, 0.2, 0.6, 0.5, 0.55, 0.4], 5, 4, "patience"),
-])
-def test_each_rule_stops_at_its_epoch_keeps_the_right_weights_and_resumes_exactly(tmp_path, rules, script, stop,
-                                                                                  kept, reason):
+@pytest.mark.parametrize(
+    "rules, script, stop, kept, reason",
+    [
+        ({"patience": None, "stopping_threshold": 0.25}, [0.9, 0.5, 0.6, 0.2, 0.1, 0.1], 4, 4, "stopping_threshold"),
+        ({"patience": None, "divergence_threshold": 1.0}, [0.9, 0.5, 0.6, 1.5, 0.1, 0.1], 4, 2, "divergence_threshold"),
+        ({"patience": None}, [0.9, 0.5, 0.6, NAN, 0.1, 0.1], 4, 2, "not_finite"),
+        ({"patience": 3, "baseline": 0.1}, [0.9, 0.5, 0.6, 0.55, 0.52, 0.3], 3, 2, "patience"),
+        ({"patience": 1, "start_from_epoch": 2}, [0.1, 0.2, 0.6, 0.5, 0.55, 0.4], 5, 4, "patience"),
+    ],
+)
+def test_each_rule_stops_at_its_epoch_keeps_the_right_weights_and_resumes_exactly(
+    tmp_path, rules, script, stop, kept, reason
+):
     """stop, kept: 1-based epochs. The run after a crash at epoch 2 and a resume ends the same way."""
     weights, result, seen = run(tmp_path / "a", script, **rules)
     assert (result.epochs_run, result.stopped_early, result.stop_reason) == (stop, True, reason)
@@ -238,8 +281,10 @@ def test_each_rule_stops_at_its_epoch_keeps_the_right_weights_and_resumes_exactl
     assert same(weights, resumed_weights)
     assert (resumed.epochs_run, resumed.best_epoch, resumed.stop_reason) == (stop, kept, reason)
     assert read_checkpoint(tmp_path / "b" / "last.pt")["early_stopping"] == last["early_stopping"]
-    assert same(read_checkpoint(tmp_path / "b" / "best.pt")["state_dict"],
-                read_checkpoint(tmp_path / "a" / "best.pt")["state_dict"])
+    assert same(
+        read_checkpoint(tmp_path / "b" / "best.pt")["state_dict"],
+        read_checkpoint(tmp_path / "a" / "best.pt")["state_dict"],
+    )
 
 
 def test_a_warm_up_longer_than_the_run_leaves_the_last_weights_in_best_pt(tmp_path):

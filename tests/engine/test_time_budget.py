@@ -24,13 +24,26 @@ SCRIPT = [0.5, 0.3, 0.4, 0.45, 0.6, 0.7]  # val_s at each epoch's end: the best 
 
 def test_durations_read_as_seconds():
     assert [duration_seconds(v) for v in ("90s", "15m", "2h", "1.5h", "90", " 2 m", "0.5s", 90, 2.5, None)] == [
-        90.0, 900.0, 7200.0, 5400.0, 90.0, 120.0, 0.5, 90.0, 2.5, None]
+        90.0,
+        900.0,
+        7200.0,
+        5400.0,
+        90.0,
+        120.0,
+        0.5,
+        90.0,
+        2.5,
+        None,
+    ]
     for bad in ("", "soon", "10x", "-5s", "0", "0m", "1h30", "inf", True, float("nan"), -1):
         with pytest.raises(ValueError):
             duration_seconds(bad)
     assert with_overrides(TrainConfig(), max_time="15m").max_time == "15m"
-    with pytest.raises(UsageError, match=r"^--max-time must be a duration such as 90s, 15m or 2h \(or a number of "
-                                         r"seconds\), got '10 minutes'$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--max-time must be a duration such as 90s, 15m or 2h \(or a number of "
+        r"seconds\), got '10 minutes'$",
+    ):
         with_overrides(TrainConfig(), max_time="10 minutes")
     with pytest.raises(ValueError, match="max_time must be"):
         Trainer(nn.Linear(1, 1), nn.MSELoss(), torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), max_time="soon")
@@ -83,10 +96,23 @@ def run(out, *, max_time=None, resume=False, accumulate=1, checkpoint_every=1, s
         return nn.functional.mse_loss(output, target)
 
     metric = Scripted()
-    trainer = Trainer(model, loss_fn, opt, metrics={"s": metric}, train_metrics=False, epochs=EPOCHS,
-                      scheduler=scheduler, scheduler_interval="batch", early_stopping=EarlyStopping("val_s"),
-                      checkpoint_dir=out, checkpoint_every=checkpoint_every, progress=False, accumulate=accumulate,
-                      max_time=max_time, clock=lambda: ticks["n"])
+    trainer = Trainer(
+        model,
+        loss_fn,
+        opt,
+        metrics={"s": metric},
+        train_metrics=False,
+        epochs=EPOCHS,
+        scheduler=scheduler,
+        scheduler_interval="batch",
+        early_stopping=EarlyStopping("val_s"),
+        checkpoint_dir=out,
+        checkpoint_every=checkpoint_every,
+        progress=False,
+        accumulate=accumulate,
+        max_time=max_time,
+        clock=lambda: ticks["n"],
+    )
     metric.trainer = trainer
     return trainer, trainer.fit(train, val, resume=resume)
 
@@ -104,18 +130,25 @@ def assert_same_run(straight_dir, resumed_dir, straight, resumed):
     assert same(t1.model.state_dict(), t2.model.state_dict())  # the final (best) weights
     assert without_seconds(r1.history) == without_seconds(r2.history)
     assert (r1.best_epoch, r1.best_value, r1.epochs_run, r1.stop_reason) == (
-        r2.best_epoch, r2.best_value, r2.epochs_run, r2.stop_reason)
+        r2.best_epoch,
+        r2.best_value,
+        r2.epochs_run,
+        r2.stop_reason,
+    )
     for name in ("best.pt", "last.pt"):
         a, b = read_checkpoint(straight_dir / name), read_checkpoint(resumed_dir / name)
         assert (a["epoch"], a["best"], a["early_stopping"]) == (b["epoch"], b["best"], b["early_stopping"]), name
         assert same(a["state_dict"], b["state_dict"]), name
         assert "interrupted" not in b
-    assert read_checkpoint(straight_dir / "last.pt")["scheduler"] == read_checkpoint(resumed_dir / "last.pt")["scheduler"]
+    assert (
+        read_checkpoint(straight_dir / "last.pt")["scheduler"] == read_checkpoint(resumed_dir / "last.pt")["scheduler"]
+    )
 
 
 @pytest.mark.parametrize("accumulate, budget, loader", [(1, 10, False), (2, 9, False), (1, 10, True)])
-def test_a_budget_that_runs_out_inside_an_epoch_validates_checkpoints_and_resumes_exactly(tmp_path, accumulate, budget,
-                                                                                          loader):
+def test_a_budget_that_runs_out_inside_an_epoch_validates_checkpoints_and_resumes_exactly(
+    tmp_path, accumulate, budget, loader
+):
     """The budget runs out at the 10th training batch (an optimizer step): 2 of epoch 3's 4 batches."""
     straight = run(tmp_path / "a", accumulate=accumulate, snapshot_at=10, loader=loader)
     assert straight[1].best_epoch == 2 and straight[1].stop_reason is None
@@ -133,7 +166,9 @@ def test_a_budget_that_runs_out_inside_an_epoch_validates_checkpoints_and_resume
     # its validation beat the best: best.pt and the weights fit returns are the stop's, and say so
     best = read_checkpoint(tmp_path / "b" / "best.pt")
     assert same(best["state_dict"], straight[0].snapshot) and best["best"]["epoch"] == 3 and best["best"]["value"] == 0
-    assert (stopped.best_epoch, stopped.best_value) == (3, 0.0) and same(trainer.model.state_dict(), straight[0].snapshot)
+    assert (stopped.best_epoch, stopped.best_value) == (3, 0.0) and same(
+        trainer.model.state_dict(), straight[0].snapshot
+    )
     assert (tmp_path / "b" / "history.csv").read_text().count("\n") == 3  # a header and the two whole epochs
     # resumed without a budget, under another global RNG (Dropout): the same run as the uninterrupted one,
     # best.pt back to epoch 2's weights
@@ -162,14 +197,30 @@ def test_an_interrupted_epoch_resumes_only_with_the_same_batches(tmp_path):
     run(tmp_path / "a", max_time=10)
     train, val = data()
     model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Dropout(0.1), nn.Linear(8, 1))
-    trainer = Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.05), epochs=EPOCHS,
-                      early_stopping=EarlyStopping("val_loss"), progress=False)
-    with pytest.raises(CheckpointError, match=r"was stopped by its time budget after 2 of the 4 batches of epoch 3 "
-                                              r"\(one optimizer step per 1\), but this run has 2 batches an epoch"):
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        epochs=EPOCHS,
+        early_stopping=EarlyStopping("val_loss"),
+        progress=False,
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"was stopped by its time budget after 2 of the 4 batches of epoch 3 "
+        r"\(one optimizer step per 1\), but this run has 2 batches an epoch",
+    ):
         trainer.fit(TensorBatcher(train.tensors, 16, shuffle=True), val, resume=tmp_path / "a" / "last.pt")
     with pytest.raises(CheckpointError, match="one step per 2"):
-        Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.05), epochs=EPOCHS, accumulate=2,
-                early_stopping=EarlyStopping("val_loss"), progress=False).fit(train, val, resume=tmp_path / "a" / "last.pt")
+        Trainer(
+            model,
+            nn.MSELoss(),
+            torch.optim.SGD(model.parameters(), lr=0.05),
+            epochs=EPOCHS,
+            accumulate=2,
+            early_stopping=EarlyStopping("val_loss"),
+            progress=False,
+        ).fit(train, val, resume=tmp_path / "a" / "last.pt")
 
 
 def test_the_budget_counts_from_each_fit_and_a_full_batch_run_saves_the_stop(tmp_path):
@@ -184,9 +235,16 @@ def test_the_budget_counts_from_each_fit_and_a_full_batch_run_saves_the_stop(tmp
     def trainer(max_time=None):
         torch.manual_seed(0)
         model = nn.Linear(1, 1)
-        return Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, progress=False,
-                       early_stopping=EarlyStopping("train_loss", patience=None, restore_best_weights=False),
-                       max_time=max_time, clock=lambda: ticks["n"])
+        return Trainer(
+            model,
+            loss_fn,
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            epochs=3,
+            progress=False,
+            early_stopping=EarlyStopping("train_loss", patience=None, restore_best_weights=False),
+            max_time=max_time,
+            clock=lambda: ticks["n"],
+        )
 
     batches = TensorBatcher((x, 2 * x), 4)  # 2 batches an epoch
     stopped = fit_and_save(trainer(max_time=3), batches, tmp_path / "a")
@@ -219,8 +277,10 @@ def test_a_stop_without_a_best_before_it_leaves_best_pt_to_the_next_write(tmp_pa
     run(tmp_path / "c", resume=True, checkpoint_every=3)
     run(tmp_path / "d", checkpoint_every=3)
     assert not (tmp_path / "c" / "best.pt").exists() and not (tmp_path / "d" / "best.pt").exists()
-    assert same(read_checkpoint(tmp_path / "c" / "last.pt")["state_dict"],
-                read_checkpoint(tmp_path / "d" / "last.pt")["state_dict"])
+    assert same(
+        read_checkpoint(tmp_path / "c" / "last.pt")["state_dict"],
+        read_checkpoint(tmp_path / "d" / "last.pt")["state_dict"],
+    )
 
 
 def test_a_budget_stopped_checkpoint_loads_with_plain_metadata(tmp_path):

@@ -53,8 +53,11 @@ def test_adding_a_batch_never_reads_the_device():
     """On the "meta" device every host read (.item(), float(), .cpu()) fails: add() makes none."""
     totals = Totals({"accuracy": Accuracy()}, "meta")
     for _ in range(3):
-        totals.add(torch.ones((), device="meta"), torch.zeros(4, 3, device="meta"),
-                   [torch.zeros(4, dtype=torch.long, device="meta")])
+        totals.add(
+            torch.ones((), device="meta"),
+            torch.zeros(4, 3, device="meta"),
+            [torch.zeros(4, dtype=torch.long, device="meta")],
+        )
     assert totals.samples == 12
     assert [t.device.type for t in (totals.loss, *totals.sums, *totals.counts)] == ["meta"] * 3
     assert {t.dtype for t in (totals.loss, *totals.sums, *totals.counts)} == {torch.float64}
@@ -94,7 +97,10 @@ def test_the_one_all_reduce_gets_one_float64_tensor_on_the_training_device(monke
 
     monkeypatch.setattr(distributed, "all_reduce_sum", all_reduce_sum)
     totals = Totals({"accuracy": Accuracy()}, "meta")
-    totals.add(torch.ones((), device="meta"), torch.zeros(3, 3, device="meta"),
-               [torch.zeros(3, dtype=torch.long, device="meta")])
+    totals.add(
+        torch.ones((), device="meta"),
+        torch.zeros(3, 3, device="meta"),
+        [torch.zeros(3, dtype=torch.long, device="meta")],
+    )
     assert totals.summarize("val_") == {"val_loss": 2.0, "val_accuracy": 2 / 3}
     assert [(t.device.type, t.dtype, t.shape) for t in sent] == [("meta", torch.float64, (4,))]

@@ -10,10 +10,10 @@ from torch import nn
 
 import torchlab
 from torchlab import EarlyStopping, Trainer
-from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.data import TensorBatcher
-from torchlab.errors import TrainingError
+from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.engine.metrics import Accuracy, Metric
+from torchlab.errors import TrainingError
 
 
 class Scripted(Metric):
@@ -52,8 +52,11 @@ def test_early_stopping_fires_at_expected_epoch_and_restores_best(blobs, tmp_pat
     script = [0.9, 0.7, 0.5, 0.55, 0.499, 0.6, 0.1, 0.1]
     weights_per_epoch = []
     trainer, train, val = make_trainer(
-        blobs, tmp_path, epochs=20,
-        metrics={"crafted": Scripted(script)}, train_metrics=False,
+        blobs,
+        tmp_path,
+        epochs=20,
+        metrics={"crafted": Scripted(script)},
+        train_metrics=False,
         early_stopping=EarlyStopping("val_crafted", "min", patience=3, min_delta=0.01),
         callbacks=[lambda tr, row: weights_per_epoch.append({k: v.clone() for k, v in tr.model.state_dict().items()})],
     )
@@ -125,8 +128,17 @@ def test_resume_continues_exactly(blobs, tmp_path):
             if crash_after is not None and row["epoch"] == crash_after:
                 raise KeyboardInterrupt
 
-        trainer = Trainer(model, nn.CrossEntropyLoss(), opt, epochs=6, scheduler=sched, scheduler_interval="batch",
-                          checkpoint_dir=out, progress=False, callbacks=[crash])
+        trainer = Trainer(
+            model,
+            nn.CrossEntropyLoss(),
+            opt,
+            epochs=6,
+            scheduler=sched,
+            scheduler_interval="batch",
+            checkpoint_dir=out,
+            progress=False,
+            callbacks=[crash],
+        )
         if crash_after is not None:
             with pytest.raises(KeyboardInterrupt):
                 trainer.fit(train)
@@ -166,7 +178,7 @@ def test_pick_device():
 
 def test_a_training_error_names_settings_by_field_and_words_them_as_flags_on_request():
     from torchlab.config import flag_name
-    from torchlab.errors import NonFiniteLoss, FieldName, TorchlabError
+    from torchlab.errors import FieldName, NonFiniteLoss, TorchlabError
 
     plain = TrainingError("the ranks disagree")
     assert (str(plain), plain.fields, plain.worded(flag_name)) == ("the ranks disagree", (), "the ranks disagree")
@@ -176,7 +188,13 @@ def test_a_training_error_names_settings_by_field_and_words_them_as_flags_on_req
     assert error.worded(flag_name) == "lower --batch-size or raise --grad-clip"
     assert error.worded(str.upper) == "lower BATCH_SIZE or raise GRAD_CLIP"
     loss = NonFiniteLoss("val_loss", float("inf"), 3, 0.25, ("use ", FieldName("lr")), checkpoint=None)
-    assert (loss.quantity, loss.value, loss.epoch, loss.lr, loss.checkpoint) == ("val_loss", float("inf"), 3, 0.25, None)
+    assert (loss.quantity, loss.value, loss.epoch, loss.lr, loss.checkpoint) == (
+        "val_loss",
+        float("inf"),
+        3,
+        0.25,
+        None,
+    )
     assert str(loss) == "val_loss became inf in epoch 3 (lr 0.25); use lr" and isinstance(loss, TrainingError)
     other = loss.with_advice("fix ", FieldName("flip_sum"))
     assert (other.quantity, other.value, other.epoch, other.lr) == ("val_loss", float("inf"), 3, 0.25)

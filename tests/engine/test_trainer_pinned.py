@@ -47,8 +47,16 @@ def make(out=None, *, epochs=3, max_time=None, on_train=None, on_val=None, **kwa
         return loss
 
     settings = {"progress": False, "early_stopping": EarlyStopping("val_loss", patience=None), **kwargs}
-    trainer = Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.05), epochs=epochs,
-                      checkpoint_dir=out, max_time=max_time, clock=lambda: ticks["n"], **settings)
+    trainer = Trainer(
+        model,
+        loss_fn,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        epochs=epochs,
+        checkpoint_dir=out,
+        max_time=max_time,
+        clock=lambda: ticks["n"],
+        **settings,
+    )
     trainer.ticks = ticks
     return trainer
 
@@ -79,9 +87,23 @@ class Scripted(Metric):
 
 
 # ----------------------------------------------------------------- the budget's summary line
-@pytest.mark.parametrize("budget, text", [
-    (90, "1m30s"), (7200, "2h"), (3661, "1h1m1s"), (60, "1m"), (61, "1m1s"), (59, "59s"), (2.5, "2.5s"),
-    (90.5, "90.5s"), (0.5, "0.5s"), ("15m", "15m"), ("1.5h", "1h30m"), (3600 + 120, "1h2m")])
+@pytest.mark.parametrize(
+    "budget, text",
+    [
+        (90, "1m30s"),
+        (7200, "2h"),
+        (3661, "1h1m1s"),
+        (60, "1m"),
+        (61, "1m1s"),
+        (59, "59s"),
+        (2.5, "2.5s"),
+        (90.5, "90.5s"),
+        (0.5, "0.5s"),
+        ("15m", "15m"),
+        ("1.5h", "1h30m"),
+        (3600 + 120, "1h2m"),
+    ],
+)
 def test_the_summary_line_says_the_budget_in_hours_minutes_and_seconds(budget, text):
     """The clock jumps past any budget at the first training batch: the run stops after epoch 1 of 2."""
     x = torch.ones(4, 3)
@@ -92,8 +114,15 @@ def test_the_summary_line_says_the_budget_in_hours_minutes_and_seconds(budget, t
         clock["t"] = 1e9
         return nn.functional.mse_loss(output, target)
 
-    trainer = Trainer(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, progress=False,
-                      max_time=budget, clock=lambda: clock["t"])
+    trainer = Trainer(
+        model,
+        loss_fn,
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        epochs=2,
+        progress=False,
+        max_time=budget,
+        clock=lambda: clock["t"],
+    )
     result = trainer.fit(TensorBatcher((x, x[:, :1]), 4))
     assert (result.stop_reason, result.epochs_run) == ("max_time", 1)
     assert result.stop_message == f"time budget of {text} used up after epoch 1 of 2"
@@ -112,8 +141,9 @@ def test_a_stop_at_the_second_last_epoch_end_stops_there(tmp_path):
     train, val = data()
     result = make(tmp_path, max_time=8).fit(train, val)
     assert (result.stop_reason, result.epochs_run, result.partial) == ("max_time", 2, None)
-    assert result.stop_message == (f"time budget of 8s used up after epoch 2 of 3; {tmp_path / 'last.pt'} holds "
-                                   "this state: resume to go on")
+    assert result.stop_message == (
+        f"time budget of 8s used up after epoch 2 of 3; {tmp_path / 'last.pt'} holds this state: resume to go on"
+    )
     result = make(max_time=12).fit(train, val)
     assert (result.stop_reason, result.epochs_run, result.stop_message) == (None, 3, "")
 
@@ -141,8 +171,9 @@ def test_the_row_of_a_stop_inside_an_epoch_and_the_last_pt_it_writes(tmp_path):
     assert set(row) == {"epoch", "train_loss", "val_loss", "lr", "seconds", "batches"}
     assert (row["epoch"], row["batches"], row["lr"]) == (2, 2, 0.05)
     assert 0 < row["seconds"] <= elapsed
-    assert result.stop_message.startswith("time budget of 6s used up in epoch 2 of 3, after 2 of 4 batches; "
-                                          "validated there;")
+    assert result.stop_message.startswith(
+        "time budget of 6s used up in epoch 2 of 3, after 2 of 4 batches; validated there;"
+    )
     last = read_checkpoint(tmp_path / "last.pt")
     assert last["metrics"] == row and last["epoch"] == 1
     assert torch.equal(last["rng"]["torch"], seen["rng"])
@@ -153,9 +184,14 @@ def test_a_stop_worse_than_the_first_epoch_leaves_best_pt_to_that_epoch(tmp_path
     train, val = data()
     metric = Scripted()
     kept = {}
-    trainer = make(tmp_path, max_time=6, metrics={"s": metric}, train_metrics=False,
-                   early_stopping=EarlyStopping("val_s"),
-                   callbacks=[lambda tr, row: kept.update({k: v.clone() for k, v in tr.model.state_dict().items()})])
+    trainer = make(
+        tmp_path,
+        max_time=6,
+        metrics={"s": metric},
+        train_metrics=False,
+        early_stopping=EarlyStopping("val_s"),
+        callbacks=[lambda tr, row: kept.update({k: v.clone() for k, v in tr.model.state_dict().items()})],
+    )
     metric.trainer = trainer
     result = trainer.fit(train, val)
     assert result.partial["val_s"] == 0.9 and (result.best_epoch, result.best_value) == (1, pytest.approx(0.1))
@@ -175,11 +211,15 @@ def test_a_stop_between_checkpoint_epochs_writes_history_csv(tmp_path):
 
 def test_a_non_finite_validation_at_a_budget_stop_names_its_epoch(tmp_path):
     train, val = data()
-    trainer = make(tmp_path, max_time=6,
-                   on_val=lambda tr, loss: loss * math.nan if tr.interruption is not None else loss)
-    with pytest.raises(NonFiniteLoss, match=r"^val_loss became nan in epoch 2 \(lr 0\.05\); the training loss is "
-                                            r"finite, so the validation data hold values the model cannot score; "
-                                            r"the last good checkpoint is .*last\.pt$") as caught:
+    trainer = make(
+        tmp_path, max_time=6, on_val=lambda tr, loss: loss * math.nan if tr.interruption is not None else loss
+    )
+    with pytest.raises(
+        NonFiniteLoss,
+        match=r"^val_loss became nan in epoch 2 \(lr 0\.05\); the training loss is "
+        r"finite, so the validation data hold values the model cannot score; "
+        r"the last good checkpoint is .*last\.pt$",
+    ) as caught:
         trainer.fit(train, val)
     assert caught.value.epoch == 2
 
@@ -238,8 +278,9 @@ def test_a_bad_max_time_is_refused_in_one_line(max_time):
     model = nn.Linear(1, 1)
     with pytest.raises(ValueError) as caught:
         Trainer(model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), max_time=max_time)
-    assert str(caught.value) == ("max_time must be a number of seconds > 0 or a duration such as 90s, 15m or 2h, "
-                                 f"got {max_time!r}")
+    assert str(caught.value) == (
+        f"max_time must be a number of seconds > 0 or a duration such as 90s, 15m or 2h, got {max_time!r}"
+    )
 
 
 def test_no_interruption_and_no_stop_checkpoint_unless_the_budget_stopped_the_run(tmp_path):
@@ -265,8 +306,10 @@ def test_a_threshold_stop_message_shows_the_value_that_reached_it():
     result = make(early_stopping=EarlyStopping("train_loss", stopping_threshold=1e9)).fit(train)
     value = result.history[0]["train_loss"]
     assert result.stop_reason == "stopping_threshold"
-    assert result.stop_message == (f"early stopping at epoch 1: train_loss = {value:.4g} reached the stopping "
-                                   f"threshold (below 1e+09; best {value:.4g} at epoch 1)")
+    assert result.stop_message == (
+        f"early stopping at epoch 1: train_loss = {value:.4g} reached the stopping "
+        f"threshold (below 1e+09; best {value:.4g} at epoch 1)"
+    )
 
 
 # ----------------------------------------------------------------- the dry run's report
@@ -298,8 +341,11 @@ def test_the_dry_run_tells_the_batches_their_epoch():
 
 
 def test_a_dry_run_without_training_batches_is_refused_in_one_line():
-    with pytest.raises(TrainingError, match=r"^the training data hold no batch: nothing to train on; check the data "
-                                            r"and its size$"):
+    with pytest.raises(
+        TrainingError,
+        match=r"^the training data hold no batch: nothing to train on; check the data "
+        r"and its size$",
+    ):
         dry(make(dry_run=True), [], [])
 
 

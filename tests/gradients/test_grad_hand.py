@@ -36,8 +36,9 @@ def test_surfaces_seed_numbers():
     assert [g.item() for g in hand.grad_B(t(0.0), t(0.0))] == [60.0, 6.0]
 
 
-@pytest.mark.parametrize("name, method, check", [(n, m, c) for n, pairs in checks.FORMULA_CHECKS.items()
-                                                  for m, c in pairs if m == "hand"])
+@pytest.mark.parametrize(
+    "name, method, check", [(n, m, c) for n, pairs in checks.FORMULA_CHECKS.items() for m, c in pairs if m == "hand"]
+)
 def test_hand_formulas_match_autograd(name, method, check):
     rows = check(_gen(1))
     assert rows, name

@@ -13,10 +13,15 @@ from torchlab.gradients.result import FORMULA_RTOL, compare
 def test_assignment_test_vectors():
     kernel = np.eye(3)
     kernel[-1, -1] = 2
-    np.testing.assert_array_equal(npl.conv_matrix(np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]]), kernel),
-                                  [[7, 10, 3], [10, 14, 6], [3, 6, 8]])
-    np.testing.assert_allclose(npl.box_blur(np.array([[9, 0, 9], [0, 0, 0], [9, 0, 9]]), 3),
-                               [[1, 2, 1], [2, 4, 2], [1, 2, 1]], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(
+        npl.conv_matrix(np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]]), kernel), [[7, 10, 3], [10, 14, 6], [3, 6, 8]]
+    )
+    np.testing.assert_allclose(
+        npl.box_blur(np.array([[9, 0, 9], [0, 0, 0], [9, 0, 9]]), 3),
+        [[1, 2, 1], [2, 4, 2], [1, 2, 1]],
+        rtol=0,
+        atol=1e-12,
+    )
     pool = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]])
     np.testing.assert_array_equal(npl.maxpool_forward(pool), [[6, 8], [3, 4]])
     assert npl.l2_regularizer(2, [np.array([5, 3, 7, 5, 0.5])]) == 108.25

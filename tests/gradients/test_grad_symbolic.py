@@ -57,8 +57,13 @@ def test_symbolic_patch_gradient_is_two_over_n_form():
     np.testing.assert_allclose(symbolic.patch_mse_grad(X, w, I), 2 / 6 * X.T @ (X @ w - I), rtol=1e-12)
 
 
-CACHED = (symbolic.two_neuron, symbolic._surface_gradient, symbolic._relu_net_gradient,
-          symbolic._patch_row_gradient, symbolic.relu_functions)
+CACHED = (
+    symbolic.two_neuron,
+    symbolic._surface_gradient,
+    symbolic._relu_net_gradient,
+    symbolic._patch_row_gradient,
+    symbolic.relu_functions,
+)
 
 
 def test_missing_sympy_is_a_clear_skip(monkeypatch):

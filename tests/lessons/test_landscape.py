@@ -23,7 +23,10 @@ def test_notebook_weights_give_minus_four_at_one_minus_one():
 
 
 def test_random_weights_follow_the_seed():
-    a, b = build_model("landscape-net", hidden=8, weights="random", seed=3), build_model("landscape-net", hidden=8, weights="random", seed=3)
+    a, b = (
+        build_model("landscape-net", hidden=8, weights="random", seed=3),
+        build_model("landscape-net", hidden=8, weights="random", seed=3),
+    )
     c = build_model("landscape-net", hidden=8, weights="random", seed=4)
     assert torch.equal(a.hidden.weight, b.hidden.weight) and not torch.equal(a.hidden.weight, c.hidden.weight)
     assert a.hidden.weight.shape == (8, 2) and a.output.weight.shape == (1, 8)

@@ -41,7 +41,10 @@ def test_landscape_lesson_values():
     assert lesson.regions == 7 and lesson.parameters == 13 and lesson.figures is None
     assert lesson.name == "2->3->1 net, the notebook weights" and lesson.line == (0.5, 0.3)
     assert [(c.hidden, c.pieces, c.pieces_in_view, c.measured_in_view) for c in lesson.compared] == [
-        (1, 2, 2, 2), (3, 4, 4, 4), (8, 9, 9, 9)]
+        (1, 2, 2, 2),
+        (3, 4, 4, 4),
+        (8, 9, 9, 9),
+    ]
     assert all(len(c.kinks) == c.pieces_in_view - 1 and all(-2 < k < 2 for k in c.kinks) for c in lesson.compared)
     random = landscape_lesson(hidden=5, weights="random", seed=1, compare=[2], limit=1.0)
     assert random.name == "2->5->1 net, random (seed 1) weights" and random.parameters == 21

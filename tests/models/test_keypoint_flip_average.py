@@ -78,7 +78,13 @@ def test_each_augmentation_strength_reaches_the_augmentation():
     augment = make_augment(KeypointConfig(**strengths))
     assert {name: getattr(augment, name) for name in strengths} == strengths
     recipe = make_augment(KeypointConfig())
-    assert (recipe.degrees, recipe.scale, recipe.shift, recipe.brightness, recipe.contrast) == (12.0, 0.08, 5.0, 0.15, 0.25)
+    assert (recipe.degrees, recipe.scale, recipe.shift, recipe.brightness, recipe.contrast) == (
+        12.0,
+        0.08,
+        5.0,
+        0.15,
+        0.25,
+    )
 
 
 def test_the_flip_and_the_net_use_the_configs_mirror():

@@ -7,9 +7,9 @@ from torch import nn
 
 from torchlab.cli.main import main
 from torchlab.engine.metrics import masked_mse
-from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, per_keypoint_rmse
 from torchlab.models import build_model, count_parameters
 from torchlab.models.keypoints import SoftArgmax2d
+from torchlab.tasks.keypoints.kaggle import mean_keypoint_baseline, per_keypoint_rmse
 
 
 def test_parameter_counts_match_the_seed():
@@ -23,11 +23,14 @@ def test_parameter_counts_match_the_seed():
 def test_summary_prints_the_seed_table(capsys):
     assert main(["summary", "keypoint-cnn"]) == 0
     out = capsys.readouterr().out
-    for row in ("Conv2d-1           [-1, 32, 94, 94]             320",
-                "MaxPool2d-6          [-1, 128, 10, 10]               0",
-                "Linear-7                  [-1, 256]       3,277,056",
-                "Dropout-10                  [-1, 128]               0",
-                "Total params: 3,406,494", "Forward/backward pass size (MB): 4.42"):
+    for row in (
+        "Conv2d-1           [-1, 32, 94, 94]             320",
+        "MaxPool2d-6          [-1, 128, 10, 10]               0",
+        "Linear-7                  [-1, 256]       3,277,056",
+        "Dropout-10                  [-1, 128]               0",
+        "Total params: 3,406,494",
+        "Forward/backward pass size (MB): 4.42",
+    ):
         assert row in out
     assert main(["summary", "keypoint-fcn"]) == 0
     out = capsys.readouterr().out
@@ -58,7 +61,9 @@ def test_per_keypoint_rmse_and_baseline():
     per = per_keypoint_rmse(pred.numpy(), truth.numpy(), mask.numpy())
     assert abs(per[0] - (9 / 2) ** 0.5) < 1e-6 and (per[1:] == 0).all()
     train = torch.tensor([[10.0] * 30, [20.0] * 30])
-    assert abs(mean_keypoint_baseline(train, torch.ones(2, 30), torch.full((1, 30), 18.0), torch.ones(1, 30)) - 3) < 1e-6
+    assert (
+        abs(mean_keypoint_baseline(train, torch.ones(2, 30), torch.full((1, 30), 18.0), torch.ones(1, 30)) - 3) < 1e-6
+    )
 
 
 def test_soft_argmax_finds_a_peak_in_pixels():

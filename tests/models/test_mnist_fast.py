@@ -17,14 +17,18 @@ def test_parameter_count_and_output_shape():
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     assert build_model("mnist-fast", classes=2, hidden=64)(torch.zeros(1, 1, 28, 28)).shape == (1, 2)
     assert count_parameters(build_model("mnist-fast", channels=(8, 16), hidden=32)) == (
-        8 * 25 + 8 + 16 * 8 * 9 + 16 + 400 * 32 + 32 + 32 * 10 + 10)
+        8 * 25 + 8 + 16 * 8 * 9 + 16 + 400 * 32 + 32 + 32 * 10 + 10
+    )
 
 
 def test_layers_shrink_the_image_as_documented():
     maps = feature_maps(MnistFastCNN(), torch.zeros(1, 1, 28, 28))
     assert [(name, tuple(x.shape[1:])) for name, x in maps] == [
-        ("conv1", (24, 12, 12)), ("relu1", (24, 12, 12)),   # 5x5 at stride 2: no first pooling
-        ("conv2", (32, 10, 10)), ("pool2", (32, 5, 5)), ("relu2", (32, 5, 5)),
+        ("conv1", (24, 12, 12)),
+        ("relu1", (24, 12, 12)),  # 5x5 at stride 2: no first pooling
+        ("conv2", (32, 10, 10)),
+        ("pool2", (32, 5, 5)),
+        ("relu2", (32, 5, 5)),
     ]
 
 

@@ -111,8 +111,10 @@ def test_descent_paths_stay_in_view_under_the_optimum_marker(captured):
 
 
 def test_feature_maps_share_one_color_scale_per_row_with_a_color_bar(captured):
-    maps = [("conv1", torch.randn(1, 4, 6, 6) * torch.tensor([1.0, 5.0, 0.1, 2.0])[None, :, None, None]),
-            ("relu1", torch.rand(1, 4, 6, 6) * torch.tensor([1.0, 0.0, 3.0, 2.0])[None, :, None, None])]
+    maps = [
+        ("conv1", torch.randn(1, 4, 6, 6) * torch.tensor([1.0, 5.0, 0.1, 2.0])[None, :, None, None]),
+        ("relu1", torch.rand(1, 4, 6, 6) * torch.tensor([1.0, 0.0, 3.0, 2.0])[None, :, None, None]),
+    ]
     mnist.plot_feature_maps(maps, np.zeros((28, 28)), "maps.png", channels=4)
     fig = captured["maps.png"]
     rows = [ax.get_images()[0] for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_images()]

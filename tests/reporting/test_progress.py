@@ -13,12 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import ROOT
 from torchlab import EarlyStopping, Trainer
 from torchlab.data import TensorBatcher
 from torchlab.engine.metrics import Accuracy
 from torchlab.reporting.progress import mode
-
-from conftest import ROOT
 
 
 class FakeStream(io.StringIO):
@@ -35,8 +34,15 @@ def fit(blobs, monkeypatch, *, tty: bool, progress, epochs: int = 3, **kwargs) -
     monkeypatch.setattr(sys, "stderr", stream)
     x, y = blobs
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.05),
-                      metrics={"accuracy": Accuracy()}, epochs=epochs, progress=progress, **kwargs)
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        metrics={"accuracy": Accuracy()},
+        epochs=epochs,
+        progress=progress,
+        **kwargs,
+    )
     trainer.fit(TensorBatcher((x[:240], y[:240]), 32), TensorBatcher((x[240:], y[240:]), 64))
     return stream.getvalue()
 
@@ -75,8 +81,14 @@ def test_terminal_gets_a_per_batch_bar_with_total_and_a_kept_line_per_epoch(blob
 
 
 def test_early_stopping_is_reported(blobs, monkeypatch):
-    out = fit(blobs, monkeypatch, tty=False, progress=True, epochs=30,
-              early_stopping=EarlyStopping("val_loss", "min", patience=0, min_delta=10.0))
+    out = fit(
+        blobs,
+        monkeypatch,
+        tty=False,
+        progress=True,
+        epochs=30,
+        early_stopping=EarlyStopping("val_loss", "min", patience=0, min_delta=10.0),
+    )
     assert out.splitlines()[-1] == (
         "early stopping: val_loss has not improved since epoch 1 (best " + out.split("val_loss=")[1].split()[0] + ")"
     )
@@ -140,5 +152,7 @@ def test_a_real_terminal_shows_bars_and_a_redirected_stderr_gets_plain_lines(tmp
     # a file as stderr under a terminal: plain lines (progress=True) or nothing (auto), never bar frames
     lines = on_log.read_text().splitlines()
     assert b"\r" not in on_log.read_bytes() and [line.split()[:3] for line in lines] == [
-        ["epoch", "1/2", "256"], ["epoch", "2/2", "256"]]
+        ["epoch", "1/2", "256"],
+        ["epoch", "2/2", "256"],
+    ]
     assert auto_log.read_text() == ""

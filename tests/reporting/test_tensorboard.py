@@ -10,11 +10,12 @@ from torch import nn
 
 from torchlab import Trainer
 from torchlab.data import TensorBatcher
-from torchlab.errors import DataError, UsageError
 from torchlab.engine.metrics import Accuracy
+from torchlab.errors import DataError, UsageError
 
 event_accumulator = pytest.importorskip(
-    "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard package is absent")
+    "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard package is absent"
+)
 
 
 def read_events(log_dir):
@@ -28,8 +29,17 @@ def make_trainer(blobs, log_dir, epochs=3):
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step))  # a new lr every step
-    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, metrics={"accuracy": Accuracy()}, epochs=epochs,
-                      scheduler=sched, scheduler_interval="batch", progress=False, tensorboard_dir=log_dir)
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        opt,
+        metrics={"accuracy": Accuracy()},
+        epochs=epochs,
+        scheduler=sched,
+        scheduler_interval="batch",
+        progress=False,
+        tensorboard_dir=log_dir,
+    )
     return trainer, TensorBatcher((x[:240], y[:240]), 60), TensorBatcher((x[240:], y[240:]), 60)
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import torchlab
 from accelerators import (
     COMMON_FLAGS,
     TASK_FLAGS,
@@ -41,11 +43,9 @@ from accelerators import (
     write_fake_mnist,
 )
 from conftest import ROOT
-
-import torchlab
-from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.cli.main import build_parser, main
 from torchlab.data.batcher import TensorBatcher
+from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.models import build_model, get_model_spec
 from torchlab.tasks import task_names
 
@@ -64,12 +64,16 @@ on_accelerators = pytest.mark.parametrize("device", DEVICES)
 CONV_TASKS = ("keypoints", "mnist")
 COMPILE_TASKS = ("mnist", "digits")
 # A constant learning rate, so stopping after epoch 1 of `--epochs 1` is stopping after epoch 1 of 2.
-RESUME_FLAGS = {"keypoint-cnn": ["--recipe", "seed", "--missing", "mask", "--batch-size", "16"],
-                "digits": ["--recipe", "seed"]}
+RESUME_FLAGS = {
+    "keypoint-cnn": ["--recipe", "seed", "--missing", "mask", "--batch-size", "16"],
+    "digits": ["--recipe", "seed"],
+}
 # Activations no GPU holds: mnist's first conv with 2^20 maps (820 GB in bf16 for 500 images), or
 # the digit MLP with 2^25 hidden units over all 1,293 training rows at once (173 GB).
-OOM_FLAGS = {"mnist": ["--channels", "1048576", "8", "8", "--batch-size", "1000000"],
-             "digits": ["--hidden", "33554432", "--batch-size", "1000000"]}
+OOM_FLAGS = {
+    "mnist": ["--channels", "1048576", "8", "8", "--batch-size", "1000000"],
+    "digits": ["--hidden", "33554432", "--batch-size", "1000000"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +89,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def train(task: str, device: str, out: Path, *extra: str, epochs: int = 1, mnist_dir: Path | str = ".") -> str:
     """`torchlab train TASK` with small data, in this process; its stdout. A non-zero exit fails the test."""
-    args = ["train", task, "--device", device, "--epochs", str(epochs), "--out", str(out),
-            *task_args(task, mnist_dir), *extra]
+    args = [
+        "train",
+        task,
+        "--device",
+        device,
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        *task_args(task, mnist_dir),
+        *extra,
+    ]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         status = main(args)
@@ -112,7 +126,9 @@ def assert_same_predictions(path: Path, device: str) -> None:
     assert torch.isfinite(expected).all()
     scale = max(1.0, expected.abs().max().item())
     gap = (got - expected).abs().max().item()
-    assert gap <= FP32_TOL * scale, f"float32 outputs on {device} differ from the CPU's by {gap:.3g} (scale {scale:.3g})"
+    assert gap <= FP32_TOL * scale, (
+        f"float32 outputs on {device} differ from the CPU's by {gap:.3g} (scale {scale:.3g})"
+    )
     if device != "mps":
         expected, got = outputs(on_cpu.double(), x.double()), outputs(on_device.double(), x.double())
         gap = (got - expected).abs().max().item()
@@ -141,7 +157,9 @@ def cuda_memory_baseline(device: str) -> int:
 @accelerator
 @on_accelerators
 @pytest.mark.parametrize("task", TASKS)
-def test_task_trains_on_the_accelerator_and_its_checkpoint_predicts_alike_on_the_cpu(device, task, tmp_path, fake_mnist):
+def test_task_trains_on_the_accelerator_and_its_checkpoint_predicts_alike_on_the_cpu(
+    device, task, tmp_path, fake_mnist
+):
     out = tmp_path / task
     baseline = cuda_memory_baseline(device)
     train(task, device, out, mnist_dir=fake_mnist)
@@ -223,19 +241,27 @@ def test_resume_on_cuda_is_bit_exact_with_deterministic_algorithms(device, tmp_p
     straight, split = tmp_path / "straight", tmp_path / "split"
     env = subprocess_env(CUBLAS_WORKSPACE_CONFIG=":4096:8")
     warnings = set()
-    for args in ([*base, "--epochs", "2", "--out", str(straight)],
-                 [*base, "--epochs", "1", "--out", str(split)],
-                 [*base, "--epochs", "2", "--out", str(split), "--resume"]):
-        proc = subprocess.run([sys.executable, str(DETERMINISTIC_WORKER), *args], env=env,
-                              capture_output=True, text=True, timeout=300)
+    for args in (
+        [*base, "--epochs", "2", "--out", str(straight)],
+        [*base, "--epochs", "1", "--out", str(split)],
+        [*base, "--epochs", "2", "--out", str(split), "--resume"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(DETERMINISTIC_WORKER), *args], env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, f"{' '.join(args)}: {proc.stderr[-3000:]}"
         warnings |= {line.strip() for line in proc.stderr.splitlines() if "deterministic" in line}
     a, b = read_checkpoint(straight / "last.pt"), read_checkpoint(split / "last.pt")
     assert a["epoch"] == b["epoch"] == 2
-    differ = {k: (a["state_dict"][k] - b["state_dict"][k]).abs().max().item()
-              for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])}
-    assert not differ, (f"resumed weights differ from the uninterrupted run's (max |diff| per tensor): {differ}; "
-                        f"ops without a deterministic kernel: {sorted(warnings) or 'none reported'}")
+    differ = {
+        k: (a["state_dict"][k] - b["state_dict"][k]).abs().max().item()
+        for k in a["state_dict"]
+        if not torch.equal(a["state_dict"][k], b["state_dict"][k])
+    }
+    assert not differ, (
+        f"resumed weights differ from the uninterrupted run's (max |diff| per tensor): {differ}; "
+        f"ops without a deterministic kernel: {sorted(warnings) or 'none reported'}"
+    )
     rows = [[{k: v for k, v in row.items() if k != "seconds"} for row in c["history"]] for c in (a, b)]
     assert rows[0] == rows[1]
 
@@ -250,11 +276,28 @@ def test_torchrun_over_nccl_with_compile_writes_a_checkpoint_the_cpu_reproduces(
     from torchlab.data.digits import load_digits_split
 
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "torchlab", "train", "digit-mlp", "--device", device, "--epochs", "2", "--compile",
-           "--out", str(out), *COMMON_FLAGS]
-    proc = subprocess.run(cmd, env=subprocess_env(OMP_NUM_THREADS="1", NCCL_DEBUG="INFO"),
-                          capture_output=True, text=True, timeout=400)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "torchlab",
+        "train",
+        "digit-mlp",
+        "--device",
+        device,
+        "--epochs",
+        "2",
+        "--compile",
+        "--out",
+        str(out),
+        *COMMON_FLAGS,
+    ]
+    proc = subprocess.run(
+        cmd, env=subprocess_env(OMP_NUM_THREADS="1", NCCL_DEBUG="INFO"), capture_output=True, text=True, timeout=400
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NCCL INFO" in proc.stdout + proc.stderr  # the process group ran over NCCL
     assert proc.stdout.count("test_accuracy:") == 1  # rank 0 alone prints
@@ -277,10 +320,21 @@ def test_gpu_out_of_memory_is_a_one_line_error_suggesting_batch_size(device, tmp
         pytest.skip(reason)
     task = pick_task(OOM_FLAGS, TASKS)
     out = tmp_path / "oom"
-    args = ["train", task, "--device", device, "--epochs", "1", "--out", str(out),
-            *task_args(task, fake_mnist), *OOM_FLAGS[task]]
-    proc = subprocess.run([sys.executable, "-m", "torchlab", *args], env=subprocess_env(),
-                          capture_output=True, text=True, timeout=300)
+    args = [
+        "train",
+        task,
+        "--device",
+        device,
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        *task_args(task, fake_mnist),
+        *OOM_FLAGS[task],
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torchlab", *args], env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("torchlab train: error:")]
     assert len(errors) == 1 and "out of memory" in errors[0] and "--batch-size" in errors[0], proc.stderr[-3000:]
@@ -319,19 +373,25 @@ def test_pick_task_prefers_the_first_registered():
 
 @pytest.mark.parametrize("task", TASKS)
 def test_every_registered_task_has_small_data_flags_the_cli_accepts(task, tmp_path):
-    args = build_parser().parse_args(["train", task, "--device", "cpu", "--out", str(tmp_path),
-                                      *task_args(task, tmp_path)])
+    args = build_parser().parse_args(
+        ["train", task, "--device", "cpu", "--out", str(tmp_path), *task_args(task, tmp_path)]
+    )
     assert args.no_figures and args.no_progress
 
 
 def test_the_feature_tests_flags_are_flags_the_cli_accepts(tmp_path):
     """What the accelerator tests pass besides the small-data flags parses here, on the CPU."""
     runs = [(task, flags) for table in (RESUME_FLAGS, OOM_FLAGS) for task, flags in table.items() if task in TASKS]
-    runs += [(task, [flag]) for flag in ("--amp", "--channels-last", "--compile")
-             for task in (*CONV_TASKS, *COMPILE_TASKS) if task in TASKS]
+    runs += [
+        (task, [flag])
+        for flag in ("--amp", "--channels-last", "--compile")
+        for task in (*CONV_TASKS, *COMPILE_TASKS)
+        if task in TASKS
+    ]
     for task, flags in runs:
-        build_parser().parse_args(["train", task, "--device", "cpu", "--out", str(tmp_path), "--resume",
-                                   *task_args(task, tmp_path), *flags])
+        build_parser().parse_args(
+            ["train", task, "--device", "cpu", "--out", str(tmp_path), "--resume", *task_args(task, tmp_path), *flags]
+        )
 
 
 def test_task_args_fill_in_the_mnist_folder_and_name_the_table_for_unknown_tasks():

@@ -18,8 +18,27 @@ def weights(path):
 
 def test_a_run_replayed_from_its_config_toml_has_the_same_weights(tmp_path, capsys):
     first, again = tmp_path / "first", tmp_path / "again"
-    assert main(["train", "digit-mlp", "--epochs", "3", "--seed", "3", "--batch-size", "32", "--patience", "none",
-                 "--standardize", "--out", str(first), *RUN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digit-mlp",
+                "--epochs",
+                "3",
+                "--seed",
+                "3",
+                "--batch-size",
+                "32",
+                "--patience",
+                "none",
+                "--standardize",
+                "--out",
+                str(first),
+                *RUN,
+            ]
+        )
+        == 0
+    )
     file = read_config_file(first / "config.toml")
     assert (file.task, file.recipe, file.seed) == ("digits", "default", 3)  # digit-mlp: an old name of digits
     values = typed_values(file, DigitsConfig)
@@ -35,8 +54,24 @@ def test_a_run_replayed_from_its_config_toml_has_the_same_weights(tmp_path, caps
 
 def test_the_recipe_then_the_file_then_the_flags(tmp_path, capsys):
     (tmp_path / "mine.toml").write_text('epochs = 2\nlr = 0.01\nbatch_size = "none"\n')
-    assert main(["train", "digit-mlp", "--config", str(tmp_path / "mine.toml"), "--lr", "0.02", "--seed", "1",
-                 "--out", str(tmp_path / "run"), *RUN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digit-mlp",
+                "--config",
+                str(tmp_path / "mine.toml"),
+                "--lr",
+                "0.02",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+                *RUN,
+            ]
+        )
+        == 0
+    )
     file = read_config_file(tmp_path / "run" / "config.toml")
     values = typed_values(file, DigitsConfig)
     assert values["epochs"] == 2 and values["lr"] == 0.02 and values["batch_size"] is None  # file, flag, file
@@ -46,9 +81,14 @@ def test_the_recipe_then_the_file_then_the_flags(tmp_path, capsys):
 
 
 def test_unknown_or_mistyped_keys_are_one_line_naming_key_and_file(tmp_path, capsys):
-    cases = {"lrr = 0.1\n": "unknown key 'lrr'; did you mean 'lr'?", 'epochs = "ten"\n': "key 'epochs' must be",
-             "standardize = 1\n": "key 'standardize' must be true or false", "epochs = 0\n": "--epochs must be",
-             "[model]\nhidden = 3\n": "[model] is a table", 'task = "nope"\n': "unknown task 'nope'"}
+    cases = {
+        "lrr = 0.1\n": "unknown key 'lrr'; did you mean 'lr'?",
+        'epochs = "ten"\n': "key 'epochs' must be",
+        "standardize = 1\n": "key 'standardize' must be true or false",
+        "epochs = 0\n": "--epochs must be",
+        "[model]\nhidden = 3\n": "[model] is a table",
+        'task = "nope"\n': "unknown task 'nope'",
+    }
     for number, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{number}.toml"
         path.write_text(text)

@@ -9,16 +9,15 @@ import shutil
 
 import pytest
 import torch
-from conftest import DIGITS_TWO_RANKS as DIGITS
-from ddp_worker import train_blobs
 
 import torchlab
-from torchlab.runtime import distributed
-from torchlab.engine.checkpoint import read_checkpoint
+from conftest import DIGITS_TWO_RANKS as DIGITS
+from ddp_worker import train_blobs
 from torchlab.cli.main import main
 from torchlab.data import TensorBatcher
+from torchlab.engine.checkpoint import read_checkpoint
+from torchlab.runtime import distributed
 from torchlab.runtime.device import one_cpu_thread
-
 
 
 def one_thread():
@@ -101,7 +100,9 @@ def test_torchrun_digits_matches_single_process_and_resumes_on_one(ddp_run, tmp_
     # as the two-rank run is the reference of other files too (test_elastic.py, test_two_nodes.py)
     shutil.copytree(out / "digits", tmp_path / "digits")
     with one_thread():
-        assert main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(tmp_path / "digits"), "--resume"]) == 0
+        assert (
+            main([*DIGITS, "--epochs", "5", "--batch-size", "64", "--out", str(tmp_path / "digits"), "--resume"]) == 0
+        )
     resumed = read_checkpoint(tmp_path / "digits" / "last.pt")
     assert resumed["epoch"] == 5 and resumed["world_size"] == 1
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
-from accumulate_worker import EPOCHS, train
-from ddp_control_worker import batches, stop_run, trainer
 
+from accumulate_worker import EPOCHS, train
+from conftest import ROOT
+from ddp_control_worker import batches, stop_run, trainer
 from torchlab import EarlyStopping
 from torchlab.errors import UsageError
 from torchlab.runtime import distributed
@@ -36,12 +36,26 @@ def ranks(tmp_path_factory) -> list[dict]:
     """Two worker processes with the variables torchrun would set (no launcher process: faster)."""
     out = tmp_path_factory.mktemp("ddp_control")
     env = {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"}
-    env = dict(env, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
-               WORLD_SIZE="2")
+    env = dict(
+        env,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        WORLD_SIZE="2",
+    )
     local = [{}, {"LOCAL_RANK": "1"}]  # rank 0 without LOCAL_RANK: it defaults to 0
-    procs = [subprocess.Popen([sys.executable, str(WORKER), str(out)], env=dict(env, RANK=str(r), **local[r]),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(out)],
+            env=dict(env, RANK=str(r), **local[r]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
     errors = []
     for proc in procs:
         try:
@@ -95,11 +109,17 @@ def test_rank0_stop_decision_is_broadcast(ranks):
     assert stop_run(stopper=True) == {"epochs_run": 2, "stopped_early": True, "stopped_epoch": 1}
     assert stop_run(stopper=False) == {"epochs_run": 4, "stopped_early": False, "stopped_epoch": None}
     # rank 0 stops after epoch 2; rank 1 (patience None) stops with it, at the same epoch
-    assert ranks[0]["rank0_stops"] == ranks[1]["rank0_stops"] == {"epochs_run": 2, "stopped_early": True,
-                                                                   "stopped_epoch": 1}
+    assert (
+        ranks[0]["rank0_stops"]
+        == ranks[1]["rank0_stops"]
+        == {"epochs_run": 2, "stopped_early": True, "stopped_epoch": 1}
+    )
     # rank 1 alone wanting to stop is overruled: both ranks run all 4 epochs
-    assert ranks[0]["rank1_stops"] == ranks[1]["rank1_stops"] == {"epochs_run": 4, "stopped_early": False,
-                                                                   "stopped_epoch": None}
+    assert (
+        ranks[0]["rank1_stops"]
+        == ranks[1]["rank1_stops"]
+        == {"epochs_run": 4, "stopped_early": False, "stopped_epoch": None}
+    )
 
 
 def test_unequal_step_counts_raise_training_error_on_every_rank(ranks):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DIGITS_TWO_RANKS
-from elastic_worker import assert_same_run, epochs_trained, finish, launch
 
 import torchlab
+from conftest import DIGITS_TWO_RANKS
+from elastic_worker import assert_same_run, epochs_trained, finish, launch
 from torchlab.cli.main import main
 from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.runtime.device import one_cpu_thread
@@ -27,8 +27,13 @@ def restarted(tmp_path_factory):
     """Two ranks under torchrun --max-restarts=1; rank 1 SIGKILLs itself after 3 batches of epoch 2."""
     out = tmp_path_factory.mktemp("elastic")
     log = out / "torchrun"
-    proc = launch(["--standalone", "--nproc-per-node=2", "--max-restarts=1"], out, "worker:1:2:3",
-                  [*DIGITS_TWO_RANKS, "--batch-size", "32", "--out", str(out / "run")], log)
+    proc = launch(
+        ["--standalone", "--nproc-per-node=2", "--max-restarts=1"],
+        out,
+        "worker:1:2:3",
+        [*DIGITS_TWO_RANKS, "--batch-size", "32", "--out", str(out / "run")],
+        log,
+    )
     status = finish(proc, 180)
     return out, status, Path(f"{log}.out").read_text(), Path(f"{log}.err").read_text()
 
@@ -97,12 +102,14 @@ def test_resume_auto_starts_an_empty_folder_and_continues_a_run(tmp_path, capsys
         main([*FAST, "--out", str(tmp_path / "run"), "--resume", "maybe"])
     assert exit_.value.code == 2
     assert "argument --resume: expected no value or 'auto' (resume when last.pt exists), got 'maybe'" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     # the API's resume="auto" is the same
     crash_after_first_epoch(tmp_path / "api")
     with one_cpu_thread(torch.device("cpu")):
-        result = torchlab.train("digit-mlp", out=tmp_path / "api", device="cpu", epochs=2, resume="auto",
-                                progress=False, figures=False)
+        result = torchlab.train(
+            "digit-mlp", out=tmp_path / "api", device="cpu", epochs=2, resume="auto", progress=False, figures=False
+        )
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert_same_run(tmp_path / "api", tmp_path / "whole")
     with pytest.raises(torchlab.UsageError, match="--resume takes no value or 'auto'"):
@@ -116,8 +123,16 @@ def test_checkpoint_every_bounds_what_a_crash_loses(tmp_path, capsys):
         path = tmp_path / "every" / "last.pt"
         seen.append(read_checkpoint(path)["epoch"] if path.exists() else None)
 
-    torchlab.train("digit-mlp", out=tmp_path / "every", device="cpu", epochs=5, checkpoint_every=2, progress=False,
-                   figures=False, callbacks=[last_epoch_on_disk])
+    torchlab.train(
+        "digit-mlp",
+        out=tmp_path / "every",
+        device="cpu",
+        epochs=5,
+        checkpoint_every=2,
+        progress=False,
+        figures=False,
+        callbacks=[last_epoch_on_disk],
+    )
     assert seen == [None, 2, 2, 4, 5]  # every 2nd epoch and the last
     assert main([*FAST, "--out", str(tmp_path / "flag"), "--epochs", "3", "--checkpoint-every", "3"]) == 0
     assert read_checkpoint(tmp_path / "flag" / "last.pt")["epoch"] == 3

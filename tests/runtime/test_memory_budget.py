@@ -59,17 +59,27 @@ def capped_runs(tmp_path_factory, huge_png):
     folder = tmp_path_factory.mktemp("capped")
     small = gray_photo(folder / "small.png", 200, 200)
     model = torchlab.build_model("keypoint-net", width=4)  # untrained: a photo's predict needs only the model
-    checkpoint = save_checkpoint(make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model,
-                                                 model_kwargs={"width": 4}), folder / "best.pt")
+    checkpoint = save_checkpoint(
+        make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model, model_kwargs={"width": 4}),
+        folder / "best.pt",
+    )
     commands = {
         "box": ["predict", str(checkpoint), str(small), "--box=-19900,-19900,40000,40000"],
         "pixels": ["predict", str(checkpoint), str(huge_png)],
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    procs = {name: subprocess.Popen([sys.executable, "-m", "torchlab", *argv, "--device", "cpu", "--no-detect"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                    cwd=folder, preexec_fn=_capped)
-             for name, argv in commands.items()}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "torchlab", *argv, "--device", "cpu", "--no-detect"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=folder,
+            preexec_fn=_capped,
+        )
+        for name, argv in commands.items()
+    }
     results = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
@@ -95,8 +105,9 @@ def test_a_png_that_decodes_to_12000_by_12000_pixels_is_refused_under_a_memory_c
 def test_the_digit_predict_refuses_the_same_png_in_one_line(huge_png, tmp_path, capsys):
     """The issue: digit predict refused it, but in three lines (Pillow's warnings first)."""
     model = torchlab.build_model("digit-mlp")
-    save_checkpoint(make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}),
-                    tmp_path / "m.pt")
+    save_checkpoint(
+        make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}), tmp_path / "m.pt"
+    )
     err = one_line(capsys, main(["predict", str(tmp_path / "m.pt"), str(huge_png), "--device", "cpu"]))
     assert f"{huge_png} is 12,000x12,000 pixels (144,000,000), over the" in err
 
@@ -109,8 +120,11 @@ def test_the_budget_is_a_share_of_the_memory_left_under_an_address_space_limit(m
     free = guards.available_memory("cpu")
     assert 0.9e9 < free <= 1e9
     assert guards.memory_budget("cpu") == int(free * guards.BUDGET_FRACTION)
-    with pytest.raises(UsageError, match=r"^2 widgets would need about 1.0 GB of memory, over the budget of \d+\.\d MB "
-                                         r"\(80% of the (1.0 GB|\d+\.\d MB) free on cpu\); use fewer$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^2 widgets would need about 1.0 GB of memory, over the budget of \d+\.\d MB "
+        r"\(80% of the (1.0 GB|\d+\.\d MB) free on cpu\); use fewer$",
+    ):
         guards.check_memory(10**9, "2 widgets", "use fewer")
     guards.check_memory(10**8, "2 widgets", "use fewer")
 
@@ -118,8 +132,10 @@ def test_the_budget_is_a_share_of_the_memory_left_under_an_address_space_limit(m
 @pytest.fixture
 def little_memory(monkeypatch):
     """Pretend the machine has `set(bytes)` free."""
+
     def pin(free: int) -> None:
         monkeypatch.setattr(guards, "available_memory", lambda device="cpu": free)
+
     return pin
 
 
@@ -132,8 +148,11 @@ def test_the_pixel_limit_follows_the_budget(tmp_path, little_memory):
     assert load_gray(photo).shape == (300, 400)
     little_memory(int(100_000 * PHOTO_BYTES_PER_PIXEL / 0.8))
     assert pixel_limit() == 100_000
-    with pytest.raises(DataError, match=r"photo.png is 400x300 pixels \(120,000\), over the 100,000 pixels torchlab "
-                                        r"decodes within its memory budget"):
+    with pytest.raises(
+        DataError,
+        match=r"photo.png is 400x300 pixels \(120,000\), over the 100,000 pixels torchlab "
+        r"decodes within its memory budget",
+    ):
         load_gray(photo)
 
 
@@ -145,17 +164,25 @@ def test_synthetic_faces_a_checkpoint_asks_for_are_budgeted(tmp_path, capsys, mo
 
     monkeypatch.setattr(synthetic_faces, "make_faces", never)
     model = torchlab.build_model("keypoint-net", width=4)
-    save_checkpoint(make_checkpoint(task="keypoint-net", model_name="keypoint-net", model=model,
-                                    model_kwargs={"width": 4}, data={"synthetic": 10**9, "missing": "mask"}),
-                    tmp_path / "many.pt")  # evaluate draws the validation faces the checkpoint names
+    save_checkpoint(
+        make_checkpoint(
+            task="keypoint-net",
+            model_name="keypoint-net",
+            model=model,
+            model_kwargs={"width": 4},
+            data={"synthetic": 10**9, "missing": "mask"},
+        ),
+        tmp_path / "many.pt",
+    )  # evaluate draws the validation faces the checkpoint names
     err = one_line(capsys, main(["evaluate", str(tmp_path / "many.pt"), "--device", "cpu"]))
     assert "1,000,000,000 synthetic faces would need about 70.0 TB of memory, over the budget of" in err
 
 
 def test_a_predict_batch_over_the_budget_is_refused_and_a_smaller_one_runs(tmp_path, little_memory, capsys):
     model = torchlab.build_model("digit-mlp")
-    save_checkpoint(make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}),
-                    tmp_path / "m.pt")
+    save_checkpoint(
+        make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={}), tmp_path / "m.pt"
+    )
     little_memory(200_000)
     err = one_line(capsys, main(["evaluate", str(tmp_path / "m.pt"), "--device", "cpu", "--batch-size", "1000"]))
     assert "--batch-size 1,000 (360 inputs a batch) would need about" in err and "lower --batch-size" in err

@@ -75,8 +75,13 @@ def test_a_second_process_cannot_write_into_a_locked_folder(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
-@pytest.mark.parametrize("out, words", [("/proc", "--out /proc is a folder torchlab cannot create files in ("),
-                                        ("/proc/run", "--out /proc/run cannot be created (")])
+@pytest.mark.parametrize(
+    "out, words",
+    [
+        ("/proc", "--out /proc is a folder torchlab cannot create files in ("),
+        ("/proc/run", "--out /proc/run cannot be created ("),
+    ],
+)
 def test_an_unwritable_out_folder_is_named_not_its_lock_file(capsys, out, words):
     """Issue 40: `--out /proc` spoke of /proc/.torchlab.lock, a file the user never named."""
     assert main(["train", "digit-mlp", *FAST, "--out", out]) == 2

@@ -152,4 +152,3 @@ def test_overwrite_takes_a_folder_holding_only_part_of_a_run(tmp_path, capsys):
     status, err = cli(capsys, "train", "digit-mlp", *FAST, "--out", str(tmp_path), "--overwrite")
     assert status == 0, err
     torchlab.load(tmp_path / "best.pt")
-

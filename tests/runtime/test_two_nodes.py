@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import torchlab
 from conftest import DIGITS_TWO_RANKS
 from elastic_worker import (
     assert_same_run,
@@ -22,8 +24,6 @@ from elastic_worker import (
     history_without_seconds,
     launch,
 )
-
-import torchlab
 from torchlab.cli.main import main
 from torchlab.engine.checkpoint import read_checkpoint
 from torchlab.runtime.device import one_cpu_thread
@@ -47,8 +47,13 @@ def wait_listening(port: int, proc, timeout: float = 120) -> None:
 def two_nodes(out: Path, kills: tuple[str, str], *cli_args: str) -> list:
     """Node 0's launcher (which hosts the rendezvous store), then node 1's; `kills` says what each node loses."""
     port = free_port()
-    args = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
-            "--rdzv-id=two-nodes"]
+    args = [
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        "--rdzv-id=two-nodes",
+    ]
     cli = [*DIGITS_TWO_RANKS, "--batch-size", "32", *cli_args]
     first = launch(args, out, kills[0], cli, out / "node0")
     wait_listening(port, first)
@@ -65,9 +70,14 @@ def nodes(tmp_path_factory):
     lost_at = time.monotonic()
     survivor_status = finish(lost[0], 180)
     survivor_seconds = time.monotonic() - lost_at
-    after_loss = {"status": survivor_status, "lost_status": lost_status, "seconds": survivor_seconds,
-                  "stderr": (out / "lost" / "node0.err").read_text(), "last": read_checkpoint(run / "last.pt"),
-                  "history": history_without_seconds(run)}
+    after_loss = {
+        "status": survivor_status,
+        "lost_status": lost_status,
+        "seconds": survivor_seconds,
+        "stderr": (out / "lost" / "node0.err").read_text(),
+        "last": read_checkpoint(run / "last.pt"),
+        "history": history_without_seconds(run),
+    }
     resumed = two_nodes(out / "resumed", ("none", "none"), "--out", str(run), "--resume")
     statuses = [finish(proc, 180) for proc in resumed]
     return out, after_loss, statuses
@@ -101,8 +111,10 @@ def test_a_two_node_checkpoint_resumes_on_one_process(nodes, tmp_path, capsys):
     out, _, _ = nodes
     shutil.copytree(out / "run", tmp_path / "run")
     with one_cpu_thread(torch.device("cpu")):
-        assert main([*DIGITS_TWO_RANKS, "--epochs", "4", "--batch-size", "64", "--out", str(tmp_path / "run"),
-                     "--resume"]) == 0
+        assert (
+            main([*DIGITS_TWO_RANKS, "--epochs", "4", "--batch-size", "64", "--out", str(tmp_path / "run"), "--resume"])
+            == 0
+        )
     resumed = read_checkpoint(tmp_path / "run" / "last.pt")
     assert resumed["epoch"] == 4 and resumed["world_size"] == 1
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4]

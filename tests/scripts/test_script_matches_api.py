@@ -37,8 +37,11 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
     """Where two checkpoints (or parts of them) differ, the IGNORED keys aside."""
     if isinstance(a, dict) and isinstance(b, dict):
         keys = (set(a) | set(b)) - IGNORED
-        return [d for k in sorted(keys, key=str) for d in
-                (differences(a[k], b[k], f"{where}.{k}") if k in a and k in b else [f"{where}.{k} missing"])]
+        return [
+            d
+            for k in sorted(keys, key=str)
+            for d in (differences(a[k], b[k], f"{where}.{k}") if k in a and k in b else [f"{where}.{k} missing"])
+        ]
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
@@ -57,20 +60,50 @@ CASES = {
     # mnist-cnn with channels-last, AdamW and a one-cycle warm-up of 0.25
     "mnist": ("train_mnist.py", "mnist", "default", {"epochs": 1, "batch_size": 64, "val_size": 50}, {"lr": 0.05}),
     # "long": augmentation and label smoothing (on the small mnist-mlp, to stay fast)
-    "mnist-long": ("train_mnist.py", "mnist", "long", {"model": "mnist-mlp", "epochs": 1, "batch_size": 64,
-                                                       "val_size": 50}, {"label_smoothing": 0.0}),
+    "mnist-long": (
+        "train_mnist.py",
+        "mnist",
+        "long",
+        {"model": "mnist-mlp", "epochs": 1, "batch_size": 64, "val_size": 50},
+        {"label_smoothing": 0.0},
+    ),
     # keypoint-net's CPU recipe: augmentation, the mean face as its first answer, masked loss
-    "keypoints": ("train_keypoints.py", "keypoint-net", "cpu", {"synthetic": 48, "width": 4, "epochs": 1,
-                                                                "batch_size": 16}, {"augment": False}),
+    "keypoints": (
+        "train_keypoints.py",
+        "keypoint-net",
+        "cpu",
+        {"synthetic": 48, "width": 4, "epochs": 1, "batch_size": 16},
+        {"augment": False},
+    ),
     "patch": ("train_patch.py", "patch-linear", "default", {"epochs": 30}, {"lr": 0.2}),
     "ring": ("train_ring.py", "ring-mlp", "default", {"epochs": 40, "points": 300}, {"lr": 0.05}),
     # every Trainer-facing field away from its default (compile aside: minutes of inductor on a CPU; its
     # hand-over is checked in tests/engine/test_from_config.py), so a script that dropped one would differ
-    "digits-every-field": ("train_digits.py", "digit-mlp", "default", {
-        "epochs": 4, "batch_size": 128, "grad_clip": 0.5, "accumulate": 2, "ema": 0.9, "max_time": "1h",
-        "patience": 2, "min_delta": 1e-4, "baseline": 10.0, "start_from_epoch": 1, "stopping_threshold": 1e-6,
-        "divergence_threshold": 1e3, "check_finite": False, "channels_last": True, "amp": True}, {"ema": 0.5}),
+    "digits-every-field": (
+        "train_digits.py",
+        "digit-mlp",
+        "default",
+        {
+            "epochs": 4,
+            "batch_size": 128,
+            "grad_clip": 0.5,
+            "accumulate": 2,
+            "ema": 0.9,
+            "max_time": "1h",
+            "patience": 2,
+            "min_delta": 1e-4,
+            "baseline": 10.0,
+            "start_from_epoch": 1,
+            "stopping_threshold": 1e-6,
+            "divergence_threshold": 1e3,
+            "check_finite": False,
+            "channels_last": True,
+            "amp": True,
+        },
+        {"ema": 0.5},
+    ),
 }
+
 
 def flags(overrides: dict[str, Any]) -> list[Any]:
     def flag(name: str, value: Any) -> list[Any]:
@@ -92,13 +125,33 @@ def test_script_trains_the_same_weights_as_the_api(case, tmp_path, mnist_dir, ca
     script, task, recipe, overrides, changed = CASES[case]
     if task == "mnist":
         overrides = {**overrides, "data_dir": str(mnist_dir)}
-    run_script(script, "--recipe", recipe, "--seed", SEED, "--device", "cpu", "--out", tmp_path / "script",
-               "--no-figures", *flags(overrides), *(["--model", task] if task.startswith("keypoint") else []))
+    run_script(
+        script,
+        "--recipe",
+        recipe,
+        "--seed",
+        SEED,
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "script",
+        "--no-figures",
+        *flags(overrides),
+        *(["--model", task] if task.startswith("keypoint") else []),
+    )
     assert "(epoch" in capsys.readouterr().out  # the script got as far as loading its checkpoint back
 
     def api(out: str, **more: Any) -> None:
-        torchlab.train(task, recipe, seed=SEED, device="cpu", out=tmp_path / out, progress=False, figures=False,
-                       **{**overrides, **more})
+        torchlab.train(
+            task,
+            recipe,
+            seed=SEED,
+            device="cpu",
+            out=tmp_path / out,
+            progress=False,
+            figures=False,
+            **{**overrides, **more},
+        )
 
     api("api")
     for name in ("best.pt", "last.pt"):
@@ -107,7 +160,7 @@ def test_script_trains_the_same_weights_as_the_api(case, tmp_path, mnist_dir, ca
         assert differences(read_checkpoint(script_ckpt), read_checkpoint(api_ckpt)) == [], name
 
     # the comparison can fail: one recipe field changed gives other weights
-    (field, value), = changed.items()
+    ((field, value),) = changed.items()
     api("changed", **{field: value})
     assert read_checkpoint(tmp_path / "changed" / "last.pt")["config"][field] == value
     assert not same_weights(tmp_path / "script" / "last.pt", tmp_path / "changed" / "last.pt")
@@ -117,9 +170,11 @@ def test_a_script_run_resumes_with_torchlab_train(tmp_path, capsys):
     """The script's last.pt carries the config and optimizer state `torchlab train --resume` needs."""
     out = tmp_path / "run"
     run_script("train_digits.py", "--device", "cpu", "--epochs", "1", "--out", out, "--no-figures")
-    result = torchlab.train("digit-mlp", "default", device="cpu", out=out, resume=True, epochs=2, progress=False,
-                            figures=False)
+    result = torchlab.train(
+        "digit-mlp", "default", device="cpu", out=out, resume=True, epochs=2, progress=False, figures=False
+    )
     assert [row["epoch"] for row in result.history] == [1, 2]
     with pytest.raises(torchlab.UsageError, match="--lr"):  # a changed schedule is refused, as for any run
-        torchlab.train("digit-mlp", "default", device="cpu", out=out, resume=True, epochs=3, lr=0.1, progress=False,
-                       figures=False)
+        torchlab.train(
+            "digit-mlp", "default", device="cpu", out=out, resume=True, epochs=3, lr=0.1, progress=False, figures=False
+        )

@@ -12,22 +12,37 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_script
 
 import torchlab
+from conftest import run_script
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def test_a_script_runs_as_a_program(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "train_digits.py"), "--device", "cpu", "--epochs", "1",
-                           "--no-figures", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "train_digits.py"),
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--no-figures",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "test accuracy" in proc.stdout and (tmp_path / "best.pt").is_file()
 
 
-@pytest.mark.parametrize("name", ["train_digits.py", "train_patch.py", "train_ring.py", "train_mnist.py",
-                                  "train_keypoints.py"])
+@pytest.mark.parametrize(
+    "name", ["train_digits.py", "train_patch.py", "train_ring.py", "train_mnist.py", "train_keypoints.py"]
+)
 def test_every_script_has_help_with_the_device_flag(name):
     if not (SCRIPTS / name).exists():
         pytest.skip(f"{name} not written yet")
@@ -41,7 +56,11 @@ def test_train_digits_script(tmp_path):
     assert accuracy > 0.5  # two epochs of the one-cycle schedule already learn most digits
     assert re.search(r"best\.pt \(epoch \d\) says test\[0\] is a \d; the label is 6", out)
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
-        "confusion.png", "loss.png", "misclassified.png", "prediction.png"]
+        "confusion.png",
+        "loss.png",
+        "misclassified.png",
+        "prediction.png",
+    ]
     model, meta = torchlab.load(tmp_path / "best.pt")
     assert meta["task"] == "digits" and sum(p.numel() for p in model.parameters()) == 2410
 

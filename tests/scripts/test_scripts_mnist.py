@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 
-from mnist_files import write_mnist
-from conftest import run_script
-
 import torchlab
+from conftest import run_script
+from mnist_files import write_mnist
 
 
 def test_train_mnist_script_one_small_epoch(tmp_path):
@@ -16,8 +15,21 @@ def test_train_mnist_script_one_small_epoch(tmp_path):
 
     root = write_mnist(tmp_path / "mnist", n_train=300, n_test=50)
     out = tmp_path / "run"
-    stdout = run_script("train_mnist.py", "--device", "cpu", "--data-dir", str(root), "--epochs", "1", "--val-size",
-                        "50", "--batch-size", "32", "--out", str(out))
+    stdout = run_script(
+        "train_mnist.py",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(root),
+        "--epochs",
+        "1",
+        "--val-size",
+        "50",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+    )
     match = re.search(r"1 epochs in [\d.]+ s; best val_loss [\d.]+ \(epoch 1\); test accuracy ([\d.]+)", stdout)
     assert match, stdout
     assert 0.0 <= float(match.group(1)) <= 1.0

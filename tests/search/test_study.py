@@ -36,9 +36,16 @@ def states(storage, name="digits"):  # the study is named for the task (digit-ml
 def pruned_study(tmp_path_factory):
     """Two good trials, then a planted bad one whose val_loss at epoch 2 is far above theirs."""
     out = tmp_path_factory.mktemp("study")
-    result = torchlab.tune("digit-mlp", trials=3, epochs=3, out=out, search=[f"lr={GOOD},{BAD}"],
-                           pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
-                           enqueue=[{"lr": GOOD}, {"lr": GOOD}, {"lr": BAD}], **TINY)
+    result = torchlab.tune(
+        "digit-mlp",
+        trials=3,
+        epochs=3,
+        out=out,
+        search=[f"lr={GOOD},{BAD}"],
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
+        enqueue=[{"lr": GOOD}, {"lr": GOOD}, {"lr": BAD}],
+        **TINY,
+    )
     return out, result
 
 
@@ -79,12 +86,34 @@ def test_a_study_folder_is_not_reused_without_resume(pruned_study):
 
 def test_two_processes_on_one_storage_run_exactly_the_trials_asked(tmp_path):
     storage = tmp_path / "shared.journal"
-    args = ["tune", "digit-mlp", "--trials", "4", "--epochs", "1", "--search-only", "--search", "lr=0.01:0.1:log",
-            "--pruner", "none", "--device", "cpu", "--storage", str(storage)]
+    args = [
+        "tune",
+        "digit-mlp",
+        "--trials",
+        "4",
+        "--epochs",
+        "1",
+        "--search-only",
+        "--search",
+        "lr=0.01:0.1:log",
+        "--pruner",
+        "none",
+        "--device",
+        "cpu",
+        "--storage",
+        str(storage),
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "torchlab", *args, "--out", str(tmp_path / name), "--seed",
-                               str(seed)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for seed, name in enumerate(("a", "b"))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torchlab", *args, "--out", str(tmp_path / name), "--seed", str(seed)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed, name in enumerate(("a", "b"))
+    ]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert sorted(states(storage).values()) == ["COMPLETE"] * 4
@@ -112,12 +141,15 @@ KILLED = textwrap.dedent("""
 def test_a_study_killed_mid_trial_resumes_to_its_trials_with_that_trial_failed(tmp_path):
     out = tmp_path / "study"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", KILLED, str(out)], env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED, str(out)], env=env, capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == -9, proc.stderr
     storage = str(out / "study.journal")
     assert states(storage) == {0: "COMPLETE", 1: "RUNNING"}
-    result = torchlab.tune("digit-mlp", trials=3, epochs=2, out=out, search=["lr=0.01:0.1:log"], pruner="none",
-                           resume=True, **TINY)
+    result = torchlab.tune(
+        "digit-mlp", trials=3, epochs=2, out=out, search=["lr=0.01:0.1:log"], pruner="none", resume=True, **TINY
+    )
     assert result.failed_orphans == [1]
     assert states(storage) == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
     status = json.loads((out / "trials" / "0001" / "trial.json").read_text())

@@ -58,13 +58,39 @@ REFUSED = [
     ("val_fraction", 0.7, "--val-fraction must be in [0, 0.5)"),
 ]
 # the edge of each rule, and values just inside it: accepted
-ACCEPTED = [("epochs", 1), ("lr", 1e-12), ("lr", 5.0), ("batch_size", 1), ("batch_size", None), ("weight_decay", 0.0),
-            ("optimizer", "sgd"), ("optimizer", "adam"), ("schedule", "cosine"), ("schedule", "none"),
-            ("warmup", 1e-6), ("warmup", 0.999), ("patience", 0), ("patience", None), ("min_delta", 0.0),
-            ("baseline", -3.5), ("start_from_epoch", 0), ("stopping_threshold", 0.0), ("divergence_threshold", 1e9),
-            ("max_time", "90s"), ("max_time", 2.5), ("max_time", None), ("accumulate", 1), ("grad_clip", 1e-6),
-            ("grad_clip", None), ("label_smoothing", 0.0), ("hidden", 1), ("init_std", 1e-3), ("input_noise", 0.0),
-            ("val_fraction", 0.0), ("val_fraction", 0.499)]
+ACCEPTED = [
+    ("epochs", 1),
+    ("lr", 1e-12),
+    ("lr", 5.0),
+    ("batch_size", 1),
+    ("batch_size", None),
+    ("weight_decay", 0.0),
+    ("optimizer", "sgd"),
+    ("optimizer", "adam"),
+    ("schedule", "cosine"),
+    ("schedule", "none"),
+    ("warmup", 1e-6),
+    ("warmup", 0.999),
+    ("patience", 0),
+    ("patience", None),
+    ("min_delta", 0.0),
+    ("baseline", -3.5),
+    ("start_from_epoch", 0),
+    ("stopping_threshold", 0.0),
+    ("divergence_threshold", 1e9),
+    ("max_time", "90s"),
+    ("max_time", 2.5),
+    ("max_time", None),
+    ("accumulate", 1),
+    ("grad_clip", 1e-6),
+    ("grad_clip", None),
+    ("label_smoothing", 0.0),
+    ("hidden", 1),
+    ("init_std", 1e-3),
+    ("input_noise", 0.0),
+    ("val_fraction", 0.0),
+    ("val_fraction", 0.499),
+]
 
 
 @pytest.mark.parametrize("name, value, message", REFUSED, ids=[f"{n}={v!r}" for n, v, _ in REFUSED])
@@ -80,8 +106,9 @@ def test_the_edge_of_each_rule_is_accepted(name, value):
     assert getattr(torchlab.get_recipe("digit-mlp", **{name: value}), name) == value
 
 
-@pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--min-delta", "inf"), ("--baseline", "nan"),
-                                          ("--grad-clip", "inf")])
+@pytest.mark.parametrize(
+    "flag, value", [("--lr", "nan"), ("--min-delta", "inf"), ("--baseline", "nan"), ("--grad-clip", "inf")]
+)
 def test_the_cli_refuses_nan_and_infinity_with_one_line_and_writes_nothing(tmp_path, capsys, flag, value):
     out = tmp_path / "run"
     capsys.readouterr()
@@ -91,8 +118,9 @@ def test_the_cli_refuses_nan_and_infinity_with_one_line_and_writes_nothing(tmp_p
     assert not out.exists()
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400),
-                                           ("0.5m", 30), (45, 45)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400), ("0.5m", 30), (45, 45)]
+)
 def test_a_time_budget_reads_in_seconds_minutes_and_hours(text, seconds):
     assert duration_seconds(text) == seconds
 
@@ -137,4 +165,7 @@ def test_a_run_that_names_no_speed_flag_records_them_off(tmp_path):
     result = torchlab.train("digit-mlp", out=tmp_path, epochs=1, device="cpu", figures=False, progress=False)
     _, meta = torchlab.load(result.best_checkpoint)
     assert {name: meta["config"][name] for name in ("amp", "compile", "channels_last")} == {
-        "amp": False, "compile": False, "channels_last": False}
+        "amp": False,
+        "compile": False,
+        "channels_last": False,
+    }

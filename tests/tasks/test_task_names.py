@@ -14,18 +14,27 @@ from torchlab.errors import UsageError
 from torchlab.tasks import ALIASES, get_task, task_for
 
 QUIET = {"device": "cpu", "figures": False, "progress": False}
-FACES = ["--synthetic", "40", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--no-figures",
-         "--no-progress"]
-OLD_NAMES = {"digit-mlp": ("digits", "digit-mlp"), "keypoint-cnn": ("keypoints", "keypoint-cnn"),
-             "keypoint-fcn": ("keypoints", "keypoint-fcn"), "keypoint-net": ("keypoints", "keypoint-net"),
-             "patch-linear": ("patch", "patch-linear"), "ring-mlp": ("ring", "ring-mlp")}
+FACES = ["--synthetic", "40", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--no-figures", "--no-progress"]
+OLD_NAMES = {
+    "digit-mlp": ("digits", "digit-mlp"),
+    "keypoint-cnn": ("keypoints", "keypoint-cnn"),
+    "keypoint-fcn": ("keypoints", "keypoint-fcn"),
+    "keypoint-net": ("keypoints", "keypoint-net"),
+    "patch-linear": ("patch", "patch-linear"),
+    "ring-mlp": ("ring", "ring-mlp"),
+}
 
 
 def test_the_tasks_are_problems_each_with_a_default_model():
     assert torchlab.task_names() == ["digits", "keypoints", "mnist", "patch", "ring"]
     defaults = {name: get_task(name).default_model for name in torchlab.task_names()}
-    assert defaults == {"digits": "digit-mlp", "keypoints": "keypoint-net", "mnist": "mnist-cnn",
-                        "patch": "patch-linear", "ring": "ring-mlp"}
+    assert defaults == {
+        "digits": "digit-mlp",
+        "keypoints": "keypoint-net",
+        "mnist": "mnist-cnn",
+        "patch": "patch-linear",
+        "ring": "ring-mlp",
+    }
     for name, model in defaults.items():
         assert torchlab.get_recipe(name).model == model  # the `model` field, default: the default model
 
@@ -41,8 +50,10 @@ def test_each_old_name_resolves_to_its_task_and_model(alias):
     assert model in get_task(alias).models
 
 
-@pytest.mark.parametrize("alias, fields", [("digit-mlp", {"epochs": 1}), ("ring-mlp", {"epochs": 2, "points": 60}),
-                                           ("patch-linear", {"epochs": 2})])
+@pytest.mark.parametrize(
+    "alias, fields",
+    [("digit-mlp", {"epochs": 1}), ("ring-mlp", {"epochs": 2, "points": 60}), ("patch-linear", {"epochs": 2})],
+)
 def test_training_an_old_name_records_the_task_and_the_model_in_the_old_folder(alias, fields):
     task, model = OLD_NAMES[alias]
     result = torchlab.train(alias, **QUIET, **fields)  # the default folder: the name given, as before the rename
@@ -77,8 +88,17 @@ def test_keypoints_with_model_fcn_trains_exactly_what_the_old_task_trained(fcn_r
     assert all(torch.equal(new["state_dict"][k], old["state_dict"][k]) for k in new["state_dict"])
     seed = torchlab.get_recipe("keypoints", "seed", model="keypoint-fcn")  # the practical's recipe, as it was
     assert seed == torchlab.get_recipe("keypoint-fcn", "seed")
-    assert (seed.epochs, seed.lr, seed.batch_size, seed.optimizer, seed.schedule, seed.missing, seed.augment,
-            seed.mean_init, seed.width) == (20, 1e-3, 64, "adam", "none", "drop", False, False, None)
+    assert (
+        seed.epochs,
+        seed.lr,
+        seed.batch_size,
+        seed.optimizer,
+        seed.schedule,
+        seed.missing,
+        seed.augment,
+        seed.mean_init,
+        seed.width,
+    ) == (20, 1e-3, 64, "adam", "none", "drop", False, False, None)
     default = torchlab.get_recipe("keypoints", model="keypoint-fcn")
     assert (default.epochs, default.optimizer, default.schedule) == (30, "adam", "cosine")  # not keypoint-net's
     assert torchlab.recipe_names("keypoints", "keypoint-fcn") == ["default", "seed"]  # "cpu" is keypoint-net's
@@ -100,11 +120,15 @@ def test_a_checkpoint_of_an_old_task_name_evaluates_predicts_and_resumes(fcn_run
     assert len(torchlab.predict(folder / "best.pt", index=[0], device="cpu")) == 1
     assert main(["evaluate", str(folder / "best.pt"), "--device", "cpu"]) == 0
     assert "(task keypoint-fcn, epoch 1)" in capsys.readouterr().out
-    with pytest.raises(UsageError, match=r"--resume with --model keypoint-net but .* holds keypoint-fcn; resume "
-                                         r"with --model keypoint-fcn"):
+    with pytest.raises(
+        UsageError,
+        match=r"--resume with --model keypoint-net but .* holds keypoint-fcn; resume "
+        r"with --model keypoint-fcn",
+    ):
         torchlab.train("keypoints", "seed", out=folder, resume=True, synthetic=40, batch_size=16, **QUIET)
-    resumed = torchlab.train("keypoint-fcn", "seed", out=folder, resume=True, epochs=2, synthetic=40, batch_size=16,
-                             **QUIET)  # the old config has no `model` field: not a conflict
+    resumed = torchlab.train(
+        "keypoint-fcn", "seed", out=folder, resume=True, epochs=2, synthetic=40, batch_size=16, **QUIET
+    )  # the old config has no `model` field: not a conflict
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert read_checkpoint(folder / "last.pt")["task"] == "keypoints"
 
@@ -120,9 +144,11 @@ def test_torchlab_models_groups_the_models_by_task(capsys):
             heading = line.split(":")[0]
             groups[heading] = []
     assert groups == {
-        "digits": ["digit-mlp"], "keypoints": ["keypoint-net", "keypoint-cnn", "keypoint-fcn"],
+        "digits": ["digit-mlp"],
+        "keypoints": ["keypoint-net", "keypoint-cnn", "keypoint-fcn"],
         "mnist": ["mnist-cnn", "mnist-fast", "mnist-simple-cnn", "mnist-tiny-cnn", "mnist-mlp", "mnist-linear"],
-        "patch": ["patch-linear"], "ring": ["ring-mlp"],
+        "patch": ["patch-linear"],
+        "ring": ["ring-mlp"],
         "no task (hand-set or explored by the lessons": ["landscape-net", "ring-net"],
     }
     assert sorted(m for models in groups.values() for m in models) == torchlab.model_names()
@@ -136,13 +162,16 @@ def test_train_help_lists_each_old_name_as_an_alias(capsys):
         assert f"{alias} alias of {task} --model {model}" in out
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["keypoints", "--model", "keypoint-cnn", "--width", "8"], ("--width", "keypoint-cnn")),
-    (["keypoint-fcn", "--flip-average"], ("--flip-average", "keypoint-fcn")),
-    (["keypoints", "--model", "keypoint-cnn", "--head", "regression"], ("--head", "keypoint-cnn")),
-    (["keypoint-fcn", "--model", "keypoint-net"], ("keypoint-fcn is keypoints with --model keypoint-fcn",)),
-    (["keypoints", "--model", "keypoint-cnn", "--recipe", "cpu"], ("unknown recipe 'cpu'", "keypoint-cnn")),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["keypoints", "--model", "keypoint-cnn", "--width", "8"], ("--width", "keypoint-cnn")),
+        (["keypoint-fcn", "--flip-average"], ("--flip-average", "keypoint-fcn")),
+        (["keypoints", "--model", "keypoint-cnn", "--head", "regression"], ("--head", "keypoint-cnn")),
+        (["keypoint-fcn", "--model", "keypoint-net"], ("keypoint-fcn is keypoints with --model keypoint-fcn",)),
+        (["keypoints", "--model", "keypoint-cnn", "--recipe", "cpu"], ("unknown recipe 'cpu'", "keypoint-cnn")),
+    ],
+)
 def test_a_field_or_recipe_the_model_lacks_is_one_line_and_exit_2(argv, words, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *argv, *FACES, "--out", str(out)]) == 2

@@ -6,6 +6,7 @@ import re
 import sys
 
 import torch
+
 from accelerators import write_fake_mnist
 from conftest import ROOT
 
@@ -33,4 +34,3 @@ def test_a_missing_data_folder_is_a_one_line_error(tmp_path, capsys):
     assert bench_examples_mnist.main(["--data-dir", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
-

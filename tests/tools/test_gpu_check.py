@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accelerators import available_accelerators, write_fake_mnist
 from conftest import ROOT
 
@@ -81,8 +82,14 @@ def options(tmp_path: Path, **overrides) -> argparse.Namespace:
 def test_without_an_accelerator_it_prints_one_line_and_no_figure(tmp_path):
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # the script needs no torchlab on the path to say so
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "table.md")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path / "table.md")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == gpu_check.NO_ACCELERATOR + "\n"
     assert proc.stdout.count("\n") == 1 and "|" not in proc.stdout
@@ -101,7 +108,8 @@ def test_pytest_figure_counts_and_names_failures():
     assert gpu_check.parse_pytest(PYTEST_PASSED) == "15 passed, 1 skipped in 95.3 s"
     assert gpu_check.parse_pytest(PYTEST_FAILED) == (
         "2 failed, 9 passed, 3 warnings in 120.0 s; failed: test_compile_trains_and_saves_a_plain_state_dict[cuda], "
-        "test_gpu_out_of_memory_is_a_one_line_error_suggesting_batch_size[cuda]")
+        "test_gpu_out_of_memory_is_a_one_line_error_suggesting_batch_size[cuda]"
+    )
     assert gpu_check.parse_pytest("ImportError: no module named x\n") == "no pytest summary in the output"
 
 
@@ -111,7 +119,8 @@ def test_mnist_figure_from_recorded_output():
     assert parsed["loops"]["torchlab"] == {"epochs": [(0.41, 0.9812), (0.80, 0.9903), (1.19, 0.9921)], "reached": 0.80}
     assert gpu_check.mnist_figure(BENCH_MNIST) == (
         "torchlab 0.80 s to 99.0% (0.9921 after 3 epochs, 1.19 s); "
-        "reference 28.40 s to 99.0% (0.9910 after 3 epochs, 28.40 s); torchlab 35.5× faster to 99.0%")
+        "reference 28.40 s to 99.0% (0.9910 after 3 epochs, 28.40 s); torchlab 35.5× faster to 99.0%"
+    )
     not_reached = BENCH_MNIST.replace("reference: 28.40 s", "reference: not reached in 3 epochs")
     not_reached = not_reached.replace("speed-up (reference / torchlab): 35.50x\n", "")
     assert "reference 99.0% not reached (0.9910 after 3 epochs" in gpu_check.mnist_figure(not_reached)
@@ -126,8 +135,12 @@ def test_mnist_figure_reads_what_bench_mnist_prints(tmp_path, capsys):
     mnist = write_fake_mnist(tmp_path / "mnist", n_train=300, n_test=100)
     threads = torch.get_num_threads()
     try:
-        assert bench_mnist.main(["--data-dir", str(mnist), "--device", "cpu", "--epochs", "1", "--threads", "1",
-                                 "--target", "0.01"]) == 0
+        assert (
+            bench_mnist.main(
+                ["--data-dir", str(mnist), "--device", "cpu", "--epochs", "1", "--threads", "1", "--target", "0.01"]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     shown = capsys.readouterr().out
@@ -141,7 +154,8 @@ def test_mnist_figure_reads_what_bench_mnist_prints(tmp_path, capsys):
 def test_summary_figures_from_recorded_torchlab_train_output():
     assert gpu_check.summary_figure(DIGITS) == "test accuracy 0.9833 after 20 epochs in 1.0230 s of training"
     assert gpu_check.summary_figure(KEYPOINTS) == (
-        "validation RMSE 1.3120 px (mean-keypoint baseline 3.4400 px) after 100 epochs in 48.2100 s of training")
+        "validation RMSE 1.3120 px (mean-keypoint baseline 3.4400 px) after 100 epochs in 48.2100 s of training"
+    )
     assert gpu_check.summary_figure("Traceback ...\n") == "finished; no figure in its output"
 
 
@@ -151,17 +165,22 @@ def test_outcome_figures_for_each_status():
     assert gpu_check.outcome_figure(step, ok).endswith("in 1.0230 s of training; wall 7 s")
     assert gpu_check.outcome_figure(step, gpu_check.Outcome("timed out", 60.2)) == "timed out after 60 s"
     failed = gpu_check.Outcome("failed", 3.0, "loading\ntorchlab train: error: out of memory; try --batch-size\n", 2)
-    assert gpu_check.outcome_figure(step, failed) == "failed (exit 2): torchlab train: error: out of memory; try --batch-size"
+    assert (
+        gpu_check.outcome_figure(step, failed)
+        == "failed (exit 2): torchlab train: error: out of memory; try --batch-size"
+    )
     skipped = gpu_check.Outcome("skipped", note="no MNIST folder .mnist")
     assert gpu_check.outcome_figure(step, skipped) == "skipped: no MNIST folder .mnist"
     tests = gpu_check.Step("tests", [], "pytest", 240, gpu_check.parse_pytest)
     assert gpu_check.outcome_figure(tests, gpu_check.Outcome("failed", 120, PYTEST_FAILED, 1)).startswith(
-        "failed (exit 1): 2 failed, 9 passed")
+        "failed (exit 1): 2 failed, 9 passed"
+    )
 
 
 def test_markdown_table_has_one_row_per_command_and_escapes_pipes():
-    table = gpu_check.format_table("NVIDIA H100 80GB HBM3", "2.11.0+cu128",
-                                   [("pytest -m accelerator", "15 passed"), ("a | b", "x\ny | z")])
+    table = gpu_check.format_table(
+        "NVIDIA H100 80GB HBM3", "2.11.0+cu128", [("pytest -m accelerator", "15 passed"), ("a | b", "x\ny | z")]
+    )
     lines = table.splitlines()
     assert lines[:2] == ["| device | torch | command | figure |", "| --- | --- | --- | --- |"]
     assert lines[2] == "| NVIDIA H100 80GB HBM3 | 2.11.0+cu128 | `pytest -m accelerator` | 15 passed |"
@@ -172,8 +191,16 @@ def test_markdown_table_has_one_row_per_command_and_escapes_pipes():
 # --------------------------------------------------------------------- plan
 def test_plan_skips_what_has_no_data_and_passes_absolute_paths(tmp_path):
     steps = gpu_check.plan(options(tmp_path), "cuda", str(tmp_path / "scratch"))
-    assert [s.name for s in steps] == ["tests", "mnist", "mnist-fast", "digits", "digits-cpu", "keypoints",
-                                       "mnist-compile", "mnist-long"]
+    assert [s.name for s in steps] == [
+        "tests",
+        "mnist",
+        "mnist-fast",
+        "digits",
+        "digits-cpu",
+        "keypoints",
+        "mnist-compile",
+        "mnist-long",
+    ]
     skipped = {s.name: s.skip for s in steps if s.skip}
     assert set(skipped) == {"mnist", "mnist-fast", "keypoints", "mnist-compile", "mnist-long"}
     assert "--mnist-dir" in skipped["mnist"] and "--faces-dir" in skipped["keypoints"]
@@ -186,8 +213,9 @@ def test_plan_skips_what_has_no_data_and_passes_absolute_paths(tmp_path):
     keypoints = steps["keypoints"]
     assert keypoints.argv[keypoints.argv.index("--data") + 1] == str((tmp_path / "faces" / "training.csv.gz").resolve())
     assert keypoints.argv[keypoints.argv.index("--epochs") + 1] == "7"
-    assert keypoints.shown == (f"torchlab train keypoints --data {tmp_path / 'faces' / 'training.csv.gz'} "
-                               "--epochs 7 --device cuda")
+    assert keypoints.shown == (
+        f"torchlab train keypoints --data {tmp_path / 'faces' / 'training.csv.gz'} --epochs 7 --device cuda"
+    )
     assert steps["mnist-compile"].argv[-1] == "--compile" and steps["mnist-fast"].argv[-2:] == ["--recipe", "fast"]
     assert steps["digits-cpu"].argv[steps["digits-cpu"].argv.index("--device") + 1] == "cpu"
     outs = [s.argv[s.argv.index("--out") + 1] for s in steps.values() if "--out" in s.argv]
@@ -197,8 +225,10 @@ def test_plan_skips_what_has_no_data_and_passes_absolute_paths(tmp_path):
 
 # ----------------------------------------------------------------- running
 def test_a_step_past_its_time_limit_is_killed_with_its_children():
-    child = "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
-            "print(p.pid, flush=True); time.sleep(60)"
+    child = (
+        "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print(p.pid, flush=True); time.sleep(60)"
+    )
     started = time.monotonic()
     outcome = gpu_check.run_step(["-c", child], timeout=1.5)
     assert outcome.status == "timed out" and time.monotonic() - started < 30
@@ -255,7 +285,9 @@ def test_every_planned_torchlab_command_parses(tmp_path):
     from torchlab.cli.main import build_parser
 
     (tmp_path / "mnist").mkdir()
-    steps = [s for s in gpu_check.plan(options(tmp_path), "cuda", str(tmp_path / "s")) if s.argv[:2] == ["-m", "torchlab"]]
+    steps = [
+        s for s in gpu_check.plan(options(tmp_path), "cuda", str(tmp_path / "s")) if s.argv[:2] == ["-m", "torchlab"]
+    ]
     assert [s.name for s in steps] == ["digits", "digits-cpu", "keypoints", "mnist-long"]
     for step in steps:
         args = build_parser().parse_args(step.argv[2:])
@@ -265,7 +297,6 @@ def test_every_planned_torchlab_command_parses(tmp_path):
 def test_every_file_a_step_runs_exists(tmp_path):
     """The steps name files of this repository (tests, tools): a moved file must not turn a row into a failure."""
     args = gpu_check.parse_args(["--mnist-dir", str(tmp_path), "--faces-dir", str(tmp_path)])
-    files = [arg for step in gpu_check.plan(args, "cuda", str(tmp_path)) for arg in step.argv
-             if arg.endswith(".py")]
+    files = [arg for step in gpu_check.plan(args, "cuda", str(tmp_path)) for arg in step.argv if arg.endswith(".py")]
     assert "tests/runtime/test_accelerator.py" in files and "tools/bench_mnist.py" in files
     assert [f for f in files if not (ROOT / f).is_file()] == []

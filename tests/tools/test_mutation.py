@@ -15,9 +15,18 @@ spec.loader.exec_module(mutation)
 
 def test_every_module_with_code_is_under_mutation_testing_and_empty_ones_are_not():
     found = mutation.modules()
-    assert {"torchlab/engine/checkpoint.py", "torchlab/config.py", "torchlab/api.py", "torchlab/cli/main.py",
-            "torchlab/runtime/output_folder.py", "torchlab/tasks/mnist/train.py", "torchlab/models/mnist.py",
-            "torchlab/gradients/registry.py", "torchlab/lessons/descent.py", "torchlab/reporting/records.py"} <= set(found)
+    assert {
+        "torchlab/engine/checkpoint.py",
+        "torchlab/config.py",
+        "torchlab/api.py",
+        "torchlab/cli/main.py",
+        "torchlab/runtime/output_folder.py",
+        "torchlab/tasks/mnist/train.py",
+        "torchlab/models/mnist.py",
+        "torchlab/gradients/registry.py",
+        "torchlab/lessons/descent.py",
+        "torchlab/reporting/records.py",
+    } <= set(found)
     assert "torchlab/engine/__init__.py" not in found and "torchlab/__main__.py" not in found
     assert set(mutation.MODULES) <= set(found) and set(mutation.COSMIC_TESTS) <= set(found)
 
@@ -53,7 +62,7 @@ def test_groups():
 
 
 def test_cosmic_ray_is_kept_to_what_mutmut_does_not_mutate():
-    source = textwrap.dedent('''\
+    source = textwrap.dedent("""\
         LIMIT = 3
 
         def plain(x):
@@ -72,7 +81,7 @@ def test_cosmic_ray_is_kept_to_what_mutmut_does_not_mutate():
             @staticmethod
             def static():
                 return 5
-        ''')
+        """)
     spans = mutation.mutmut_reach(source)
     assert spans == [(4, 4), (14, 14), (18, 18)]  # plain, method and static's bodies; not decorated's, not line 1
     assert ((11, 10), (11, 13)) in mutation.annotations(source)

@@ -8,9 +8,12 @@ from torchlab.cli.output import print_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint on its task's test split",
-                       description="Load a checkpoint written by `torchlab train` and measure it on its task's test "
-                                   "(or validation) data.")
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of a checkpoint on its task's test split",
+        description="Load a checkpoint written by `torchlab train` and measure it on its task's test "
+        "(or validation) data.",
+    )
     p.add_argument("checkpoint", help="path to a .pt file written by torchlab train")
     add_inference_arguments(p)
     p.set_defaults(func=cmd_evaluate)

@@ -16,8 +16,12 @@ from typing import Any
 from torchlab.config import field_types, flag_name
 from torchlab.tasks import Task
 
-GROUP_TITLES = {"data": "data", "model": "model",
-                "training": "training (defaults come from the recipe)", "speed": "speed"}
+GROUP_TITLES = {
+    "data": "data",
+    "model": "model",
+    "training": "training (defaults come from the recipe)",
+    "speed": "speed",
+}
 
 
 def _parts(hint: Any) -> tuple[Any, bool]:
@@ -76,8 +80,9 @@ def add_config_flags(parser: argparse.ArgumentParser, task: Task) -> None:
             kwargs["metavar"] = meta["metavar"]
         group.add_argument(flag_name(f.name), **kwargs)
     for flag, (name, value, help_text) in task.flag_aliases.items():
-        parser.add_argument(flag, dest=name, action="store_const", const=value, default=argparse.SUPPRESS,
-                            help=help_text)
+        parser.add_argument(
+            flag, dest=name, action="store_const", const=value, default=argparse.SUPPRESS, help=help_text
+        )
 
 
 def recipe_list(task: Task) -> str:
@@ -85,8 +90,10 @@ def recipe_list(task: Task) -> str:
     if not task.model_recipes:
         return "; ".join(task.recipes)
     owners = {name: [m for m, recipes in task.model_recipes.items() if name in recipes] for name in task.recipe_names()}
-    return "; ".join(name if len(models) == len(task.model_recipes) else f"{name} ({', '.join(models)} only)"
-                     for name, models in owners.items())
+    return "; ".join(
+        name if len(models) == len(task.model_recipes) else f"{name} ({', '.join(models)} only)"
+        for name, models in owners.items()
+    )
 
 
 def add_run_flags(parser: argparse.ArgumentParser, task: Task, name: str | None = None) -> None:
@@ -97,34 +104,65 @@ def add_run_flags(parser: argparse.ArgumentParser, task: Task, name: str | None 
     r = parser.add_argument_group("run")
     chosen = f"default: default, or {task.cpu_recipe} on a CPU" if task.cpu_recipe else "default: default"
     shown = f"--model {task.default_model}'s recipe" if task.model_recipes else "each recipe"
-    r.add_argument("--recipe", default=None, choices=task.recipe_names(),
-                   help=f"named set of fields ({recipe_list(task)}; {chosen}); the defaults above show {shown}'s "
-                        "values")
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)")
-    r.add_argument("--config", metavar="FILE.toml",
-                   help="read fields from a TOML file, e.g. a run's config.toml (the recipe's values, then the "
-                        "file's, then these flags'); its task, recipe and seed count where no flag gives them, so "
-                        "`torchlab train --config RUN/config.toml --out NEW` replays RUN")
-    r.add_argument("--seed", type=int, default=None, help="seed for Python, NumPy and torch (default: 0, or the "
-                                                          "--config file's)")
-    r.add_argument("--out", help="output folder for checkpoints, history and figures (default: "
-                                 f"checkpoints/{name or task.name})")
-    r.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_value, metavar="auto",
-                   help="continue from <out>/last.pt; --resume auto: continue when last.pt exists, else start the "
-                        "run (under torchrun --max-restarts, a restarted worker continues from last.pt by itself)")
-    r.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
-                   help="write last.pt (and best.pt) after every N-th epoch and after the last; a crash or a "
-                        "lost worker loses at most N epochs (default: 1)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in --out (its checkpoints, history and figures are removed first)")
-    r.add_argument("--dry-run", action="store_true",
-                   help="train one batch and validate one batch of the real data and model, print their shapes, the "
-                        "parameter count, the losses and the memory, and write nothing")
+    r.add_argument(
+        "--recipe",
+        default=None,
+        choices=task.recipe_names(),
+        help=f"named set of fields ({recipe_list(task)}; {chosen}); the defaults above show {shown}'s values",
+    )
+    r.add_argument(
+        "--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto = accelerator if present)"
+    )
+    r.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="read fields from a TOML file, e.g. a run's config.toml (the recipe's values, then the "
+        "file's, then these flags'); its task, recipe and seed count where no flag gives them, so "
+        "`torchlab train --config RUN/config.toml --out NEW` replays RUN",
+    )
+    r.add_argument(
+        "--seed", type=int, default=None, help="seed for Python, NumPy and torch (default: 0, or the --config file's)"
+    )
+    r.add_argument(
+        "--out", help=f"output folder for checkpoints, history and figures (default: checkpoints/{name or task.name})"
+    )
+    r.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_resume_value,
+        metavar="auto",
+        help="continue from <out>/last.pt; --resume auto: continue when last.pt exists, else start the "
+        "run (under torchrun --max-restarts, a restarted worker continues from last.pt by itself)",
+    )
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="write last.pt (and best.pt) after every N-th epoch and after the last; a crash or a "
+        "lost worker loses at most N epochs (default: 1)",
+    )
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its checkpoints, history and figures are removed first)",
+    )
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train one batch and validate one batch of the real data and model, print their shapes, the "
+        "parameter count, the losses and the memory, and write nothing",
+    )
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--no-figures", action="store_true", help="skip writing figures")
-    r.add_argument("--tensorboard", action="store_true",
-                   help="also log every epoch's quantities, the lr per step and the figures to <out>/tensorboard "
-                        "(pip install torchlab[tensorboard])")
+    r.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log every epoch's quantities, the lr per step and the figures to <out>/tensorboard "
+        "(pip install torchlab[tensorboard])",
+    )
 
 
 def _resume_value(text: str) -> str:
@@ -144,9 +182,13 @@ def add_script_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     then the recipe, device, seed, output folder and figures."""
     add_config_flags(parser, task)
     run = parser.add_argument_group("run")
-    run.add_argument("--recipe", default=None if task.cpu_recipe else "default", choices=task.recipe_names(),
-                     help=f"the named config to start from ({recipe_list(task)}; default: default"
-                          + (f", or {task.cpu_recipe} on a CPU)" if task.cpu_recipe else ")"))
+    run.add_argument(
+        "--recipe",
+        default=None if task.cpu_recipe else "default",
+        choices=task.recipe_names(),
+        help=f"the named config to start from ({recipe_list(task)}; default: default"
+        + (f", or {task.cpu_recipe} on a CPU)" if task.cpu_recipe else ")"),
+    )
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     run.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches (default: 0)")
     run.add_argument("--out", default=f"checkpoints/script-{task.name}", help="folder for checkpoints and figures")

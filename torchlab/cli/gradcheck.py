@@ -10,17 +10,27 @@ import sys
 from torchlab.errors import UsageError
 
 HELP = "check autograd's gradients against hand-derived, SymPy and finite-difference ones"
-DESCRIPTION = ("Compare PyTorch autograd, in float64 at fresh random points, with the course's hand-derived formulas, "
-               "SymPy derivations and finite differences. One row per parameter and check; exit 1 when any row fails.")
+DESCRIPTION = (
+    "Compare PyTorch autograd, in float64 at fresh random points, with the course's hand-derived formulas, "
+    "SymPy derivations and finite differences. One row per parameter and check; exit 1 when any row fails."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gradcheck", help=HELP, description=DESCRIPTION)
-    p.add_argument("target", nargs="?", default="all",
-                   help="a registered model, a seed example (two-neuron, f, B, numpy-layers) or all (default)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        default="all",
+        help="a registered model, a seed example (two-neuron, f, B, numpy-layers) or all (default)",
+    )
     p.add_argument("--seed", type=int, help="repeat the random draws of an earlier run (default: fresh ones)")
-    p.add_argument("--budget", type=float, default=2.0,
-                   help="finite-difference work per model, in billions of multiply-adds (default: 2); more checks more directions")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=2.0,
+        help="finite-difference work per model, in billions of multiply-adds (default: 2); more checks more directions",
+    )
     p.set_defaults(func=cmd_gradcheck)
 
 

@@ -21,57 +21,96 @@ PROGRESS_FROM = 20_000  # descent shows a progress bar (on a terminal) from this
 
 
 RING_HELP = "the hand-set 2->4->3->1 ring net: test points, misclassified area, best diamond, figures"
-RING_DESCRIPTION = ("Build the hand-set ReLU net for the L1 ring a <= |x1|+|x2| <= b (31 parameters), score the "
-                    "notebook's seven test points (or --point), measure the area it gets wrong when it stands in for "
-                    "the circular ring a <= |x| <= b, and find the L1 ring (a', b') that gets the least wrong.")
+RING_DESCRIPTION = (
+    "Build the hand-set ReLU net for the L1 ring a <= |x1|+|x2| <= b (31 parameters), score the "
+    "notebook's seven test points (or --point), measure the area it gets wrong when it stands in for "
+    "the circular ring a <= |x| <= b, and find the L1 ring (a', b') that gets the least wrong."
+)
 
 LANDSCAPE_HELP = "2->n->1 ReLU network landscapes: value at (1,-1), surface, contours, linear pieces"
-LANDSCAPE_DESCRIPTION = ("Evaluate a 2->n->1 ReLU net (the notebook's n=3 weights, or random ones), draw its graph as a "
-                         "3-D surface and as contours with the kink lines, and count the linear pieces along the line "
-                         "x2 = a*x1 + b for several n, from the kinks and by autograd slopes.")
+LANDSCAPE_DESCRIPTION = (
+    "Evaluate a 2->n->1 ReLU net (the notebook's n=3 weights, or random ones), draw its graph as a "
+    "3-D surface and as contours with the kink lines, and count the linear pieces along the line "
+    "x2 = a*x1 + b for several n, from the kinks and by autograd slopes."
+)
 
 DESCENT_HELP = "gradient descent on f = 3(x-1)^2 + y^2 + 4 and ascent on the mountain B, several learning rates"
-DESCENT_DESCRIPTION = ("Follow the gradient (from autograd) downhill on f(x,y) = 3(x-1)^2 + y^2 + 4 from (2.5, 1.5) and "
-                       "uphill on B(x,y) = 4000 - 3(x-10)^2 - (y-3)^2 from (0, 0) for each learning rate; steps "
-                       "larger than 1/3 diverge.")
+DESCENT_DESCRIPTION = (
+    "Follow the gradient (from autograd) downhill on f(x,y) = 3(x-1)^2 + y^2 + 4 from (2.5, 1.5) and "
+    "uphill on B(x,y) = 4000 - 3(x-10)^2 - (y-3)^2 from (0, 0) for each learning rate; steps "
+    "larger than 1/3 diverge."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ring", help=RING_HELP, description=RING_DESCRIPTION)
     p.add_argument("--a", type=float, default=1.0, help="inner radius (default: 1)")
     p.add_argument("--b", type=float, default=2.0, help="outer radius (default: 2)")
-    p.add_argument("--point", action="append", metavar="X1,X2",
-                   help="a point to classify (repeatable; write --point=-1,0.5 for a negative x1; "
-                        "default: the notebook's seven test points)")
-    p.add_argument("--box", type=float, default=2.5,
-                   help="figures show [-box, box]^2 (default: 2.5, widened when needed to show the best diamond)")
+    p.add_argument(
+        "--point",
+        action="append",
+        metavar="X1,X2",
+        help="a point to classify (repeatable; write --point=-1,0.5 for a negative x1; "
+        "default: the notebook's seven test points)",
+    )
+    p.add_argument(
+        "--box",
+        type=float,
+        default=2.5,
+        help="figures show [-box, box]^2 (default: 2.5, widened when needed to show the best diamond)",
+    )
     _add_output_arguments(p, "ring")
     p.set_defaults(func=cmd_ring)
 
     p = sub.add_parser("landscape", help=LANDSCAPE_HELP, description=LANDSCAPE_DESCRIPTION)
     p.add_argument("--hidden", type=int, default=3, help="hidden units of the drawn net (default: 3)")
-    p.add_argument("--weights", choices=("seed", "random"), default="seed",
-                   help="seed: the notebook's n=3 weights (default); random: N(0,1) weights, N(0,0.2^2) biases")
+    p.add_argument(
+        "--weights",
+        choices=("seed", "random"),
+        default="seed",
+        help="seed: the notebook's n=3 weights (default); random: N(0,1) weights, N(0,0.2^2) biases",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for random weights (default: 0)")
-    p.add_argument("--line", type=float, nargs=2, default=(0.5, 0.3), metavar=("A", "B"),
-                   help="the line x2 = A*x1 + B (default: 0.5 0.3)")
-    p.add_argument("--compare", type=int, nargs="+", default=(1, 3, 8), metavar="N",
-                   help="hidden sizes whose linear pieces are counted and plotted (default: 1 3 8)")
+    p.add_argument(
+        "--line",
+        type=float,
+        nargs=2,
+        default=(0.5, 0.3),
+        metavar=("A", "B"),
+        help="the line x2 = A*x1 + B (default: 0.5 0.3)",
+    )
+    p.add_argument(
+        "--compare",
+        type=int,
+        nargs="+",
+        default=(1, 3, 8),
+        metavar="N",
+        help="hidden sizes whose linear pieces are counted and plotted (default: 1 3 8)",
+    )
     p.add_argument("--limit", type=float, default=2.0, help="plots show [-limit, limit]^2 (default: 2)")
     _add_output_arguments(p, "landscape")
     p.set_defaults(func=cmd_landscape)
 
     p = sub.add_parser("descent", help=DESCENT_HELP, description=DESCENT_DESCRIPTION)
-    p.add_argument("--eta", type=float, nargs="+", default=(0.05, 0.1, 0.25, 0.35), metavar="ETA",
-                   help="learning rates (default: 0.05 0.1 0.25 0.35)")
+    p.add_argument(
+        "--eta",
+        type=float,
+        nargs="+",
+        default=(0.05, 0.1, 0.25, 0.35),
+        metavar="ETA",
+        help="learning rates (default: 0.05 0.1 0.25 0.35)",
+    )
     p.add_argument("--steps", type=int, default=20, help="steps per path (default: 20, as the notebook)")
     _add_output_arguments(p, "descent")
     p.set_defaults(func=cmd_descent)
 
 
 def _add_output_arguments(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("--out", default=str(Path("checkpoints") / name),
-                   help=f"folder for the figures, written to OUT/figures (default: checkpoints/{name})")
+    p.add_argument(
+        "--out",
+        default=str(Path("checkpoints") / name),
+        help=f"folder for the figures, written to OUT/figures (default: checkpoints/{name})",
+    )
     p.add_argument("--no-figures", action="store_true", help="print the numbers only")
 
 
@@ -116,14 +155,16 @@ def cmd_ring(args: argparse.Namespace) -> int:
     if lesson.matches_notebook is not None:
         rows["matches_notebook"] = lesson.matches_notebook
     ring_area, wrong, best = lesson.circular_ring_area, lesson.misclassified_area, lesson.best_misclassified_area
-    rows.update({
-        "circular_ring_area": ring_area,
-        "misclassified_area": f"{wrong:.4f} (exact; the net on a 1000x1000 grid: {lesson.grid_misclassified_area:.4f})",
-        "misclassified_fraction": f"{wrong / ring_area:.4f} of the circular ring's area",
-        "best_diamond": f"a'={lesson.best_a:.4f}, b'={lesson.best_b:.4f}",
-        "best_misclassified_area": f"{best:.4f} ({best / ring_area:.4f} of the ring's area)",
-        "improvement": f"{wrong - best:.4f} less misclassified area than a'=a, b'=b ({(wrong - best) / wrong:.1%} less)",
-    })
+    rows.update(
+        {
+            "circular_ring_area": ring_area,
+            "misclassified_area": f"{wrong:.4f} (exact; the net on a 1000x1000 grid: {lesson.grid_misclassified_area:.4f})",
+            "misclassified_fraction": f"{wrong / ring_area:.4f} of the circular ring's area",
+            "best_diamond": f"a'={lesson.best_a:.4f}, b'={lesson.best_b:.4f}",
+            "best_misclassified_area": f"{best:.4f} ({best / ring_area:.4f} of the ring's area)",
+            "improvement": f"{wrong - best:.4f} less misclassified area than a'=a, b'=b ({(wrong - best) / wrong:.1%} less)",
+        }
+    )
     _print(rows, lesson.figures)
     return 0
 
@@ -146,8 +187,15 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         raise UsageError(f"the notebook's weights are for --hidden 3, got --hidden {args.hidden}; add --weights random")
     if not (math.isfinite(args.limit) and args.limit > 0):
         raise UsageError(f"--limit must be > 0, got {args.limit}")
-    lesson = landscape_lesson(args.hidden, args.weights, args.seed, tuple(args.line), args.compare, args.limit,
-                              None if args.no_figures else _figures(args))
+    lesson = landscape_lesson(
+        args.hidden,
+        args.weights,
+        args.seed,
+        tuple(args.line),
+        args.compare,
+        args.limit,
+        None if args.no_figures else _figures(args),
+    )
     (a, b), lim = lesson.line, lesson.limit
     rows: dict[str, Any] = {
         "model": f"{lesson.name}, {lesson.parameters} parameters",
@@ -156,8 +204,10 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         "line": f"x2 = {a:g}*x1 + {b:g}",
     }
     for c in lesson.compared:
-        rows[f"pieces n={c.hidden}"] = (f"{c.pieces} on the whole line (at most n+1 = {c.hidden + 1}); "
-                                        f"{c.pieces_in_view} for |x1| < {lim:g} (autograd slopes: {c.measured_in_view})")
+        rows[f"pieces n={c.hidden}"] = (
+            f"{c.pieces} on the whole line (at most n+1 = {c.hidden + 1}); "
+            f"{c.pieces_in_view} for |x1| < {lim:g} (autograd slopes: {c.measured_in_view})"
+        )
     _print(rows, lesson.figures)
     return 0
 
@@ -172,24 +222,33 @@ def cmd_descent(args: argparse.Namespace) -> int:
     from torchlab.runtime.guards import at_most
 
     at_most("the number of --eta values", len(args.eta), MAX_ETAS, "one path each in one figure")
-    at_most("--steps", args.steps, MAX_PATH_STEPS // len(args.eta),
-            f"at most {MAX_PATH_STEPS:,} steps over the {len(args.eta)} learning rates, one autograd call each")
+    at_most(
+        "--steps",
+        args.steps,
+        MAX_PATH_STEPS // len(args.eta),
+        f"at most {MAX_PATH_STEPS:,} steps over the {len(args.eta)} learning rates, one autograd call each",
+    )
     if any(not (math.isfinite(eta) and eta > 0) for eta in args.eta):
         raise UsageError(f"every --eta must be a finite number > 0, got {list(args.eta)}")
     bar = _step_bar(2 * len(args.eta) * args.steps)
     try:
-        lesson = descent_lesson(args.eta, args.steps, None if args.no_figures else _figures(args),
-                                bar.update if bar else None)
+        lesson = descent_lesson(
+            args.eta, args.steps, None if args.no_figures else _figures(args), bar.update if bar else None
+        )
     finally:
         if bar is not None:
             bar.close()
     rows: dict[str, Any] = {}
     for problem, key, runs in ((BOWL, "descent", lesson.descent), (MOUNTAIN, "ascent", lesson.ascent)):
-        rows[key] = (f"{problem.name} from {problem.start}, optimum {problem.optimum}; "
-                     f"eta < {problem.largest_stable_eta:.4g} converges")
+        rows[key] = (
+            f"{problem.name} from {problem.start}, optimum {problem.optimum}; "
+            f"eta < {problem.largest_stable_eta:.4g} converges"
+        )
         for r in runs:
-            rows[f"{key} eta={r.eta:g}"] = (f"after {lesson.steps} steps at ({r.end[0]:.4g}, {r.end[1]:.4g}), "
-                                            f"value {r.value:.6g}, distance {r.distance:.4g}: {r.status}")
+            rows[f"{key} eta={r.eta:g}"] = (
+                f"after {lesson.steps} steps at ({r.end[0]:.4g}, {r.end[1]:.4g}), "
+                f"value {r.value:.6g}, distance {r.distance:.4g}: {r.status}"
+            )
     _print(rows, lesson.figures)
     return 0
 

@@ -68,7 +68,11 @@ def _asks_for_train(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m torchlab`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if _asks_for_train(argv) and argv[:1] == ["train"] and any(a == "--config" or a.startswith("--config=") for a in argv):
+    if (
+        _asks_for_train(argv)
+        and argv[:1] == ["train"]
+        and any(a == "--config" or a.startswith("--config=") for a in argv)
+    ):
         from torchlab.cli.train import task_from_config_file
 
         try:
@@ -99,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print("torchlab: interrupted", file=sys.stderr)
         return 130
     finally:
-        distributed = sys.modules.get("torchlab.runtime.distributed")  # never imported: no group to leave (and no torch)
+        distributed = sys.modules.get(
+            "torchlab.runtime.distributed"
+        )  # never imported: no group to leave (and no torch)
         if distributed is not None:
             distributed.teardown(synchronize=finished)
     return int(status or 0)
@@ -140,7 +146,9 @@ def _notes_on_one_line(command: str) -> Iterator[None]:
 
 def _is_out_of_memory(exc: RuntimeError) -> bool:
     text = str(exc)
-    return "out of memory" in text.lower() or "can't allocate memory" in text or "OutOfMemoryError" in type(exc).__name__
+    return (
+        "out of memory" in text.lower() or "can't allocate memory" in text or "OutOfMemoryError" in type(exc).__name__
+    )
 
 
 if __name__ == "__main__":

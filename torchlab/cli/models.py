@@ -9,15 +9,21 @@ from torchlab.errors import UsageError
 
 
 def register_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the registered models by task, with their parameter counts",
-                       description="List every registered model under the task that trains it (`torchlab train TASK "
-                                   "--model MODEL`): name, class, trainable parameters, description.")
+    p = sub.add_parser(
+        "models",
+        help="list the registered models by task, with their parameter counts",
+        description="List every registered model under the task that trains it (`torchlab train TASK "
+        "--model MODEL`): name, class, trainable parameters, description.",
+    )
     p.set_defaults(func=cmd_models)
 
 
 def register_summary(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("summary", help="layer-by-layer table (torchsummary) of a registered model",
-                       description="Print torchsummary's layer-by-layer table (output shapes, parameters) of a model.")
+    p = sub.add_parser(
+        "summary",
+        help="layer-by-layer table (torchsummary) of a registered model",
+        description="Print torchsummary's layer-by-layer table (output shapes, parameters) of a model.",
+    )
     p.add_argument("model", help="a name from `torchlab models`")
     p.add_argument("--input-shape", type=int, nargs="+", help="one sample's shape, e.g. 1 96 96 (default: the model's)")
     p.set_defaults(func=cmd_summary)
@@ -82,7 +88,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         summary(model, shape, device="cpu")
     except RuntimeError as exc:
         detail = str(exc).splitlines()[0][:160]
-        raise UsageError(f"input shape {tuple(shape)} does not fit {args.model} ({detail}); "
-                         f"its own input shape is {spec.input_shape}") from None
+        raise UsageError(
+            f"input shape {tuple(shape)} does not fit {args.model} ({detail}); "
+            f"its own input shape is {spec.input_shape}"
+        ) from None
     print(f"{args.model}: {count_parameters(model):,} trainable parameters, input {shape}")
     return 0

@@ -22,10 +22,12 @@ RUN_FILES = ("last.pt", "best.pt", "history.csv")
 
 
 HELP = "list the training runs under a folder (default: checkpoints) with task, recipe, epochs, best value, date"
-DESCRIPTION = ("List every run folder (one holding last.pt, best.pt or history.csv) under FOLDER, "
-               "one line each: task, recipe, epochs run of the maximum, the best value of the monitored "
-               "quantity and its epoch, test metrics, and when the run last wrote. Read from the checkpoints' "
-               "metadata; nothing is trained or evaluated.")
+DESCRIPTION = (
+    "List every run folder (one holding last.pt, best.pt or history.csv) under FOLDER, "
+    "one line each: task, recipe, epochs run of the maximum, the best value of the monitored "
+    "quantity and its epoch, test metrics, and when the run last wrote. Read from the checkpoints' "
+    "metadata; nothing is trained or evaluated."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,8 +67,10 @@ class Run:
 def find_runs(root: Path) -> list[Path]:
     """Every folder under `root` (itself included) that holds a run file, sorted by path."""
     if not root.is_dir():
-        raise UsageError(f"there is no folder {root}; give the folder that holds your runs, or train one first "
-                         "(torchlab train TASK writes to checkpoints/TASK)")
+        raise UsageError(
+            f"there is no folder {root}; give the folder that holds your runs, or train one first "
+            "(torchlab train TASK writes to checkpoints/TASK)"
+        )
     found = {path.parent for name in RUN_FILES for path in root.rglob(name) if path.is_file()}
     return sorted(found)
 
@@ -151,14 +155,22 @@ def _relative(path: Path) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     runs = [read_run(folder) for folder in find_runs(Path(args.folder))]
     if not runs:
-        print(f"no runs under {args.folder} (a run folder holds last.pt, best.pt or history.csv); "
-              "train one with: torchlab train TASK")
+        print(
+            f"no runs under {args.folder} (a run folder holds last.pt, best.pt or history.csv); "
+            "train one with: torchlab train TASK"
+        )
         return 0
     header = ("run", "task", "recipe", "epochs", "best", "test", "date")
     rows = [
-        (_relative(r.folder), r.task, r.recipe, _epochs(r), _best(r),
-         " ".join(f"{k.removeprefix('test_')} {_number(v)}" for k, v in r.test.items()) or "-",
-         _date(r.modified) + (f"  ({r.problem})" if r.problem else ""))
+        (
+            _relative(r.folder),
+            r.task,
+            r.recipe,
+            _epochs(r),
+            _best(r),
+            " ".join(f"{k.removeprefix('test_')} {_number(v)}" for k, v in r.test.items()) or "-",
+            _date(r.modified) + (f"  ({r.problem})" if r.problem else ""),
+        )
         for r in runs
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
@@ -171,8 +183,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     target = Path(args.run)
     folder = target.parent if target.is_file() else target
     if not folder.is_dir() or not any((folder / name).is_file() for name in RUN_FILES):
-        raise UsageError(f"{args.run} is not a run folder (it holds no last.pt, best.pt or history.csv); "
-                         "list the runs with: torchlab runs")
+        raise UsageError(
+            f"{args.run} is not a run folder (it holds no last.pt, best.pt or history.csv); "
+            "list the runs with: torchlab runs"
+        )
     run = read_run(folder)
     if run.problem and not run.checkpoint:
         raise UsageError(run.problem)
@@ -180,14 +194,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     lines = [("run", _relative(folder)), ("task", run.task), ("recipe", run.recipe)]
     if meta:
         kwargs = meta.get("model", {}).get("kwargs") or {}
-        lines.append(("model", run.model + (f" ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else "")))
+        lines.append(
+            ("model", run.model + (f" ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else ""))
+        )
     stopped = run.epochs and run.epoch and run.epoch < run.epochs and run.history
     lines.append(("epochs", _epochs(run) + (" (stopped early)" if stopped else "")))
     lines.append(("best", _best(run)))
     if run.history:
         last = run.history[-1]
-        lines.append(("last epoch", "  ".join(f"{k}={_number(v)}" for k, v in last.items()
-                                               if k not in ("epoch", "seconds"))))
+        lines.append(
+            ("last epoch", "  ".join(f"{k}={_number(v)}" for k, v in last.items() if k not in ("epoch", "seconds")))
+        )
         seconds = sum(row.get("seconds", 0.0) for row in run.history)
         lines.append(("training time", f"{seconds:.1f} s over {len(run.history)} epochs"))
     if run.test:
@@ -201,8 +218,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if meta.get("versions"):
         lines.append(("written by", ", ".join(f"{k} {v}" for k, v in meta["versions"].items())))
     lines.append(("date", _date(run.modified)))
-    files = sorted(p.relative_to(folder).as_posix() + ("/" if p.is_dir() else "")
-                   for p in folder.rglob("*") if p.is_file() or p.name == "tensorboard")
+    files = sorted(
+        p.relative_to(folder).as_posix() + ("/" if p.is_dir() else "")
+        for p in folder.rglob("*")
+        if p.is_file() or p.name == "tensorboard"
+    )
     lines.append(("files", ", ".join(f for f in files if not f.startswith("tensorboard/")) or "-"))
     if run.problem:
         lines.append(("warning", run.problem))

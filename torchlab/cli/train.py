@@ -29,14 +29,17 @@ def task_from_config_file(argv: list[str]) -> list[str]:
         from torchlab.errors import UsageError
 
         raise UsageError(f"{files[-1]} names no task; give one: torchlab train TASK --config {files[-1]}")
-    return words[:at + 1] + [task] + words[at + 1:]
+    return words[: at + 1] + [task] + words[at + 1 :]
 
 
 def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
-    p = sub.add_parser("train", help="train a task; writes checkpoints, history.csv and figures",
-                       description="Train a task with one of its recipes; every field of the recipe is a flag. The "
-                                   "old task names (digit-mlp, keypoint-net, ...) are aliases: a task with its model "
-                                   "fixed.")
+    p = sub.add_parser(
+        "train",
+        help="train a task; writes checkpoints, history.csv and figures",
+        description="Train a task with one of its recipes; every field of the recipe is a flag. The "
+        "old task names (digit-mlp, keypoint-net, ...) are aliases: a task with its model "
+        "fixed.",
+    )
     tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
     tasks.required = True
     if with_tasks:
@@ -52,8 +55,12 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
     for name in [*task_names(), *ALIASES]:
         task, model = task_for(name)
         text = task.help if model is None else f"alias of {task.name} --model {model}"
-        tp = tasks.add_parser(name, help=text, description=task.description or task.help,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        tp = tasks.add_parser(
+            name,
+            help=text,
+            description=task.description or task.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_config_flags(tp, task)
         add_run_flags(tp, task, name)
         tp.set_defaults(func=cmd_train, task_entry=get_task(name))
@@ -106,11 +113,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from torchlab.engine.dry_run import DryRunReport
     from torchlab.runtime import distributed
 
-    result = train(args.task, args.recipe, out=args.out, device=args.device, seed=args.seed,
-                   resume=args.resume, progress=not args.no_progress, figures=not args.no_figures,
-                   tensorboard=args.tensorboard, overwrite=args.overwrite, dry_run=args.dry_run,
-                   config_file=args.config, checkpoint_every=args.checkpoint_every,
-                   **{**flags, **({"model": model} if model is not None else {})})
+    result = train(
+        args.task,
+        args.recipe,
+        out=args.out,
+        device=args.device,
+        seed=args.seed,
+        resume=args.resume,
+        progress=not args.no_progress,
+        figures=not args.no_figures,
+        tensorboard=args.tensorboard,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+        config_file=args.config,
+        checkpoint_every=args.checkpoint_every,
+        **{**flags, **({"model": model} if model is not None else {})},
+    )
     if not distributed.current().is_main:
         return 0
     if isinstance(result, DryRunReport):

@@ -37,7 +37,9 @@ importances); the ready `torchlab train` command is printed."""
 
 
 def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
-    p = sub.add_parser("tune", help=HELP, description="Search a task's recipe with Optuna; see torchlab tune TASK --help.")
+    p = sub.add_parser(
+        "tune", help=HELP, description="Search a task's recipe with Optuna; see torchlab tune TASK --help."
+    )
     tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
     tasks.required = True
     if with_tasks:
@@ -53,10 +55,18 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
         task = task_for(name)[0]
         if task.tune_metric is None:
             continue
-        space = textwrap.fill(", ".join(f"{k}={v}" for k, v in task.search_space.items()) or "none: give --search",
-                              width=96, initial_indent="  ", subsequent_indent="  ")
-        tp = tasks.add_parser(name, help=task.help, formatter_class=argparse.RawDescriptionHelpFormatter,
-                              description=DESCRIPTION.format(task=name, metric=task.tune_metric[0], space=space))
+        space = textwrap.fill(
+            ", ".join(f"{k}={v}" for k, v in task.search_space.items()) or "none: give --search",
+            width=96,
+            initial_indent="  ",
+            subsequent_indent="  ",
+        )
+        tp = tasks.add_parser(
+            name,
+            help=task.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=DESCRIPTION.format(task=name, metric=task.tune_metric[0], space=space),
+        )
         add_study_flags(tp, task)
         add_config_flags(tp, task)
         tp.set_defaults(func=cmd_tune, task_entry=get_task(name))
@@ -65,25 +75,46 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
 def add_study_flags(parser: argparse.ArgumentParser, task) -> None:  # type: ignore[no-untyped-def]
     s = parser.add_argument_group("study")
     s.add_argument("--trials", type=int, default=20, help="trials to run in all, over every worker (default: 20)")
-    s.add_argument("--search", action="append", default=[], metavar="FIELD=LOW:HIGH[:log] | FIELD=A,B,C",
-                   help="search this field over a range (log: on a log scale) or among values; repeat for more fields")
-    s.add_argument("--search-only", action="store_true",
-                   help="search only the --search fields, not the task's default space")
-    s.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"],
-                   help="stop a trial whose curve is worse than the others': median (after 5 trials and 2 epochs; "
-                        "default), hyperband, or none")
+    s.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="FIELD=LOW:HIGH[:log] | FIELD=A,B,C",
+        help="search this field over a range (log: on a log scale) or among values; repeat for more fields",
+    )
+    s.add_argument(
+        "--search-only", action="store_true", help="search only the --search fields, not the task's default space"
+    )
+    s.add_argument(
+        "--pruner",
+        default="median",
+        choices=["median", "hyperband", "none"],
+        help="stop a trial whose curve is worse than the others': median (after 5 trials and 2 epochs; "
+        "default), hyperband, or none",
+    )
     s.add_argument("--timeout", metavar="TIME", help="start no trial after this long: 90s, 10m, 2h (default: none)")
-    s.add_argument("--workers", type=int, default=1,
-                   help="processes on this machine, sharing the study (default: 1); for several machines run the same "
-                        "command on each with one --storage")
-    s.add_argument("--storage", metavar="URL|FILE",
-                   help="where the study lives: a database URL (postgresql://..., sqlite:///study.db) or a journal "
-                        "file; an existing study there is joined (default: <out>/study.journal)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on this machine, sharing the study (default: 1); for several machines run the same "
+        "command on each with one --storage",
+    )
+    s.add_argument(
+        "--storage",
+        metavar="URL|FILE",
+        help="where the study lives: a database URL (postgresql://..., sqlite:///study.db) or a journal "
+        "file; an existing study there is joined (default: <out>/study.journal)",
+    )
     s.add_argument("--study-name", help=f"the study's name in the storage (default: {task.name})")
     s.add_argument("--resume", action="store_true", help="continue the study in --out (stopped or killed)")
     s.add_argument("--out", help=f"the study folder (default: checkpoints/{task.name}-tune)")
-    s.add_argument("--recipe", default=None, choices=list(task.recipes),
-                   help="the recipe every trial starts from (default: default)")
+    s.add_argument(
+        "--recipe",
+        default=None,
+        choices=list(task.recipes),
+        help="the recipe every trial starts from (default: default)",
+    )
     s.add_argument("--seed", type=int, default=0, help="the seed of every trial's run, and of the sampler (default: 0)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
@@ -94,7 +125,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from torchlab.config import with_overrides
     from torchlab.runtime.device_names import check_device_name
     from torchlab.search.space import build_space
-
     from torchlab.tasks import task_for
 
     task = task_for(args.task)[0]  # an old name: its task, with its model's recipes
@@ -107,20 +137,41 @@ def cmd_tune(args: argparse.Namespace) -> int:
     require_optuna()
     from torchlab.search.study import tune
 
-    result = tune(args.task, args.recipe, trials=args.trials, out=args.out, search=args.search,
-                  search_only=args.search_only, storage=args.storage, study_name=args.study_name, resume=args.resume,
-                  workers=args.workers, pruner=args.pruner, timeout=args.timeout, seed=args.seed, device=args.device,
-                  **fixed)
-    summary = {"task": result.task, "study": f"{result.study_name} in {result.storage}",
-               "trials": ", ".join(f"{n} {WORDS[state]}" for state, n in result.states.items())}
+    result = tune(
+        args.task,
+        args.recipe,
+        trials=args.trials,
+        out=args.out,
+        search=args.search,
+        search_only=args.search_only,
+        storage=args.storage,
+        study_name=args.study_name,
+        resume=args.resume,
+        workers=args.workers,
+        pruner=args.pruner,
+        timeout=args.timeout,
+        seed=args.seed,
+        device=args.device,
+        **fixed,
+    )
+    summary = {
+        "task": result.task,
+        "study": f"{result.study_name} in {result.storage}",
+        "trials": ", ".join(f"{n} {WORDS[state]}" for state, n in result.states.items()),
+    }
     if result.failed_orphans:
         summary["left running by a dead process, now failed"] = ", ".join(map(str, result.failed_orphans))
     if result.best_trial is None:
         summary["best"] = "no trial completed"
     else:
-        summary.update({"best trial": result.best_trial, f"best {result.metric}": result.best_value,
-                        "best params": ", ".join(f"{k}={_short(v)}" for k, v in result.best_params.items()),
-                        "best config": str(result.best_config)})
+        summary.update(
+            {
+                "best trial": result.best_trial,
+                f"best {result.metric}": result.best_value,
+                "best params": ", ".join(f"{k}={_short(v)}" for k, v in result.best_params.items()),
+                "best config": str(result.best_config),
+            }
+        )
     summary.update({"table": str(result.table), "figures": str(result.figures[0].parent) if result.figures else "-"})
     print_summary(summary)
     if result.command:

@@ -140,8 +140,9 @@ def make_loader(
     """
     world = distributed.current()
     if shuffle:
-        sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank,
-                                     shuffle=True, seed=seed, drop_last=False)
+        sampler = DistributedSampler(
+            dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True, seed=seed, drop_last=False
+        )
     else:
         sampler = range(world.rank, len(dataset), world.world_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **loader_kwargs)

@@ -74,7 +74,7 @@ def shift_images(x: torch.Tensor, generator: torch.Generator, max_shift: int = 1
     pad = torch.nn.functional.pad(images, (max_shift,) * 4)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator, device=x.device)
     dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator, device=x.device)
-    rows = (dy[:, None] + torch.arange(8, device=x.device)[None, :])  # (n, 8)
-    cols = (dx[:, None] + torch.arange(8, device=x.device)[None, :])
+    rows = dy[:, None] + torch.arange(8, device=x.device)[None, :]  # (n, 8)
+    cols = dx[:, None] + torch.arange(8, device=x.device)[None, :]
     out = pad[torch.arange(n, device=x.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
     return out.reshape(n, 64)

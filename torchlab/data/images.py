@@ -43,9 +43,11 @@ def bounded_decoding(path: Path) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = None
         with Image.open(path) as img:  # reads the header only
             width, height = img.size
-        raise DataError(f"{path} is {width:,}x{height:,} pixels ({width * height:,}), over the {limit:,} pixels "
-                        f"torchlab decodes within its memory budget ({PHOTO_BYTES_PER_PIXEL} bytes a pixel); "
-                        "resize it first") from None
+        raise DataError(
+            f"{path} is {width:,}x{height:,} pixels ({width * height:,}), over the {limit:,} pixels "
+            f"torchlab decodes within its memory budget ({PHOTO_BYTES_PER_PIXEL} bytes a pixel); "
+            "resize it first"
+        ) from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved
 
@@ -75,7 +77,7 @@ def load_gray(path: str | os.PathLike) -> np.ndarray:
     return gray
 
 
-def upright(img: "Image.Image") -> "Image.Image":
+def upright(img: Image.Image) -> Image.Image:
     """The image as a viewer shows it: turned by its EXIF orientation tag (phone photos), pixels loaded."""
     from PIL import ImageOps
 
@@ -102,7 +104,9 @@ def resize(gray: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
     img = Image.fromarray(np.clip(gray * 255.0, 0, 255).astype(np.uint8))
-    out = img.resize((width, height), Image.Resampling.BOX if min(gray.shape) >= max(height, width) else Image.Resampling.BILINEAR)
+    out = img.resize(
+        (width, height), Image.Resampling.BOX if min(gray.shape) >= max(height, width) else Image.Resampling.BILINEAR
+    )
     return np.asarray(out, dtype=np.float32) / 255.0
 
 

@@ -31,14 +31,21 @@ IMAGE_SIZE = 96
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 KEYPOINT_NAMES = (
-    "left_eye_center", "right_eye_center",
-    "left_eye_inner_corner", "left_eye_outer_corner",
-    "right_eye_inner_corner", "right_eye_outer_corner",
-    "left_eyebrow_inner_end", "left_eyebrow_outer_end",
-    "right_eyebrow_inner_end", "right_eyebrow_outer_end",
+    "left_eye_center",
+    "right_eye_center",
+    "left_eye_inner_corner",
+    "left_eye_outer_corner",
+    "right_eye_inner_corner",
+    "right_eye_outer_corner",
+    "left_eyebrow_inner_end",
+    "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end",
+    "right_eyebrow_outer_end",
     "nose_tip",
-    "mouth_left_corner", "mouth_right_corner",
-    "mouth_center_top_lip", "mouth_center_bottom_lip",
+    "mouth_left_corner",
+    "mouth_right_corner",
+    "mouth_center_top_lip",
+    "mouth_center_bottom_lip",
 )
 COORD_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
 # The keypoints (almost) every Kaggle row has; the other eleven are labeled in ~30% of rows.
@@ -49,9 +56,9 @@ SPLIT_FRACTION = 0.1
 SPLIT_SEED = 42
 
 
-
 def flip_permutation() -> list[int]:
     """For each keypoint, the index of its mirror image (left <-> right); the nose and lip centers map to themselves."""
+
     def mirror(name: str) -> str:
         return name.replace("left", "@").replace("right", "left").replace("@", "right")
 
@@ -88,10 +95,14 @@ def read_training_csv(path: str | os.PathLike) -> KeypointTable:
     frame = _read_csv(path)
     missing = [c for c in COORD_COLUMNS if c not in frame.columns]
     if "Image" not in frame.columns:
-        raise DataError(f"{path} has no 'Image' column; a keypoints training file needs the 30 coordinate columns and Image")
+        raise DataError(
+            f"{path} has no 'Image' column; a keypoints training file needs the 30 coordinate columns and Image"
+        )
     if missing:
-        raise DataError(f"{path} lacks coordinate column(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
-                        "use Kaggle's training.csv layout")
+        raise DataError(
+            f"{path} lacks coordinate column(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
+            "use Kaggle's training.csv layout"
+        )
     keypoints = _parse_coordinates(frame, path)
     images = parse_images(frame["Image"].tolist(), path)
     return KeypointTable(images, keypoints, str(path))
@@ -139,8 +150,9 @@ def _read_csv(path: str | os.PathLike):
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         # a compressed file (.gz, .bz2, .xz, .zip) cut short or damaged: gzip's CRC error is an OSError
         detail = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise DataError(f"{path} is truncated or damaged ({type(exc).__name__}: {detail}); "
-                        "download or copy it again") from None
+        raise DataError(
+            f"{path} is truncated or damaged ({type(exc).__name__}: {detail}); download or copy it again"
+        ) from None
 
 
 def _integer_column(frame, column: str, path) -> np.ndarray:
@@ -166,8 +178,10 @@ def _parse_coordinates(frame, path) -> np.ndarray:
     outside = np.argwhere((values < 0) | (values >= IMAGE_SIZE))
     if outside.size:
         row, col = map(int, outside[0])
-        raise DataError(f"{path} row {row + 1}: {COORD_COLUMNS[col]} = {values[row, col]:g} lies outside the image "
-                        f"[0, {IMAGE_SIZE}); coordinates are pixels of the 96x96 image")
+        raise DataError(
+            f"{path} row {row + 1}: {COORD_COLUMNS[col]} = {values[row, col]:g} lies outside the image "
+            f"[0, {IMAGE_SIZE}); coordinates are pixels of the 96x96 image"
+        )
     return values.astype(np.float32)
 
 
@@ -204,8 +218,9 @@ def _parse_one(text: str, path, row: int) -> np.ndarray:
     if len(tokens) != PIXELS:
         raise DataError(f"{path} row {row + 1}: Image has {len(tokens)} gray levels, expected {PIXELS} (a 96x96 image)")
     if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
-        raise DataError(f"{path} row {row + 1}: Image holds gray levels outside 0..255 "
-                        f"(min {values.min():g}, max {values.max():g})")
+        raise DataError(
+            f"{path} row {row + 1}: Image holds gray levels outside 0..255 (min {values.min():g}, max {values.max():g})"
+        )
     return np.rint(values).astype(np.uint8)
 
 
@@ -236,7 +251,9 @@ def format_test_csv(images: np.ndarray, first_id: int = 1) -> str:
 
 
 # -------------------------------------------------------------------- selection
-def seed_split(n_complete: int, fraction: float = SPLIT_FRACTION, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def seed_split(
+    n_complete: int, fraction: float = SPLIT_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) positions among the complete rows, exactly as the seed's train_test_split makes them."""
     from sklearn.model_selection import train_test_split
 
@@ -284,8 +301,6 @@ FACE_BYTES = 70_000
 
 
 DEVICE_FACE_BYTES = 4 * PIXELS + 2 * 4 * len(COORD_COLUMNS)
-
-
 
 
 def to_tensors(table: KeypointTable, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -38,8 +38,9 @@ def flip_keypoints(keypoints: torch.Tensor, flip_sum: float = FLIP_SUM) -> torch
     return out
 
 
-def flip_batch(images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor, which: torch.Tensor,
-               flip_sum: float = FLIP_SUM) -> Batch:
+def flip_batch(
+    images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor, which: torch.Tensor, flip_sum: float = FLIP_SUM
+) -> Batch:
     """Mirror the samples where `which` (n,) is True; the others pass unchanged."""
     sel = which.view(-1, 1, 1, 1)
     images = torch.where(sel, images.flip(-1), images)
@@ -50,8 +51,14 @@ def flip_batch(images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor
     return images, keypoints, mask
 
 
-def affine_batch(images: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor,
-                 angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> Batch:
+def affine_batch(
+    images: torch.Tensor,
+    keypoints: torch.Tensor,
+    mask: torch.Tensor,
+    angle: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+) -> Batch:
     """Rotate by `angle` (radians), scale and shift (pixels, (n, 2)) about the image center.
 
     A point p moves to c + s R (p - c) + t. grid_sample with align_corners=True puts the

@@ -18,9 +18,9 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -69,15 +69,19 @@ def read_idx(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
     if kind is not None and MAGIC_KINDS.get(magic) != kind:
         seen = MAGIC_KINDS.get(magic, f"{ndim}-D data")
         wanted = IMAGE_MAGIC if kind == "images" else LABEL_MAGIC
-        raise DataError(f"MNIST file {path} holds {seen}, not {kind}: its magic number is 0x{magic:08x}, "
-                        f"{kind} have 0x{wanted:08x}; are the images and labels files swapped?")
+        raise DataError(
+            f"MNIST file {path} holds {seen}, not {kind}: its magic number is 0x{magic:08x}, "
+            f"{kind} have 0x{wanted:08x}; are the images and labels files swapped?"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"MNIST file {path} is truncated inside its header; download it again")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     if kind == "images" and shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(f"MNIST file {path} declares {shape[1]}x{shape[2]} images; MNIST images are "
-                        f"{IMAGE_SIDE}x{IMAGE_SIDE}: the header is damaged or it is another data set")
+        raise DataError(
+            f"MNIST file {path} declares {shape[1]}x{shape[2]} images; MNIST images are "
+            f"{IMAGE_SIDE}x{IMAGE_SIDE}: the header is damaged or it is another data set"
+        )
     expected = math.prod(shape)  # Python ints: a hostile header cannot overflow
     if len(data) - header < expected:
         raise DataError(
@@ -131,8 +135,9 @@ def download_mnist(root: str | os.PathLike) -> Path:
         for train in (True, False):
             MNIST(str(root), train=train, download=True)
     except Exception as exc:  # network errors come in many types
-        raise DataError(f"downloading MNIST into {root} failed ({type(exc).__name__}: {exc}); "
-                        "copy the four IDX files there by hand") from None
+        raise DataError(
+            f"downloading MNIST into {root} failed ({type(exc).__name__}: {exc}); copy the four IDX files there by hand"
+        ) from None
     return Path(root) / "MNIST" / "raw"
 
 
@@ -202,9 +207,12 @@ def load_mnist(
     if len(splits["train"][0]) == 0:
         raise DataError(f"no training samples left after --digits {digits}")
     return MnistData(
-        x_train=splits["train"][0], y_train=splits["train"][1],
-        x_test=splits["test"][0], y_test=splits["test"][1],
-        labels_train=splits["train"][2], labels_test=splits["test"][2],
+        x_train=splits["train"][0],
+        y_train=splits["train"][1],
+        x_test=splits["test"][0],
+        y_test=splits["test"][1],
+        labels_train=splits["train"][2],
+        labels_test=splits["test"][2],
         digits=tuple(digits) if digits is not None else None,
     )
 
@@ -233,17 +241,22 @@ def random_affine(
     angle = uniform(degrees) * (torch.pi / 180)
     zoom = 1 + uniform(scale)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([
-        torch.stack([cos, -sin, uniform(2 * shift / width)], dim=1),
-        torch.stack([sin, cos, uniform(2 * shift / height)], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin, uniform(2 * shift / width)], dim=1),
+            torch.stack([sin, cos, uniform(2 * shift / height)], dim=1),
+        ],
+        dim=1,
+    )
     grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
     background = images[:, :, :1, :1]
     moved = torch.nn.functional.grid_sample(images - background, grid.to(images.dtype), align_corners=False)
     return moved + background
 
 
-def load_test_split(data_dir: str | os.PathLike, digits: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_test_split(
+    data_dir: str | os.PathLike, digits: Sequence[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The test images (n, 1, 28, 28) in [0, 1] and targets; with `digits` (A, B) only those two, target 1 for B."""
     images, labels = load_split(data_dir, "test")
     x = torch.from_numpy(images.astype(np.float32) / PIXEL_SCALE).unsqueeze(1)

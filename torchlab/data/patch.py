@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torchlab.errors import DataError
 from torchlab.data.facts import DEFAULT_COL, DEFAULT_ROW, DEFAULT_SIZE
+from torchlab.errors import DataError
 
 
 def default_photo() -> Path:
@@ -45,8 +45,9 @@ def ramp_patch(
     return np.clip(grid, 0.0, 255.0)
 
 
-def photo_patch(path: str | os.PathLike | None = None, row: int = DEFAULT_ROW, col: int = DEFAULT_COL,
-                size: int = DEFAULT_SIZE) -> np.ndarray:
+def photo_patch(
+    path: str | os.PathLike | None = None, row: int = DEFAULT_ROW, col: int = DEFAULT_COL, size: int = DEFAULT_SIZE
+) -> np.ndarray:
     """The gray (size, size) crop whose top-left pixel is (row, col); brightness 0..255."""
     from torchlab.data.images import load_gray
 
@@ -79,7 +80,7 @@ class PatchScaling:
     brightness: float = 1.0
 
     @classmethod
-    def unit(cls, size: int) -> "PatchScaling":
+    def unit(cls, size: int) -> PatchScaling:
         """Map x, y in 0..size-1 and brightness in 0..255 to [0, 1]."""
         return cls(coord=float(size - 1), brightness=255.0)
 

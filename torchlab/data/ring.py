@@ -67,8 +67,12 @@ def misclassified_area(a: float, b: float, a2: float | np.ndarray, b2: float | n
     minus diamond_a2, |C and D| = |B B'| - |A B'| - |B A'| + |A A'| (inclusion-exclusion).
     """
     a2, b2 = np.asarray(a2, dtype=float), np.asarray(b2, dtype=float)
-    overlap = (disk_diamond_overlap(b, b2) - disk_diamond_overlap(a, b2)
-               - disk_diamond_overlap(b, a2) + disk_diamond_overlap(a, a2))
+    overlap = (
+        disk_diamond_overlap(b, b2)
+        - disk_diamond_overlap(a, b2)
+        - disk_diamond_overlap(b, a2)
+        + disk_diamond_overlap(a, a2)
+    )
     return circular_ring_area(a, b) + 2.0 * (b2**2 - a2**2) - 2.0 * overlap
 
 
@@ -97,8 +101,9 @@ def best_diamond(a: float, b: float, rounds: int = 6, steps: int = 101) -> tuple
 # ------------------------------------------------------------------ point sets
 
 
-def sample_ring_points(n: int, a: float = 1.0, b: float = 2.0, box: float = 2.5, seed: int = 0
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_ring_points(
+    n: int, a: float = 1.0, b: float = 2.0, box: float = 2.5, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n points uniform in [-box, box]^2, labeled 1.0 inside the circular ring (a, b), else 0.0."""
     check_radii(a, b)
     if n < 2:
@@ -123,8 +128,9 @@ def two_circles(n: int = 100, inner: float = 1.1, outer: float = 3.0) -> tuple[t
     return x, y
 
 
-def split(x: torch.Tensor, y: torch.Tensor, train_fraction: float = 0.7, seed: int = 0
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def split(
+    x: torch.Tensor, y: torch.Tensor, train_fraction: float = 0.7, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random (x_train, y_train, x_test, y_test) with `train_fraction` of the points for training."""
     if not 0.0 < train_fraction < 1.0:
         raise DataError(f"the training share must be in (0, 1), got {train_fraction}")

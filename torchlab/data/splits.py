@@ -19,8 +19,9 @@ def split_indices(n: int, fraction: float, seed: int = 0) -> tuple[torch.Tensor,
     return perm[k:], perm[:k]
 
 
-def hold_out(x: torch.Tensor, y: torch.Tensor, val_size: int, seed: int = 0
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def hold_out(
+    x: torch.Tensor, y: torch.Tensor, val_size: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(x_train, y_train, x_val, y_val): `val_size` random samples held out (None, None when 0)."""
     if val_size <= 0:
         return x, y, None, None

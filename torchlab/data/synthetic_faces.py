@@ -40,20 +40,49 @@ from torchlab.runtime.files import atomic_write_text
 from torchlab.runtime.guards import check_memory
 
 # An average upright face (pixels, image center near (48, 50)), keypoints in Kaggle's order.
-TEMPLATE = np.array([
-    [66.0, 38.0], [30.0, 38.0],  # eye centers (left = the person's left = right of the image)
-    [59.0, 38.5], [73.0, 38.5], [37.0, 38.5], [23.0, 38.5],  # eye corners: left inner/outer, right inner/outer
-    [56.0, 29.0], [79.0, 30.0], [40.0, 29.0], [17.0, 30.0],  # brows: left inner/outer, right inner/outer
-    [48.0, 60.0],  # nose tip
-    [63.0, 76.0], [33.0, 76.0], [48.0, 72.5], [48.0, 79.0],  # mouth corners, top lip, bottom lip
-], dtype=np.float64)
+TEMPLATE = np.array(
+    [
+        [66.0, 38.0],
+        [30.0, 38.0],  # eye centers (left = the person's left = right of the image)
+        [59.0, 38.5],
+        [73.0, 38.5],
+        [37.0, 38.5],
+        [23.0, 38.5],  # eye corners: left inner/outer, right inner/outer
+        [56.0, 29.0],
+        [79.0, 30.0],
+        [40.0, 29.0],
+        [17.0, 30.0],  # brows: left inner/outer, right inner/outer
+        [48.0, 60.0],  # nose tip
+        [63.0, 76.0],
+        [33.0, 76.0],
+        [48.0, 72.5],
+        [48.0, 79.0],  # mouth corners, top lip, bottom lip
+    ],
+    dtype=np.float64,
+)
 CENTER = np.array([48.0, 50.0])
 # How far each keypoint moves sideways when the head turns (nose most, outer points least).
 DEPTH = np.array([2, 2, 2.5, 1, 2.5, 1, 2, 0.5, 2, 0.5, 7, 2, 2, 3.5, 3], dtype=np.float64)
 COMPLETE_FRACTION = 0.3
 CHUNK = 256
-_STYLE_KEYS = ("head_cx", "head_cy", "head_a", "head_b", "roll", "skin", "hair", "hairline", "background",
-               "light", "iris", "sclera", "brow", "lips", "contrast", "noise")
+_STYLE_KEYS = (
+    "head_cx",
+    "head_cy",
+    "head_a",
+    "head_b",
+    "roll",
+    "skin",
+    "hair",
+    "hairline",
+    "background",
+    "light",
+    "iris",
+    "sclera",
+    "brow",
+    "lips",
+    "contrast",
+    "noise",
+)
 
 
 def sample_geometry(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -81,15 +110,27 @@ def sample_geometry(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     head_center = _place(np.array([[[0.0, 3.0]]]).repeat(n, 0), scale, roll, CENTER + shift)[:, 0]
     geometry = {
         "keypoints": keypoints,
-        "head_cx": head_center[:, 0], "head_cy": head_center[:, 1],
-        "head_a": scale * u(33, 38), "head_b": scale * u(42, 48), "roll": roll,
-        "skin": u(0.35, 0.8), "hair": u(0.03, 0.6), "hairline": scale * u(28, 36),
-        "background": u(0.05, 0.95), "light": u(-0.15, 0.15),
-        "iris": scale * u(2.4, 3.4), "sclera": u(0.32, 0.45), "brow": scale * u(1.2, 2.0),
-        "lips": u(0.1, 0.3), "contrast": u(0.7, 1.2), "noise": u(0.005, 0.04),
+        "head_cx": head_center[:, 0],
+        "head_cy": head_center[:, 1],
+        "head_a": scale * u(33, 38),
+        "head_b": scale * u(42, 48),
+        "roll": roll,
+        "skin": u(0.35, 0.8),
+        "hair": u(0.03, 0.6),
+        "hairline": scale * u(28, 36),
+        "background": u(0.05, 0.95),
+        "light": u(-0.15, 0.15),
+        "iris": scale * u(2.4, 3.4),
+        "sclera": u(0.32, 0.45),
+        "brow": scale * u(1.2, 2.0),
+        "lips": u(0.1, 0.3),
+        "contrast": u(0.7, 1.2),
+        "noise": u(0.005, 0.04),
     }
-    geometry["texture"] = _smooth_texture(n, rng) * u(0.02, 0.08)[:, None, None] + \
-        rng.normal(0.0, 1.0, (n, IMAGE_SIZE, IMAGE_SIZE)) * geometry["noise"][:, None, None]
+    geometry["texture"] = (
+        _smooth_texture(n, rng) * u(0.02, 0.08)[:, None, None]
+        + rng.normal(0.0, 1.0, (n, IMAGE_SIZE, IMAGE_SIZE)) * geometry["noise"][:, None, None]
+    )
     return geometry
 
 
@@ -157,7 +198,7 @@ def _mouth(x, y, left, right, top, bottom) -> tuple[np.ndarray, np.ndarray]:
     r = lambda a: a[:, None, None]  # noqa: E731
     along = ((x - r(mid[:, 0])) * r(ux) + (y - r(mid[:, 1])) * r(uy)) / r(half)
     across = (x - r(mid[:, 0])) * r(nx) + (y - r(mid[:, 1])) * r(ny)
-    bulge = np.clip(1.0 - along ** 2, 0.0, None)
+    bulge = np.clip(1.0 - along**2, 0.0, None)
     upper, lower = -r(up) * bulge, r(down) * bulge
     lips = _inside(np.maximum.reduce([upper - across, across - lower, (np.abs(along) - 1.0) * r(half)]))
     line_at = (upper + lower) / 2.0 * 0.3
@@ -186,8 +227,15 @@ def render_faces(geometry: dict[str, np.ndarray]) -> np.ndarray:
         a, b = kp[:, inner], kp[:, outer]
         mid, half = (a + b) / 2.0, np.linalg.norm(b - a, axis=1) / 2.0
         angle = np.arctan2(b[:, 1] - a[:, 1], b[:, 0] - a[:, 0])
-        sclera = _ellipse(x, y, mid[:, 0, None, None], mid[:, 1, None, None], half[:, None, None],
-                          g["sclera"] * half[:, None, None], angle[:, None, None])
+        sclera = _ellipse(
+            x,
+            y,
+            mid[:, 0, None, None],
+            mid[:, 1, None, None],
+            half[:, None, None],
+            g["sclera"] * half[:, None, None],
+            angle[:, None, None],
+        )
         image = _paint(image, sclera, np.clip(g["skin"] + 0.3, 0, 0.97))
         iris = _ellipse(x, y, kp[:, center, 0, None, None], kp[:, center, 1, None, None], g["iris"], g["iris"], 0.0)
         image = _paint(image, iris * sclera, 0.08)
@@ -197,11 +245,19 @@ def render_faces(geometry: dict[str, np.ndarray]) -> np.ndarray:
     bridge = (kp[:, 2] + kp[:, 4]) / 2.0
     image = _paint(image, 0.25 * _stroke(x, y, bridge, kp[:, 10], 1.5 * g["brow"]), g["skin"] - 0.15)
     for sign in (-1.0, 1.0):
-        offset = np.stack([sign * 4.0 * np.cos(geometry["roll"]) - 1.5 * np.sin(geometry["roll"]),
-                           sign * 4.0 * np.sin(geometry["roll"]) + 1.5 * np.cos(geometry["roll"])], axis=1)
+        offset = np.stack(
+            [
+                sign * 4.0 * np.cos(geometry["roll"]) - 1.5 * np.sin(geometry["roll"]),
+                sign * 4.0 * np.sin(geometry["roll"]) + 1.5 * np.cos(geometry["roll"]),
+            ],
+            axis=1,
+        )
         nostril = kp[:, 10] + offset * (g["head_a"][:, 0, 0] / 35.0)[:, None]
-        image = _paint(image, _ellipse(x, y, nostril[:, 0, None, None], nostril[:, 1, None, None],
-                                       2.2, 1.3, g["roll"]), g["skin"] * 0.35)
+        image = _paint(
+            image,
+            _ellipse(x, y, nostril[:, 0, None, None], nostril[:, 1, None, None], 2.2, 1.3, g["roll"]),
+            g["skin"] * 0.35,
+        )
     tip = _ellipse(x, y, kp[:, 10, 0, None, None], kp[:, 10, 1, None, None], 2.0, 2.0, 0.0)
     image = _paint(image, 0.5 * tip, np.clip(g["skin"] + 0.15, 0, 1))
     lips, line = _mouth(x, y, kp[:, 12], kp[:, 11], kp[:, 13], kp[:, 14])
@@ -212,7 +268,9 @@ def render_faces(geometry: dict[str, np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ whole tables
-def drop_labels(keypoints: np.ndarray, rng: np.random.Generator, complete_fraction: float = COMPLETE_FRACTION) -> np.ndarray:
+def drop_labels(
+    keypoints: np.ndarray, rng: np.random.Generator, complete_fraction: float = COMPLETE_FRACTION
+) -> np.ndarray:
     """(n, 15, 2) exact keypoints -> (n, 30) with Kaggle-like NaNs."""
     n = len(keypoints)
     keep = np.ones((n, len(KEYPOINT_NAMES)), dtype=bool)
@@ -228,8 +286,9 @@ def drop_labels(keypoints: np.ndarray, rng: np.random.Generator, complete_fracti
     return flat
 
 
-def make_faces(n: int, seed: int = 0, missing: bool = True,
-               progress: Callable[[int], None] | None = None) -> KeypointTable:
+def make_faces(
+    n: int, seed: int = 0, missing: bool = True, progress: Callable[[int], None] | None = None
+) -> KeypointTable:
     """n synthetic faces with Kaggle-like missing labels (or all labels with missing=False).
 
     progress(done) is called after each chunk of CHUNK faces with the number drawn so far.
@@ -276,12 +335,19 @@ def write_lookup_csv(path: str | os.PathLike, image_ids: list[int], features_per
     return Path(path)
 
 
-def load_table(data: str | None, synthetic: int, synthetic_seed: int = SYNTHETIC_SEED,
-               progress: Callable[[int], None] | None = None) -> KeypointTable:
+def load_table(
+    data: str | None,
+    synthetic: int,
+    synthetic_seed: int = SYNTHETIC_SEED,
+    progress: Callable[[int], None] | None = None,
+) -> KeypointTable:
     """The training table: a Kaggle CSV when `data` is given, else `synthetic` generated faces
     (progress(done) after each chunk drawn)."""
     if data:
         return read_training_csv(data)
-    check_memory(synthetic * FACE_BYTES, f"{synthetic:,} synthetic faces",
-                 f"use fewer (--synthetic; a face takes about {FACE_BYTES // 1000} KB) or pass --data with a CSV")
+    check_memory(
+        synthetic * FACE_BYTES,
+        f"{synthetic:,} synthetic faces",
+        f"use fewer (--synthetic; a face takes about {FACE_BYTES // 1000} KB) or pass --data with a CSV",
+    )
     return make_faces(synthetic, seed=synthetic_seed, progress=progress)

@@ -31,8 +31,9 @@ class TimeBudget:
         try:
             self.seconds = duration_seconds(max_time)
         except ValueError:
-            raise ValueError(f"max_time must be a number of seconds > 0 or a duration such as 90s, 15m or 2h, "
-                             f"got {max_time!r}") from None
+            raise ValueError(
+                f"max_time must be a number of seconds > 0 or a duration such as 90s, 15m or 2h, got {max_time!r}"
+            ) from None
         self.clock, self.device, self.started = clock, device, 0.0
 
     @property
@@ -61,8 +62,9 @@ class TimeBudget:
         return text
 
 
-def checkpoint_the_stop(trainer: Trainer, row: dict[str, float], epoch: int, t0: float,
-                        writer: CheckpointWriter | None) -> dict[str, float]:
+def checkpoint_the_stop(
+    trainer: Trainer, row: dict[str, float], epoch: int, t0: float, writer: CheckpointWriter | None
+) -> dict[str, float]:
     """The budget stopped epoch `epoch` part-way and `row` holds its validation: checkpoint that state.
 
     last.pt gets the weights, the position in the epoch and early stopping as it was before this

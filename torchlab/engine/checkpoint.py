@@ -82,15 +82,19 @@ def verify_digest(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Non
     if saved is None:
         return
     if not isinstance(saved, dict) or saved.get("algorithm") != "sha256":
-        raise CheckpointError(f"{path} is damaged: its digest record is unreadable; use another checkpoint "
-                              "(best.pt or last.pt of the run) or retrain")
+        raise CheckpointError(
+            f"{path} is damaged: its digest record is unreadable; use another checkpoint "
+            "(best.pt or last.pt of the run) or retrain"
+        )
     now = tensor_digest(checkpoint)
     bad = [part for part in DIGEST_PARTS if saved.get(part) != now[part]]
     if bad:
         damaged = " and ".join(DIGEST_PARTS[p] for p in bad)
-        raise CheckpointError(f"{path} is damaged: the SHA-256 digest of its {damaged} "
-                              "does not match the one written with it (bytes changed on disk or in a copy); use "
-                              "another checkpoint (best.pt or last.pt of the run) or retrain")
+        raise CheckpointError(
+            f"{path} is damaged: the SHA-256 digest of its {damaged} "
+            "does not match the one written with it (bytes changed on disk or in a copy); use "
+            "another checkpoint (best.pt or last.pt of the run) or retrain"
+        )
 
 
 def add_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
@@ -149,16 +153,25 @@ class CheckpointMeta:
         if isinstance(meta, CheckpointMeta):
             return meta
         extra = dict(meta)
-        named = {key: extra.pop(key) for key in ("task", "model_name", "model_kwargs", "recipe", "seed", "config")
-                 if key in extra}
+        named = {
+            key: extra.pop(key)
+            for key in ("task", "model_name", "model_kwargs", "recipe", "seed", "config")
+            if key in extra
+        }
         return cls(**named, extra=extra)
 
     def checkpoint(self, model: nn.Module, **state: Any) -> dict[str, Any]:
         """The checkpoint dict of `model` with this metadata and the training `state` (epoch, optimizer, ...)."""
         settings = {"recipe": self.recipe, "seed": self.seed, "config": self.config}
-        return make_checkpoint(task=self.task, model_name=self.model_name or type(_unwrap(model)).__name__,
-                               model=model, model_kwargs=self.model_kwargs, **state,
-                               **{k: v for k, v in settings.items() if v is not None}, **self.extra)
+        return make_checkpoint(
+            task=self.task,
+            model_name=self.model_name or type(_unwrap(model)).__name__,
+            model=model,
+            model_kwargs=self.model_kwargs,
+            **state,
+            **{k: v for k, v in settings.items() if v is not None},
+            **self.extra,
+        )
 
 
 def plain(value: Any) -> Any:
@@ -211,8 +224,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "retrain or point at best.pt/last.pt of a finished run"
         ) from None
     except Exception as exc:  # any other parser failure on hostile bytes
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}); "
-                              "retrain or point at best.pt/last.pt of a finished run") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__}); "
+            "retrain or point at best.pt/last.pt of a finished run"
+        ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a torchlab checkpoint (no '{FORMAT}' marker)")
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
@@ -220,8 +235,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is an incomplete torchlab checkpoint (missing {', '.join(missing)})")
     version = checkpoint["format_version"]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{path} has a format_version that is not a whole number ({shorten(repr(version), 40)}); "
-                              "retrain or point at best.pt/last.pt of a finished run")
+        raise CheckpointError(
+            f"{path} has a format_version that is not a whole number ({shorten(repr(version), 40)}); "
+            "retrain or point at best.pt/last.pt of a finished run"
+        )
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer torchlab (format {checkpoint['format_version']}); upgrade torchlab"
@@ -255,8 +272,10 @@ def check_finite_weights(state_dict: dict[str, Any], path: str | os.PathLike) ->
     for name, tensor in state_dict.items():
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
-            raise CheckpointError(f"{path} holds non-finite weights ({bad:,} NaN or infinite values in {name}); "
-                                  "its predictions would be NaN: use an earlier checkpoint or retrain")
+            raise CheckpointError(
+                f"{path} holds non-finite weights ({bad:,} NaN or infinite values in {name}); "
+                "its predictions would be NaN: use an earlier checkpoint or retrain"
+            )
 
 
 def sound_checkpoint(path: str | os.PathLike | None) -> Path | None:
@@ -303,11 +322,14 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[n
     except KeyError:
         raise CheckpointError(f"{path} names an unknown model {spec.get('name')!r}; is torchlab up to date?") from None
     except TypeError as exc:
-        raise CheckpointError(f"{path} holds model arguments that {spec.get('name')} does not take "
-                              f"({shorten(str(exc), 200)})") from None  # one line: an argument name may hold a newline
+        raise CheckpointError(
+            f"{path} holds model arguments that {spec.get('name')} does not take ({shorten(str(exc), 200)})"
+        ) from None  # one line: an argument name may hold a newline
     except ValueError as exc:
-        raise CheckpointError(f"{path} holds impossible model arguments ({shorten(str(exc), 200)}); "
-                              "the file is damaged or was not written by torchlab: retrain") from None
+        raise CheckpointError(
+            f"{path} holds impossible model arguments ({shorten(str(exc), 200)}); "
+            "the file is damaged or was not written by torchlab: retrain"
+        ) from None
     check_finite_weights(checkpoint["state_dict"], path)
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     model.to(device).eval()
@@ -325,8 +347,10 @@ def check_model_memory(shape: nn.Module, path: str | os.PathLike) -> None:
     needed = sum(t.numel() * t.element_size() for t in (*shape.parameters(), *shape.buffers()))
     budget = memory_budget("cpu")
     if budget is not None and needed > budget:
-        raise CheckpointError(f"{path} describes a model of {needed / 1e9:.1f} GB, over the memory budget of "
-                              f"{budget / 1e9:.1f} GB; its model arguments are damaged or it needs a bigger machine")
+        raise CheckpointError(
+            f"{path} describes a model of {needed / 1e9:.1f} GB, over the memory budget of "
+            f"{budget / 1e9:.1f} GB; its model arguments are damaged or it needs a bigger machine"
+        )
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

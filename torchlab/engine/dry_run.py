@@ -49,12 +49,14 @@ class DryRunReport:
 
     def lines(self) -> list[str]:
         """The report as the CLI prints it, one fact a line."""
-        out = [f"dry run on {self.device}: one training step and one validation batch, nothing written",
-               f"parameters: {self.parameters:,} ({self.trainable:,} trainable)",
-               f"training batch: {describe(self.inputs)} -> output {shape_text(self.output)}",
-               f"batches per epoch: {_count(self.train_batches)} training, {_count(self.val_batches)} validation"
-               + (f"; one optimizer step per {self.accumulate} batches" if self.accumulate > 1 else ""),
-               f"{values(self.train)}  (step: {self.step_seconds * 1000:.1f} ms)"]
+        out = [
+            f"dry run on {self.device}: one training step and one validation batch, nothing written",
+            f"parameters: {self.parameters:,} ({self.trainable:,} trainable)",
+            f"training batch: {describe(self.inputs)} -> output {shape_text(self.output)}",
+            f"batches per epoch: {_count(self.train_batches)} training, {_count(self.val_batches)} validation"
+            + (f"; one optimizer step per {self.accumulate} batches" if self.accumulate > 1 else ""),
+            f"{values(self.train)}  (step: {self.step_seconds * 1000:.1f} ms)",
+        ]
         if self.val is not None and self.val_inputs is not None:
             out.append(f"validation batch: {describe(self.val_inputs)}")
             out.append(values(self.val))
@@ -97,19 +99,32 @@ def try_batches(trainer: Trainer, train: Batches, val: Batches | None = None) ->
             val_batch = to_device(val_batch, device, trainer.channels_last)
             row.update(trainer.evaluate([val_batch]))
             val_shapes = shapes(val_batch)
-    notes = [f"{k} is not finite: the run would stop there with an error" for k, v in row.items()
-             if k.endswith("loss") and not math.isfinite(v)]
+    notes = [
+        f"{k} is not finite: the run would stop there with an error"
+        for k, v in row.items()
+        if k.endswith("loss") and not math.isfinite(v)
+    ]
     if es.monitor not in row:
         notes.append(f"early stopping monitors {es.monitor!r}, which is not among {sorted(row)}")
     memory, memory_kind = peak_memory(device)
     parameters, trainable = count_parameters(trainer.model)
     return DryRunReport(
-        device=str(device), parameters=parameters, trainable=trainable, train_batches=length(train),
-        val_batches=length(val) if val is not None else None, accumulate=trainer.accumulate,
-        inputs=shapes(batch), output=list(output.shape),
+        device=str(device),
+        parameters=parameters,
+        trainable=trainable,
+        train_batches=length(train),
+        val_batches=length(val) if val is not None else None,
+        accumulate=trainer.accumulate,
+        inputs=shapes(batch),
+        output=list(output.shape),
         train={k: v for k, v in row.items() if k.startswith("train_")},
         val={k: v for k, v in row.items() if k.startswith("val_")} if val_shapes is not None else None,
-        val_inputs=val_shapes, memory_bytes=memory, memory_kind=memory_kind, step_seconds=seconds, notes=notes)
+        val_inputs=val_shapes,
+        memory_bytes=memory,
+        memory_kind=memory_kind,
+        step_seconds=seconds,
+        notes=notes,
+    )
 
 
 def shapes(batch: tuple[torch.Tensor, ...]) -> list[tuple[list[int], str]]:

@@ -69,13 +69,22 @@ class EarlyStopping:
             raise ValueError(f"start_from_epoch must be >= 0, got {self.start_from_epoch}")
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, monitor: str, mode: str = "min", restore_best_weights: bool = True
-                    ) -> EarlyStopping:
+    def from_config(
+        cls, cfg: TrainConfig, monitor: str, mode: str = "min", restore_best_weights: bool = True
+    ) -> EarlyStopping:
         """The early stopping a TrainConfig's fields ask for (patience, min_delta, baseline, ...) on `monitor`."""
-        return cls(monitor, mode, patience=cfg.patience, min_delta=cfg.min_delta,
-                   restore_best_weights=restore_best_weights, baseline=cfg.baseline,
-                   start_from_epoch=cfg.start_from_epoch, stopping_threshold=cfg.stopping_threshold,
-                   divergence_threshold=cfg.divergence_threshold, check_finite=cfg.check_finite)
+        return cls(
+            monitor,
+            mode,
+            patience=cfg.patience,
+            min_delta=cfg.min_delta,
+            restore_best_weights=restore_best_weights,
+            baseline=cfg.baseline,
+            start_from_epoch=cfg.start_from_epoch,
+            stopping_threshold=cfg.stopping_threshold,
+            divergence_threshold=cfg.divergence_threshold,
+            check_finite=cfg.check_finite,
+        )
 
     def _better(self, value: float, reference: float, delta: float = 0.0) -> bool:
         """Whether `value` beats `reference` by more than `delta` in this mode (False for NaN)."""
@@ -152,21 +161,35 @@ class EarlyStopping:
         if self.stop_reason == "not_finite":
             return f"early stopping at epoch {epoch}: {self.monitor}{shown} is not finite ({best})"
         if self.stop_reason == "stopping_threshold":
-            return (f"early stopping at epoch {epoch}: {self.monitor}{shown} reached the stopping threshold "
-                    f"({word} {self.stopping_threshold:g}; {best})")
+            return (
+                f"early stopping at epoch {epoch}: {self.monitor}{shown} reached the stopping threshold "
+                f"({word} {self.stopping_threshold:g}; {best})"
+            )
         if self.stop_reason == "divergence_threshold":
             worse = "above" if self.mode == "min" else "below"
-            return (f"early stopping at epoch {epoch}: {self.monitor}{shown} passed the divergence threshold "
-                    f"({worse} {self.divergence_threshold:g}; {best})")
-        if self.baseline is not None and not (self.best_epoch >= 0 and self._better(self.best, self.baseline,
-                                                                                     self.min_delta)):
-            return (f"early stopping at epoch {epoch}: {self.monitor} has not beaten the baseline "
-                    f"{self.baseline:g} in {self.wait} epochs ({best})")
-        return f"early stopping: {self.monitor} has not improved since epoch {self.best_epoch + 1} (best {self.best:.4g})"
+            return (
+                f"early stopping at epoch {epoch}: {self.monitor}{shown} passed the divergence threshold "
+                f"({worse} {self.divergence_threshold:g}; {best})"
+            )
+        if self.baseline is not None and not (
+            self.best_epoch >= 0 and self._better(self.best, self.baseline, self.min_delta)
+        ):
+            return (
+                f"early stopping at epoch {epoch}: {self.monitor} has not beaten the baseline "
+                f"{self.baseline:g} in {self.wait} epochs ({best})"
+            )
+        return (
+            f"early stopping: {self.monitor} has not improved since epoch {self.best_epoch + 1} (best {self.best:.4g})"
+        )
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "stopped_epoch": self.stopped_epoch,
-                "stop_reason": self.stop_reason}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self.stop_reason,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best = float(state["best"])

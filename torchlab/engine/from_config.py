@@ -23,13 +23,30 @@ if TYPE_CHECKING:
 
 # The config fields this module hands on: to the Trainer, and to its EarlyStopping (EarlyStopping.from_config).
 TRAINER_FIELDS = ("epochs", "grad_clip", "amp", "channels_last", "compile", "accumulate", "max_time", "ema")
-STOPPING_FIELDS = ("patience", "min_delta", "baseline", "start_from_epoch", "stopping_threshold",
-                   "divergence_threshold", "check_finite")
+STOPPING_FIELDS = (
+    "patience",
+    "min_delta",
+    "baseline",
+    "start_from_epoch",
+    "stopping_threshold",
+    "divergence_threshold",
+    "check_finite",
+)
 
 
-def trainer_from_config(trainer_class: type[Trainer], cfg: TrainConfig, model: nn.Module, loss_fn: LossFn,
-                        optimizer: Any, *, metrics: Mapping[str, Metric] | None = None, monitor: str = "val_loss",
-                        mode: str = "min", restore_best: bool = True, **options: Any) -> Trainer:
+def trainer_from_config(
+    trainer_class: type[Trainer],
+    cfg: TrainConfig,
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: Any,
+    *,
+    metrics: Mapping[str, Metric] | None = None,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    restore_best: bool = True,
+    **options: Any,
+) -> Trainer:
     """`trainer_class` with every field of TRAINER_FIELDS and STOPPING_FIELDS taken from `cfg`.
 
     monitor, mode, restore_best: what early stopping watches, and whether `fit` ends with the best
@@ -37,5 +54,12 @@ def trainer_from_config(trainer_class: type[Trainer], cfg: TrainConfig, model: n
     """
     early = EarlyStopping.from_config(cfg, monitor, mode, restore_best_weights=restore_best)
     fields = {name: getattr(cfg, name) for name in TRAINER_FIELDS}
-    return trainer_class(model=model, loss_fn=loss_fn, optimizer=optimizer, metrics=dict(metrics or {}),
-                         early_stopping=early, **fields, **options)
+    return trainer_class(
+        model=model,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        metrics=dict(metrics or {}),
+        early_stopping=early,
+        **fields,
+        **options,
+    )

@@ -24,8 +24,13 @@ from torchlab.engine.checkpoint_writer import write_history_csv
 from torchlab.engine.trainer import Batches, FitResult, Trainer
 
 
-def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = False,
-                 evaluate: Callable[[], dict[str, float]] | None = None) -> FitResult:
+def fit_and_save(
+    trainer: Trainer,
+    train: Batches,
+    out: Path,
+    resume: bool = False,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+) -> FitResult:
     """trainer.fit(train) without per-epoch files, then last.pt, best.pt and history.csv in `out`.
 
     `evaluate()`, if given, runs after training; its numbers (e.g. test accuracy) join the
@@ -45,8 +50,9 @@ def fit_and_save(trainer: Trainer, train: Batches, out: Path, resume: bool = Fal
 
 def save_plain(model: nn.Module, out: Path, history: list[dict[str, float]], **meta: Any) -> Path:
     """Checkpoint a model trained outside the Trainer (no optimizer state): best.pt, last.pt, history.csv."""
-    checkpoint = make_checkpoint(model=model, epoch=len(history), history=history,
-                                 metrics=dict(history[-1]) if history else {}, **meta)
+    checkpoint = make_checkpoint(
+        model=model, epoch=len(history), history=history, metrics=dict(history[-1]) if history else {}, **meta
+    )
     save_checkpoint(checkpoint, out / "last.pt", out / "best.pt")
     path = out / "best.pt"
     write_history_csv(history, out / "history.csv")

@@ -24,8 +24,12 @@ def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int | None = 
     device = model_device(model)
     size = batch_size if batch_size and batch_size > 0 else max(len(x), 1)
     if min(size, len(x)) > 1:
-        check_memory(min(size, len(x)) * sample_bytes(model, x[:1].to(device)),
-                     f"--batch-size {size:,} ({min(size, len(x)):,} inputs a batch)", "lower --batch-size", device)
+        check_memory(
+            min(size, len(x)) * sample_bytes(model, x[:1].to(device)),
+            f"--batch-size {size:,} ({min(size, len(x)):,} inputs a batch)",
+            "lower --batch-size",
+            device,
+        )
     outputs = [model(x[i : i + size].to(device)).float().cpu() for i in range(0, len(x), size)]
     return torch.cat(outputs) if outputs else torch.zeros(0)
 

@@ -10,8 +10,9 @@ from torch import nn
 from torchlab.config import TrainConfig
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, batches_per_epoch: int
-                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None, str]:
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, batches_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None, str]:
     """(optimizer, scheduler or None, scheduler interval) from the config's optimizer and schedule fields.
 
     onecycle and cosine step once per optimizer step ("batch" interval) over the run's steps:
@@ -36,7 +37,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, batches_per_epoch: int
     if cfg.schedule == "cosine":
         return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), "batch"
     return optimizer, None, "epoch"
-
 
 
 def step_epoch_scheduler(scheduler: Any, monitored: float) -> None:

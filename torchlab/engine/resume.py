@@ -77,9 +77,20 @@ def resume_path(resume: bool | str | os.PathLike, checkpoint_dir: Path | None) -
     return checkpoint_dir / "last.pt"
 
 
-def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            early_stopping: EarlyStopping, per_batch: bool, batches_per_epoch: int | None, accumulate: int,
-            epochs: int, device: torch.device, clean_up: bool) -> Resumed:
+def restore(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    early_stopping: EarlyStopping,
+    per_batch: bool,
+    batches_per_epoch: int | None,
+    accumulate: int,
+    epochs: int,
+    device: torch.device,
+    clean_up: bool,
+) -> Resumed:
     """Load the training state in `path` into these objects (scheduler None: none); see the module docstring.
 
     per_batch: the scheduler steps once per optimizer step, so it is replayed for this run's steps
@@ -99,7 +110,8 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
             f"{path} was stopped by its time budget after {point.batches} of the {point.batches_per_epoch} batches "
             f"of epoch {point.epoch + 1} (one optimizer step per {point.accumulate}), but this run has "
             f"{batches_per_epoch} batches an epoch (one step per {accumulate}); resume with the same batch size, "
-            "accumulation and number of processes")
+            "accumulation and number of processes"
+        )
     load_state_into(model, checkpoint["state_dict"], source=str(path))
     epoch = int(checkpoint["epoch"])
     try:
@@ -108,8 +120,10 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
             # Steps per epoch depend on the number of ranks, and --epochs may have grown:
             # replay this run's schedule instead of loading the old one.
             if batches_per_epoch is None:
-                raise CheckpointError(f"cannot resume from {path} with a per-batch learning-rate schedule: "
-                                      "the training batches have no length, so the schedule cannot be replayed")
+                raise CheckpointError(
+                    f"cannot resume from {path} with a per-batch learning-rate schedule: "
+                    "the training batches have no length, so the schedule cannot be replayed"
+                )
             steps = min(epoch, epochs) * -(-batches_per_epoch // accumulate)
             if point is not None and point.epoch < epochs:
                 steps += point.batches // accumulate
@@ -148,10 +162,16 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
 def resume_trainer(trainer: Trainer, resume: bool | str | os.PathLike, batches: Iterable[Any]) -> None:
     """Bring `trainer` back to the state in `resume` (True: its checkpoint_dir's last.pt), before `fit` trains."""
     resumed = restore(
-        resume_path(resume, trainer.checkpoint_dir), model=trainer.model, optimizer=trainer.optimizer,
-        scheduler=trainer.scheduler, early_stopping=trainer.early_stopping,
-        per_batch=trainer.scheduler_interval == "batch", batches_per_epoch=length(batches),
-        accumulate=trainer.accumulate, epochs=trainer.epochs, device=trainer.device,
+        resume_path(resume, trainer.checkpoint_dir),
+        model=trainer.model,
+        optimizer=trainer.optimizer,
+        scheduler=trainer.scheduler,
+        early_stopping=trainer.early_stopping,
+        per_batch=trainer.scheduler_interval == "batch",
+        batches_per_epoch=length(batches),
+        accumulate=trainer.accumulate,
+        epochs=trainer.epochs,
+        device=trainer.device,
         clean_up=trainer.world.is_main and not trainer.dry_run,
     )
     trainer.start_epoch, trainer.history, trainer.best_state = resumed.epoch, resumed.history, resumed.best_state
@@ -162,8 +182,9 @@ def resume_trainer(trainer: Trainer, resume: bool | str | os.PathLike, batches: 
     trainer.resume_point = resumed.interruption
 
 
-def enter_epoch(point: Interruption | None, epoch: int, batches: Iterable[Any], totals: Totals, is_main: bool,
-                keep_epoch_rng: bool) -> tuple[Iterator[Any], int, dict[str, Any] | None]:
+def enter_epoch(
+    point: Interruption | None, epoch: int, batches: Iterable[Any], totals: Totals, is_main: bool, keep_epoch_rng: bool
+) -> tuple[Iterator[Any], int, dict[str, Any] | None]:
     """Start epoch `epoch`'s batches: from the first, or, when the time budget stopped this very epoch
     (`point`), from the batch after the stop, with the RNG states and the sums as they were then.
 
@@ -189,15 +210,19 @@ def enter_epoch(point: Interruption | None, epoch: int, batches: Iterable[Any], 
 def check_finite_training_state(checkpoint: dict[str, Any], path: Path) -> None:
     """A CheckpointError when the weights or the optimizer state hold NaN or infinite values: training on from
     them gives NaN losses at once (and the message would blame the learning rate)."""
-    parts = (("weights", _tensors(checkpoint["state_dict"], "")),
-             ("optimizer state", _tensors(checkpoint["optimizer"], "")))
+    parts = (
+        ("weights", _tensors(checkpoint["state_dict"], "")),
+        ("optimizer state", _tensors(checkpoint["optimizer"], "")),
+    )
     for what, tensors in parts:
         for name, tensor in tensors:
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 bad = int((~torch.isfinite(tensor)).sum())
-                raise CheckpointError(f"{path} holds non-finite {what} ({bad:,} NaN or infinite values in "
-                                      f"{name.lstrip('.')}), so it cannot be resumed: training from it gives NaN "
-                                      "losses; resume from an earlier copy of last.pt or start a new run")
+                raise CheckpointError(
+                    f"{path} holds non-finite {what} ({bad:,} NaN or infinite values in "
+                    f"{name.lstrip('.')}), so it cannot be resumed: training from it gives NaN "
+                    "losses; resume from an earlier copy of last.pt or start a new run"
+                )
 
 
 def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:

@@ -55,14 +55,14 @@ class Totals:
             raise ValueError(f"the saved sums are for {len(rest) // 2} metrics, not {len(self.sums)}")
         self.loss += loss
         self.samples += int(samples)
-        for i, (total, count) in enumerate(zip(rest[: len(self.sums)], rest[len(self.sums):])):
+        for i, (total, count) in enumerate(zip(rest[: len(self.sums)], rest[len(self.sums) :])):
             self.sums[i] += total
             self.counts[i] += count
 
     def summarize(self, prefix: str) -> dict[str, float]:
         """{prefix + "loss": mean loss per sample, prefix + name: each metric}, over every rank's batches."""
         loss, samples, *rest = self.state()
-        sums, counts = rest[: len(self.sums)], rest[len(self.sums):]
+        sums, counts = rest[: len(self.sums)], rest[len(self.sums) :]
         out = {f"{prefix}loss": loss / max(samples, 1)}
         for (name, metric), total, count in zip(self.metrics.items(), sums, counts):
             out[f"{prefix}{name}"] = metric.compute(total, count)

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.engine.batches import Batches, autocast, length, set_epoch, steps_per_epoch, to_device, with_last
 from torchlab.config import TrainConfig
+from torchlab.engine.batches import Batches, autocast, length, set_epoch, steps_per_epoch, to_device, with_last
 from torchlab.engine.budget import TimeBudget, checkpoint_the_stop
 from torchlab.engine.callbacks import Callback, Events
 from torchlab.engine.checkpoint import CheckpointMeta
@@ -121,8 +121,9 @@ class Trainer:
             require_tensorboard()  # before any training: a missing package is a one-line error
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-                    **options: Any) -> Trainer:
+    def from_config(
+        cls, cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, **options: Any
+    ) -> Trainer:
         """A Trainer whose settings and early stopping come from `cfg` (from_config.py has the options)."""
         return trainer_from_config(cls, cfg, model, loss_fn, optimizer, **options)
 
@@ -146,11 +147,13 @@ class Trainer:
         writer = None
         if self.checkpoint_dir is not None and self.world.is_main:  # rank 0 writes the files
             writer = CheckpointWriter(self.checkpoint_dir, self.checkpoint_every, self.epochs)
-        self.events = Events([*reporters(self.progress, self.epochs, self.tensorboard_dir, self.world.is_main),
-                              *self.callbacks])
+        self.events = Events(
+            [*reporters(self.progress, self.epochs, self.tensorboard_dir, self.world.is_main), *self.callbacks]
+        )
         point = self.resume_point
         self.step = self.start_epoch * steps_per_epoch(train, self.accumulate) + (
-            point.batches // self.accumulate if point is not None else 0)
+            point.batches // self.accumulate if point is not None else 0
+        )
         self.budget.start()
         started, stop_reason, stop_message, partial, result = time.perf_counter(), None, "", None, None
         try:
@@ -194,8 +197,18 @@ class Trainer:
                 self.model.load_state_dict(self.best_state)
             elif self.average is not None:
                 self.model.load_state_dict(self.average.shadow)
-            result = FitResult(list(self.history), es.best, es.best_epoch + 1, len(self.history), es.should_stop,
-                               time.perf_counter() - started, self.checkpoint_dir, stop_reason, stop_message, partial)
+            result = FitResult(
+                list(self.history),
+                es.best,
+                es.best_epoch + 1,
+                len(self.history),
+                es.should_stop,
+                time.perf_counter() - started,
+                self.checkpoint_dir,
+                stop_reason,
+                stop_message,
+                partial,
+            )
         finally:
             self.events.fit_end(self, result)  # progress and TensorBoard close here, also after an exception
             self.events = Events()
@@ -223,14 +236,17 @@ class Trainer:
             totals.add(loss, output, targets)
             self.events.batch_end(self, loss)
             if closes and not last and self.budget.spent():
-                self.interruption = Interruption(epoch, index + 1, count, self.accumulate, [], epoch_rng or {}, rng_state())
+                self.interruption = Interruption(
+                    epoch, index + 1, count, self.accumulate, [], epoch_rng or {}, rng_state()
+                )
                 self.interruption.totals = totals.state()
                 break
         return totals.summarize("train_")
 
     # --------------------------------------------------------------------- step
-    def train_step(self, inputs: torch.Tensor, targets: list[torch.Tensor], opens: bool = True,
-                   closes: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(
+        self, inputs: torch.Tensor, targets: list[torch.Tensor], opens: bool = True, closes: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: forward under autocast, loss, backward; when the batch `closes` an accumulation
         window (every batch with accumulate=1), clip, `optimizer.step()`, schedule and average.
         Returns the batch's (loss, output)."""

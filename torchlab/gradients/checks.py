@@ -50,7 +50,9 @@ def _linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
 # --- digit-mlp: the notebook's backward pass --------------------------------------------
 
 
-def digit_mlp(gen: torch.Generator, formula: Callable = hand.digit_mlp_grads, method: str = "hand") -> list[CheckResult]:
+def digit_mlp(
+    gen: torch.Generator, formula: Callable = hand.digit_mlp_grads, method: str = "hand"
+) -> list[CheckResult]:
     """Cross-entropy gradients of the registered digit MLP: autograd vs the notebook's backprop."""
     model = _build("digit-mlp", gen)
     (n1, hidden), (n2, output) = _linears(model)
@@ -61,11 +63,17 @@ def digit_mlp(gen: torch.Generator, formula: Callable = hand.digit_mlp_grads, me
     Y = F.one_hot(labels, output.out_features).to(F64)
     with torch.no_grad():  # the notebook's convention: samples in columns, biases (n, 1)
         grads = formula(hidden.weight, hidden.bias[:, None], output.weight, output.bias[:, None], X.T, Y.T)
-    pairs = [(f"{n1}.weight", "W1", hidden.weight), (f"{n1}.bias", "b1", hidden.bias),
-             (f"{n2}.weight", "W2", output.weight), (f"{n2}.bias", "b2", output.bias)]
+    pairs = [
+        (f"{n1}.weight", "W1", hidden.weight),
+        (f"{n1}.bias", "b1", hidden.bias),
+        (f"{n2}.weight", "W2", output.weight),
+        (f"{n2}.bias", "b2", output.bias),
+    ]
     # the notebook's biases are columns (n, 1); torch's are vectors (n,)
-    return [compare("digit-mlp", label, method, as_array(grads[key]).reshape(-1) if key[0] == "b" else grads[key], p.grad)
-            for label, key, p in pairs]
+    return [
+        compare("digit-mlp", label, method, as_array(grads[key]).reshape(-1) if key[0] == "b" else grads[key], p.grad)
+        for label, key, p in pairs
+    ]
 
 
 # --- patch-linear: (2/N) X^T (X w - I) ----------------------------------------------------
@@ -81,7 +89,9 @@ def _random_patch(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     return X, I
 
 
-def patch_linear(gen: torch.Generator, formula: Callable = hand.patch_mse_grad, method: str = "hand") -> list[CheckResult]:
+def patch_linear(
+    gen: torch.Generator, formula: Callable = hand.patch_mse_grad, method: str = "hand"
+) -> list[CheckResult]:
     """MSE gradient of the registered patch regressor at random weights: autograd vs `formula`."""
     model = _build("patch-linear", gen)
     X, I = _random_patch(gen)  # noqa: E741
@@ -100,7 +110,9 @@ def patch_linear_symbolic(gen: torch.Generator) -> list[CheckResult]:
 # --- ReLU nets: ring-net and landscape-net ---------------------------------------------
 
 
-def relu_net(name: str, gen: torch.Generator, formula: Callable = hand.relu_net_grads, method: str = "hand") -> list[CheckResult]:
+def relu_net(
+    name: str, gen: torch.Generator, formula: Callable = hand.relu_net_grads, method: str = "hand"
+) -> list[CheckResult]:
     """Gradients of L = sum_n v_n Phi(x_n) for a registered ReLU net, at random points x_n
     in [-3, 3]^2 and random weights v_n: autograd vs `formula` (hand or SymPy)."""
     model = _build(name, gen)
@@ -133,7 +145,9 @@ def landscape_seed_value(gen: torch.Generator) -> list[CheckResult]:
 # --- the two-neuron net of the practical ------------------------------------------------
 
 
-def two_neuron(gen: torch.Generator, formula: Callable = hand.two_neuron_grad, method: str = "hand") -> list[CheckResult]:
+def two_neuron(
+    gen: torch.Generator, formula: Callable = hand.two_neuron_grad, method: str = "hand"
+) -> list[CheckResult]:
     """dL/dw at 8 random points (x, y, weights): autograd vs the practical's formulas or SymPy."""
     x = _uniform(gen, (8,), -3.0, 3.0)
     y = _uniform(gen, (8,), -5.0, 5.0)
@@ -144,7 +158,9 @@ def two_neuron(gen: torch.Generator, formula: Callable = hand.two_neuron_grad, m
     else:
         with torch.no_grad():
             values = formula(x, y, *w.values())
-    return [compare("two-neuron", k, method, values[k], w[k].grad, note="8 random points") for k in hand.TWO_NEURON_WEIGHTS]
+    return [
+        compare("two-neuron", k, method, values[k], w[k].grad, note="8 random points") for k in hand.TWO_NEURON_WEIGHTS
+    ]
 
 
 def two_neuron_symbolic(gen: torch.Generator) -> list[CheckResult]:
@@ -160,8 +176,10 @@ def two_neuron_seed(gen: torch.Generator) -> list[CheckResult]:
     loss = hand.two_neuron_loss(torch.tensor(p["x"], dtype=F64), torch.tensor(p["y"], dtype=F64), *w.values())
     loss.backward()
     rows = [compare("two-neuron", "loss", "seed", loss, hand.TWO_NEURON_LOSS, rtol=0.0, atol=PRINTED_4_DECIMALS)]
-    rows += [compare("two-neuron", k, "seed", w[k].grad, hand.TWO_NEURON_GRAD[k], rtol=0.0, atol=PRINTED_4_DECIMALS)
-             for k in hand.TWO_NEURON_WEIGHTS]
+    rows += [
+        compare("two-neuron", k, "seed", w[k].grad, hand.TWO_NEURON_GRAD[k], rtol=0.0, atol=PRINTED_4_DECIMALS)
+        for k in hand.TWO_NEURON_WEIGHTS
+    ]
     return rows
 
 
@@ -170,7 +188,10 @@ def two_neuron_seed(gen: torch.Generator) -> list[CheckResult]:
 
 def surface(name: str, gen: torch.Generator, method: str = "hand") -> list[CheckResult]:
     """(d/dx, d/dy) of f or B at 16 random points in [-20, 20]^2: autograd vs the formula."""
-    fn, hand_grad, sym_grad = {"f": (hand.f, hand.grad_f, symbolic.grad_f), "B": (hand.B, hand.grad_B, symbolic.grad_B)}[name]
+    fn, hand_grad, sym_grad = {
+        "f": (hand.f, hand.grad_f, symbolic.grad_f),
+        "B": (hand.B, hand.grad_B, symbolic.grad_B),
+    }[name]
     x = _uniform(gen, (16,), -20.0, 20.0).requires_grad_()
     y = _uniform(gen, (16,), -20.0, 20.0).requires_grad_()
     fn(x, y).sum().backward()
@@ -178,12 +199,15 @@ def surface(name: str, gen: torch.Generator, method: str = "hand") -> list[Check
         gx, gy = sym_grad(as_array(x), as_array(y))
     else:
         gx, gy = hand_grad(x.detach(), y.detach())
-    return [compare(name, "x", method, gx, x.grad, note="16 random points"),
-            compare(name, "y", method, gy, y.grad, note="16 random points")]
+    return [
+        compare(name, "x", method, gx, x.grad, note="16 random points"),
+        compare(name, "y", method, gy, y.grad, note="16 random points"),
+    ]
 
 
 def surface_seed(name: str, gen: torch.Generator) -> list[CheckResult]:
     """f's minimum f(1, 0) = 4 with zero gradient; B(0, 0) = 3691 and the summit B(10, 3) = 4000."""
+
     def at(fn: Callable, x: float, y: float) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         px, py = (torch.tensor(v, dtype=F64, requires_grad=True) for v in (x, y))
         value = fn(px, py)
@@ -191,19 +215,25 @@ def surface_seed(name: str, gen: torch.Generator) -> list[CheckResult]:
 
     if name == "f":
         value, grad = at(hand.f, 1.0, 0.0)
-        return [compare("f", "f(1, 0) = 4", "seed", value, 4.0, rtol=0.0, atol=1e-12),
-                compare("f", "grad f(1, 0) = 0", "seed", torch.stack(grad), [0.0, 0.0], rtol=0.0, atol=1e-12)]
+        return [
+            compare("f", "f(1, 0) = 4", "seed", value, 4.0, rtol=0.0, atol=1e-12),
+            compare("f", "grad f(1, 0) = 0", "seed", torch.stack(grad), [0.0, 0.0], rtol=0.0, atol=1e-12),
+        ]
     start, _ = at(hand.B, 0.0, 0.0)
     summit, grad = at(hand.B, 10.0, 3.0)
-    return [compare("B", "B(0, 0) = 3691", "seed", start, 3691.0, rtol=0.0, atol=1e-9),
-            compare("B", "B(10, 3) = 4000", "seed", summit, 4000.0, rtol=0.0, atol=1e-9),
-            compare("B", "grad B(10, 3) = 0", "seed", torch.stack(grad), [0.0, 0.0], rtol=0.0, atol=1e-12)]
+    return [
+        compare("B", "B(0, 0) = 3691", "seed", start, 3691.0, rtol=0.0, atol=1e-9),
+        compare("B", "B(10, 3) = 4000", "seed", summit, 4000.0, rtol=0.0, atol=1e-9),
+        compare("B", "grad B(10, 3) = 0", "seed", torch.stack(grad), [0.0, 0.0], rtol=0.0, atol=1e-12),
+    ]
 
 
 # --- the NumPy reference layers -----------------------------------------------------------
 
 
-def _autograd(forward: Callable, inputs: list[torch.Tensor], grad_output: torch.Tensor | None) -> tuple[torch.Tensor, list]:
+def _autograd(
+    forward: Callable, inputs: list[torch.Tensor], grad_output: torch.Tensor | None
+) -> tuple[torch.Tensor, list]:
     """Run a torch layer on leaf copies of `inputs`; return its output and the input gradients."""
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
     out = forward(*leaves)
@@ -216,18 +246,30 @@ def numpy_layers(gen: torch.Generator) -> list[CheckResult]:
     for random inputs and a random gradient arriving from above."""
     rows: list[CheckResult] = []
 
-    def check(layer: str, np_out: np.ndarray, torch_out: torch.Tensor, pairs: list[tuple[str, np.ndarray, torch.Tensor]]) -> None:
+    def check(
+        layer: str, np_out: np.ndarray, torch_out: torch.Tensor, pairs: list[tuple[str, np.ndarray, torch.Tensor]]
+    ) -> None:
         rows.append(compare("numpy-layers", f"{layer}: output", "forward", np_out, torch_out, rtol=FORWARD_RTOL))
         rows.extend(compare("numpy-layers", f"{layer}: {what}", "hand", mine, ref) for what, mine, ref in pairs)
 
     x, W, b, g = _normal(gen, 5, 4), _normal(gen, 4, 3), _normal(gen, 3), _normal(gen, 5, 3)
     a = [as_array(t) for t in (x, W, b, g)]
     out, (gx, gW, gb) = _autograd(lambda x, W, b: x @ W + b, [x, W, b], g)
-    check("dense", npl.dense_forward(*a[:3]), out, [("input", npl.dense_grad_input(a[0], a[3], a[1], a[2]), gx),
-          ("W", npl.dense_grad_W(a[0], a[3], a[1], a[2]), gW), ("b", npl.dense_grad_b(a[0], a[3], a[1], a[2]), gb)])
+    check(
+        "dense",
+        npl.dense_forward(*a[:3]),
+        out,
+        [
+            ("input", npl.dense_grad_input(a[0], a[3], a[1], a[2]), gx),
+            ("W", npl.dense_grad_W(a[0], a[3], a[1], a[2]), gW),
+            ("b", npl.dense_grad_b(a[0], a[3], a[1], a[2]), gb),
+        ],
+    )
 
-    for layer, np_fwd, np_grad, torch_fwd in (("relu", npl.relu_forward, npl.relu_grad_input, torch.relu),
-                                              ("sigmoid", npl.sigmoid_forward, npl.sigmoid_grad_input, torch.sigmoid)):
+    for layer, np_fwd, np_grad, torch_fwd in (
+        ("relu", npl.relu_forward, npl.relu_grad_input, torch.relu),
+        ("sigmoid", npl.sigmoid_forward, npl.sigmoid_grad_input, torch.sigmoid),
+    ):
         x, g = _normal(gen, 6, 5), _normal(gen, 6, 5)
         out, (gx,) = _autograd(torch_fwd, [x], g)
         check(layer, np_fwd(as_array(x)), out, [("input", np_grad(as_array(x), as_array(g)), gx)])
@@ -235,31 +277,70 @@ def numpy_layers(gen: torch.Generator) -> list[CheckResult]:
     p = torch.sigmoid(_normal(gen, 8, 1))
     y = torch.randint(0, 2, (8, 1), generator=gen).to(F64)
     out, (gp,) = _autograd(lambda p: F.binary_cross_entropy(p, y), [p], None)
-    check("nll", npl.nll_forward(as_array(p), as_array(y)), out, [("pred", npl.nll_grad_input(as_array(p), as_array(y)), gp)])
+    check(
+        "nll",
+        npl.nll_forward(as_array(p), as_array(y)),
+        out,
+        [("pred", npl.nll_grad_input(as_array(p), as_array(y)), gp)],
+    )
 
     ws = [_normal(gen, 3, 4), _normal(gen, 5)]
     out, grads = _autograd(lambda *w: 0.5 * 1e-2 * sum((t**2).sum() for t in w), ws, None)
-    check("l2", npl.l2_regularizer(1e-2, [as_array(w) for w in ws]), out,
-          [(f"weights[{i}]", mine, ref) for i, (mine, ref) in enumerate(zip(npl.l2_grad(1e-2, [as_array(w) for w in ws]), grads))])
+    check(
+        "l2",
+        npl.l2_regularizer(1e-2, [as_array(w) for w in ws]),
+        out,
+        [
+            (f"weights[{i}]", mine, ref)
+            for i, (mine, ref) in enumerate(zip(npl.l2_grad(1e-2, [as_array(w) for w in ws]), grads))
+        ],
+    )
 
     image, kernel = _normal(gen, 7, 9), _normal(gen, 3, 5)
     reference = F.conv2d(image[None, None], kernel[None, None], padding=(1, 2))[0, 0]
-    rows.append(compare("numpy-layers", "conv_matrix: output", "forward", npl.conv_matrix(as_array(image), as_array(kernel)),
-                        reference, rtol=FORWARD_RTOL, note="3x5 kernel"))
+    rows.append(
+        compare(
+            "numpy-layers",
+            "conv_matrix: output",
+            "forward",
+            npl.conv_matrix(as_array(image), as_array(kernel)),
+            reference,
+            rtol=FORWARD_RTOL,
+            note="3x5 kernel",
+        )
+    )
 
     x, W, b, g = _normal(gen, 2, 3, 6, 6), _normal(gen, 4, 3, 3, 3), _normal(gen, 4), _normal(gen, 2, 4, 6, 6)
     a = [as_array(t) for t in (x, W, b, g)]
     out, (gx, gW, gb) = _autograd(lambda x, W, b: F.conv2d(x, W, b, padding=1), [x, W, b], g)
-    check("conv", npl.conv_forward(*a[:3]), out, [("input", npl.conv_grad_input(*a[:1], a[3], *a[1:3]), gx),
-          ("W", npl.conv_grad_W(a[0], a[3], a[1], a[2]), gW), ("b", npl.conv_grad_b(a[0], a[3], a[1], a[2]), gb)])
+    check(
+        "conv",
+        npl.conv_forward(*a[:3]),
+        out,
+        [
+            ("input", npl.conv_grad_input(*a[:1], a[3], *a[1:3]), gx),
+            ("W", npl.conv_grad_W(a[0], a[3], a[1], a[2]), gW),
+            ("b", npl.conv_grad_b(a[0], a[3], a[1], a[2]), gb),
+        ],
+    )
 
     x, g = _normal(gen, 2, 3, 6, 8), _normal(gen, 2, 3, 3, 4)
     out, (gx,) = _autograd(lambda x: F.max_pool2d(x, 2), [x], g)
-    check("maxpool", npl.maxpool_forward(as_array(x)), out, [("input", npl.maxpool_grad_input(as_array(x), as_array(g)), gx)])
+    check(
+        "maxpool",
+        npl.maxpool_forward(as_array(x)),
+        out,
+        [("input", npl.maxpool_grad_input(as_array(x), as_array(g)), gx)],
+    )
 
     x, g = _normal(gen, 2, 3, 4, 4), _normal(gen, 2, 48)
     out, (gx,) = _autograd(lambda x: torch.flatten(x, 1), [x], g)
-    check("flatten", npl.flatten_forward(as_array(x)), out, [("input", npl.flatten_grad_input(as_array(x), as_array(g)), gx)])
+    check(
+        "flatten",
+        npl.flatten_forward(as_array(x)),
+        out,
+        [("input", npl.flatten_grad_input(as_array(x), as_array(g)), gx)],
+    )
     return rows
 
 
@@ -269,14 +350,23 @@ def numpy_layers_seed(gen: torch.Generator) -> list[CheckResult]:
     kernel[-1, -1] = 2
     pool_input = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], dtype=float)
     cases = [
-        ("conv_matrix example", npl.conv_matrix(np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]]), kernel),
-         [[7, 10, 3], [10, 14, 6], [3, 6, 8]]),
-        ("box_blur example", npl.box_blur(np.array([[9, 0, 9], [0, 0, 0], [9, 0, 9]]), 3), [[1, 2, 1], [2, 4, 2], [1, 2, 1]]),
+        (
+            "conv_matrix example",
+            npl.conv_matrix(np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]]), kernel),
+            [[7, 10, 3], [10, 14, 6], [3, 6, 8]],
+        ),
+        (
+            "box_blur example",
+            npl.box_blur(np.array([[9, 0, 9], [0, 0, 0], [9, 0, 9]]), 3),
+            [[1, 2, 1], [2, 4, 2], [1, 2, 1]],
+        ),
         ("maxpool example", npl.maxpool_forward(pool_input), [[6, 8], [3, 4]]),
         ("l2 example = 108.25", npl.l2_regularizer(2, [np.array([5, 3, 7, 5, 0.5])]), 108.25),
         ("flatten (100,3,16,16)", npl.flatten_forward(np.zeros((100, 3, 16, 16))).shape, (100, 768)),
     ]
-    return [compare("numpy-layers", label, "seed", mine, expected, rtol=0.0, atol=1e-12) for label, mine, expected in cases]
+    return [
+        compare("numpy-layers", label, "seed", mine, expected, rtol=0.0, atol=1e-12) for label, mine, expected in cases
+    ]
 
 
 # --- the table of checks by name ----------------------------------------------------------
@@ -286,16 +376,26 @@ def numpy_layers_seed(gen: torch.Generator) -> list[CheckResult]:
 FORMULA_CHECKS: dict[str, list[tuple[str, Check]]] = {
     "digit-mlp": [("hand", digit_mlp)],
     "patch-linear": [("hand", patch_linear), ("symbolic", patch_linear_symbolic)],
-    "ring-net": [("hand", lambda gen: relu_net("ring-net", gen)),
-                 ("symbolic", lambda gen: relu_net("ring-net", gen, symbolic.relu_net_grads, "symbolic"))],
-    "landscape-net": [("hand", lambda gen: relu_net("landscape-net", gen)),
-                      ("symbolic", lambda gen: relu_net("landscape-net", gen, symbolic.relu_net_grads, "symbolic")),
-                      ("seed", landscape_seed_value)],
+    "ring-net": [
+        ("hand", lambda gen: relu_net("ring-net", gen)),
+        ("symbolic", lambda gen: relu_net("ring-net", gen, symbolic.relu_net_grads, "symbolic")),
+    ],
+    "landscape-net": [
+        ("hand", lambda gen: relu_net("landscape-net", gen)),
+        ("symbolic", lambda gen: relu_net("landscape-net", gen, symbolic.relu_net_grads, "symbolic")),
+        ("seed", landscape_seed_value),
+    ],
     "two-neuron": [("hand", two_neuron), ("symbolic", two_neuron_symbolic), ("seed", two_neuron_seed)],
-    "f": [("hand", lambda gen: surface("f", gen)), ("symbolic", lambda gen: surface("f", gen, "symbolic")),
-          ("seed", lambda gen: surface_seed("f", gen))],
-    "B": [("hand", lambda gen: surface("B", gen)), ("symbolic", lambda gen: surface("B", gen, "symbolic")),
-          ("seed", lambda gen: surface_seed("B", gen))],
+    "f": [
+        ("hand", lambda gen: surface("f", gen)),
+        ("symbolic", lambda gen: surface("f", gen, "symbolic")),
+        ("seed", lambda gen: surface_seed("f", gen)),
+    ],
+    "B": [
+        ("hand", lambda gen: surface("B", gen)),
+        ("symbolic", lambda gen: surface("B", gen, "symbolic")),
+        ("seed", lambda gen: surface_seed("B", gen)),
+    ],
     "numpy-layers": [("hand", numpy_layers), ("seed", numpy_layers_seed)],
 }
 

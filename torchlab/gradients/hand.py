@@ -47,7 +47,9 @@ def two_neuron_loss(x: Tensor, y: Tensor, w11_1: Tensor, w12_1: Tensor, w11_2: T
     return (y - yhat) ** 2
 
 
-def two_neuron_grad(x: Tensor, y: Tensor, w11_1: Tensor, w12_1: Tensor, w11_2: Tensor, w21_2: Tensor) -> dict[str, Tensor]:
+def two_neuron_grad(
+    x: Tensor, y: Tensor, w11_1: Tensor, w12_1: Tensor, w11_2: Tensor, w21_2: Tensor
+) -> dict[str, Tensor]:
     """dL/dw for the four weights, by the chain rule.
 
     With a1_1 = w11_1 x, a2_1 = w12_1 x and a1_2 = w11_2 z1 + w21_2 z2, every path starts

@@ -93,8 +93,15 @@ def _probes(tensors: list[torch.Tensor], count: int, gen: torch.Generator) -> tu
     return probes, f"{count} random direction{'s' if count > 1 else ''} over {total:,} entries"
 
 
-def _check_group(name: str, label: str, loss, tensors: list[torch.Tensor], grads: list[torch.Tensor],
-                 count: int, gen: torch.Generator) -> CheckResult:
+def _check_group(
+    name: str,
+    label: str,
+    loss,
+    tensors: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    count: int,
+    gen: torch.Generator,
+) -> CheckResult:
     """Autograd's directional derivatives grad . u against central differences, for the probes u.
 
     A probe whose one-sided differences disagree crossed a kink: a random direction is redrawn
@@ -152,8 +159,10 @@ def finite_difference_rows(name: str, seed: int, budget: float = BUDGET, max_pro
         groups = {f"all {len(params)} parameter tensors": params, "input": ["input"]}
     count = int(np.clip(affordable // len(groups), 1, max_probes))
     with torch.no_grad():
-        return [_check_group(name, label, loss, [tensors[k].data for k in keys], [grads[k] for k in keys], count, gen)
-                for label, keys in groups.items()]
+        return [
+            _check_group(name, label, loss, [tensors[k].data for k in keys], [grads[k] for k in keys], count, gen)
+            for label, keys in groups.items()
+        ]
 
 
 def forward_cost(model: nn.Module, x: torch.Tensor) -> float:
@@ -205,11 +214,18 @@ def gradcheck_row(name: str, seed: int, budget: float = BUDGET) -> CheckResult |
     def fn(x: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
         return functional_call(model, dict(zip(params, values)), (x,))
 
-    what = f"fast mode, {len(params) + 1} tensors, {entries:,} entries" if fast else f"full Jacobian, {entries:,} columns"
+    what = (
+        f"fast mode, {len(params) + 1} tensors, {entries:,} entries" if fast else f"full Jacobian, {entries:,} columns"
+    )
     for draw in range(1, GRADCHECK_DRAWS + 1):
         inputs = (x.requires_grad_(), *(p.detach().clone().requires_grad_() for p in params.values()))
         if torch.autograd.gradcheck(fn, inputs, eps=STEP, atol=1e-7, rtol=1e-5, fast_mode=fast, raise_exception=False):
             return CheckResult(name, "all", "gradcheck", passed=True, note=f"{what} (draw {draw})")
         x = _random_input(name, GRADCHECK_BATCH, gen)
-    return CheckResult(name, "all", "gradcheck", passed=False,
-                       note=f"torch.autograd.gradcheck ({what}) failed at {GRADCHECK_DRAWS} random points")
+    return CheckResult(
+        name,
+        "all",
+        "gradcheck",
+        passed=False,
+        note=f"torch.autograd.gradcheck ({what}) failed at {GRADCHECK_DRAWS} random points",
+    )

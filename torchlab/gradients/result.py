@@ -38,8 +38,16 @@ def as_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def compare(model: str, parameter: str, method: str, value: Any, reference: Any,
-            rtol: float = FORMULA_RTOL, atol: float = 0.0, note: str = "") -> CheckResult:
+def compare(
+    model: str,
+    parameter: str,
+    method: str,
+    value: Any,
+    reference: Any,
+    rtol: float = FORMULA_RTOL,
+    atol: float = 0.0,
+    note: str = "",
+) -> CheckResult:
     """Compare `value` (a formula) with `reference` (autograd, torch, or a printed number).
 
     max abs err = max |value - reference|; max rel err = max abs err / max |reference|

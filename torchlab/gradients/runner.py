@@ -33,8 +33,10 @@ def run_checks(name: str, seed: int, budget: float = registry.BUDGET) -> list[Ch
     registered = name in model_names()
     rows: list[CheckResult] = []
     if registered:
-        for method, check in (("gradcheck", lambda s: [r for r in [registry.gradcheck_row(name, s, budget)] if r]),
-                              ("finite-difference", lambda s: registry.finite_difference_rows(name, s, budget))):
+        for method, check in (
+            ("gradcheck", lambda s: [r for r in [registry.gradcheck_row(name, s, budget)] if r]),
+            ("finite-difference", lambda s: registry.finite_difference_rows(name, s, budget)),
+        ):
             try:
                 rows += check(derived_seed(seed, name, method))
             except Exception as exc:  # a crashing check is a failing row, not a crashed table

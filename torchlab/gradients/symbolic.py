@@ -14,7 +14,7 @@ derivation is first asked for, and `SympyMissing` says how to install it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -29,12 +29,13 @@ def require_sympy() -> Any:
     try:
         import sympy
     except ImportError:
-        raise SympyMissing("sympy is not installed; the symbolic checks need it: pip install sympy "
-                           "(or pip install -e '.[dev]')") from None
+        raise SympyMissing(
+            "sympy is not installed; the symbolic checks need it: pip install sympy (or pip install -e '.[dev]')"
+        ) from None
     return sympy
 
 
-@lru_cache(maxsize=None)
+@cache
 def relu_functions() -> tuple[Any, Any]:
     """The SymPy functions (relu, step): d relu(z)/dz = step(z); step's own derivative is 0."""
     sp = require_sympy()
@@ -68,7 +69,7 @@ def _as_arrays(values: list[Any], n: int) -> list[np.ndarray]:
 # --- the two-neuron net of the practical (5.12) -----------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def two_neuron() -> tuple[Callable[..., float], Callable[..., list[float]]]:
     """(loss, gradient) as functions of (x, y, w11_1, w12_1, w11_2, w21_2); the gradient
     lists dL/dw11_1, dL/dw12_1, dL/dw11_2, dL/dw21_2."""
@@ -86,7 +87,7 @@ def two_neuron() -> tuple[Callable[..., float], Callable[..., list[float]]]:
 # --- patch regression -------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _patch_row_gradient() -> Callable[..., list[np.ndarray]]:
     sp = require_sympy()
     w0, w1, w2, x, y, intensity = sp.symbols("w0 w1 w2 x y I")
@@ -105,7 +106,7 @@ def patch_mse_grad(X: np.ndarray, w: np.ndarray, I: np.ndarray) -> np.ndarray:  
 # --- f and the mountain B (digits notebook, exercises 4-5) ------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _surface_gradient(name: str) -> Callable[..., list[np.ndarray]]:
     sp = require_sympy()
     x, y = sp.symbols("x y")
@@ -147,14 +148,16 @@ def relu_net_expression(sizes: Sequence[int]) -> tuple[Any, list[Any], list[Any]
     return h[0], weights, biases, inputs
 
 
-@lru_cache(maxsize=None)
+@cache
 def _relu_net_gradient(sizes: tuple[int, ...]) -> tuple[Callable[..., list[np.ndarray]], int]:
     phi, weights, biases, inputs = relu_net_expression(sizes)
     params = [s for W, b in zip(weights, biases) for s in [*(w for row in W for w in row), *b]]
     return _gradient(phi, params + inputs, params + inputs), len(params)
 
 
-def relu_net_grads(weights: list[np.ndarray], biases: list[np.ndarray], X: np.ndarray, v: np.ndarray) -> dict[str, object]:
+def relu_net_grads(
+    weights: list[np.ndarray], biases: list[np.ndarray], X: np.ndarray, v: np.ndarray
+) -> dict[str, object]:
     """Gradients of L = sum_n v_n Phi(x_n), from SymPy's derivatives of Phi.
 
     Same arguments and result layout as `hand.relu_net_grads`: weights[l] is (out, in),

@@ -15,5 +15,14 @@ from torchlab.lessons.descent import DescentLesson, PathRun, descent_lesson
 from torchlab.lessons.landscape import LandscapeLesson, LinePieces, landscape_lesson
 from torchlab.lessons.ring import RingLesson, ScoredPoint, ring_lesson
 
-__all__ = ["DescentLesson", "LandscapeLesson", "LinePieces", "PathRun", "RingLesson", "ScoredPoint", "descent_lesson",
-           "landscape_lesson", "ring_lesson"]
+__all__ = [
+    "DescentLesson",
+    "LandscapeLesson",
+    "LinePieces",
+    "PathRun",
+    "RingLesson",
+    "ScoredPoint",
+    "descent_lesson",
+    "landscape_lesson",
+    "ring_lesson",
+]

@@ -60,8 +60,9 @@ def gradient(fn: Surface, point: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def gradient_path(problem: Problem, eta: float, steps: int,
-                  on_steps: Callable[[int], None] | None = None) -> torch.Tensor:
+def gradient_path(
+    problem: Problem, eta: float, steps: int, on_steps: Callable[[int], None] | None = None
+) -> torch.Tensor:
     """The visited points (steps + 1, 2) in float64, starting at problem.start.
 
     on_steps(n) is called after every 1000 steps (and the last few) with how many were taken since.
@@ -119,9 +120,12 @@ def run_path(problem: Problem, eta: float, steps: int, on_steps: Callable[[int],
     return PathRun(problem, eta, path, (end[0], end[1]), float(s["value"]), float(s["distance"]), str(s["status"]))
 
 
-def descent_lesson(etas: Sequence[float] = (0.05, 0.1, 0.25, 0.35), steps: int = 20,
-                   figures: str | os.PathLike | None = None,
-                   on_steps: Callable[[int], None] | None = None) -> DescentLesson:
+def descent_lesson(
+    etas: Sequence[float] = (0.05, 0.1, 0.25, 0.35),
+    steps: int = 20,
+    figures: str | os.PathLike | None = None,
+    on_steps: Callable[[int], None] | None = None,
+) -> DescentLesson:
     """Descend BOWL and ascend MOUNTAIN `steps` steps with each learning rate in `etas`, and draw the
     figures into the folder `figures` (none when None). on_steps: as for gradient_path."""
     if steps < 1:

@@ -102,9 +102,15 @@ class LandscapeLesson:
     figures: Path | None  # the folder the figures were written to
 
 
-def landscape_lesson(hidden: int = 3, weights: str = "seed", seed: int = 0, line: tuple[float, float] = (0.5, 0.3),
-                     compare: Sequence[int] = (1, 3, 8), limit: float = 2.0,
-                     figures: str | os.PathLike | None = None) -> LandscapeLesson:
+def landscape_lesson(
+    hidden: int = 3,
+    weights: str = "seed",
+    seed: int = 0,
+    line: tuple[float, float] = (0.5, 0.3),
+    compare: Sequence[int] = (1, 3, 8),
+    limit: float = 2.0,
+    figures: str | os.PathLike | None = None,
+) -> LandscapeLesson:
     """Evaluate the 2->hidden->1 net at (1, -1), count its planar pieces on [-limit, limit]^2, count
     the pieces along x2 = a*x1 + b of random nets with `compare` hidden units (seeded with `seed`),
     and draw the figures into the folder `figures` (none when None)."""
@@ -123,8 +129,11 @@ def landscape_lesson(hidden: int = 3, weights: str = "seed", seed: int = 0, line
         other = build_model("landscape-net", hidden=n, weights="random", seed=seed)
         kinks = kinks_on_line(other, a, b, -limit, limit)
         nets.append((n, other, kinks, len(kinks) + 1))
-        compared.append(LinePieces(n, kinks, count_pieces(other, a, b), len(kinks) + 1,
-                                   count_pieces_numeric(other, a, b, -limit, limit)))
+        compared.append(
+            LinePieces(
+                n, kinks, count_pieces(other, a, b), len(kinks) + 1, count_pieces_numeric(other, a, b, -limit, limit)
+            )
+        )
     folder = None
     if figures is not None:
         from torchlab.lessons.plots import (
@@ -135,7 +144,8 @@ def landscape_lesson(hidden: int = 3, weights: str = "seed", seed: int = 0, line
 
         folder = Path(figures)
         plot_landscape_surface(net, limit, folder / "landscape_surface.png", title=f"Φ of the {name}")
-        plot_landscape_contour(net, limit, folder / "landscape_contour.png", title=f"contours of the {name}",
-                               regions=regions)
+        plot_landscape_contour(
+            net, limit, folder / "landscape_contour.png", title=f"contours of the {name}", regions=regions
+        )
         plot_line_pieces(nets, a, b, limit, folder / "landscape_pieces.png")
     return LandscapeLesson(name, count_parameters(net), value, regions, (a, b), limit, compared, folder)

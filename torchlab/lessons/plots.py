@@ -24,8 +24,9 @@ from torchlab.reporting.plane import (
 # ------------------------------------------------------------------ ring net
 
 
-def plot_ring_regions(net: torch.nn.Module, a: float, b: float, extent: float, points: torch.Tensor,
-                      path: str | os.PathLike) -> Path:
+def plot_ring_regions(
+    net: torch.nn.Module, a: float, b: float, extent: float, points: torch.Tensor, path: str | os.PathLike
+) -> Path:
     """circular ring | L1 ring | the net's decision map (score >= 0), with the test points on the map."""
     x1, x2, score = grid_values(net, extent)
     radius = np.hypot(x1, x2)
@@ -42,10 +43,19 @@ def plot_ring_regions(net: torch.nn.Module, a: float, b: float, extent: float, p
     with torch.no_grad():
         inside_pts = net(points) >= 0
     pts = points.numpy()
-    axes[2].scatter(pts[inside_pts.numpy(), 0], pts[inside_pts.numpy(), 1], marker="o", s=45, c="gold",
-                    edgecolors="k", label="in ring", zorder=3)
-    axes[2].scatter(pts[~inside_pts.numpy(), 0], pts[~inside_pts.numpy(), 1], marker="X", s=60, c="k",
-                    label="outside", zorder=3)
+    axes[2].scatter(
+        pts[inside_pts.numpy(), 0],
+        pts[inside_pts.numpy(), 1],
+        marker="o",
+        s=45,
+        c="gold",
+        edgecolors="k",
+        label="in ring",
+        zorder=3,
+    )
+    axes[2].scatter(
+        pts[~inside_pts.numpy(), 0], pts[~inside_pts.numpy(), 1], marker="X", s=60, c="k", label="outside", zorder=3
+    )
     axes[2].legend(loc="upper right", fontsize=8)
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="score (≥ 0: in the ring)")
     square_view(axes[2], extent, "ring-net decision map (black line: score = 0)")
@@ -53,8 +63,14 @@ def plot_ring_regions(net: torch.nn.Module, a: float, b: float, extent: float, p
     return save_figure(fig, path)
 
 
-def plot_ring_misclassified(a: float, b: float, diamonds: Sequence[tuple[float, float, float, str]], extent: float,
-                            path: str | os.PathLike, resolution: int = 400) -> Path:
+def plot_ring_misclassified(
+    a: float,
+    b: float,
+    diamonds: Sequence[tuple[float, float, float, str]],
+    extent: float,
+    path: str | os.PathLike,
+    resolution: int = 400,
+) -> Path:
     """For each L1 ring (a2, b2, area, label): where it and the circular ring (a, b) disagree."""
     axis = np.linspace(-extent, extent, resolution)
     x1, x2 = np.meshgrid(axis, axis)
@@ -69,11 +85,20 @@ def plot_ring_misclassified(a: float, b: float, diamonds: Sequence[tuple[float, 
         show_map(ax, x1, x2, code, cmap=colors, vmin=-0.5, vmax=3.5)
         draw_circles(ax, [a, b], color="#4c72b0", lw=1)
         draw_diamonds(ax, [a2, b2], color="#dd8452", lw=1)
-        square_view(ax, extent, f"{label} L1 ring a'={a2:.4g}, b'={b2:.4g}: misclassified area {area:.3f}\n"
-                            f"= {area / ring_area:.1%} of the circular ring's area {ring_area:.3f}")
+        square_view(
+            ax,
+            extent,
+            f"{label} L1 ring a'={a2:.4g}, b'={b2:.4g}: misclassified area {area:.3f}\n"
+            f"= {area / ring_area:.1%} of the circular ring's area {ring_area:.3f}",
+        )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("#4c72b0", "#dd8452", "#d9d9d9")]
-    fig.legend(handles, ["in the circular ring only (missed)", "in the L1 ring only (false alarm)", "in both (right)"],
-               loc="lower center", ncol=3, fontsize=9)
+    fig.legend(
+        handles,
+        ["in the circular ring only (missed)", "in the L1 ring only (false alarm)", "in both (right)"],
+        loc="lower center",
+        ncol=3,
+        fontsize=9,
+    )
     fig.suptitle(f"the net's L1 ring standing in for the circular ring {a:g} ≤ |x| ≤ {b:g}")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, path)
@@ -109,8 +134,9 @@ def _kink_lines(ax, net: torch.nn.Module, limit: float) -> None:
             ax.plot(-(w2 * t + ci) / w1, t, color="k", ls="--", lw=0.9)
 
 
-def plot_landscape_contour(net: torch.nn.Module, limit: float, path: str | os.PathLike, title: str = "",
-                           regions: int | None = None) -> Path:
+def plot_landscape_contour(
+    net: torch.nn.Module, limit: float, path: str | os.PathLike, title: str = "", regions: int | None = None
+) -> Path:
     """Level curves of Phi with the kink lines dashed; the level curves bend only on those lines."""
     x1, x2, z = grid_values(net, limit, resolution=300)
     fig, ax = plt.subplots(figsize=(6.8, 6))
@@ -125,8 +151,13 @@ def plot_landscape_contour(net: torch.nn.Module, limit: float, path: str | os.Pa
     return save_figure(fig, path)
 
 
-def plot_line_pieces(nets: Sequence[tuple[int, torch.nn.Module, list[float], int]], a: float, b: float, limit: float,
-                     path: str | os.PathLike) -> Path:
+def plot_line_pieces(
+    nets: Sequence[tuple[int, torch.nn.Module, list[float], int]],
+    a: float,
+    b: float,
+    limit: float,
+    path: str | os.PathLike,
+) -> Path:
     """For each (n, net, kinks, pieces): top, contours with the line x2 = a*x1 + b; bottom, Phi along the
     line with its kinks marked."""
     fig, axes = plt.subplots(2, len(nets), figsize=(4.6 * len(nets), 8.4), squeeze=False)
@@ -152,7 +183,9 @@ def plot_line_pieces(nets: Sequence[tuple[int, torch.nn.Module, list[float], int
         bottom.set_xlabel("x1 (along the line)")
         bottom.set_ylabel("Φ(x1, a·x1 + b)")
         kink_word = "kink" if len(kinks) == 1 else "kinks"
-        bottom.set_title(f"{pieces} linear pieces ({len(kinks)} {kink_word}) for -{limit:g} < x1 < {limit:g}", fontsize=10)
+        bottom.set_title(
+            f"{pieces} linear pieces ({len(kinks)} {kink_word}) for -{limit:g} < x1 < {limit:g}", fontsize=10
+        )
         bottom.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -183,13 +216,19 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
         label = f"η = {eta:g}" + (f" (leaves the view at step {step})" if step is not None else "")
         ax.plot(kept[:, 0], kept[:, 1], "o-", color=color, ms=3.5, lw=1.3, label=label)
         if exit_point is not None:  # the last segment up to the edge, with an arrow: the path goes on outside
-            ax.annotate("", xy=exit_point, xytext=kept[-1], annotation_clip=False,
-                        arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.3, "mutation_scale": 14})
+            ax.annotate(
+                "",
+                xy=exit_point,
+                xytext=kept[-1],
+                annotation_clip=False,
+                arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.3, "mutation_scale": 14},
+            )
         distance = np.hypot(pts[:, 0] - ox, pts[:, 1] - oy)
         ax_dist.semilogy(np.arange(len(pts)), distance, "o-", color=color, ms=3, label=f"η = {eta:g}")
     # drawn last and on top: no path hides the optimum or the start
-    ax.plot(ox, oy, "*", color="red", mec="white", mew=1.0, ms=17, zorder=5,
-            label="summit" if problem.ascent else "minimum")
+    ax.plot(
+        ox, oy, "*", color="red", mec="white", mew=1.0, ms=17, zorder=5, label="summit" if problem.ascent else "minimum"
+    )
     ax.plot(sx, sy, "s", color="black", mec="white", ms=8, zorder=5, label="start")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
@@ -197,8 +236,11 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"{problem.name}\narrows: gradient direction (uphill); paths: gradient "
-                 f"{'ascent' if problem.ascent else 'descent'}", fontsize=10)
+    ax.set_title(
+        f"{problem.name}\narrows: gradient direction (uphill); paths: gradient "
+        f"{'ascent' if problem.ascent else 'descent'}",
+        fontsize=10,
+    )
     ax_dist.axhline(np.hypot(sx - ox, sy - oy), color="k", ls=":", lw=1, label="starting distance")
     ax_dist.set_xlabel("step")
     ax_dist.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
@@ -210,8 +252,9 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
     return save_figure(fig, path)
 
 
-def clip_to_view(points: np.ndarray, extent: tuple[float, float, float, float]
-                 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+def clip_to_view(
+    points: np.ndarray, extent: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray | None, int | None]:
     """The path up to its last point before it first leaves the view box, where it crosses the box's
     edge, and the step that lands outside (None, None when the whole path stays in view)."""
     x_lo, x_hi, y_lo, y_hi = extent
@@ -230,4 +273,3 @@ def clip_to_view(points: np.ndarray, extent: tuple[float, float, float, float]
         ty = np.where(d[1] > 0, (y_hi - a[1]) / d[1], np.where(d[1] < 0, (y_lo - a[1]) / d[1], np.inf))
     t = float(min(tx, ty, 1.0))
     return points[:step], a + t * d, step
-

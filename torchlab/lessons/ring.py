@@ -1,9 +1,9 @@
 """The hand-set ring net's lesson (`torchlab ring`): score points, measure what it gets wrong.
 
-    from torchlab.lessons import ring_lesson
-    lesson = ring_lesson(1.0, 2.0)
-    lesson.misclassified_area      # 5*pi - 10: the L1 ring standing in for the circular ring
-    lesson.best_a, lesson.best_b   # sqrt(8/5) * (1, 2): the L1 ring that gets the least wrong
+from torchlab.lessons import ring_lesson
+lesson = ring_lesson(1.0, 2.0)
+lesson.misclassified_area      # 5*pi - 10: the L1 ring standing in for the circular ring
+lesson.best_a, lesson.best_b   # sqrt(8/5) * (1, 2): the L1 ring that gets the least wrong
 """
 
 from __future__ import annotations
@@ -70,8 +70,13 @@ def grid_disagreement(net: torch.nn.Module, a: float, b: float, box: float, reso
     return float(differ.double().mean()) * (2 * box) ** 2
 
 
-def ring_lesson(a: float = 1.0, b: float = 2.0, points: Sequence[tuple[float, float]] | None = None,
-                box: float = 2.5, figures: str | os.PathLike | None = None) -> RingLesson:
+def ring_lesson(
+    a: float = 1.0,
+    b: float = 2.0,
+    points: Sequence[tuple[float, float]] | None = None,
+    box: float = 2.5,
+    figures: str | os.PathLike | None = None,
+) -> RingLesson:
     """Score `points` (default: the notebook's seven) with the ring net for (a, b), measure its
     misclassified area exactly and on a grid, find the best diamond, and draw the figures into
     the folder `figures` (none when None)."""
@@ -94,14 +99,24 @@ def ring_lesson(a: float = 1.0, b: float = 2.0, points: Sequence[tuple[float, fl
 
         folder = Path(figures)
         plot_ring_regions(net, a, b, box, x, folder / "ring_regions.png")
-        plot_ring_misclassified(a, b, [(a, b, wrong, "same radii:"), (a2, b2, best, "best")], box,
-                                folder / "ring_misclassified.png")
+        plot_ring_misclassified(
+            a, b, [(a, b, wrong, "same radii:"), (a2, b2, best, "best")], box, folder / "ring_misclassified.png"
+        )
     return RingLesson(
-        a=a, b=b, parameters=count_parameters(net),
-        layer2_weight=net.layer2.weight.tolist(), layer2_bias=net.layer2.bias.tolist(),
-        points=scored, agrees_with_l1_ring=all(p.in_ring == (a <= p.l1 <= b) for p in scored),
+        a=a,
+        b=b,
+        parameters=count_parameters(net),
+        layer2_weight=net.layer2.weight.tolist(),
+        layer2_bias=net.layer2.bias.tolist(),
+        points=scored,
+        agrees_with_l1_ring=all(p.in_ring == (a <= p.l1 <= b) for p in scored),
         matches_notebook=[p.in_ring for p in scored] == SEED_ANSWERS if seed_points and (a, b) == (1.0, 2.0) else None,
-        circular_ring_area=circular_ring_area(a, b), misclassified_area=wrong,
+        circular_ring_area=circular_ring_area(a, b),
+        misclassified_area=wrong,
         grid_misclassified_area=grid_disagreement(net, a, b, box),
-        best_a=a2, best_b=b2, best_misclassified_area=best, box=box, figures=folder,
+        best_a=a2,
+        best_b=b2,
+        best_misclassified_area=best,
+        box=box,
+        figures=folder,
     )

@@ -52,6 +52,7 @@ def check_model_arguments(spec: ModelSpec, kwargs: dict[str, Any]) -> None:
 
 def _argument_problem(value: Any, default: Any) -> str | None:
     """What `value` must be, judged by the kind of the parameter's `default`; None when it is fine."""
+
     def whole(v: Any) -> bool:
         return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 

@@ -21,8 +21,15 @@ class DigitMLP(nn.Module):
     regularizer, like dropout: off in eval mode).
     """
 
-    def __init__(self, in_features: int = 64, hidden: int = 32, classes: int = 10, dropout: float = 0.0,
-                 standardize: bool = False, input_noise: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_features: int = 64,
+        hidden: int = 32,
+        classes: int = 10,
+        dropout: float = 0.0,
+        standardize: bool = False,
+        input_noise: float = 0.0,
+    ) -> None:
         super().__init__()
         if input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")

@@ -29,8 +29,11 @@ IMAGE_SIZE = 96
 OUTPUTS = 30
 
 
-@register_model("keypoint-fcn", input_shape=(IMAGE_SIZE * IMAGE_SIZE,),
-                description="practical's 9216->1024->512->30 keypoint MLP, dropout 0.3 (9,978,398 params)")
+@register_model(
+    "keypoint-fcn",
+    input_shape=(IMAGE_SIZE * IMAGE_SIZE,),
+    description="practical's 9216->1024->512->30 keypoint MLP, dropout 0.3 (9,978,398 params)",
+)
 class KeypointFCN(nn.Module):
     """Fully connected: flattened 96x96 pixels -> 1024 -> 512 -> 30 coordinates, ReLU and dropout 0.3."""
 
@@ -49,8 +52,11 @@ class KeypointFCN(nn.Module):
         return self.fc3(x)
 
 
-@register_model("keypoint-cnn", input_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
-                description="practical's 3-conv keypoint CNN, 12800->256->128->30 (3,406,494 params)")
+@register_model(
+    "keypoint-cnn",
+    input_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
+    description="practical's 3-conv keypoint CNN, 12800->256->128->30 (3,406,494 params)",
+)
 class KeypointCNN(nn.Module):
     """Three conv(3x3, no padding) + ReLU + 2x2 max-pool stages (32, 64, 128 maps), then three linear layers."""
 
@@ -120,10 +126,11 @@ class SoftArgmax2d(nn.Module):
         return torch.stack([x, y], dim=-1).flatten(1)
 
 
-
-
-@register_model("keypoint-net", input_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
-                description="residual CNN + BatchNorm, 24x24 heat maps with soft-argmax (torchlab's keypoint model)")
+@register_model(
+    "keypoint-net",
+    input_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
+    description="residual CNN + BatchNorm, 24x24 heat maps with soft-argmax (torchlab's keypoint model)",
+)
 class KeypointNet(nn.Module):
     """Encoder 96 -> 48 -> 24 -> 12 -> 6 (residual blocks, BatchNorm), decoder back to 24x24 with skip
     connections, one heat map per keypoint, soft-argmax to pixel coordinates.
@@ -135,9 +142,16 @@ class KeypointNet(nn.Module):
     for its mirror image (test-time augmentation: two passes, x -> flip_sum - x); training sees one pass.
     """
 
-    def __init__(self, width: int = 32, keypoints: int = 15, mean_keypoints: list[float] | None = None,
-                 prior_sigma: float = 1.5, flip_average: bool = False, head: str = "heatmap-24",
-                 flip_sum: float = FLIP_SUM) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        keypoints: int = 15,
+        mean_keypoints: list[float] | None = None,
+        prior_sigma: float = 1.5,
+        flip_average: bool = False,
+        head: str = "heatmap-24",
+        flip_sum: float = FLIP_SUM,
+    ) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
@@ -201,4 +215,4 @@ class KeypointNet(nn.Module):
         mean = torch.tensor(mean_keypoints, dtype=torch.float32).view(keypoints, 2) / stride
         dx = (centers.view(1, 1, -1) - mean[:, 0].view(-1, 1, 1)) ** 2
         dy = (centers.view(1, -1, 1) - mean[:, 1].view(-1, 1, 1)) ** 2
-        return -(dx + dy) / (2 * sigma ** 2)
+        return -(dx + dy) / (2 * sigma**2)

@@ -19,7 +19,9 @@ from torchlab.models import register_model
 PIXELS = 28 * 28
 
 
-@register_model("mnist-linear", input_shape=(1, 28, 28), description="784->1 linear classifier (the post's; sigmoid in the loss)")
+@register_model(
+    "mnist-linear", input_shape=(1, 28, 28), description="784->1 linear classifier (the post's; sigmoid in the loss)"
+)
 class MnistLinear(nn.Module):
     """A weighted sum of the 784 pixels plus a bias: one logit per class."""
 
@@ -31,7 +33,9 @@ class MnistLinear(nn.Module):
         return self.linear(x.flatten(1))
 
 
-@register_model("mnist-mlp", input_shape=(1, 28, 28), description="784->h->1 or 10, one hidden layer (the post's non-linear net)")
+@register_model(
+    "mnist-mlp", input_shape=(1, 28, 28), description="784->h->1 or 10, one hidden layer (the post's non-linear net)"
+)
 class MnistMLP(nn.Module):
     """784 pixels -> `hidden` units (sigmoid as in the post, or ReLU) -> `classes` logits."""
 
@@ -51,33 +55,49 @@ def _named(*layers: tuple[str, nn.Module]) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-@register_model("mnist-tiny-cnn", input_shape=(1, 28, 28),
-                description="the assignment's CNN: conv 1->2, pool, conv 2->4, pool, 196->8->1 (1,681 params)")
+@register_model(
+    "mnist-tiny-cnn",
+    input_shape=(1, 28, 28),
+    description="the assignment's CNN: conv 1->2, pool, conv 2->4, pool, 196->8->1 (1,681 params)",
+)
 class MnistTinyCNN(nn.Module):
     """Two 3x3 conv layers with 2 and 4 channels, each followed by ReLU and 2x2 max-pooling."""
 
     def __init__(self, classes: int = 1, hidden: int = 8) -> None:
         super().__init__()
         self.features = _named(
-            ("conv1", nn.Conv2d(1, 2, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),  # 2x14x14
-            ("conv2", nn.Conv2d(2, 4, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),  # 4x7x7
+            ("conv1", nn.Conv2d(1, 2, 3, padding=1)),
+            ("relu1", nn.ReLU()),
+            ("pool1", nn.MaxPool2d(2)),  # 2x14x14
+            ("conv2", nn.Conv2d(2, 4, 3, padding=1)),
+            ("relu2", nn.ReLU()),
+            ("pool2", nn.MaxPool2d(2)),  # 4x7x7
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * 7 * 7, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(4 * 7 * 7, hidden), nn.ReLU(), nn.Linear(hidden, classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-@register_model("mnist-simple-cnn", input_shape=(1, 28, 28),
-                description="the practical's SimpleCNN: conv 1->8, conv 8->16, 784->64->classes, dropout 0.25")
+@register_model(
+    "mnist-simple-cnn",
+    input_shape=(1, 28, 28),
+    description="the practical's SimpleCNN: conv 1->8, conv 8->16, 784->64->classes, dropout 0.25",
+)
 class MnistSimpleCNN(nn.Module):
     """Practical §5.9's two conv/ReLU/pool stages and a dropout-regularized dense head."""
 
     def __init__(self, classes: int = 10, hidden: int = 64, dropout: float = 0.25) -> None:
         super().__init__()
         self.features = _named(
-            ("conv1", nn.Conv2d(1, 8, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),  # 8x14x14
-            ("conv2", nn.Conv2d(8, 16, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),  # 16x7x7
+            ("conv1", nn.Conv2d(1, 8, 3, padding=1)),
+            ("relu1", nn.ReLU()),
+            ("pool1", nn.MaxPool2d(2)),  # 8x14x14
+            ("conv2", nn.Conv2d(8, 16, 3, padding=1)),
+            ("relu2", nn.ReLU()),
+            ("pool2", nn.MaxPool2d(2)),  # 16x7x7
         )
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(16 * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, classes)
@@ -87,8 +107,11 @@ class MnistSimpleCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("mnist-cnn", input_shape=(1, 28, 28),
-                description="fast 10-class CNN: 3 x (3x3 conv, max-pool, batch norm, ReLU), linear head (8,834 params)")
+@register_model(
+    "mnist-cnn",
+    input_shape=(1, 28, 28),
+    description="fast 10-class CNN: 3 x (3x3 conv, max-pool, batch norm, ReLU), linear head (8,834 params)",
+)
 class MnistCNN(nn.Module):
     """Three stages of conv -> max-pool -> batch norm -> ReLU (28 -> 14 -> 7 -> 3 pixels), then one linear layer.
 
@@ -139,8 +162,11 @@ def feature_maps(model: nn.Module, images: torch.Tensor) -> list[tuple[str, torc
     return out
 
 
-@register_model("mnist-fast", input_shape=(1, 28, 28),
-                description="one-epoch CNN: 5x5 stride-2 conv, 3x3 conv + max-pool, 800->256->10 (215,194 params)")
+@register_model(
+    "mnist-fast",
+    input_shape=(1, 28, 28),
+    description="one-epoch CNN: 5x5 stride-2 conv, 3x3 conv + max-pool, 800->256->10 (215,194 params)",
+)
 class MnistFastCNN(nn.Module):
     """A cheap-per-image CNN that reaches 99% in one epoch (the `fast` recipe; BENCHMARKS.md).
 
@@ -155,12 +181,15 @@ class MnistFastCNN(nn.Module):
             raise ValueError(f"channels must be two positive widths, got {channels}")
         first, second = channels
         self.features = _named(
-            ("conv1", nn.Conv2d(1, first, 5, stride=2)), ("relu1", nn.ReLU()),              # first x 12 x 12
-            ("conv2", nn.Conv2d(first, second, 3)), ("pool2", nn.MaxPool2d(2)), ("relu2", nn.ReLU()),  # second x 5 x 5
+            ("conv1", nn.Conv2d(1, first, 5, stride=2)),
+            ("relu1", nn.ReLU()),  # first x 12 x 12
+            ("conv2", nn.Conv2d(first, second, 3)),
+            ("pool2", nn.MaxPool2d(2)),
+            ("relu2", nn.ReLU()),  # second x 5 x 5
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(second * 5 * 5, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(second * 5 * 5, hidden), nn.ReLU(), nn.Linear(hidden, classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-

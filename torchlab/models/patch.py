@@ -8,7 +8,9 @@ from torch import nn
 from torchlab.models import register_model
 
 
-@register_model("patch-linear", input_shape=(3,), description="brightness = w0 + w1*x + w2*y on a gray patch (3 params)")
+@register_model(
+    "patch-linear", input_shape=(3,), description="brightness = w0 + w1*x + w2*y on a gray patch (3 params)"
+)
 class LinearPatchRegressor(nn.Module):
     """Three weights [w0, w1, w2]; each input row [1, x, y] gives w0 + w1*x + w2*y."""
 

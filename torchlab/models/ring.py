@@ -1,8 +1,8 @@
 """The ring notebook's nets, as plain modules (no training code).
 
-    ring-net       hand-set 2->4->3->1 ReLU net: in the L1 ring a <= |x1|+|x2| <= b?  (31 parameters)
-    landscape-net  2->n->1 ReLU net whose graph is a piecewise-planar "landscape"
-    ring-mlp       2->16->1 ReLU net trained to tell ring points from the rest  (65 parameters)
+ring-net       hand-set 2->4->3->1 ReLU net: in the L1 ring a <= |x1|+|x2| <= b?  (31 parameters)
+landscape-net  2->n->1 ReLU net whose graph is a piecewise-planar "landscape"
+ring-mlp       2->16->1 ReLU net trained to tell ring points from the rest  (65 parameters)
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def _set_linear(layer: nn.Linear, weight: list, bias: list) -> None:
         layer.bias.copy_(torch.tensor(bias, dtype=layer.bias.dtype))
 
 
-@register_model("ring-net", input_shape=(2,), description="hand-set 2->4->3->1 ReLU net for the L1 ring a<=|x1|+|x2|<=b (31 params)")
+@register_model(
+    "ring-net", input_shape=(2,), description="hand-set 2->4->3->1 ReLU net for the L1 ring a<=|x1|+|x2|<=b (31 params)"
+)
 class RingNet(nn.Module):
     """Scores a point (x1, x2): score >= 0 exactly when a <= |x1| + |x2| <= b.
 
@@ -63,7 +65,9 @@ class RingNet(nn.Module):
         return self(x) >= 0
 
 
-@register_model("landscape-net", input_shape=(2,), description="2->n->1 ReLU net; the notebook's n=3 weights or random ones")
+@register_model(
+    "landscape-net", input_shape=(2,), description="2->n->1 ReLU net; the notebook's n=3 weights or random ones"
+)
 class LandscapeNet(nn.Module):
     """Phi(x) = W2 relu(W1 x + b1) + b2 with n hidden units.
 

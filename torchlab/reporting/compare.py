@@ -82,16 +82,20 @@ def read_run_record(target: str | os.PathLike) -> RunRecord:
     if not folder.is_dir():
         raise UsageError(f"there is no run folder {target}; list the runs with: torchlab runs")
     if not any((folder / name).is_file() for name in RUN_FILES):
-        raise UsageError(f"{target} is not a run folder (it holds no last.pt, best.pt or history.csv); "
-                         "list the runs with: torchlab runs")
+        raise UsageError(
+            f"{target} is not a run folder (it holds no last.pt, best.pt or history.csv); "
+            "list the runs with: torchlab runs"
+        )
     metas = {name: read_checkpoint(folder / name) for name in ("last.pt", "best.pt") if (folder / name).is_file()}
     meta = metas.get("last.pt") or metas.get("best.pt") or {}
     history = _numbers(meta.get("history") or [])
     if not history and (folder / "history.csv").is_file():
         history = _read_history_csv(folder / "history.csv")
     if not history or not any(_metrics(row) for row in history):
-        raise UsageError(f"{target} holds no training history (no epoch in last.pt, best.pt or history.csv); "
-                         "compare runs that trained at least one epoch")
+        raise UsageError(
+            f"{target} holds no training history (no epoch in last.pt, best.pt or history.csv); "
+            "compare runs that trained at least one epoch"
+        )
     monitor, mode, best_epoch = _best_epoch(history, meta.get("best") or {})
     settings = dict(meta.get("config") or meta.get("hparams") or {})  # "hparams": older checkpoints' copy
     if meta.get("seed") is not None:
@@ -99,12 +103,25 @@ def read_run_record(target: str | os.PathLike) -> RunRecord:
     logged = {k for row in history for k in row}
     evaluated: dict[str, float] = {}
     for source in (metas.get("last.pt", {}), metas.get("best.pt", {})):  # best.pt's (measured on the kept weights) win
-        evaluated.update({k: float(v) for k, v in (source.get("metrics") or {}).items()
-                          if k not in logged and is_metric_name(k) and _is_number(v)})
+        evaluated.update(
+            {
+                k: float(v)
+                for k, v in (source.get("metrics") or {}).items()
+                if k not in logged and is_metric_name(k) and _is_number(v)
+            }
+        )
     return RunRecord(
-        name=_relative(folder), folder=folder, task=str(meta.get("task", MISSING)),
-        recipe=str(meta.get("recipe", MISSING)), settings=settings, history=history, monitor=monitor, mode=mode,
-        best_epoch=best_epoch, epochs=meta.get("epochs"), evaluated=evaluated,
+        name=_relative(folder),
+        folder=folder,
+        task=str(meta.get("task", MISSING)),
+        recipe=str(meta.get("recipe", MISSING)),
+        settings=settings,
+        history=history,
+        monitor=monitor,
+        mode=mode,
+        best_epoch=best_epoch,
+        epochs=meta.get("epochs"),
+        evaluated=evaluated,
     )
 
 
@@ -127,8 +144,10 @@ def _read_history_csv(path: Path) -> list[dict[str, float]]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = [{k: float(v) for k, v in row.items() if k and v not in ("", None)} for row in csv.DictReader(f)]
     except (ValueError, csv.Error, UnicodeDecodeError):
-        raise UsageError(f"{path} is not a history torchlab wrote (a value that is not a number); "
-                         "give the folder of a run that torchlab train wrote") from None
+        raise UsageError(
+            f"{path} is not a history torchlab wrote (a value that is not a number); "
+            "give the folder of a run that torchlab train wrote"
+        ) from None
     return _numbers(rows)
 
 
@@ -169,8 +188,11 @@ class Comparison:
         """The comparison as aligned text lines: one column per run; task, recipe, the fields that differ,
         epochs run (of the most asked for), the best monitored value and its epoch, the last epoch's metrics,
         then the metrics measured after training."""
-        rows = [["run", *(r.name for r in self.runs)], ["task", *(r.task for r in self.runs)],
-                ["recipe", *(r.recipe for r in self.runs)]]
+        rows = [
+            ["run", *(r.name for r in self.runs)],
+            ["task", *(r.task for r in self.runs)],
+            ["recipe", *(r.recipe for r in self.runs)],
+        ]
         rows += [[name, *(_setting(v) for v in values)] for name, values in self.differences.items()]
         if not self.differences:
             rows.append(["settings", *("same" for _ in self.runs)])
@@ -307,13 +329,30 @@ def plot_comparison(runs: Sequence[RunRecord], path: str | os.PathLike) -> Path:
         best = run.best.get(run.monitor)
         if _panel_of(run.monitor) in panels and best is not None:
             axes[0][panels.index(_panel_of(run.monitor))].plot(
-                [run.best_epoch], [best], linestyle="none", marker="*", markersize=15, color=color,
-                markeredgecolor="black", zorder=5)
+                [run.best_epoch],
+                [best],
+                linestyle="none",
+                marker="*",
+                markersize=15,
+                color=color,
+                markeredgecolor="black",
+                zorder=5,
+            )
         handles.append(Line2D([], [], color=color, label=f"{run.name} (best {run.monitor} epoch {run.best_epoch})"))
-    handles += [Line2D([], [], color="gray", linestyle="-", label="train"),
-                Line2D([], [], color="gray", linestyle="--", label="validation"),
-                Line2D([], [], color="gray", linestyle="none", marker="*", markersize=12, markeredgecolor="black",
-                       label="best epoch")]
+    handles += [
+        Line2D([], [], color="gray", linestyle="-", label="train"),
+        Line2D([], [], color="gray", linestyle="--", label="validation"),
+        Line2D(
+            [],
+            [],
+            color="gray",
+            linestyle="none",
+            marker="*",
+            markersize=12,
+            markeredgecolor="black",
+            label="best epoch",
+        ),
+    ]
     every_epoch = [row["epoch"] for run in runs for row in run.history]
     for ax, name in zip(axes[0], panels):
         epoch_axis(ax, every_epoch)

@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from torchlab.runtime.files import atomic_write_bytes  # noqa: E402
 
 
-def save_figure(fig: "plt.Figure", path: str | os.PathLike, dpi: int = 120) -> Path:
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Render `fig` to PNG and write it atomically; close the figure."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
@@ -61,8 +61,10 @@ def plain_log_axis(ax, axis: str = "y") -> None:
 def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "") -> Path:
     """Train/val loss per epoch (left) and every other train/val metric (right, if any)."""
     epochs = [row["epoch"] for row in history]
-    metric_names = sorted({k[4:] for row in history for k in row if k.startswith("val_") and k != "val_loss"}
-                          | {k[6:] for row in history for k in row if k.startswith("train_") and k != "train_loss"})
+    metric_names = sorted(
+        {k[4:] for row in history for k in row if k.startswith("val_") and k != "val_loss"}
+        | {k[6:] for row in history for k in row if k.startswith("train_") and k != "train_loss"}
+    )
     ncols = 2 if metric_names else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 4), squeeze=False)
     style = curve_style(len(epochs))
@@ -112,8 +114,15 @@ def plot_confusion_matrix(
     for i in range(k):
         for j in range(k):
             if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if matrix[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if matrix[i, j] > threshold else "black",
+                )
     ax.set_xticks(range(k), labels)
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted")

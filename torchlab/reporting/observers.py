@@ -8,8 +8,9 @@ from torchlab.engine.callbacks import Callback
 from torchlab.reporting.progress import EpochProgress, ProgressCallback
 
 
-def reporters(progress: bool | None, epochs: int, tensorboard_dir: str | os.PathLike | None,
-              is_main: bool) -> list[Callback]:
+def reporters(
+    progress: bool | None, epochs: int, tensorboard_dir: str | os.PathLike | None, is_main: bool
+) -> list[Callback]:
     """ProgressCallback when `progress` shows anything here, TensorBoardCallback when `tensorboard_dir` is set."""
     if not is_main:
         return []

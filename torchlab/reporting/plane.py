@@ -10,11 +10,14 @@ import torch
 PointFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def grid_values(fn: PointFn, extent: float | tuple[float, float, float, float], resolution: int = 400
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grid_values(
+    fn: PointFn, extent: float | tuple[float, float, float, float], resolution: int = 400
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluate fn((N, 2) points) -> (N,) on a square grid; returns X1, X2, values as (res, res) arrays."""
     x_lo, x_hi, y_lo, y_hi = (-extent, extent, -extent, extent) if np.isscalar(extent) else extent
-    x1, x2 = torch.meshgrid(torch.linspace(x_lo, x_hi, resolution), torch.linspace(y_lo, y_hi, resolution), indexing="xy")
+    x1, x2 = torch.meshgrid(
+        torch.linspace(x_lo, x_hi, resolution), torch.linspace(y_lo, y_hi, resolution), indexing="xy"
+    )
     with torch.no_grad():
         values = fn(torch.stack([x1.reshape(-1), x2.reshape(-1)], dim=1)).reshape(x1.shape)
     return x1.numpy(), x2.numpy(), values.float().numpy()

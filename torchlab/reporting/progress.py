@@ -94,8 +94,16 @@ class EpochProgress:
         if self.style == "bars":
             # a terminal that reports no size (0x0, as under `script` or `docker -t`) hides tqdm's bar
             size = {} if _terminal_width(self.stream) else {"ncols": 100, "nrows": 24}
-            self.bar = tqdm(total=total_batches, initial=done, desc=self._label(), unit="batch", file=self.stream,
-                            dynamic_ncols=not size, leave=False, **size)
+            self.bar = tqdm(
+                total=total_batches,
+                initial=done,
+                desc=self._label(),
+                unit="batch",
+                file=self.stream,
+                dynamic_ncols=not size,
+                leave=False,
+                **size,
+            )
             self._next_loss_read = time.monotonic() + LOSS_EVERY_SECONDS
 
     def step(self, loss: torch.Tensor) -> None:

@@ -56,5 +56,7 @@ def write_into(target: Path, write: Callable[[Path], Any]) -> Path:
     try:
         write(target)
     except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror or exc}; give --out a folder you can write to") from None
+        raise UsageError(
+            f"cannot write {target}: {exc.strerror or exc}; give --out a folder you can write to"
+        ) from None
     return target

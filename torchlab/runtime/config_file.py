@@ -55,8 +55,13 @@ class ConfigFile:
 
 def config_toml(task: str, recipe: str, seed: int, cfg: Any) -> str:
     """The text of a config file for a run of `task` with `recipe`, `seed` and config `cfg` (every field)."""
-    lines = ["# torchlab run config: replay it with `torchlab train --config THIS_FILE --out NEW_FOLDER`",
-             f"task = {_toml_value(task)}", f"recipe = {_toml_value(recipe)}", f"seed = {seed}", ""]
+    lines = [
+        "# torchlab run config: replay it with `torchlab train --config THIS_FILE --out NEW_FOLDER`",
+        f"task = {_toml_value(task)}",
+        f"recipe = {_toml_value(recipe)}",
+        f"seed = {seed}",
+        "",
+    ]
     lines += [f"{name} = {_toml_value(value)}" for name, value in as_dict(cfg).items()]
     return "\n".join(lines) + "\n"
 
@@ -107,8 +112,10 @@ def typed_values(file: ConfigFile, config_class: type) -> dict[str, Any]:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UsageError(f"{file.path}: unknown key {key!r}; {hint}the keys are {', '.join(RUN_KEYS)} and the "
-                             f"fields of {config_class.__name__} (torchlab train TASK --help lists them)")
+            raise UsageError(
+                f"{file.path}: unknown key {key!r}; {hint}the keys are {', '.join(RUN_KEYS)} and the "
+                f"fields of {config_class.__name__} (torchlab train TASK --help lists them)"
+            )
         try:
             out[key] = _typed(value, hints[key])
         except TypeError:
@@ -152,8 +159,12 @@ def _kinds(hint: Any) -> tuple[list[Any], bool]:
 def _type_words(hint: Any) -> str:
     words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     kinds, optional = _kinds(hint)
-    parts = [f"an array of {words.get(typing.get_args(k)[0], 'values')}" if typing.get_origin(k) is tuple
-             else words.get(k, str(k)) for k in kinds]
+    parts = [
+        f"an array of {words.get(typing.get_args(k)[0], 'values')}"
+        if typing.get_origin(k) is tuple
+        else words.get(k, str(k))
+        for k in kinds
+    ]
     return " or ".join(parts + ([f'"{NONE}"'] if optional else []))
 
 

@@ -46,9 +46,7 @@ def pick_device(spec: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(spec)
     except (RuntimeError, ValueError):
-        raise DeviceError(
-            f"unknown device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}"
-        ) from None
+        raise DeviceError(f"unknown device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}") from None
     if device.type == "cpu":
         return device
     if device.type == "cuda":
@@ -64,7 +62,9 @@ def pick_device(spec: str | torch.device = "auto") -> torch.device:
         return device
     if device.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise DeviceError(f"device {spec!r} was requested but Apple MPS is not available here; use --device cpu or auto")
+            raise DeviceError(
+                f"device {spec!r} was requested but Apple MPS is not available here; use --device cpu or auto"
+            )
         return device
     raise DeviceError(f"unsupported device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}")
 
@@ -84,8 +84,13 @@ def rng_state() -> dict:
     # pickles as one blob, and this state is written with every epoch's checkpoint.
     state = {
         "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():

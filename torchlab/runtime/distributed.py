@@ -33,8 +33,14 @@ from torchlab.runtime.output_folder import restart_count
 TIMEOUT_VARIABLE = "TORCHLAB_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
 # How a collective reports a peer that is gone: Gloo's reset or closed connections and timeouts, NCCL's aborts.
-LOST_PEER_SIGNS = ("connection reset by peer", "connection closed by peer", "broken pipe", "timed out",
-                   "communicator was aborted", "watchdog caught collective")
+LOST_PEER_SIGNS = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "broken pipe",
+    "timed out",
+    "communicator was aborted",
+    "watchdog caught collective",
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,13 @@ def setup(device: torch.device) -> World:
             # would be read again (Gloo: "connectFullMesh failed ... Connection refused"). Each start gets
             # its own keys instead.
             store, rank, world_size = next(dist.rendezvous("env://"))
-            dist.init_process_group(backend=backend, store=dist.PrefixStore(f"torchlab/start{restart}", store),
-                                    rank=rank, world_size=world_size, timeout=timeout)
+            dist.init_process_group(
+                backend=backend,
+                store=dist.PrefixStore(f"torchlab/start{restart}", store),
+                rank=rank,
+                world_size=world_size,
+                timeout=timeout,
+            )
     return current()
 
 
@@ -98,8 +109,9 @@ def group_timeout() -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < float("inf"):
-        raise UsageError(f"{TIMEOUT_VARIABLE}={text!r}: give the seconds a collective may wait for another process, "
-                         "a number > 0")
+        raise UsageError(
+            f"{TIMEOUT_VARIABLE}={text!r}: give the seconds a collective may wait for another process, a number > 0"
+        )
     return seconds
 
 
@@ -109,7 +121,8 @@ def lost_peer(exc: BaseException) -> bool:
         return False
     text = str(exc).lower()
     return isinstance(exc, getattr(dist, "DistError", ())) or (
-        isinstance(exc, RuntimeError) and any(sign in text for sign in LOST_PEER_SIGNS))
+        isinstance(exc, RuntimeError) and any(sign in text for sign in LOST_PEER_SIGNS)
+    )
 
 
 def lost_peer_reason(exc: BaseException) -> str:
@@ -198,8 +211,10 @@ def check_equal_steps(world: World, batches_per_rank: int | None, accumulate: in
         return
     if batches_per_rank is None:
         if accumulate > 1:  # the last window's gradients would never be all-reduced
-            raise TrainingError("gradient accumulation under torchrun needs training batches with a length "
-                                "(a TensorBatcher or a DataLoader), so that every rank knows the epoch's last step")
+            raise TrainingError(
+                "gradient accumulation under torchrun needs training batches with a length "
+                "(a TensorBatcher or a DataLoader), so that every rank knows the epoch's last step"
+            )
         return
     counts = all_gather_int(batches_per_rank, device)
     if len(set(counts)) > 1:

@@ -112,9 +112,11 @@ def check_memory(needed: int, what: str, advice: str, device: torch.device | str
     """
     budget = memory_budget(device)
     if budget is not None and needed > budget:
-        raise UsageError(f"{what} would need about {_size(needed)} of memory, over the budget of {_size(budget)} "
-                         f"({BUDGET_FRACTION:.0%} of the {_size(available_memory(device) or 0)} free on "
-                         f"{torch.device(device)}); {advice}")
+        raise UsageError(
+            f"{what} would need about {_size(needed)} of memory, over the budget of {_size(budget)} "
+            f"({BUDGET_FRACTION:.0%} of the {_size(available_memory(device) or 0)} free on "
+            f"{torch.device(device)}); {advice}"
+        )
 
 
 def _size(n: float) -> str:

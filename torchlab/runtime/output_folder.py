@@ -66,15 +66,19 @@ def check_output_folder(out: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other; drop one")
     if not resume and not overwrite and holds_run(out):
-        raise UsageError(f"{out} already holds a run (best.pt, last.pt or history.csv); continue it with --resume, "
-                         "replace it with --overwrite, or choose another --out")
+        raise UsageError(
+            f"{out} already holds a run (best.pt, last.pt or history.csv); continue it with --resume, "
+            "replace it with --overwrite, or choose another --out"
+        )
 
 
 def check_checkpoint_every(every: int) -> None:
     """--checkpoint-every is a whole number of epochs >= 1."""
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise UsageError(f"--checkpoint-every must be a whole number of epochs >= 1 (last.pt is written after every "
-                         f"N-th epoch and the last), got {every!r}")
+        raise UsageError(
+            f"--checkpoint-every must be a whole number of epochs >= 1 (last.pt is written after every "
+            f"N-th epoch and the last), got {every!r}"
+        )
 
 
 def clear_run(out: Path) -> None:
@@ -127,5 +131,6 @@ def _acquire(handle, out: Path, lock_path: Path) -> None:
     except BlockingIOError:
         other = lock_path.read_text().strip() or "?"
         handle.close()
-        raise UsageError(f"another torchlab run (process {other}) is writing to {out}; wait for it to finish "
-                         "or choose another --out") from None
+        raise UsageError(
+            f"another torchlab run (process {other}) is writing to {out}; wait for it to finish or choose another --out"
+        ) from None

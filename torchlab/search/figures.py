@@ -16,16 +16,21 @@ def write_tune_figures(study: Any, trials: list[Any], folder: Path, metric: str)
     """history.png, intermediate.png and importance.png in `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     minimize = study.direction.name == "MINIMIZE"
-    return [plot_optimization_history(trials, folder / "history.png", metric, minimize),
-            plot_intermediate_values(trials, folder / "intermediate.png", metric),
-            plot_importances(study, folder / "importance.png", metric)]
+    return [
+        plot_optimization_history(trials, folder / "history.png", metric, minimize),
+        plot_intermediate_values(trials, folder / "intermediate.png", metric),
+        plot_importances(study, folder / "importance.png", metric),
+    ]
 
 
 def plot_optimization_history(trials: list[Any], path: Path, metric: str, minimize: bool) -> Path:
     """Each finished trial's value by trial number, and the best so far as a step line."""
     done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED") and _value(t) is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for state, color, label in (("COMPLETE", COMPLETE_COLOR, "complete"), ("PRUNED", PRUNED_COLOR, "pruned (last value)")):
+    for state, color, label in (
+        ("COMPLETE", COMPLETE_COLOR, "complete"),
+        ("PRUNED", PRUNED_COLOR, "pruned (last value)"),
+    ):
         points = [(t.number, _value(t)) for t in done if t.state.name == state]
         if points:
             ax.scatter(*zip(*points), s=18, color=color, label=label, zorder=3)
@@ -55,8 +60,14 @@ def plot_intermediate_values(trials: list[Any], path: Path, metric: str) -> Path
         if not steps:
             continue
         pruned = t.state.name == "PRUNED"
-        ax.plot(*zip(*steps), color=PRUNED_COLOR if pruned else COMPLETE_COLOR, alpha=0.8 if pruned else 0.4,
-                lw=1, marker="x" if pruned else None, markevery=[len(steps) - 1] if pruned else None)
+        ax.plot(
+            *zip(*steps),
+            color=PRUNED_COLOR if pruned else COMPLETE_COLOR,
+            alpha=0.8 if pruned else 0.4,
+            lw=1,
+            marker="x" if pruned else None,
+            markevery=[len(steps) - 1] if pruned else None,
+        )
         drawn += 1
     _no_data(ax, drawn == 0, "no epoch reported yet")
     ax.set_xlabel("epoch")
@@ -78,7 +89,8 @@ def plot_importances(study: Any, path: Path, metric: str) -> Path:
     else:
         try:
             importances = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            )
         except (ValueError, RuntimeError) as exc:  # e.g. no parameter varied among the completed trials
             why = str(exc).split(".")[0][:80]
     fig, ax = plt.subplots(figsize=(7, 0.5 * max(len(importances), 3) + 1.2))

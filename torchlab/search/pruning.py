@@ -26,8 +26,10 @@ class TrialReporter(Callback):
         import optuna
 
         if self.metric not in row:
-            raise UsageError(f"the run records no {self.metric} (it has {', '.join(sorted(row))}); a search needs "
-                             "a validation split: do not fix its size to 0")
+            raise UsageError(
+                f"the run records no {self.metric} (it has {', '.join(sorted(row))}); a search needs "
+                "a validation split: do not fix its size to 0"
+            )
         value, epoch = float(row[self.metric]), int(row["epoch"])
         self.values.append(value)
         self.trial.report(value, epoch)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from torchlab.config import flag_name
-from torchlab.runtime.files import atomic_write_text
 from torchlab.runtime.config_file import config_toml
+from torchlab.runtime.files import atomic_write_text
 
 BEST = "best.toml"
 TABLE = "trials.csv"
@@ -60,9 +60,21 @@ def write_results(study: Any, plan: Any) -> Any:
         atomic_write_text(best_config, config_toml(plan.task, plan.recipe, plan.seed, cfg), durable=False)
         command = train_command(plan.task, best_config)
     figures = write_tune_figures(study, trials, out / "figures", plan.metric)
-    return TuneResult(task=plan.task, out=out, storage=plan.storage, study_name=plan.study_name, metric=plan.metric,
-                      states=states, best_trial=best.number if best else None, best_value=best.value if best else None,
-                      best_params=params, best_config=best_config, command=command, table=table, figures=figures)
+    return TuneResult(
+        task=plan.task,
+        out=out,
+        storage=plan.storage,
+        study_name=plan.study_name,
+        metric=plan.metric,
+        states=states,
+        best_trial=best.number if best else None,
+        best_value=best.value if best else None,
+        best_params=params,
+        best_config=best_config,
+        command=command,
+        table=table,
+        figures=figures,
+    )
 
 
 def train_command(task: str, config: Path) -> str:
@@ -90,10 +102,20 @@ def trials_csv(trials: list[Any]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["number", "state", "value", "epochs_run", "seconds", *names, "folder"])
     for t in trials:
-        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else ""
-        writer.writerow([t.number, t.state.name, "" if t.value is None else t.value, len(t.intermediate_values),
-                         f"{seconds:.3f}" if seconds != "" else "", *(t.params.get(n, "") for n in names),
-                         t.user_attrs.get("folder", "")])
+        seconds = (
+            (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else ""
+        )
+        writer.writerow(
+            [
+                t.number,
+                t.state.name,
+                "" if t.value is None else t.value,
+                len(t.intermediate_values),
+                f"{seconds:.3f}" if seconds != "" else "",
+                *(t.params.get(n, "") for n in names),
+                t.user_attrs.get("folder", ""),
+            ]
+        )
     return buffer.getvalue()
 
 

@@ -58,7 +58,9 @@ def parse_dimension(name: str, spec: str, base: Any) -> Dimension:
 
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise UsageError(f"{where}: {type(base).__name__} has no field {name!r}; {hint}valid fields: {', '.join(names)}")
+        raise UsageError(
+            f"{where}: {type(base).__name__} has no field {name!r}; {hint}valid fields: {', '.join(names)}"
+        )
     kinds, optional = _kinds(field_types(type(base))[name])
     if ":" in spec:
         dim = _range(where, spec, kinds)
@@ -74,8 +76,9 @@ def parse_dimension(name: str, spec: str, base: Any) -> Dimension:
     return dim
 
 
-def build_space(config: Any, defaults: dict[str, str], entries: Iterable[str], fixed: Iterable[str],
-                use_defaults: bool = True) -> dict[str, Dimension]:
+def build_space(
+    config: Any, defaults: dict[str, str], entries: Iterable[str], fixed: Iterable[str], use_defaults: bool = True
+) -> dict[str, Dimension]:
     """The study's space: the task's `defaults` (unless not `use_defaults`), then the --search `entries`.
 
     Fields in `fixed` (set by the task's ordinary flags) leave the default space; naming one in --search
@@ -91,8 +94,10 @@ def build_space(config: Any, defaults: dict[str, str], entries: Iterable[str], f
             raise UsageError(f"--search {entry}: {flag_name(name)} also fixes {name} for every trial; drop one of them")
         space[name] = parse_dimension(name, spec, config)
     if not space:
-        raise UsageError("nothing to search: every field of the default space is fixed by a flag; add --search "
-                         "FIELD=LOW:HIGH or FIELD=A,B,C")
+        raise UsageError(
+            "nothing to search: every field of the default space is fixed by a flag; add --search "
+            "FIELD=LOW:HIGH or FIELD=A,B,C"
+        )
     return space
 
 
@@ -104,8 +109,12 @@ def describe(space: dict[str, Dimension]) -> str:
             low, high = (int(dim.low), int(dim.high)) if dim.integer else (dim.low, dim.high)
             parts.append(f"{name}={low:g}:{high:g}" + (":log" if dim.log else ""))
         else:
-            parts.append(f"{name}=" + ",".join("none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-                                               for v in dim.values))
+            parts.append(
+                f"{name}="
+                + ",".join(
+                    "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in dim.values
+                )
+            )
     return ", ".join(parts)
 
 

@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,26 @@ class StudyPlan:
         return "minimize" if self.mode == "min" else "maximize"
 
 
-def tune(task: str, recipe: str | None = None, *, trials: int = 20, out: str | os.PathLike | None = None,
-         search: Sequence[str] = (), search_only: bool = False, storage: str | os.PathLike | None = None,
-         study_name: str | None = None, resume: bool = False, workers: int = 1, pruner: Any = "median",
-         timeout: str | float | None = None, seed: int = 0, device: str = "auto", enqueue: Sequence[dict] = (),
-         callbacks: Sequence[Any] = (), **fixed: Any) -> TuneResult:
+def tune(
+    task: str,
+    recipe: str | None = None,
+    *,
+    trials: int = 20,
+    out: str | os.PathLike | None = None,
+    search: Sequence[str] = (),
+    search_only: bool = False,
+    storage: str | os.PathLike | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    pruner: Any = "median",
+    timeout: str | float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    enqueue: Sequence[dict] = (),
+    callbacks: Sequence[Any] = (),
+    **fixed: Any,
+) -> TuneResult:
     """Run (or continue) a study of `trials` trials of `task`; see the module docstring.
 
     search: entries "FIELD=LOW:HIGH[:log]" / "FIELD=A,B,C" added to (or replacing) the task's default
@@ -89,9 +104,23 @@ def tune(task: str, recipe: str | None = None, *, trials: int = 20, out: str | o
     timeout: no trial starts after it (90s, 10m, 2h or seconds). enqueue: params of the first trials.
     callbacks: torchlab.Callback objects handed to every trial's run.
     """
-    plan = make_plan(task, recipe, trials=trials, out=out, search=search, search_only=search_only, storage=storage,
-                     study_name=study_name, resume=resume, pruner=pruner, timeout=timeout, seed=seed,
-                     device=device, callbacks=callbacks, fixed=fixed)
+    plan = make_plan(
+        task,
+        recipe,
+        trials=trials,
+        out=out,
+        search=search,
+        search_only=search_only,
+        storage=storage,
+        study_name=study_name,
+        resume=resume,
+        pruner=pruner,
+        timeout=timeout,
+        seed=seed,
+        device=device,
+        callbacks=callbacks,
+        fixed=fixed,
+    )
     if not (isinstance(workers, int) and workers >= 1):
         raise UsageError(f"--workers must be a whole number >= 1, got {workers!r}")
     study = open_study(plan, create=True)
@@ -112,18 +141,33 @@ def tune(task: str, recipe: str | None = None, *, trials: int = 20, out: str | o
     return result
 
 
-def make_plan(task: str, recipe: str | None, *, trials: int, out: str | os.PathLike | None, search: Sequence[str],
-              search_only: bool, storage: str | os.PathLike | None, study_name: str | None, resume: bool,
-              pruner: Any, timeout: str | float | None, seed: int, device: str, callbacks: Sequence[Any],
-              fixed: dict[str, Any]) -> StudyPlan:
+def make_plan(
+    task: str,
+    recipe: str | None,
+    *,
+    trials: int,
+    out: str | os.PathLike | None,
+    search: Sequence[str],
+    search_only: bool,
+    storage: str | os.PathLike | None,
+    study_name: str | None,
+    resume: bool,
+    pruner: Any,
+    timeout: str | float | None,
+    seed: int,
+    device: str,
+    callbacks: Sequence[Any],
+    fixed: dict[str, Any],
+) -> StudyPlan:
     """Check every argument (the space against the task's config) before anything runs; a mistake is a UsageError."""
     from torchlab.api import find_task, get_recipe
 
     entry = find_task(task)
     if entry.tune_metric is None:
         tunable = [n for n in _task_names() if _find(n).tune_metric is not None]
-        raise UsageError(f"{entry.name} has no validation split to judge trials by; torchlab tune searches "
-                         f"{', '.join(tunable)}")
+        raise UsageError(
+            f"{entry.name} has no validation split to judge trials by; torchlab tune searches {', '.join(tunable)}"
+        )
     if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
         raise UsageError(f"--trials must be a whole number >= 1, got {trials!r}")
     if isinstance(pruner, str) and pruner not in PRUNERS:
@@ -141,7 +185,9 @@ def make_plan(task: str, recipe: str | None, *, trials: int, out: str | os.PathL
         raise UsageError(f"--out {folder} is a file; give a folder for the study")
     spec = storage_spec(storage, folder)
     if storage is None and not resume and Path(spec).exists():
-        raise UsageError(f"{folder} already holds a study ({JOURNAL}); continue it with --resume or choose another --out")
+        raise UsageError(
+            f"{folder} already holds a study ({JOURNAL}); continue it with --resume or choose another --out"
+        )
     if storage is None and resume and not Path(spec).exists():
         raise UsageError(f"--resume was given but {spec} does not exist; drop --resume or fix --out")
     if recipe is None:
@@ -150,9 +196,23 @@ def make_plan(task: str, recipe: str | None, *, trials: int, out: str | os.PathL
         recipe = choose_recipe(entry, device)
         base = get_recipe(entry.name, recipe, **fixed)
     metric, mode = entry.tune_metric
-    return StudyPlan(entry.name, recipe, dict(fixed), space, str(folder.resolve()), spec, study_name or entry.name,
-                     trials, time.time() + seconds if seconds else None, pruner, seed, device, metric, mode,
-                     tuple(callbacks))
+    return StudyPlan(
+        entry.name,
+        recipe,
+        dict(fixed),
+        space,
+        str(folder.resolve()),
+        spec,
+        study_name or entry.name,
+        trials,
+        time.time() + seconds if seconds else None,
+        pruner,
+        seed,
+        device,
+        metric,
+        mode,
+        tuple(callbacks),
+    )
 
 
 def open_study(plan: StudyPlan, create: bool = False, worker: int = 0) -> Any:
@@ -165,16 +225,23 @@ def open_study(plan: StudyPlan, create: bool = False, worker: int = 0) -> Any:
         seed = (plan.seed * 1009 + worker * 7919 + len(study.get_trials(deepcopy=False))) % 2**31
         study.sampler = optuna.samplers.TPESampler(seed=seed)
         return study
-    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction=plan.direction,
-                                pruner=make_pruner(plan), load_if_exists=True)
+    study = optuna.create_study(
+        study_name=plan.study_name,
+        storage=storage,
+        direction=plan.direction,
+        pruner=make_pruner(plan),
+        load_if_exists=True,
+    )
     said = study.user_attrs
     if not said:
         study.set_user_attr("task", plan.task)
         study.set_user_attr("metric", plan.metric)
         study.set_user_attr("recipe", plan.recipe)
     elif (said.get("task"), said.get("metric")) != (plan.task, plan.metric):
-        raise UsageError(f"study {plan.study_name!r} in {plan.storage} searches {said.get('task')} by "
-                         f"{said.get('metric')}, not {plan.task}; give another --study-name or --storage")
+        raise UsageError(
+            f"study {plan.study_name!r} in {plan.storage} searches {said.get('task')} by "
+            f"{said.get('metric')}, not {plan.task}; give another --study-name or --storage"
+        )
     return study
 
 
@@ -199,8 +266,10 @@ def run_workers(plan: StudyPlan, workers: int) -> None:
         process.join()
     bad = [p.exitcode for p in processes if p.exitcode != 0]
     if bad:
-        raise TrainingError(f"{len(bad)} of {workers} tune workers failed (exit status {bad[0]}); the study in "
-                            f"{plan.storage} keeps their trials: run again with --resume")
+        raise TrainingError(
+            f"{len(bad)} of {workers} tune workers failed (exit status {bad[0]}); the study in "
+            f"{plan.storage} keeps their trials: run again with --resume"
+        )
 
 
 def _worker_main(plan: StudyPlan, worker: int) -> None:
@@ -244,8 +313,17 @@ def run_trial(study: Any, plan: StudyPlan) -> str | Exception:
     started = time.perf_counter()
     write_status(folder, trial.number, "RUNNING", params, reporter, started)
     try:
-        train(plan.task, plan.recipe, config=cfg, out=folder, device=plan.device, seed=plan.seed, progress=False,
-              figures=False, callbacks=[reporter, *plan.callbacks])
+        train(
+            plan.task,
+            plan.recipe,
+            config=cfg,
+            out=folder,
+            device=plan.device,
+            seed=plan.seed,
+            progress=False,
+            figures=False,
+            callbacks=[reporter, *plan.callbacks],
+        )
     except optuna.TrialPruned as exc:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         write_status(folder, trial.number, "PRUNED", params, reporter, started, str(exc))
@@ -278,18 +356,32 @@ def suggest(trial: Any, name: str, dim: Dimension) -> Any:
     return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
 
 
-def write_status(folder: Path, number: int, state: str, params: dict[str, Any], reporter: TrialReporter,
-                 started: float, message: str = "") -> None:
+def write_status(
+    folder: Path,
+    number: int,
+    state: str,
+    params: dict[str, Any],
+    reporter: TrialReporter,
+    started: float,
+    message: str = "",
+) -> None:
     """<trial>/trial.json: the trial's number, state (COMPLETE, PRUNED, FAILED), params, value and epochs."""
     import json
 
     from torchlab.runtime.files import atomic_write_text
 
     best = reporter.best
-    status = {"number": number, "state": state, "params": params, "metric": reporter.metric,
-              "value": best if best is None or math.isfinite(best) else None, "epochs": len(reporter.values),
-              "pruned_at_epoch": reporter.pruned_at, "seconds": round(time.perf_counter() - started, 3),
-              "message": message}
+    status = {
+        "number": number,
+        "state": state,
+        "params": params,
+        "metric": reporter.metric,
+        "value": best if best is None or math.isfinite(best) else None,
+        "epochs": len(reporter.values),
+        "pruned_at_epoch": reporter.pruned_at,
+        "seconds": round(time.perf_counter() - started, 3),
+        "message": message,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / STATUS, json.dumps(status, indent=1) + "\n")
 

@@ -92,8 +92,9 @@ class Task:
                 raise UsageError(f"--model must be one of {', '.join(self.models)}, got {model!r}")
             return self
         recipes = self.model_recipes[model]
-        return dataclasses.replace(self, recipes=recipes, model_recipes={},
-                                   cpu_recipe=self.cpu_recipe if self.cpu_recipe in recipes else None)
+        return dataclasses.replace(
+            self, recipes=recipes, model_recipes={}, cpu_recipe=self.cpu_recipe if self.cpu_recipe in recipes else None
+        )
 
     def function(self, role: str) -> Callable[..., Any] | None:
         """The function for `role` (one of FUNCTIONS), imported now; None when the task has none."""
@@ -133,8 +134,9 @@ def get_task(name: str) -> Task:
     if name in ALIASES:
         name = ALIASES[name][0]
     if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; known: {', '.join(sorted(_TASKS))} (or an old name: "
-                       f"{', '.join(ALIASES)})")
+        raise KeyError(
+            f"unknown task {name!r}; known: {', '.join(sorted(_TASKS))} (or an old name: {', '.join(ALIASES)})"
+        )
     return _TASKS[name]
 
 
@@ -148,8 +150,9 @@ def task_for(name: str, model: str | None = None) -> tuple[Task, str | None]:
     task = get_task(name)
     fixed = ALIASES[name][1] if name in ALIASES else None
     if fixed is not None and model is not None and model != fixed:
-        raise UsageError(f"{name} is {task.name} with --model {fixed}; drop --model {model}, or train "
-                         f"{task.name} --model {model}")
+        raise UsageError(
+            f"{name} is {task.name} with --model {fixed}; drop --model {model}, or train {task.name} --model {model}"
+        )
     chosen = fixed or model
     return task.for_model(chosen), chosen
 

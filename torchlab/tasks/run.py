@@ -71,10 +71,21 @@ class Run:
     def is_main(self) -> bool:
         return self.world.is_main
 
-    def trainer(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, *,
-                metrics: dict[str, Metric] | None = None, monitor: str = "val_loss", mode: str = "min",
-                scheduler: Any = None, scheduler_interval: str = "epoch", meta: dict[str, Any] | None = None,
-                restore_best: bool = True, checkpoint_every: int | None = None) -> Trainer:
+    def trainer(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[..., torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        *,
+        metrics: dict[str, Metric] | None = None,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        scheduler: Any = None,
+        scheduler_interval: str = "epoch",
+        meta: dict[str, Any] | None = None,
+        restore_best: bool = True,
+        checkpoint_every: int | None = None,
+    ) -> Trainer:
         """A Trainer wired to this run's device, output folder and config.
 
         meta: the checkpoint's model_name and model_kwargs, and any other plain metadata the task's
@@ -82,15 +93,33 @@ class Run:
         checkpoint_every: None: the run's option (--checkpoint-every).
         """
         extra = dict(meta or {})  # model_name, model_kwargs and what the task's inference reads
-        checkpoint_meta = CheckpointMeta(task=self.task, model_name=extra.pop("model_name", None),
-                                         model_kwargs=extra.pop("model_kwargs", {}), recipe=self.recipe,
-                                         seed=self.seed, config=as_dict(self.config), extra=extra)
+        checkpoint_meta = CheckpointMeta(
+            task=self.task,
+            model_name=extra.pop("model_name", None),
+            model_kwargs=extra.pop("model_kwargs", {}),
+            recipe=self.recipe,
+            seed=self.seed,
+            config=as_dict(self.config),
+            extra=extra,
+        )
         return Trainer.from_config(
-            self.config, model.to(self.device), loss_fn, optimizer, metrics=metrics, monitor=monitor, mode=mode,
-            restore_best=restore_best, scheduler=scheduler, scheduler_interval=scheduler_interval,
-            checkpoint_dir=self.out, checkpoint_meta=checkpoint_meta,
+            self.config,
+            model.to(self.device),
+            loss_fn,
+            optimizer,
+            metrics=metrics,
+            monitor=monitor,
+            mode=mode,
+            restore_best=restore_best,
+            scheduler=scheduler,
+            scheduler_interval=scheduler_interval,
+            checkpoint_dir=self.out,
+            checkpoint_meta=checkpoint_meta,
             checkpoint_every=self.checkpoint_every if checkpoint_every is None else checkpoint_every,
-            device=self.device, progress=self.progress, dry_run=self.dry_run, callbacks=list(self.callbacks),
+            device=self.device,
+            progress=self.progress,
+            dry_run=self.dry_run,
+            callbacks=list(self.callbacks),
             tensorboard_dir=self.out / "tensorboard" if self.tensorboard else None,
         )
 
@@ -104,13 +133,22 @@ class Run:
             from torchlab.reporting.tensorboard import log_figures
 
             log_figures(self.out / "tensorboard", figures, step=len(fit.history) if fit else 0)
-        metrics = {k: float(v) for k, v in summary.items()  # not counts, durations or config fields (fit_seconds, lr)
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and is_metric_name(k)}
+        metrics = {
+            k: float(v)
+            for k, v in summary.items()  # not counts, durations or config fields (fit_seconds, lr)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and is_metric_name(k)
+        }
         return RunResult(
-            task=self.task, recipe=self.recipe, config=self.config, metrics=metrics,
-            best_checkpoint=best if best.exists() else None, last_checkpoint=last if last.exists() else None,
-            figures=list(figures or []), history=list(fit.history) if fit else [],
-            fit_seconds=fit.fit_seconds if fit else 0.0, summary=summary,
+            task=self.task,
+            recipe=self.recipe,
+            config=self.config,
+            metrics=metrics,
+            best_checkpoint=best if best.exists() else None,
+            last_checkpoint=last if last.exists() else None,
+            figures=list(figures or []),
+            history=list(fit.history) if fit else [],
+            fit_seconds=fit.fit_seconds if fit else 0.0,
+            summary=summary,
         )
 
 
@@ -160,6 +198,21 @@ def start_run(task: str, recipe: str, cfg: TrainConfig, options: RunOptions) -> 
         from torchlab.reporting.tensorboard import require_tensorboard
 
         require_tensorboard()  # a missing package is a one-line error before anything runs
-    return Run(task, recipe, cfg, device, world, out, options.seed, resume, options.progress, options.figures,
-               options.tensorboard, options.dry_run, tuple(options.callbacks), options.checkpoint_every, overwrite,
-               restart_count())
+    return Run(
+        task,
+        recipe,
+        cfg,
+        device,
+        world,
+        out,
+        options.seed,
+        resume,
+        options.progress,
+        options.figures,
+        options.tensorboard,
+        options.dry_run,
+        tuple(options.callbacks),
+        options.checkpoint_every,
+        overwrite,
+        restart_count(),
+    )

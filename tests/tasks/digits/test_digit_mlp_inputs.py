@@ -21,8 +21,9 @@ def test_standardization_uses_the_training_pixels_and_travels_with_the_weights()
     expected = plain((x - x.mean(0)) / (x.std(0) + SCALE_FLOOR))
     assert torch.allclose(model(x), expected, atol=1e-6)
     assert torch.isfinite(model(x)).all()  # the blank pixel is not divided by zero
-    checkpoint = make_checkpoint(task="digit-mlp", model_name="digit-mlp", model=model,
-                                 model_kwargs={"standardize": True})
+    checkpoint = make_checkpoint(
+        task="digit-mlp", model_name="digit-mlp", model=model, model_kwargs={"standardize": True}
+    )
     again = build_model("digit-mlp", standardize=True).eval()
     load_state_into(again, checkpoint["state_dict"], source="test")
     assert torch.equal(again(x), model(x))
@@ -43,8 +44,9 @@ def test_input_noise_acts_in_training_mode_only():
 def test_the_standardized_recipe_checkpoint_evaluates_to_the_runs_test_accuracy(tmp_path):
     import torchlab
 
-    result = torchlab.train("digit-mlp", "standardized", out=tmp_path, epochs=3, device="cpu", figures=False,
-                            progress=False)
+    result = torchlab.train(
+        "digit-mlp", "standardized", out=tmp_path, epochs=3, device="cpu", figures=False, progress=False
+    )
     model, meta = torchlab.load(result.best_checkpoint, device="cpu")
     assert meta["model"]["kwargs"] == {"hidden": 32, "standardize": True, "input_noise": 0.3}
     assert float(model.input_scale.min()) >= 0.1 and float(model.input_mean.max()) > 0.3  # fitted, not the defaults

@@ -128,6 +128,7 @@ def test_fast_loader_equals_scikit_learns_split():
     x, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
     split = load_digits_split()
-    assert np.array_equal(split.x_train.double().numpy(), x_train / 16) and np.array_equal(split.images_test * 1.0,
-                                                                                          x_test.reshape(-1, 8, 8))
+    assert np.array_equal(split.x_train.double().numpy(), x_train / 16) and np.array_equal(
+        split.images_test * 1.0, x_test.reshape(-1, 8, 8)
+    )
     assert np.array_equal(split.y_train.numpy(), y_train) and np.array_equal(split.y_test.numpy(), y_test)

@@ -10,13 +10,23 @@ import torchlab
 from torchlab.cli.main import main
 from torchlab.errors import Note
 
-TINY = {"device": "cpu", "figures": False, "progress": False, "epochs": 1, "synthetic": 40, "width": 4,
-        "batch_size": 16}
+TINY = {
+    "device": "cpu",
+    "figures": False,
+    "progress": False,
+    "epochs": 1,
+    "synthetic": 40,
+    "width": 4,
+    "batch_size": 16,
+}
 
 
 def test_a_cpu_run_that_names_no_recipe_trains_the_cpu_recipe(tmp_path):
-    with pytest.warns(Note, match=r"keypoint-net on the CPU used its 'cpu' recipe \(the default one with epochs=18, flip=0\.0\); "
-                                   r"--recipe default \(recipe='default'\) trains the full one$"):
+    with pytest.warns(
+        Note,
+        match=r"keypoint-net on the CPU used its 'cpu' recipe \(the default one with epochs=18, flip=0\.0\); "
+        r"--recipe default \(recipe='default'\) trains the full one$",
+    ):
         result = torchlab.train("keypoint-net", out=tmp_path / "a", **TINY)
     assert result.recipe == "cpu"
     _, meta = torchlab.load(result.best_checkpoint)

@@ -16,10 +16,18 @@ import torchlab
 from torchlab.cli.main import main
 from torchlab.data.keypoints import COORD_COLUMNS, IMAGE_SIZE, parse_images
 from torchlab.errors import UsageError
-from torchlab.tasks.keypoints.faces import INSTALL_HINT, Box, check_box, detect_faces, face_square, parse_box
-from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
-from torchlab.tasks.run import InferenceOptions
+from torchlab.tasks.keypoints.faces import (
+    INSTALL_HINT,
+    Box,
+    check_box,
+    detect_faces,
+    face_square,
+    face_to_photo,
+    parse_box,
+    photo_to_face,
+)
 from torchlab.tasks.keypoints.infer import predict
+from torchlab.tasks.run import InferenceOptions
 
 REAL_FACES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "faces" / "training.csv.gz"
 # where the two dev-set faces go on a 640x420 background: (left, top), enlargement
@@ -46,8 +54,9 @@ def two_faces(tmp_path_factory):
     eyes, squares = [], []
     for ((left, top), scale), face, points in zip(PLACES, images, keypoints):
         side = round(IMAGE_SIZE * scale)
-        photo[top:top + side, left:left + side] = np.asarray(
-            Image.fromarray(face).resize((side, side), Image.Resampling.BILINEAR))
+        photo[top : top + side, left : left + side] = np.asarray(
+            Image.fromarray(face).resize((side, side), Image.Resampling.BILINEAR)
+        )
         # a training face's pixel j (centered at j) covers [j, j + 1) * scale of the pasted square
         eyes.append(np.array([left, top]) + (points[:2] + 0.5) * scale - 0.5)
         squares.append((left, top, side))
@@ -130,8 +139,12 @@ def test_a_box_given_by_hand_is_used_instead_of_the_detector(two_faces, checkpoi
     left, top, side = squares[1]
     options = InferenceOptions(boxes=((left + 10, top + 10, side - 40, side - 40),))
     [record] = predict(model, meta, [str(path)], options)
-    assert record["found_by"] == "box" and record["box"] == {"x": left + 10, "y": top + 10, "w": side - 40,
-                                                             "h": side - 40}
+    assert record["found_by"] == "box" and record["box"] == {
+        "x": left + 10,
+        "y": top + 10,
+        "w": side - 40,
+        "h": side - 40,
+    }
     assert (record["crop"]["x"], record["crop"]["y"], record["crop"]["size"]) == face_square(Box(**record["box"]))
     assert record["note"] is None
     with pytest.raises(UsageError, match="one photo"):
@@ -162,12 +175,13 @@ def test_no_face_found_falls_back_to_the_center_square_with_a_note(checkpoint, t
     assert main(["predict", str(checkpoint), str(photo), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{photo} face 1 of 1 (center square x 40, y 0, 120x120): 15 keypoints")
-    assert lines[1] == ("  note: the detector found no frontal face, so the keypoints are for the center square; "
-                        "give the face with --box X,Y,W,H")
+    assert lines[1] == (
+        "  note: the detector found no frontal face, so the keypoints are for the center square; "
+        "give the face with --box X,Y,W,H"
+    )
 
 
-def test_without_opencv_the_center_square_is_used_and_only_an_explicit_request_fails(checkpoint, tmp_path,
-                                                                                     monkeypatch):
+def test_without_opencv_the_center_square_is_used_and_only_an_explicit_request_fails(checkpoint, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
     photo = gray_photo(tmp_path / "me.png")
     model, meta = torchlab.load(checkpoint, device="cpu")

@@ -109,8 +109,9 @@ def test_a_run_on_a_csv_measures_its_mirror_flips_with_it_and_keeps_it_on_resume
     monkeypatch.setattr(keypoint_train, "measure_mirror", no_measuring)
     used.clear()
     out = tmp_path / "1.0"
-    result = torchlab.train("keypoint-net", "default", data=str(tmp_path / "1.0.csv"), out=out, resume=True,
-                            **dict(TINY, epochs=2))
+    result = torchlab.train(
+        "keypoint-net", "default", data=str(tmp_path / "1.0.csv"), out=out, resume=True, **dict(TINY, epochs=2)
+    )
     last = read_checkpoint(out / "last.pt")
     assert last["epoch"] == 2 and last["flip_sum"] == last["model"]["kwargs"]["flip_sum"] == found[1.0]
     assert used and set(used) == {found[1.0]} and result.summary["mirror"].startswith(f"x -> {found[1.0]:.2f} - x")
@@ -135,8 +136,30 @@ def test_by_hand_for_synthetic_faces_and_without_flips_nothing_is_measured(tmp_p
     from torchlab.cli.main import main
 
     data = write_faces(tmp_path / "faces.csv", 0.0, n=30)
-    assert main(["train", "keypoint-net", "--recipe", "default", "--data", data, "--out", str(tmp_path / "o"),
-                 "--width", "4", "--epochs", "1", "--device", "cpu", "--no-figures", "--no-progress",
-                 "--flip-sum", "96.5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "keypoint-net",
+                "--recipe",
+                "default",
+                "--data",
+                data,
+                "--out",
+                str(tmp_path / "o"),
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+                "--flip-sum",
+                "96.5",
+            ]
+        )
+        == 0
+    )
     assert "mirror: x -> 96.50 - x (set by --flip-sum)" in capsys.readouterr().out
     assert read_checkpoint(tmp_path / "o" / "best.pt")["model"]["kwargs"]["flip_sum"] == 96.5

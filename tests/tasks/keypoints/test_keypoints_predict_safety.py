@@ -49,8 +49,11 @@ def test_predict_without_out_prints_and_writes_nothing_next_to_the_input(checkpo
 def test_predict_writes_its_files_only_into_the_out_folder(checkpoint, tmp_path):
     me, test_csv = photo(tmp_path / "me.png"), write_test_csv(tmp_path / "test.csv", 2)
     records = torchlab.predict(checkpoint, [me, test_csv], device="cpu", out=str(tmp_path / "res"))
-    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["me_keypoints.png", "predictions.json",
-                                                                    "test_keypoints.json"]
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [
+        "me_keypoints.png",
+        "predictions.json",
+        "test_keypoints.json",
+    ]
     assert records[0]["overlay"] == str(tmp_path / "res" / "me_keypoints.png")
     assert records[-1]["written"] == str(tmp_path / "res" / "test_keypoints.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["me.png", "res", "test.csv"]
@@ -64,8 +67,9 @@ def test_a_failed_write_names_the_file_asked_for_not_a_temp_file(checkpoint, tmp
 
     monkeypatch.setattr(torchlab.runtime.files.tempfile, "mkstemp", refuse)  # where atomic writes live
     me = photo(tmp_path / "me.png")
-    err = one_line_error(capsys, main(["predict", str(checkpoint), str(me), "--out", str(tmp_path / "res"),
-                                       "--device", "cpu"]))
+    err = one_line_error(
+        capsys, main(["predict", str(checkpoint), str(me), "--out", str(tmp_path / "res"), "--device", "cpu"])
+    )
     assert f"cannot write {tmp_path / 'res' / 'me_keypoints.png'}: Permission denied" in err
     assert ".tmp" not in err and "x1y2z3" not in err
 
@@ -73,8 +77,9 @@ def test_a_failed_write_names_the_file_asked_for_not_a_temp_file(checkpoint, tmp
 def test_a_submission_needs_an_out_folder(checkpoint, tmp_path, capsys):
     test_csv = write_test_csv(tmp_path / "test.csv", 2)
     lookup = write_lookup_csv(tmp_path / "IdLookupTable.csv", [1, 2], features_per_image=3)
-    err = one_line_error(capsys, main(["predict", str(checkpoint), str(test_csv), "--submission", str(lookup),
-                                       "--device", "cpu"]))
+    err = one_line_error(
+        capsys, main(["predict", str(checkpoint), str(test_csv), "--submission", str(lookup), "--device", "cpu"])
+    )
     assert "--submission writes FOLDER/submission.csv: add --out FOLDER" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IdLookupTable.csv", "test.csv"]
 
@@ -96,15 +101,27 @@ def test_synthetic_beyond_memory_is_refused_before_drawing_a_face(tmp_path, monk
         raise AssertionError(f"make_faces({n}) was called")
 
     monkeypatch.setattr(synthetic_faces, "make_faces", never)
-    err = one_line_error(capsys, main(["train", "keypoint-net", "--synthetic", "1000000000", "--out",
-                                       str(tmp_path / "o"), "--device", "cpu"]))
+    err = one_line_error(
+        capsys,
+        main(["train", "keypoint-net", "--synthetic", "1000000000", "--out", str(tmp_path / "o"), "--device", "cpu"]),
+    )
     assert "--synthetic 1,000,000,000 would need about 70.0 TB of memory" in err and "lower --synthetic" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_drawing_many_synthetic_faces_shows_progress(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(keypoint_task, "GENERATION_PROGRESS_FROM", 100)
-    torchlab.train("keypoint-net", out=tmp_path / "o", device="cpu", progress=True, figures=False, synthetic=300,
-                   width=4, epochs=1, batch_size=64, augment=False)
+    torchlab.train(
+        "keypoint-net",
+        out=tmp_path / "o",
+        device="cpu",
+        progress=True,
+        figures=False,
+        synthetic=300,
+        width=4,
+        epochs=1,
+        batch_size=64,
+        augment=False,
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("drawing synthetic faces")]
     assert lines == ["drawing synthetic faces: 256/300 (85%)", "drawing synthetic faces: 300/300 (100%)"]

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import torchlab
-from torchlab.cli.main import build_parser, main
 from torchlab.cli.flags import overrides_from
+from torchlab.cli.main import build_parser, main
 from torchlab.data.keypoints import COORD_COLUMNS, KEYPOINT_NAMES
 from torchlab.data.synthetic_faces import make_faces, write_lookup_csv, write_test_csv
 from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
@@ -20,14 +20,39 @@ from torchlab.tasks.keypoints.faces import face_to_photo, photo_to_face
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("keypoint-net")
-    args = build_parser().parse_args([
-        "train", "keypoint-net", "--synthetic", "200", "--width", "8", "--epochs", "4", "--batch-size", "16",
-        "--lr", "5e-3", "--no-augment", "--device", "cpu", "--out", str(out), "--no-progress",
-    ])
-    assert overrides_from(args, args.task_entry) == {"synthetic": 200, "width": 8, "epochs": 4, "batch_size": 16,
-                                                    "lr": 5e-3, "augment": False}
-    result = torchlab.train("keypoint-net", args.recipe, out=out, device="cpu", progress=False,
-                            **overrides_from(args, args.task_entry))
+    args = build_parser().parse_args(
+        [
+            "train",
+            "keypoint-net",
+            "--synthetic",
+            "200",
+            "--width",
+            "8",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--lr",
+            "5e-3",
+            "--no-augment",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert overrides_from(args, args.task_entry) == {
+        "synthetic": 200,
+        "width": 8,
+        "epochs": 4,
+        "batch_size": 16,
+        "lr": 5e-3,
+        "augment": False,
+    }
+    result = torchlab.train(
+        "keypoint-net", args.recipe, out=out, device="cpu", progress=False, **overrides_from(args, args.task_entry)
+    )
     return out, result.summary
 
 
@@ -74,8 +99,22 @@ def test_predict_on_a_photo_maps_back_to_its_pixels(trained, tmp_path, capsys):
     expect = face_to_photo(pred, crop)
     got = np.array([[v["x"], v["y"]] for v in record["keypoints"].values()])
     np.testing.assert_allclose(got, expect, atol=0.02)
-    assert main(["predict", str(out / "best.pt"), str(path), "--format", "csv", "--out", str(tmp_path / "res"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "best.pt"),
+                str(path),
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path / "res"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     header, row = (tmp_path / "res" / "predictions.csv").read_text().splitlines()
     values = dict(zip(header.split(","), row.split(",")))
     assert float(values["keypoints_left_eye_center_x"]) == pytest.approx(expect[0, 0], abs=1e-3)
@@ -91,8 +130,22 @@ def test_submission_has_kaggle_rows_clipped(trained, tmp_path):
     out, _ = trained
     test_csv = write_test_csv(tmp_path / "test.csv", 3)
     lookup = write_lookup_csv(tmp_path / "IdLookupTable.csv", [1, 2, 3], features_per_image=5)
-    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(lookup), "--device", "cpu",
-                 "--out", str(tmp_path / "kaggle")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "best.pt"),
+                str(test_csv),
+                "--submission",
+                str(lookup),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "kaggle"),
+            ]
+        )
+        == 0
+    )
     lines = (tmp_path / "kaggle" / "submission.csv").read_text().splitlines()
     assert lines[0] == "RowId,Location" and len(lines) == 16
     rows = [line.split(",") for line in lines[1:]]
@@ -101,8 +154,22 @@ def test_submission_has_kaggle_rows_clipped(trained, tmp_path):
     lines = (tmp_path / "IdLookupTable.csv").read_text().splitlines()
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines + ["16,9,nose_tip_x,"]) + "\n")
-    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(bad), "--device", "cpu",
-                 "--out", str(tmp_path / "never")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "best.pt"),
+                str(test_csv),
+                "--submission",
+                str(bad),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "never"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "never").exists()
 
 
@@ -118,27 +185,55 @@ def test_recipes_are_configs_with_the_old_values():
     for task in ("keypoint-fcn", "keypoint-cnn"):
         cfg = torchlab.get_recipe(task)
         assert (cfg.epochs, cfg.lr, cfg.optimizer, cfg.schedule, cfg.missing, cfg.augment) == (
-            30, 1e-3, "adam", "cosine", "mask", True)
+            30,
+            1e-3,
+            "adam",
+            "cosine",
+            "mask",
+            True,
+        )
     net = torchlab.get_recipe("keypoint-net")
     assert (net.epochs, net.lr, net.weight_decay, net.optimizer, net.schedule, net.warmup, net.width) == (
-        100, 2e-3, 1e-4, "adamw", "onecycle", 0.2, 32)
+        100,
+        2e-3,
+        1e-4,
+        "adamw",
+        "onecycle",
+        0.2,
+        32,
+    )
     for task in ("keypoint-fcn", "keypoint-cnn", "keypoint-net"):
         seed = torchlab.get_recipe(task, "seed")
         assert (seed.epochs, seed.lr, seed.batch_size, seed.weight_decay, seed.optimizer, seed.schedule) == (
-            20, 1e-3, 64, 0.0, "adam", "none")
+            20,
+            1e-3,
+            64,
+            0.0,
+            "adam",
+            "none",
+        )
         assert (seed.missing, seed.augment, seed.mean_init) == ("drop", False, False)
-    args = build_parser().parse_args(["train", "keypoint-cnn", "--missing", "drop", "--flip-sum", "96", "--augment",
-                                      "--data", "t.csv"])
-    assert overrides_from(args, args.task_entry) == {"missing": "drop", "flip_sum": 96.0, "augment": True, "data": "t.csv"}
+    args = build_parser().parse_args(
+        ["train", "keypoint-cnn", "--missing", "drop", "--flip-sum", "96", "--augment", "--data", "t.csv"]
+    )
+    assert overrides_from(args, args.task_entry) == {
+        "missing": "drop",
+        "flip_sum": 96.0,
+        "augment": True,
+        "data": "t.csv",
+    }
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["keypoint-net", "--width", "3"], "--width must be a whole number >= 4, got 3"),
-    (["keypoint-fcn", "--synthetic", "5"], "--synthetic must be a whole number >= 20, got 5"),
-    (["keypoint-cnn", "--flip-sum", "nan"], "--flip-sum must be a finite number"),
-    (["keypoint-net", "--scale", "0.95"], "--scale must be in [0, 0.9)"),
-    (["keypoint-net", "--degrees", "-1"], "--degrees must be in [0, 180)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["keypoint-net", "--width", "3"], "--width must be a whole number >= 4, got 3"),
+        (["keypoint-fcn", "--synthetic", "5"], "--synthetic must be a whole number >= 20, got 5"),
+        (["keypoint-cnn", "--flip-sum", "nan"], "--flip-sum must be a finite number"),
+        (["keypoint-net", "--scale", "0.95"], "--scale must be in [0, 0.9)"),
+        (["keypoint-net", "--degrees", "-1"], "--degrees must be in [0, 180)"),
+    ],
+)
 def test_bad_settings_are_one_line_errors_before_anything_is_written(tmp_path, capsys, flags, message):
     assert main(["train", *flags, "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
@@ -175,8 +270,17 @@ def test_a_checkpoint_without_a_config_still_evaluates(trained, tmp_path, capsys
     out, summary = trained
     checkpoint = read_checkpoint(out / "best.pt")
     del checkpoint["config"]
-    checkpoint["hparams"] = {"epochs": 4, "lr": 5e-3, "batch_size": 16, "weight_decay": 1e-4, "patience": None,
-                             "missing": "mask", "augment": True, "optimizer": "adamw", "schedule": "onecycle"}
+    checkpoint["hparams"] = {
+        "epochs": 4,
+        "lr": 5e-3,
+        "batch_size": 16,
+        "weight_decay": 1e-4,
+        "patience": None,
+        "missing": "mask",
+        "augment": True,
+        "optimizer": "adamw",
+        "schedule": "onecycle",
+    }
     save_checkpoint(checkpoint, tmp_path / "old.pt")
     metrics = torchlab.evaluate(tmp_path / "old.pt", device="cpu")
     assert metrics["val_rmse_px"] == pytest.approx(summary["val_rmse_px"], abs=1e-3)
@@ -186,16 +290,55 @@ def test_a_checkpoint_without_a_config_still_evaluates(trained, tmp_path, capsys
 @pytest.mark.parametrize("head", ["heatmap-48", "regression"])
 def test_the_other_heads_train_evaluate_and_write_a_submission(head, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "keypoint-net", "--synthetic", "120", "--width", "8", "--epochs", "2", "--batch-size", "16",
-                 "--head", head, "--no-augment", "--no-figures", "--no-progress", "--device", "cpu",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "keypoint-net",
+                "--synthetic",
+                "120",
+                "--width",
+                "8",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--head",
+                head,
+                "--no-augment",
+                "--no-figures",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     model, meta = torchlab.load(out / "best.pt")
     assert meta["model"]["kwargs"]["head"] == head and model.head == head
     capsys.readouterr()
     assert main(["evaluate", str(out / "best.pt"), "--device", "cpu"]) == 0
-    assert abs(float(capsys.readouterr().out.split("val_rmse_px: ")[1].split()[0]) - meta["metrics"]["val_rmse_px"]) < 1e-3
+    assert (
+        abs(float(capsys.readouterr().out.split("val_rmse_px: ")[1].split()[0]) - meta["metrics"]["val_rmse_px"]) < 1e-3
+    )
     test_csv = write_test_csv(tmp_path / "test.csv", 2)
     lookup = write_lookup_csv(tmp_path / "IdLookupTable.csv", [1, 2], features_per_image=4)
-    assert main(["predict", str(out / "best.pt"), str(test_csv), "--submission", str(lookup), "--device", "cpu",
-                 "--out", str(tmp_path / "kaggle")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "best.pt"),
+                str(test_csv),
+                "--submission",
+                str(lookup),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "kaggle"),
+            ]
+        )
+        == 0
+    )
     assert len((tmp_path / "kaggle" / "submission.csv").read_text().splitlines()) == 9

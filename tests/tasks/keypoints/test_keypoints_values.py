@@ -160,13 +160,21 @@ def test_augment_with_everything_off_is_the_identity_and_masks_zero_the_targets(
     out = flip_only((images, kp, mask), torch.Generator().manual_seed(0))
     assert torch.equal(out[0], images.flip(-1)) and out[1][0, 0] == FLIP_SUM - 40.0
     bright = KeypointAugment(flip=0.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.15, contrast=0.0)
-    out = bright((torch.full((4, 1, IMAGE_SIZE, IMAGE_SIZE), 0.5), kp[:1].expand(4, 30), mask[:1].expand(4, 30)),
-                 torch.Generator().manual_seed(0))
+    out = bright(
+        (torch.full((4, 1, IMAGE_SIZE, IMAGE_SIZE), 0.5), kp[:1].expand(4, 30), mask[:1].expand(4, 30)),
+        torch.Generator().manual_seed(0),
+    )
     shifts = out[0].mean(dim=(1, 2, 3)) - 0.5  # a uniform shift per image, within +-0.15
     assert shifts.abs().max() <= 0.15 + 1e-6 and shifts.abs().max() > 0.01 and len(set(shifts.tolist())) == 4
     assert torch.equal(out[1], kp[:1].expand(4, 30))  # brightness never moves a keypoint
     default = KeypointAugment()
-    assert (default.flip, default.flip_sum, default.degrees, default.scale, default.shift) == (0.5, 95.0, 12.0, 0.08, 5.0)
+    assert (default.flip, default.flip_sum, default.degrees, default.scale, default.shift) == (
+        0.5,
+        95.0,
+        12.0,
+        0.08,
+        5.0,
+    )
     assert (default.brightness, default.contrast) == (0.15, 0.25)
 
 
@@ -391,12 +399,14 @@ def test_affine_keeps_the_dtype_and_replicates_the_border():
     images = torch.full((2, 1, IMAGE_SIZE, IMAGE_SIZE), 0.5, dtype=torch.float64)
     kp = torch.full((2, 30), 40.0, dtype=torch.float64)
     mask = torch.ones(2, 30, dtype=torch.float64)
-    out = affine_batch(images, kp, mask, torch.tensor([0.1, -0.2]), torch.tensor([1.1, 0.9]),
-                       torch.tensor([[6.0, -3.0], [-5.0, 2.0]]))
+    out = affine_batch(
+        images, kp, mask, torch.tensor([0.1, -0.2]), torch.tensor([1.1, 0.9]), torch.tensor([[6.0, -3.0], [-5.0, 2.0]])
+    )
     assert out[0].dtype == out[1].dtype == torch.float64
     assert torch.allclose(out[0], images)  # pixels coming in from outside repeat the edge: no black border
-    flipped = KeypointAugment(flip=1.0, flip_sum=96.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0,
-                              contrast=0.0)((images.float(), kp.float(), mask.float()), torch.Generator())
+    flipped = KeypointAugment(flip=1.0, flip_sum=96.0, degrees=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0)(
+        (images.float(), kp.float(), mask.float()), torch.Generator()
+    )
     assert flipped[1][0, 2 * RIGHT_EYE] == 96.0 - 40.0  # the augmentation's own flip_sum, not the default 95
 
 

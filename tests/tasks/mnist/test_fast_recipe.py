@@ -7,9 +7,9 @@ import warnings
 
 import pytest
 import torch
-from mnist_files import write_mnist
 
 import torchlab
+from mnist_files import write_mnist
 from torchlab.export import export
 
 
@@ -36,8 +36,18 @@ def test_fast_run_evaluates_predicts_and_exports(tmp_path):
     root = write_mnist(tmp_path / "mnist", n_train=1100, n_test=200)
     out = tmp_path / "run"
     # the recipe's one epoch of batches of 256 is only 4 steps on 1,000 images: smaller batches, three epochs
-    result = torchlab.train("mnist", "fast", data_dir=str(root), epochs=3, batch_size=32, val_size=100, out=out,
-                            device="cpu", progress=False, figures=False)
+    result = torchlab.train(
+        "mnist",
+        "fast",
+        data_dir=str(root),
+        epochs=3,
+        batch_size=32,
+        val_size=100,
+        out=out,
+        device="cpu",
+        progress=False,
+        figures=False,
+    )
     assert result.summary["model"] == "mnist-fast" and result.summary["recipe"] == "fast"
     assert result.summary["test_accuracy"] >= 0.95
 

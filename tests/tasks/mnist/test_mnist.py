@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_MNIST
-from mnist_files import idx_bytes, synthetic_digits, write_mnist
 from PIL import Image
 
 import torchlab
+from conftest import SHARED_MNIST
+from mnist_files import idx_bytes, synthetic_digits, write_mnist
 from torchlab.cli.main import main
 from torchlab.data.mnist import binary_targets, find_file, load_mnist, random_affine, read_idx
 from torchlab.errors import DataError, UsageError
@@ -64,7 +64,10 @@ def test_read_idx_errors_name_the_file(tmp_path):
 
 def test_find_file_layouts_and_missing(tmp_path):
     write_mnist(tmp_path / "a", gz=False, layout="torchvision")
-    assert find_file(tmp_path / "a", "train-images-idx3-ubyte") == tmp_path / "a" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    assert (
+        find_file(tmp_path / "a", "train-images-idx3-ubyte")
+        == tmp_path / "a" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    )
     write_mnist(tmp_path / "b", gz=True, layout="flat")
     assert find_file(tmp_path / "b", "t10k-labels-idx1-ubyte").name == "t10k-labels-idx1-ubyte.gz"
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\[.gz\] not found in .*--download"):
@@ -106,8 +109,10 @@ def test_random_affine_keeps_shape_and_background():
 
 
 # ------------------------------------------------------------------- models
-@pytest.mark.parametrize("name,classes", [("mnist-linear", 1), ("mnist-mlp", 1), ("mnist-tiny-cnn", 1),
-                                          ("mnist-simple-cnn", 10), ("mnist-cnn", 10)])
+@pytest.mark.parametrize(
+    "name,classes",
+    [("mnist-linear", 1), ("mnist-mlp", 1), ("mnist-tiny-cnn", 1), ("mnist-simple-cnn", 10), ("mnist-cnn", 10)],
+)
 def test_each_model_learns(name, classes):
     torch.manual_seed(0)
     images, labels = synthetic_digits(64, seed=3)
@@ -137,7 +142,13 @@ def test_tiny_cnn_matches_the_assignment_shapes():
     model = build_model("mnist-tiny-cnn")
     maps = dict(feature_maps(model, torch.zeros(2, 1, 28, 28)))
     assert [tuple(maps[k].shape[1:]) for k in ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")] == [
-        (2, 28, 28), (2, 28, 28), (2, 14, 14), (4, 14, 14), (4, 14, 14), (4, 7, 7)]
+        (2, 28, 28),
+        (2, 28, 28),
+        (2, 14, 14),
+        (4, 14, 14),
+        (4, 14, 14),
+        (4, 7, 7),
+    ]
     assert sum(p.numel() for p in model.parameters()) == 1681
 
 
@@ -158,38 +169,93 @@ def test_recipes_are_configs_with_the_old_values():
     for name in ("post", "assignment"):
         cfg = torchlab.get_recipe("mnist", name)
         assert (cfg.optimizer, cfg.schedule, cfg.init, cfg.normalize, cfg.val_size) == ("sgd", "none", 1.0, False, 0)
-    assert torchlab.get_recipe("mnist", "post").digits == (4, 5) and torchlab.get_recipe("mnist", "post").batch_size is None
+    assert (
+        torchlab.get_recipe("mnist", "post").digits == (4, 5)
+        and torchlab.get_recipe("mnist", "post").batch_size is None
+    )
     assert torchlab.get_recipe("mnist", "assignment").limit == 1000
     # what used to be switched on behind the flags is now in the recipes: channels-last for the conv ones
-    assert {n: (torchlab.get_recipe("mnist", n).amp, torchlab.get_recipe("mnist", n).channels_last)
-            for n in torchlab.recipe_names("mnist")} == {
-        "default": (True, True), "long": (True, True), "post": (True, False), "assignment": (True, True),
-        "fast": (True, True)}
+    assert {
+        n: (torchlab.get_recipe("mnist", n).amp, torchlab.get_recipe("mnist", n).channels_last)
+        for n in torchlab.recipe_names("mnist")
+    } == {
+        "default": (True, True),
+        "long": (True, True),
+        "post": (True, False),
+        "assignment": (True, True),
+        "fast": (True, True),
+    }
 
 
 def test_command_line_flags_keep_their_spelling():
-    from torchlab.cli.main import build_parser
     from torchlab.cli.flags import overrides_from
+    from torchlab.cli.main import build_parser
 
-    argv = ["train", "mnist", "--data-dir", "d", "--download", "--digits", "4", "5", "--limit", "100", "--val-size",
-            "10", "--no-augment", "--model", "mnist-mlp", "--channels", "4", "8", "16", "--hidden", "7", "--activation",
-            "relu", "--label-smoothing", "0.1", "--threads", "1", "--fp32", "--batch-size", "none", "--channels-last"]
+    argv = [
+        "train",
+        "mnist",
+        "--data-dir",
+        "d",
+        "--download",
+        "--digits",
+        "4",
+        "5",
+        "--limit",
+        "100",
+        "--val-size",
+        "10",
+        "--no-augment",
+        "--model",
+        "mnist-mlp",
+        "--channels",
+        "4",
+        "8",
+        "16",
+        "--hidden",
+        "7",
+        "--activation",
+        "relu",
+        "--label-smoothing",
+        "0.1",
+        "--threads",
+        "1",
+        "--fp32",
+        "--batch-size",
+        "none",
+        "--channels-last",
+    ]
     args = build_parser().parse_args(argv)
     cfg = torchlab.get_recipe("mnist", **overrides_from(args, args.task_entry))
-    assert (cfg.data_dir, cfg.download, cfg.digits, cfg.limit, cfg.val_size, cfg.augment) == ("d", True, (4, 5), 100, 10, False)
-    assert (cfg.model, cfg.channels, cfg.hidden, cfg.activation, cfg.label_smoothing) == ("mnist-mlp", (4, 8, 16), 7, "relu", 0.1)
+    assert (cfg.data_dir, cfg.download, cfg.digits, cfg.limit, cfg.val_size, cfg.augment) == (
+        "d",
+        True,
+        (4, 5),
+        100,
+        10,
+        False,
+    )
+    assert (cfg.model, cfg.channels, cfg.hidden, cfg.activation, cfg.label_smoothing) == (
+        "mnist-mlp",
+        (4, 8, 16),
+        7,
+        "relu",
+        0.1,
+    )
     assert (cfg.threads, cfg.amp, cfg.batch_size, cfg.channels_last) == (1, False, None, True)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"epoch": 1}, "did you mean 'epochs'"),
-    ({"hidden": 0}, "--hidden must be a whole number >= 1"),
-    ({"channels": (8, 0, 32)}, "--channels must be three widths >= 1"),
-    ({"digits": (3, 3)}, "--digits takes two different digits"),
-    ({"model": "resnet"}, "--model must be one of mnist-cnn"),
-    ({"loss": "post"}, "give --digits A B"),
-    ({"val_size": -1}, "--val-size must be a whole number >= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epoch": 1}, "did you mean 'epochs'"),
+        ({"hidden": 0}, "--hidden must be a whole number >= 1"),
+        ({"channels": (8, 0, 32)}, "--channels must be three widths >= 1"),
+        ({"digits": (3, 3)}, "--digits takes two different digits"),
+        ({"model": "resnet"}, "--model must be one of mnist-cnn"),
+        ({"loss": "post"}, "give --digits A B"),
+        ({"val_size": -1}, "--val-size must be a whole number >= 0"),
+    ],
+)
 def test_bad_settings_are_one_line_usage_errors(tmp_path, overrides, message):
     with pytest.raises(UsageError, match=message):
         torchlab.train("mnist", out=tmp_path / "run", device="cpu", **overrides)
@@ -202,8 +268,9 @@ def test_channels_last_changes_nothing_for_the_dense_models(tmp_path):
     weights = []
     for flag in (True, False):
         out = tmp_path / f"run-{flag}"
-        train_mnist(data_dir=str(root), model="mnist-mlp", val_size=0, epochs=1, batch_size=32, out=out,
-                    channels_last=flag)
+        train_mnist(
+            data_dir=str(root), model="mnist-mlp", val_size=0, epochs=1, batch_size=32, out=out, channels_last=flag
+        )
         weights.append(torchlab.load(out / "last.pt")[0].state_dict())
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
@@ -224,7 +291,10 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, capsys):
     model, meta = torchlab.load(out / "best.pt")
     assert meta["normalization"]["std"] > 0 and meta["classes"] == [str(d) for d in range(10)]
     assert meta["metrics"]["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-4)
-    assert meta["config"]["channels"] == [8, 16, 32] and meta["model"]["kwargs"] == {"classes": 10, "channels": [8, 16, 32]}
+    assert meta["config"]["channels"] == [8, 16, 32] and meta["model"]["kwargs"] == {
+        "classes": 10,
+        "channels": [8, 16, 32],
+    }
 
     capsys.readouterr()
     assert main(["evaluate", str(out / "best.pt"), "--data-dir", str(root), "--device", "cpu"]) == 0
@@ -236,8 +306,24 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, capsys):
     images, labels = synthetic_digits(10, seed=5)
     big = np.kron(255 - images[3], np.ones((4, 4), dtype=np.uint8))
     Image.fromarray(big).save(tmp_path / "three.png")
-    assert main(["predict", str(out / "best.pt"), str(tmp_path / "three.png"), "--index", "7", "--data-dir", str(root),
-                 "--device", "cpu", "--out", str(tmp_path / "pred")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "best.pt"),
+                str(tmp_path / "three.png"),
+                "--index",
+                "7",
+                "--data-dir",
+                str(root),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "pred"),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"test\[7\]: digit 7 \(probability [01]\.\d{3}\) \(true 7\)", lines[0]), lines[0]
     assert re.fullmatch(r"  probabilities: " + " ".join(rf"{d}:[01]\.\d{{3}}" for d in range(10)), lines[1]), lines[1]
@@ -250,8 +336,9 @@ def test_train_then_evaluate_and_predict_from_the_cli(tmp_path, capsys):
     # CSV through the csv module: a comma in the file name is quoted, not a column too many
     odd = tmp_path / "my,digit.png"
     odd.write_bytes((tmp_path / "three.png").read_bytes())
-    records = torchlab.predict(out / "best.pt", [odd], index=[7], data_dir=str(root), device="cpu",
-                               out=str(tmp_path / "csv"), format="csv")
+    records = torchlab.predict(
+        out / "best.pt", [odd], index=[7], data_dir=str(root), device="cpu", out=str(tmp_path / "csv"), format="csv"
+    )
     with open(tmp_path / "csv" / "predictions.csv", newline="") as f:
         table = list(csv.reader(f))
     assert table[0] == ["input", "prediction", "probability", "true"] + [f"probabilities_{d}" for d in range(10)]
@@ -299,8 +386,9 @@ def test_image_preprocessing_centers_like_mnist(tmp_path):
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not in ../shared/data/mnist")
 def test_real_mnist_cnn_reaches_98_percent(tmp_path):
     started = time.perf_counter()
-    summary = train_mnist(data_dir=str(SHARED_MNIST), limit=20000, val_size=1000, epochs=2, out=tmp_path / "real",
-                          threads=1)
+    summary = train_mnist(
+        data_dir=str(SHARED_MNIST), limit=20000, val_size=1000, epochs=2, out=tmp_path / "real", threads=1
+    )
     assert summary["train_samples"] == 19000
     assert summary["test_accuracy"] >= 0.98, summary
     assert time.perf_counter() - started < 120

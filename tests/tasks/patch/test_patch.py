@@ -70,8 +70,26 @@ def test_seed_recipe_on_raw_pixels_stops_far_from_least_squares():
 @pytest.mark.parametrize("mode", ["manual", "autograd"])
 def test_scaled_descent_matches_least_squares_and_recovers_slopes(tmp_path, capsys, mode):
     out = tmp_path / mode
-    assert main(["train", "patch-linear", "--ramp", "--mode", mode, "--epochs", "500", "--out", str(out),
-                 "--device", "cpu", "--no-figures", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "patch-linear",
+                "--ramp",
+                "--mode",
+                mode,
+                "--epochs",
+                "500",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     w = _weights_in_gray_levels(out / "best.pt")
     rows, targets = design_matrix(ramp_patch(32, seed=0))
@@ -87,8 +105,26 @@ def test_manual_and_autograd_take_the_same_steps(tmp_path, capsys):
     weights = []
     for mode in ("manual", "autograd"):
         out = tmp_path / mode
-        main(["train", "patch-linear", "--ramp", "--no-scale", "--lr", "1e-4", "--epochs", "50", "--mode", mode,
-              "--out", str(out), "--device", "cpu", "--no-figures", "--no-progress"])
+        main(
+            [
+                "train",
+                "patch-linear",
+                "--ramp",
+                "--no-scale",
+                "--lr",
+                "1e-4",
+                "--epochs",
+                "50",
+                "--mode",
+                mode,
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+            ]
+        )
         weights.append(torchlab.load(out / "best.pt")[0].weight.detach())
     capsys.readouterr()
     assert torch.allclose(weights[0], weights[1], rtol=1e-5, atol=1e-6)
@@ -151,17 +187,34 @@ def _assert_png(path) -> None:
     assert math.isfinite(path.stat().st_size)
 
 
-@pytest.mark.parametrize("flags, advice", [
-    (["--epochs", "20"], "Train longer (--epochs) or raise --lr."),                       # scaled: no --scale advice
-    (["--no-scale", "--lr", "1e-4", "--epochs", "20"], "use --scale"),
-])
+@pytest.mark.parametrize(
+    "flags, advice",
+    [
+        (["--epochs", "20"], "Train longer (--epochs) or raise --lr."),  # scaled: no --scale advice
+        (["--no-scale", "--lr", "1e-4", "--epochs", "20"], "use --scale"),
+    ],
+)
 def test_one_mse_everywhere_and_advice_that_fits_the_run(tmp_path, capsys, flags, advice):
     """final_mse used to be the loss before the last step while the interpretation quoted another MSE,
     and the advice said --scale to a run that already had it."""
     import re
 
-    assert main(["train", "patch-linear", *flags, "--out", str(tmp_path), "--device", "cpu", "--no-figures",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "patch-linear",
+                *flags,
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     final = float(re.search(r"^final_mse: ([\d.]+)", out, re.M).group(1))
     quoted = float(re.search(r"its MSE is ([\d.]+) against", out).group(1))

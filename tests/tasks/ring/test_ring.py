@@ -87,7 +87,9 @@ def test_ring_command_prints_numbers_and_draws(tmp_path, capsys):
         _assert_png(tmp_path / "figures" / name)
     assert main(["ring", "--a", "0.5", "--b", "1.5", "--point", "1,0.4", "--point", "1.5,0.1", "--no-figures"]) == 0
     out = capsys.readouterr().out
-    assert "point (1, 0.4): score +0.1000, in ring True" in out and "point (1.5, 0.1): score -0.1000, in ring False" in out
+    assert (
+        "point (1, 0.4): score +0.1000, in ring True" in out and "point (1.5, 0.1): score -0.1000, in ring False" in out
+    )
     assert main(["ring", "--a", "2", "--b", "1"]) == 2
     assert "0 <= a < b" in capsys.readouterr().err
 
@@ -102,8 +104,24 @@ def test_two_circles_match_the_assignment():
 
 def test_trained_net_beats_the_hand_set_one_and_loads_back(tmp_path, capsys):
     out = tmp_path / "ring"
-    assert main(["train", "ring-mlp", "--points", "1000", "--epochs", "400", "--out", str(out), "--device", "cpu",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "ring-mlp",
+                "--points",
+                "1000",
+                "--epochs",
+                "400",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert float(lines["test_accuracy"]) > 0.92
     assert 0.70 < float(lines["hand_set_accuracy"]) < 0.85  # the L1 ring misses ~23% of the 5x5 box's area
@@ -119,8 +137,25 @@ def test_trained_net_beats_the_hand_set_one_and_loads_back(tmp_path, capsys):
 
 
 def test_trained_net_separates_the_two_circles(tmp_path, capsys):
-    assert main(["train", "ring-mlp", "--dataset", "circles", "--epochs", "300", "--out", str(tmp_path),
-                 "--device", "cpu", "--no-figures", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "ring-mlp",
+                "--dataset",
+                "circles",
+                "--epochs",
+                "300",
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+                "--no-figures",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["train_points"] == "140" and lines["test_points"] == "60"
     assert float(lines["test_accuracy"]) == 1.0 and float(lines["hand_set_accuracy"]) == 1.0

@@ -25,7 +25,9 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
     return {"accuracy": accuracy(probs, data.y_test), "loss": nll(probs, data.y_test), "samples": len(data.y_test)}
 
 
-def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+def predict(
+    model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions
+) -> list[dict[str, Any]]:
     """One record per image file or test index: predicted class, its probability, all probabilities."""
     from torchlab.data.digits_image import image_to_digit_features
 
@@ -48,9 +50,16 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
         raise UsageError("give an image path or --index N")
     x = torch.from_numpy(np.stack([features for _, features, _ in rows])).float()
     probs = predict_outputs(model, x, options.batch_size).softmax(dim=1).numpy()
-    return [{"input": label, "prediction": int(p.argmax()), "probability": float(p.max()), "true": true,
-             "probabilities": {str(c): round(float(v), 4) for c, v in enumerate(p)}}
-            for (label, _, true), p in zip(rows, probs)]
+    return [
+        {
+            "input": label,
+            "prediction": int(p.argmax()),
+            "probability": float(p.max()),
+            "true": true,
+            "probabilities": {str(c): round(float(v), 4) for c, v in enumerate(p)},
+        }
+        for (label, _, true), p in zip(rows, probs)
+    ]
 
 
 def example_inputs(meta: dict[str, Any], options: InferenceOptions, count: int) -> torch.Tensor:

@@ -27,16 +27,26 @@ def _draw(ax_img, ax_bar, image: np.ndarray, probs: np.ndarray, true: int, index
     pred = int(np.argmax(probs))
     right = pred == true
     ax_img.imshow(image, cmap="gray_r" if image.max() > 1.5 else "gray")
-    ax_img.set_title(f"test image {index}: a {true}\npredicted {pred} ({'right' if right else 'wrong'})", fontsize=9,
-                     color="black" if right else WRONG_COLOR)
+    ax_img.set_title(
+        f"test image {index}: a {true}\npredicted {pred} ({'right' if right else 'wrong'})",
+        fontsize=9,
+        color="black" if right else WRONG_COLOR,
+    )
     ax_img.axis("off")
     ax_bar.bar(range(len(probs)), probs, color=bar_colors(true, pred, len(probs)))
     labels = {pred: "predicted\n= true" if right else "predicted"}
     if not right:
         labels[true] = "true"
     for c, text in labels.items():
-        ax_bar.text(c, probs[c] + 0.02, f"{text}\n{probs[c]:.2f}", ha="center", va="bottom", fontsize=7,
-                    color=TRUE_COLOR if c == true else WRONG_COLOR)
+        ax_bar.text(
+            c,
+            probs[c] + 0.02,
+            f"{text}\n{probs[c]:.2f}",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color=TRUE_COLOR if c == true else WRONG_COLOR,
+        )
     ax_bar.set_xticks(range(len(probs)))
     ax_bar.set_ylim(0, 1.25)  # room for the labels above a bar near 1
     ax_bar.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
@@ -54,7 +64,12 @@ def plot_prediction(image: np.ndarray, probs: np.ndarray, true: int, index: int,
 
 
 def plot_misclassified(
-    images: np.ndarray, probs: np.ndarray, true: np.ndarray, indices: np.ndarray, path: str | os.PathLike, limit: int = 5
+    images: np.ndarray,
+    probs: np.ndarray,
+    true: np.ndarray,
+    indices: np.ndarray,
+    path: str | os.PathLike,
+    limit: int = 5,
 ) -> Path:
     """The first `limit` misclassified test images, each above its probability bars."""
     errors = [i for i in range(len(true)) if int(np.argmax(probs[i])) != int(true[i])]
@@ -77,7 +92,9 @@ def _errors(n: int) -> str:
     return f"{n} error" if n == 1 else f"{n} errors"
 
 
-def write_digit_figures(history: list[dict[str, float]], data: DigitsSplit, probs: np.ndarray, folder: Path) -> list[Path]:
+def write_digit_figures(
+    history: list[dict[str, float]], data: DigitsSplit, probs: np.ndarray, folder: Path
+) -> list[Path]:
     """Loss curves, one prediction, the misclassified test digits and the confusion matrix."""
     true = data.y_test.numpy()
     pred = probs.argmax(axis=1)

@@ -47,8 +47,9 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
     data = load_digits_split()
     # weights, gradients and two AdamW states (16 bytes per parameter), three activations per sample and unit
     params = (64 + 1 + 10) * cfg.hidden + 10
-    check_memory(16 * params + 12 * cfg.hidden * len(data.x_train), f"--hidden {cfg.hidden}", "lower --hidden",
-                 run.device)
+    check_memory(
+        16 * params + 12 * cfg.hidden * len(data.x_train), f"--hidden {cfg.hidden}", "lower --hidden", run.device
+    )
     x_train, y_train = data.x_train, data.y_train
     val = None
     if cfg.val_fraction > 0:
@@ -56,26 +57,40 @@ def train(cfg: DigitsConfig, run: Run) -> RunResult:
         val = TensorBatcher((x_train[hold], y_train[hold]), 4096, device=run.device)
         x_train, y_train = x_train[keep], y_train[keep]
     full_batch = cfg.batch_size is None
-    batches = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=not full_batch, device=run.device, seed=run.seed)
+    batches = TensorBatcher(
+        (x_train, y_train), cfg.batch_size, shuffle=not full_batch, device=run.device, seed=run.seed
+    )
 
     model, model_kwargs = make_model(cfg, x_train)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
     trainer = run.trainer(
-        model, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), optimizer,
-        metrics={"accuracy": Accuracy()}, monitor="val_loss" if val is not None else "train_loss",
-        scheduler=scheduler, scheduler_interval=interval,
-        meta={"model_name": cfg.model, "model_kwargs": model_kwargs,
-              "normalization": NORMALIZATION,
-              "classes": list(range(10))},
+        model,
+        nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        optimizer,
+        metrics={"accuracy": Accuracy()},
+        monitor="val_loss" if val is not None else "train_loss",
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        meta={
+            "model_name": cfg.model,
+            "model_kwargs": model_kwargs,
+            "normalization": NORMALIZATION,
+            "classes": list(range(10)),
+        },
     )
     with one_cpu_thread(run.device):  # a 2,410-parameter net: a second thread only adds hand-offs
         fit = trainer.fit(batches, val, resume=run.resume)
     probs = predict_outputs(model, data.x_test).softmax(dim=1)
     test_acc = accuracy(probs, data.y_test)
     summary: dict[str, Any] = {
-        "task": run.task, "model": cfg.model, "recipe": run.recipe, "device": str(run.device),
-        "epochs": fit.epochs_run, "fit_seconds": round(fit.fit_seconds, 3),
-        "test_accuracy": test_acc, "checkpoint": str(run.out / "best.pt"),
+        "task": run.task,
+        "model": cfg.model,
+        "recipe": run.recipe,
+        "device": str(run.device),
+        "epochs": fit.epochs_run,
+        "fit_seconds": round(fit.fit_seconds, 3),
+        "test_accuracy": test_acc,
+        "checkpoint": str(run.out / "best.pt"),
     }
     figures: list[Path] = []
     if run.is_main:

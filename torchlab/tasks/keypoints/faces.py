@@ -68,8 +68,9 @@ def check_box(box: tuple[float, float, float, float] | Box, width: int, height: 
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise UsageError(f"--box must be finite numbers X,Y,W,H, got {shown}")
     if min(w, h) < MIN_FACE:
-        raise UsageError(f"--box W and H must be at least {MIN_FACE} pixels (smaller faces hold too little detail), "
-                         f"got {shown}")
+        raise UsageError(
+            f"--box W and H must be at least {MIN_FACE} pixels (smaller faces hold too little detail), got {shown}"
+        )
     if not (0 <= x + w / 2 < width and 0 <= y + h / 2 < height):
         raise UsageError(f"--box {shown} is not on the {width}x{height} photo: its center must lie inside it")
     return Box(x, y, w, h)
@@ -93,8 +94,9 @@ def detect_faces(gray: np.ndarray) -> list[Box]:
     path = cv2.data.haarcascades + CASCADE
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
-        raise UsageError(f"this OpenCV has no {CASCADE} (the 5.x wheels ship none): "
-                         f'pip install "opencv-python-headless<5"')
+        raise UsageError(
+            f'this OpenCV has no {CASCADE} (the 5.x wheels ship none): pip install "opencv-python-headless<5"'
+        )
     image = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
     shrink = max(1.0, max(image.shape) / DETECT_SIDE)
     if shrink > 1.0:
@@ -154,8 +156,9 @@ def face_to_photo(points: np.ndarray, crop: Square) -> np.ndarray:
     return (points + 0.5) * scale - 0.5 + np.array([x0, y0], dtype=np.float64)
 
 
-def find_faces(gray: np.ndarray, boxes: Sequence[Any] = (), detect: bool | None = None
-               ) -> tuple[list[Box], str, str | None]:
+def find_faces(
+    gray: np.ndarray, boxes: Sequence[Any] = (), detect: bool | None = None
+) -> tuple[list[Box], str, str | None]:
     """(face boxes, how they were found, note): hand-given `boxes`, else the detector's, else none.
 
     detect=None uses the detector when OpenCV is installed; True insists (a UsageError naming the
@@ -169,9 +172,21 @@ def find_faces(gray: np.ndarray, boxes: Sequence[Any] = (), detect: bool | None 
     if detect is False:
         return [], "center crop", None
     if detect is None and not detector_available():
-        return [], "center crop", (f"no face detector installed ({INSTALL_HINT}), so the keypoints are for the "
-                                   "center square; give the face with --box X,Y,W,H")
+        return (
+            [],
+            "center crop",
+            (
+                f"no face detector installed ({INSTALL_HINT}), so the keypoints are for the "
+                "center square; give the face with --box X,Y,W,H"
+            ),
+        )
     found = detect_faces(gray)
-    note = None if found else ("the detector found no frontal face, so the keypoints are for the center square; "
-                               "give the face with --box X,Y,W,H")
+    note = (
+        None
+        if found
+        else (
+            "the detector found no frontal face, so the keypoints are for the center square; "
+            "give the face with --box X,Y,W,H"
+        )
+    )
     return found, "detector", note

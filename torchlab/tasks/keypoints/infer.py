@@ -54,13 +54,17 @@ from torchlab.tasks.run import InferenceOptions
 def validation_data(meta: dict[str, Any], data: str | None = None) -> tuple[KeypointTable, KeypointSplit]:
     """A checkpoint's validation faces: from `data`, else the file or synthetic set it was trained on."""
     saved = meta.get("data", {})
-    table = load_table(data or saved.get("csv"), int(saved.get("synthetic") or DEFAULT_SYNTHETIC),
-                       int(saved.get("synthetic_seed", SYNTHETIC_SEED)))
+    table = load_table(
+        data or saved.get("csv"),
+        int(saved.get("synthetic") or DEFAULT_SYNTHETIC),
+        int(saved.get("synthetic_seed", SYNTHETIC_SEED)),
+    )
     return table, split_rows(table, saved.get("missing", "mask"))
 
 
-def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Sequence[Any] = (),
-                  detect: bool | None = None) -> list[dict[str, Any]]:
+def predict_photo(
+    model: nn.Module, path: str, out: str | None = None, boxes: Sequence[Any] = (), detect: bool | None = None
+) -> list[dict[str, Any]]:
     """One record per face of a photo, keypoints in the photo's pixels; with `out`, <out>/<stem>_keypoints.png."""
     from torchlab.data.images import load_gray
 
@@ -68,8 +72,10 @@ def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Se
     gray = load_gray(source)
     height, width = gray.shape
     if min(height, width) < MIN_FACE:
-        raise DataError(f"{source} is {width}x{height} pixels, too small to hold a face: a photo needs at least "
-                        f"{MIN_FACE}x{MIN_FACE} pixels (the model sees each face at {IMAGE_SIZE}x{IMAGE_SIZE})")
+        raise DataError(
+            f"{source} is {width}x{height} pixels, too small to hold a face: a photo needs at least "
+            f"{MIN_FACE}x{MIN_FACE} pixels (the model sees each face at {IMAGE_SIZE}x{IMAGE_SIZE})"
+        )
     found, how, note = find_faces(gray, boxes, detect)
     squares = [face_square(box) for box in found] or [center_square(width, height)]
     check_crop_memory(squares, found if how == "box" else [], width, height)
@@ -78,23 +84,46 @@ def predict_photo(model: nn.Module, path: str, out: str | None = None, boxes: Se
     points = [face_to_photo(p, square) for p, square in zip(pred, squares)]
     overlay = None
     if out:
-        overlay = str(write_into(Path(out) / f"{source.stem}_keypoints.png",
-                                 lambda target: _overlay(source, points, squares, how, target)))
-    return [{"kind": "photo", "input": str(source), "width": width, "height": height, "face": k + 1,
-             "faces": len(squares), "found_by": how, "box": found[k].as_dict() if found else None,
-             "crop": {"x": square[0], "y": square[1], "size": square[2]}, "keypoints": named_points(p),
-             "overlay": overlay, "note": note}
-            for k, (square, p) in enumerate(zip(squares, points))]
+        overlay = str(
+            write_into(
+                Path(out) / f"{source.stem}_keypoints.png",
+                lambda target: _overlay(source, points, squares, how, target),
+            )
+        )
+    return [
+        {
+            "kind": "photo",
+            "input": str(source),
+            "width": width,
+            "height": height,
+            "face": k + 1,
+            "faces": len(squares),
+            "found_by": how,
+            "box": found[k].as_dict() if found else None,
+            "crop": {"x": square[0], "y": square[1], "size": square[2]},
+            "keypoints": named_points(p),
+            "overlay": overlay,
+            "note": note,
+        }
+        for k, (square, p) in enumerate(zip(squares, points))
+    ]
 
 
 def check_crop_memory(squares: list[Square], boxes: Sequence[Any], width: int, height: int) -> None:
     """Refuse a face square whose crop would not fit the memory budget (a mistyped --box), before cutting it."""
     k = max(range(len(squares)), key=lambda i: squares[i][2])  # the largest square is the one to check
     side = squares[k][2]
-    what = (f"--box {boxes[k].x:g},{boxes[k].y:g},{boxes[k].w:g},{boxes[k].h:g} (a {side:,}x{side:,} crop of a "
-            f"{width}x{height} photo)" if boxes else f"a {side:,}x{side:,} face crop")
-    check_memory(side * side * CROP_BYTES_PER_PIXEL, what,
-                 "give the face's box in the photo's pixels: X,Y,W,H with W and H at most the photo's size")
+    what = (
+        f"--box {boxes[k].x:g},{boxes[k].y:g},{boxes[k].w:g},{boxes[k].h:g} (a {side:,}x{side:,} crop of a "
+        f"{width}x{height} photo)"
+        if boxes
+        else f"a {side:,}x{side:,} face crop"
+    )
+    check_memory(
+        side * side * CROP_BYTES_PER_PIXEL,
+        what,
+        "give the face's box in the photo's pixels: X,Y,W,H with W and H at most the photo's size",
+    )
 
 
 def _overlay(source: Path, points: list[np.ndarray], squares: list[Square], how: str, target: Path) -> Path:
@@ -108,18 +137,26 @@ def _overlay(source: Path, points: list[np.ndarray], squares: list[Square], how:
     return plot_photo_keypoints(photo, points, squares, target, title=title, labels=labels)
 
 
-def predict_validation_rows(model: nn.Module, table: KeypointTable, val_rows: np.ndarray, indices: list[int],
-                            batch_size: int | None = 256) -> list[dict[str, Any]]:
+def predict_validation_rows(
+    model: nn.Module, table: KeypointTable, val_rows: np.ndarray, indices: list[int], batch_size: int | None = 256
+) -> list[dict[str, Any]]:
     """Predicted vs true keypoints of the validation faces chosen with --index."""
     for index in indices:
         if not 0 <= index < len(val_rows):
             raise UsageError(f"--index must be in 0..{len(val_rows) - 1} (the validation faces), got {index}")
     rows = val_rows[list(indices)]
     pred = predict_keypoints(model, table.images[rows], batch_size)
-    return [{"kind": "validation", "input": f"validation[{index}]", "index": int(index),
-             "rmse_px": float(np.sqrt(np.nanmean((p - truth) ** 2))),
-             "keypoints": named_points(p), "true": named_points(truth)}
-            for index, p, truth in zip(indices, pred, table.keypoints[rows])]
+    return [
+        {
+            "kind": "validation",
+            "input": f"validation[{index}]",
+            "index": int(index),
+            "rmse_px": float(np.sqrt(np.nanmean((p - truth) ** 2))),
+            "keypoints": named_points(p),
+            "true": named_points(truth),
+        }
+        for index, p, truth in zip(indices, pred, table.keypoints[rows])
+    ]
 
 
 def format_prediction(record: dict[str, Any]) -> str:
@@ -127,16 +164,20 @@ def format_prediction(record: dict[str, Any]) -> str:
     kind, points = record["kind"], record.get("keypoints")
     if kind == "validation":
         lines = [f"validation face {record['index']}: RMSE {record['rmse_px']:.3f} px"]
-        lines += [f"  {name}: predicted ({p['x']:.1f}, {p['y']:.1f}) true ({t['x']:.1f}, {t['y']:.1f})"
-                  for (name, p), t in zip(points.items(), record["true"].values())]
+        lines += [
+            f"  {name}: predicted ({p['x']:.1f}, {p['y']:.1f}) true ({t['x']:.1f}, {t['y']:.1f})"
+            for (name, p), t in zip(points.items(), record["true"].values())
+        ]
     elif kind == "photo":
         lines = [_photo_line(record)]
         if record.get("note"):
             lines.append(f"  note: {record['note']}")
         lines += [f"  {name}: ({p['x']:.1f}, {p['y']:.1f})" for name, p in points.items()]
     elif kind == "submission":
-        lines = [f"{record['input']}: {record['faces']} faces, {record['requested']} requested values "
-                 f"(clipped to [0, {IMAGE_SIZE}]) -> Kaggle submission {record['written']}"]
+        lines = [
+            f"{record['input']}: {record['faces']} faces, {record['requested']} requested values "
+            f"(clipped to [0, {IMAGE_SIZE}]) -> Kaggle submission {record['written']}"
+        ]
     else:
         where = f" -> {record['written']}" if record.get("written") else " (add --out FOLDER to write them as a table)"
         lines = [f"{record['input']}: keypoints of {record['faces']} faces{where}"]
@@ -152,8 +193,10 @@ def _photo_line(record: dict[str, Any]) -> str:
     else:
         where = f"center square x {crop['x']}, y {crop['y']}, {crop['size']}x{crop['size']}"
     overlay = f", overlay {record['overlay']}" if record.get("overlay") else ""
-    return (f"{record['input']} face {record['face']} of {record['faces']} ({where}): "
-            f"{len(record['keypoints'])} keypoints in the photo's pixels{overlay}")
+    return (
+        f"{record['input']} face {record['face']} of {record['faces']} ({where}): "
+        f"{len(record['keypoints'])} keypoints in the photo's pixels{overlay}"
+    )
 
 
 def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) -> dict[str, float]:
@@ -163,14 +206,18 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
     train_t = to_tensors(table, split.train)
     pred = predict_outputs(model, images, options.batch_size).numpy()
     per_kp = per_keypoint_rmse(pred, truth.numpy(), mask.numpy())
-    out = {"val_rmse_px": masked_rmse(pred, truth, mask),
-           "baseline_rmse_px": mean_keypoint_baseline(train_t[1], train_t[2], truth, mask),
-           "val_rows": len(split.val)}
+    out = {
+        "val_rmse_px": masked_rmse(pred, truth, mask),
+        "baseline_rmse_px": mean_keypoint_baseline(train_t[1], train_t[2], truth, mask),
+        "val_rows": len(split.val),
+    }
     out.update({f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)})
     return out
 
 
-def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+def predict(
+    model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions
+) -> list[dict[str, Any]]:
     """Records for the validation faces (--index), each face of each photo, and each test.csv (or Kaggle submission).
 
     Files go only into options.out (a folder): photo overlays, test.csv tables, submission.csv.
@@ -178,18 +225,23 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     csv_inputs = [str(p).lower().endswith(".csv") for p in inputs]
     photos = csv_inputs.count(False)
     if options.submission and not any(csv_inputs):
-        raise UsageError("--submission needs Kaggle's test.csv as the input: torchlab predict CKPT test.csv "
-                         "--submission IdLookupTable.csv --out FOLDER")
+        raise UsageError(
+            "--submission needs Kaggle's test.csv as the input: torchlab predict CKPT test.csv "
+            "--submission IdLookupTable.csv --out FOLDER"
+        )
     if options.boxes and photos != 1:
-        raise UsageError(f"--box gives faces in one photo, but {photos} photos were given: predict one photo with --box")
+        raise UsageError(
+            f"--box gives faces in one photo, but {photos} photos were given: predict one photo with --box"
+        )
     records: list[dict[str, Any]] = []
     if options.index:
         table, split = validation_data(meta, options.data)
         records += predict_validation_rows(model, table, split.val, list(options.index), options.batch_size)
     for path, is_csv in zip(inputs, csv_inputs):
         if is_csv:
-            records.append(predict_test_csv(model, path, options.out, options.format, options.batch_size,
-                                            options.submission))
+            records.append(
+                predict_test_csv(model, path, options.out, options.format, options.batch_size, options.submission)
+            )
         else:
             records += predict_photo(model, path, options.out, options.boxes, options.detect)
     if not records:

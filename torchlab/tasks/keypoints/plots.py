@@ -42,11 +42,19 @@ def plot_faces(
             continue
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=255 if images.max() > 1.5 else 1)
         if truth is not None:
-            ax.scatter(truth[i, 0::2], truth[i, 1::2], c="lime", s=14, edgecolors="darkgreen", linewidths=0.5,
-                       label="true")
+            ax.scatter(
+                truth[i, 0::2], truth[i, 1::2], c="lime", s=14, edgecolors="darkgreen", linewidths=0.5, label="true"
+            )
         for label, pred in predictions.items():
-            ax.scatter(pred[i, 0::2], pred[i, 1::2], c=MODEL_COLORS.get(label, "magenta"), s=18, marker="x",
-                       linewidths=1.2, label=label)
+            ax.scatter(
+                pred[i, 0::2],
+                pred[i, 1::2],
+                c=MODEL_COLORS.get(label, "magenta"),
+                s=18,
+                marker="x",
+                linewidths=1.2,
+                label=label,
+            )
         ax.set_xlim(-0.5, images.shape[-1] - 0.5)  # predictions off the image must not rescale it
         ax.set_ylim(images.shape[-2] - 0.5, -0.5)
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -93,8 +101,12 @@ POINT_GROUPS = (
 
 
 def plot_photo_keypoints(
-    photo: np.ndarray, points: np.ndarray | Sequence[np.ndarray], crop: tuple[int, int, int] | Sequence[tuple[int, int, int]],
-    path: str | os.PathLike, title: str = "", labels: Sequence[str] | None = None,
+    photo: np.ndarray,
+    points: np.ndarray | Sequence[np.ndarray],
+    crop: tuple[int, int, int] | Sequence[tuple[int, int, int]],
+    path: str | os.PathLike,
+    title: str = "",
+    labels: Sequence[str] | None = None,
 ) -> Path:
     """The user's photo with each face's predicted keypoints (15, 2) in its own pixels and the square the model saw.
 
@@ -111,19 +123,49 @@ def plot_photo_keypoints(
     height, width = photo.shape[:2]
     fig, ax = plt.subplots(figsize=(6, 6 * height / max(width, 1) + 0.9))
     ax.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
-    what = (f"the square the model saw ({crops[0][2]}x{crops[0][2]} px, resized to {IMAGE_SIZE}x{IMAGE_SIZE})"
-            if len(crops) == 1 else f"the squares the model saw (each resized to {IMAGE_SIZE}x{IMAGE_SIZE})")
+    what = (
+        f"the square the model saw ({crops[0][2]}x{crops[0][2]} px, resized to {IMAGE_SIZE}x{IMAGE_SIZE})"
+        if len(crops) == 1
+        else f"the squares the model saw (each resized to {IMAGE_SIZE}x{IMAGE_SIZE})"
+    )
     for k, ((x0, y0, size), label) in enumerate(zip(crops, labels)):
-        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="yellow", lw=1.2, ls="--",
-                                   label=what if k == 0 else None))
-        ax.text(max(x0, 0), max(y0, 0), f" {label}", color="black", fontsize=8, va="top", ha="left",
-                bbox={"facecolor": "yellow", "alpha": 0.8, "pad": 1.5, "linewidth": 0})
+        ax.add_patch(
+            plt.Rectangle(
+                (x0 - 0.5, y0 - 0.5),
+                size,
+                size,
+                fill=False,
+                ec="yellow",
+                lw=1.2,
+                ls="--",
+                label=what if k == 0 else None,
+            )
+        )
+        ax.text(
+            max(x0, 0),
+            max(y0, 0),
+            f" {label}",
+            color="black",
+            fontsize=8,
+            va="top",
+            ha="left",
+            bbox={"facecolor": "yellow", "alpha": 0.8, "pad": 1.5, "linewidth": 0},
+        )
     marker = max(16.0, 36.0 * min(c[2] for c in crops) / 400)
     for label, words, shape, color in POINT_GROUPS:
         rows = [i for i, name in enumerate(KEYPOINT_NAMES) if any(w in name for w in words)]
         xy = faces[:, rows].reshape(-1, 2)
-        ax.scatter(xy[:, 0], xy[:, 1], c=color, marker=shape, s=marker, edgecolors="black",
-                   linewidths=0.6, label=f"{label} ({len(xy)})", zorder=3)
+        ax.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            c=color,
+            marker=shape,
+            s=marker,
+            edgecolors="black",
+            linewidths=0.6,
+            label=f"{label} ({len(xy)})",
+            zorder=3,
+        )
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.axis("off")
@@ -133,18 +175,40 @@ def plot_photo_keypoints(
     return save_figure(fig, path)
 
 
-def write_keypoint_figures(history: list[dict[str, float]], table: KeypointTable, split: KeypointSplit, pred: np.ndarray,
-                           per_kp: np.ndarray, folder: Path, name: str) -> list[Path]:
+def write_keypoint_figures(
+    history: list[dict[str, float]],
+    table: KeypointTable,
+    split: KeypointSplit,
+    pred: np.ndarray,
+    per_kp: np.ndarray,
+    folder: Path,
+    name: str,
+) -> list[Path]:
     """Loss curves, predictions on validation faces, RMSE per keypoint, and some training faces."""
     paths = [folder / f for f in ("loss.png", "faces.png", "keypoint_rmse.png", "training_faces.png")]
     plot_history(history, paths[0], title=f"{name}: masked MSE (pixels²) and RMSE (pixels)")
     shown = np.arange(min(10, len(split.val)))
     rows = split.val[shown]
-    plot_faces(table.images[rows], table.keypoints[rows], {name: pred[shown]}, paths[1],
-               title=f"{name} on validation faces (green: true)")
-    plot_keypoint_rmse(KEYPOINT_NAMES, {name: per_kp}, paths[2],
-                       title=f"{name}: validation RMSE per keypoint (overall {overall_rmse_from(per_kp):.3f} px)")
+    plot_faces(
+        table.images[rows],
+        table.keypoints[rows],
+        {name: pred[shown]},
+        paths[1],
+        title=f"{name} on validation faces (green: true)",
+    )
+    plot_keypoint_rmse(
+        KEYPOINT_NAMES,
+        {name: per_kp},
+        paths[2],
+        title=f"{name}: validation RMSE per keypoint (overall {overall_rmse_from(per_kp):.3f} px)",
+    )
     sample = split.train[:9]
-    plot_faces(table.images[sample], table.keypoints[sample], {}, paths[3], columns=3,
-               title="training faces and their labeled keypoints")
+    plot_faces(
+        table.images[sample],
+        table.keypoints[sample],
+        {},
+        paths[3],
+        columns=3,
+        title="training faces and their labeled keypoints",
+    )
     return paths

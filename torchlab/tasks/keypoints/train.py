@@ -54,8 +54,11 @@ from torchlab.tasks.run import Run, RunResult
 
 MIRROR_EPOCHS = 3  # the no-flip net that measures a data set's mirror (find_mirror) trains this long
 GENERATION_PROGRESS_FROM = 5000  # synthetic faces (about 20 s on a 2-core CPU); fewer are drawn without progress
-NORMALIZATION = {"divide_by": PIXEL_SCALE, "input": "96x96 gray levels 0..255",
-                 "output": "pixels, pixel j centered at x = j"}  # what a checkpoint's model takes and gives
+NORMALIZATION = {
+    "divide_by": PIXEL_SCALE,
+    "input": "96x96 gray levels 0..255",
+    "output": "pixels, pixel j centered at x = j",
+}  # what a checkpoint's model takes and gives
 
 
 def make_model(model_name: str, cfg: KeypointConfig, mean: list[float]) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -72,8 +75,15 @@ def make_augment(cfg: KeypointConfig) -> KeypointAugment | None:
     """The training faces' augmentation (each transform's strength from cfg), None with augment=False."""
     if not cfg.augment:
         return None
-    return KeypointAugment(flip=cfg.flip, flip_sum=cfg.mirror_sum(), degrees=cfg.degrees, scale=cfg.scale,
-                           shift=cfg.shift, brightness=cfg.brightness, contrast=cfg.contrast)
+    return KeypointAugment(
+        flip=cfg.flip,
+        flip_sum=cfg.mirror_sum(),
+        degrees=cfg.degrees,
+        scale=cfg.scale,
+        shift=cfg.shift,
+        brightness=cfg.brightness,
+        contrast=cfg.contrast,
+    )
 
 
 def uses_mirror(cfg: KeypointConfig) -> bool:
@@ -81,8 +91,16 @@ def uses_mirror(cfg: KeypointConfig) -> bool:
     return (cfg.augment and cfg.flip > 0) or bool(getattr(cfg, "flip_average", False))
 
 
-def find_mirror(model_name: str, cfg: KeypointConfig, train_t: tuple[torch.Tensor, ...], mean: list[float],
-                device: torch.device, seed: int, recorded: Mirror | None = None, measure: bool = True) -> Mirror:
+def find_mirror(
+    model_name: str,
+    cfg: KeypointConfig,
+    train_t: tuple[torch.Tensor, ...],
+    mean: list[float],
+    device: torch.device,
+    seed: int,
+    recorded: Mirror | None = None,
+    measure: bool = True,
+) -> Mirror:
     """The flip's constant for this run (tasks/keypoints/mirror.py): --flip-sum; 95 for synthetic faces (drawn
     pixel-centered); what a resumed run's last.pt recorded; else measured on the training faces by a copy of the
     run's net trained MIRROR_EPOCHS epochs without flips (95 when that cannot measure it, or no face is flipped)."""
@@ -103,28 +121,47 @@ def find_mirror(model_name: str, cfg: KeypointConfig, train_t: tuple[torch.Tenso
         torch.manual_seed(seed)
         model, _ = make_model(model_name, no_flips, mean)
         model.to(device)
-        batches = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=device, transform=make_augment(no_flips),
-                                seed=seed)
+        batches = TensorBatcher(
+            train_t, cfg.batch_size, shuffle=True, device=device, transform=make_augment(no_flips), seed=seed
+        )
         optimizer, scheduler, interval = make_optimizer(model, no_flips, len(batches))
-        Trainer(model, masked_mse, optimizer, epochs=epochs, scheduler=scheduler, scheduler_interval=interval,
-                device=device, grad_clip=no_flips.grad_clip, progress=False).fit(batches)
+        Trainer(
+            model,
+            masked_mse,
+            optimizer,
+            epochs=epochs,
+            scheduler=scheduler,
+            scheduler_interval=interval,
+            device=device,
+            grad_clip=no_flips.grad_clip,
+            progress=False,
+        ).fit(batches)
     measured = measure_mirror(model, *train_t)
     if measured is not None and distributed.current().world_size > 1:  # every rank flips with one value
-        measured = float(distributed.all_reduce_sum(torch.tensor([measured], device=device)).item()
-                         / distributed.current().world_size)
+        measured = float(
+            distributed.all_reduce_sum(torch.tensor([measured], device=device)).item()
+            / distributed.current().world_size
+        )
     low, high = PLAUSIBLE
     if measured is None or not low <= measured <= high:
         found = "too few labeled keypoints" if measured is None else f"{measured:.2f}, outside {low:g}..{high:g}"
         return Mirror(FLIP_SUM, f"geometric: the training faces gave no measurement ({found})")
-    return Mirror(round(measured, 2), f"measured on the {len(train_t[0])} training faces by the net after "
-                                      f"{epochs} epochs without flips")
+    return Mirror(
+        round(measured, 2),
+        f"measured on the {len(train_t[0])} training faces by the net after {epochs} epochs without flips",
+    )
 
 
 def data_meta(cfg: KeypointConfig, split: KeypointSplit) -> dict[str, Any]:
     """Where the faces came from and how they were split (kept in the checkpoint, so evaluate finds them)."""
-    return {"csv": str(Path(cfg.data).resolve()) if cfg.data else None,
-            "synthetic": None if cfg.data else cfg.synthetic, "synthetic_seed": SYNTHETIC_SEED,
-            "missing": cfg.missing, "train_rows": len(split.train), "val_rows": len(split.val)}
+    return {
+        "csv": str(Path(cfg.data).resolve()) if cfg.data else None,
+        "synthetic": None if cfg.data else cfg.synthetic,
+        "synthetic_seed": SYNTHETIC_SEED,
+        "missing": cfg.missing,
+        "train_rows": len(split.train),
+        "val_rows": len(split.val),
+    }
 
 
 def train(cfg: KeypointConfig, run: Run) -> RunResult:
@@ -147,36 +184,65 @@ def train(cfg: KeypointConfig, run: Run) -> RunResult:
     cfg = dataclasses.replace(cfg, flip_sum=mirror.flip_sum)  # the flip, flip averaging and the checkpoint use it
     model, model_kwargs = make_model(model_name, cfg, mean)
     transform = make_augment(cfg)
-    batches = TensorBatcher(train_t, cfg.batch_size, shuffle=True, device=run.device, transform=transform,
-                            seed=run.seed)
+    batches = TensorBatcher(
+        train_t, cfg.batch_size, shuffle=True, device=run.device, transform=transform, seed=run.seed
+    )
     val = TensorBatcher(val_t, 256, device=run.device)
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
     data = data_meta(cfg, split)
     trainer = run.trainer(
-        model, masked_mse, optimizer, metrics={"rmse": RMSE()}, monitor="val_rmse", mode="min",
-        scheduler=scheduler, scheduler_interval=interval,
-        meta={"model_name": model_name, "model_kwargs": model_kwargs,
-              "normalization": NORMALIZATION, "keypoint_names": list(KEYPOINT_NAMES), "flip_sum": mirror.flip_sum,
-              "mirror": mirror.how, "augment": cfg.augment, "data": data},
+        model,
+        masked_mse,
+        optimizer,
+        metrics={"rmse": RMSE()},
+        monitor="val_rmse",
+        mode="min",
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        meta={
+            "model_name": model_name,
+            "model_kwargs": model_kwargs,
+            "normalization": NORMALIZATION,
+            "keypoint_names": list(KEYPOINT_NAMES),
+            "flip_sum": mirror.flip_sum,
+            "mirror": mirror.how,
+            "augment": cfg.augment,
+            "data": data,
+        },
     )
     fit = trainer.fit(batches, val, resume=run.resume)
     pred = predict_outputs(model, val_t[0], 256).numpy()
     rmse = masked_rmse(pred, val_t[1], val_t[2])
     per_kp = per_keypoint_rmse(pred, val_t[1].numpy(), val_t[2].numpy())
     summary: dict[str, Any] = {
-        "task": run.task, "model": model_name, "recipe": run.recipe, "device": str(run.device),
-        "data": data["csv"] or f"synthetic faces ({cfg.synthetic})", "missing": cfg.missing,
-        "augment": cfg.augment, "mirror": mirror.describe(), "train_rows": len(split.train),
+        "task": run.task,
+        "model": model_name,
+        "recipe": run.recipe,
+        "device": str(run.device),
+        "data": data["csv"] or f"synthetic faces ({cfg.synthetic})",
+        "missing": cfg.missing,
+        "augment": cfg.augment,
+        "mirror": mirror.describe(),
+        "train_rows": len(split.train),
         "val_rows": len(split.val),
-        "epochs": fit.epochs_run, "best_epoch": fit.best_epoch, "fit_seconds": round(fit.fit_seconds, 2),
-        "val_rmse_px": round(rmse, 4), "baseline_rmse_px": round(baseline, 4),
+        "epochs": fit.epochs_run,
+        "best_epoch": fit.best_epoch,
+        "fit_seconds": round(fit.fit_seconds, 2),
+        "val_rmse_px": round(rmse, 4),
+        "baseline_rmse_px": round(baseline, 4),
         "worst_keypoint": f"{KEYPOINT_NAMES[int(np.nanargmax(per_kp))]} ({np.nanmax(per_kp):.3f} px)",
         "checkpoint": str(run.out / "best.pt"),
     }
     figures: list[Path] = []
     if run.is_main:
-        add_metrics(run.out / "best.pt", {"val_rmse_px": rmse, "baseline_rmse_px": baseline,
-                                          **{f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)}})
+        add_metrics(
+            run.out / "best.pt",
+            {
+                "val_rmse_px": rmse,
+                "baseline_rmse_px": baseline,
+                **{f"rmse_{n}": float(v) for n, v in zip(KEYPOINT_NAMES, per_kp)},
+            },
+        )
         if run.figures:
             from torchlab.tasks.keypoints.plots import write_keypoint_figures
 
@@ -208,4 +274,5 @@ def generation_progress(n: int, setting: bool | None) -> tuple[Callable[[int], N
         if done * 10 // n > shown[0] or done == n:
             shown[0] = done * 10 // n
             tqdm.write(f"drawing synthetic faces: {done:,}/{n:,} ({100 * done // n}%)", file=sys.stderr)
+
     return line, lambda: None

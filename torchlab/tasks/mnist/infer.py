@@ -33,7 +33,9 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
 
 
 # ---------------------------------------------------------------- predict
-def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+def predict(
+    model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions
+) -> list[dict[str, Any]]:
     """One record per image file or test index: predicted class, its probability, all probabilities.
 
     (torchlab.predict writes the records to <out>/predictions.<format> when asked.)
@@ -58,8 +60,15 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
     records = []
     for (label, _, true), p in zip(rows, probs):
         best = int(p.argmax())
-        records.append({"input": label, "prediction": classes[best], "probability": float(p[best]), "true": true,
-                        "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}})
+        records.append(
+            {
+                "input": label,
+                "prediction": classes[best],
+                "probability": float(p[best]),
+                "true": true,
+                "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)},
+            }
+        )
     return records
 
 

@@ -17,7 +17,11 @@ from torchlab.reporting.figures import plot_confusion_matrix, plot_history, save
 
 
 def plot_misclassified(
-    images: np.ndarray, probs: np.ndarray, true: np.ndarray, classes: Sequence[str], path: str | os.PathLike,
+    images: np.ndarray,
+    probs: np.ndarray,
+    true: np.ndarray,
+    classes: Sequence[str],
+    path: str | os.PathLike,
     limit: int = 24,
 ) -> Path:
     """The `limit` most confident mistakes: each digit titled with its true and predicted class and their probabilities."""
@@ -34,12 +38,17 @@ def plot_misclassified(
     for ax, i in zip(axes.flat, wrong):
         ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
         t, p = int(true[i]), int(pred[i])
-        ax.set_title(f"#{i}: {classes[t]} as {classes[p]}\np({classes[p]})={probs[i, p]:.2f} p({classes[t]})={probs[i, t]:.2f}",
-                     fontsize=7.5)
+        ax.set_title(
+            f"#{i}: {classes[t]} as {classes[p]}\np({classes[p]})={probs[i, p]:.2f} p({classes[t]})={probs[i, t]:.2f}",
+            fontsize=7.5,
+        )
     errors = len(np.flatnonzero(pred != true))
     shown = "all shown" if len(wrong) == errors else f"the {len(wrong)} most confident shown"
-    fig.suptitle(f"{errors} {'error' if errors == 1 else 'errors'} in {len(true)} test images, {shown} "
-                 "(#index: true as predicted)", fontsize=10)
+    fig.suptitle(
+        f"{errors} {'error' if errors == 1 else 'errors'} in {len(true)} test images, {shown} "
+        "(#index: true as predicted)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -60,8 +69,9 @@ def plot_filters(model: nn.Module, path: str | os.PathLike, limit: int = 32, tit
     cols = min(8, len(weights))
     rows = int(np.ceil(len(weights) / cols))
     cell = 1.4 if len(weights) > 2 else 3.0  # a lone 28x28 weight image (mnist-linear) gets room
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.0, (cell + 0.1) * rows + 0.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cell * cols + 1.0, (cell + 0.1) * rows + 0.5), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     bound = float(np.abs(weights).max()) or 1.0
@@ -85,7 +95,7 @@ def channel_strip(channels: np.ndarray) -> np.ndarray:
     gap = channel_gap(width)
     strip = np.full((height, count * (width + gap) - gap), np.nan, dtype=np.float32)
     for k in range(count):
-        strip[:, k * (width + gap): k * (width + gap) + width] = channels[k]
+        strip[:, k * (width + gap) : k * (width + gap) + width] = channels[k]
     return strip
 
 
@@ -113,8 +123,9 @@ def plot_feature_maps(
     for ax, (name, fmap) in zip(axes[1:], maps):
         fmap = fmap[0].float().numpy()
         shown = fmap[: min(cols, fmap.shape[0])]
-        ax.set_ylabel(f"{name}\n{fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", rotation=0, ha="right",
-                      va="center", fontsize=8)
+        ax.set_ylabel(
+            f"{name}\n{fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", rotation=0, ha="right", va="center", fontsize=8
+        )
         low, high = float(shown.min()), float(shown.max())
         if low < 0:
             bound = max(-low, high) or 1.0
@@ -135,8 +146,13 @@ def plot_feature_maps(
 
 
 def write_mnist_figures(
-    history: list[dict[str, float]], model: nn.Module, data, probs: torch.Tensor,
-    normalization: dict[str, Any] | None, folder: Path, title: str = "mnist",
+    history: list[dict[str, float]],
+    model: nn.Module,
+    data,
+    probs: torch.Tensor,
+    normalization: dict[str, Any] | None,
+    folder: Path,
+    title: str = "mnist",
 ) -> list[Path]:
     """Every MNIST figure for a finished run, in `folder`: curves, confusion matrix, mistakes, filters and
     feature maps (of test images normalized with `normalization`); returns their paths."""
@@ -151,8 +167,13 @@ def write_mnist_figures(
     classes = data.class_names()
     paths = [
         plot_history(history, folder / "curves.png", title=title),
-        plot_confusion_matrix(true, p.argmax(axis=1), folder / "confusion.png", labels=classes,
-                              title=f"{title} test set (accuracy {np.mean(true == p.argmax(axis=1)):.4f})"),
+        plot_confusion_matrix(
+            true,
+            p.argmax(axis=1),
+            folder / "confusion.png",
+            labels=classes,
+            title=f"{title} test set (accuracy {np.mean(true == p.argmax(axis=1)):.4f})",
+        ),
         plot_misclassified(images, p, true, classes, folder / "misclassified.png"),
         plot_filters(model, folder / "filters.png", title=f"{title}: first-layer weights (red > 0, blue < 0)"),
     ]
@@ -163,7 +184,12 @@ def write_mnist_figures(
         maps = feature_maps(model, x)
         if maps:
             label = classes[int(true[k])]
-            paths.append(plot_feature_maps(maps, images[k], folder / f"feature_maps_{k}.png",
-                                           title=f"{title}: feature maps of test image {k} (a {label}); "
-                                                 "one color scale per row"))
+            paths.append(
+                plot_feature_maps(
+                    maps,
+                    images[k],
+                    folder / f"feature_maps_{k}.png",
+                    title=f"{title}: feature maps of test image {k} (a {label}); one color scale per row",
+                )
+            )
     return paths

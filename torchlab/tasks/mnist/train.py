@@ -59,9 +59,11 @@ def make_loss(classes: int, kind: str = "default", label_smoothing: float = 0.0)
     if classes > 1:
         return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     if kind == "post":
+
         def post_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             p = output.reshape(-1).float().sigmoid()
             return torch.where(target == 1, 1 - p, p).mean()
+
         return post_loss
     bce = nn.BCEWithLogitsLoss()
     return lambda output, target: bce(output.reshape(-1).float(), target)
@@ -98,26 +100,46 @@ def train(cfg: MnistConfig, run: Run) -> RunResult:
     normalization = {"mean": mean, "std": std, "input": "pixels / 255"}
 
     model, model_kwargs = make_model(cfg, data.classes)
-    batches = TensorBatcher((normalize(x_train, normalization), y_train), cfg.batch_size, shuffle=True,
-                            device=run.device, seed=run.seed, transform=augment_batch if cfg.augment else None)
+    batches = TensorBatcher(
+        (normalize(x_train, normalization), y_train),
+        cfg.batch_size,
+        shuffle=True,
+        device=run.device,
+        seed=run.seed,
+        transform=augment_batch if cfg.augment else None,
+    )
     val = None
     if x_val is not None:
         val = TensorBatcher((normalize(x_val, normalization), y_val), EVAL_BATCH, device=run.device)
     optimizer, scheduler, interval = make_mnist_optimizer(model, cfg, len(batches))
     trainer = run.trainer(
-        model, make_loss(data.classes, cfg.loss, cfg.label_smoothing), optimizer,
+        model,
+        make_loss(data.classes, cfg.loss, cfg.label_smoothing),
+        optimizer,
         metrics={"accuracy": Accuracy() if data.classes > 1 else BinaryAccuracy()},
-        monitor="val_loss" if val is not None else "train_loss", scheduler=scheduler, scheduler_interval=interval,
-        meta={"model_name": cfg.model, "model_kwargs": model_kwargs, "normalization": normalization,
-              "digits": list(data.digits) if data.digits else None, "classes": data.class_names(),
-              "train_samples": len(x_train)},
+        monitor="val_loss" if val is not None else "train_loss",
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        meta={
+            "model_name": cfg.model,
+            "model_kwargs": model_kwargs,
+            "normalization": normalization,
+            "digits": list(data.digits) if data.digits else None,
+            "classes": data.class_names(),
+            "train_samples": len(x_train),
+        },
     )
     fit = trainer.fit(batches, val, resume=run.resume)
     probs = probabilities(model, normalize(data.x_test, normalization))
     test_accuracy = accuracy(probs, data.y_test)
     summary: dict[str, Any] = {
-        "task": run.task, "model": cfg.model, "recipe": run.recipe, "device": str(run.device),
-        "train_samples": len(x_train), "epochs": fit.epochs_run, "fit_seconds": round(fit.fit_seconds, 2),
+        "task": run.task,
+        "model": cfg.model,
+        "recipe": run.recipe,
+        "device": str(run.device),
+        "train_samples": len(x_train),
+        "epochs": fit.epochs_run,
+        "fit_seconds": round(fit.fit_seconds, 2),
     }
     if "val_accuracy" in fit.last:
         summary["val_accuracy"] = fit.last["val_accuracy"]
@@ -128,8 +150,8 @@ def train(cfg: MnistConfig, run: Run) -> RunResult:
         if run.figures:
             from torchlab.tasks.mnist.plots import write_mnist_figures
 
-            figures = write_mnist_figures(fit.history, model, data, probs, normalization, run.out / "figures", cfg.model)
+            figures = write_mnist_figures(
+                fit.history, model, data, probs, normalization, run.out / "figures", cfg.model
+            )
             summary["figures"] = str(run.out / "figures")
     return run.result(fit, summary, figures)
-
-

@@ -26,15 +26,20 @@ class PatchConfig(TrainConfig):
     """Every choice of a patch run (the shared training fields come from TrainConfig)."""
 
     model: str = config_field("patch-linear", "which model", choices=("patch-linear",), group="model")
-    mode: str = config_field("autograd", "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + "
-                             "Trainer", choices=("manual", "autograd"), group="model")
+    mode: str = config_field(
+        "autograd",
+        "manual: the seed's hand-written gradient loop; autograd: module + torch.optim + Trainer",
+        choices=("manual", "autograd"),
+        group="model",
+    )
     scale: bool = config_field(True, "map x, y and brightness to [0, 1] before training", group="data")
     image: str | None = config_field(None, "any photo (none: matplotlib's grace_hopper.jpg)", group="data")
     row: int = config_field(DEFAULT_ROW, "top row of the crop", group="data")
     col: int = config_field(DEFAULT_COL, "left column of the crop", group="data")
     size: int = config_field(DEFAULT_SIZE, "side of the square patch", group="data")
-    ramp: bool = config_field(False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo",
-                              group="data")
+    ramp: bool = config_field(
+        False, "fit a synthetic ramp intercept + slope_x*x + slope_y*y + noise instead of a photo", group="data"
+    )
     intercept: float = config_field(80.0, "ramp brightness at x = y = 0", check=finite(), group="data")
     slope_x: float = config_field(1.2, "ramp gray levels per column", check=finite(), group="data")
     slope_y: float = config_field(0.8, "ramp gray levels per row", check=finite(), group="data")
@@ -47,8 +52,10 @@ class PatchConfig(TrainConfig):
         if self.mode == "manual":
             for name, plain in (("batch_size", None), ("weight_decay", 0.0), ("patience", None)):
                 if getattr(self, name) != plain:
-                    raise UsageError(f"{flag_name(name)} needs --mode autograd; "
-                                     "the manual loop is the seed's plain full-batch descent")
+                    raise UsageError(
+                        f"{flag_name(name)} needs --mode autograd; "
+                        "the manual loop is the seed's plain full-batch descent"
+                    )
 
 
 RECIPES = {
@@ -56,9 +63,15 @@ RECIPES = {
     "seed": PatchConfig(epochs=800, lr=1e-4, batch_size=None, optimizer="sgd", scale=False),
 }
 
-TASK = register_task(Task(
-    name="patch", help="a gray patch's brightness as w0 + w1*x + w2*y: the linear patch-linear regressor on a 32x32 "
-    "patch (photo or ramp)",
-    config_class=PatchConfig, recipes=RECIPES, description=__doc__ or "", models=("patch-linear",),
-    package=__package__,
-))
+TASK = register_task(
+    Task(
+        name="patch",
+        help="a gray patch's brightness as w0 + w1*x + w2*y: the linear patch-linear regressor on a 32x32 "
+        "patch (photo or ramp)",
+        config_class=PatchConfig,
+        recipes=RECIPES,
+        description=__doc__ or "",
+        models=("patch-linear",),
+        package=__package__,
+    )
+)

@@ -21,8 +21,14 @@ def patch_from_meta(meta: dict[str, Any]) -> np.ndarray:
     """Rebuild the patch a checkpoint was trained on."""
     source = meta["source"]
     if source.get("kind") == "ramp":
-        return ramp_patch(source["size"], source["intercept"], source["slope_x"], source["slope_y"],
-                          source["noise"], seed=source["seed"])
+        return ramp_patch(
+            source["size"],
+            source["intercept"],
+            source["slope_x"],
+            source["slope_y"],
+            source["noise"],
+            seed=source["seed"],
+        )
     return photo_patch(source.get("image") or None, source["row"], source["col"], source["size"])
 
 
@@ -55,7 +61,9 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
     return {"mse": mse, "rmse": mse**0.5, "lstsq_mse": exact_mse, "pixels": int(targets.numel())}
 
 
-def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+def predict(
+    model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions
+) -> list[dict[str, Any]]:
     """One record per pixel position x,y given or patch pixel --index: the predicted brightness."""
     refuse_unused(options, "patch predict", "data", "submission", "boxes", "detect")
     points: list[tuple[str, float, float, float | None]] = []
@@ -74,8 +82,10 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
         raise UsageError("give pixel positions x,y (e.g. 3,17) or --index N")
     rows = torch.tensor([[1.0, x, y] for _, x, y, _ in points], dtype=torch.float64)
     values = predict_rows(model, meta, rows).tolist()
-    return [{"input": label, "x": x, "y": y, "brightness": value, "true": true}
-            for (label, x, y, true), value in zip(points, values)]
+    return [
+        {"input": label, "x": x, "y": y, "brightness": value, "true": true}
+        for (label, x, y, true), value in zip(points, values)
+    ]
 
 
 def format_prediction(record: dict[str, Any]) -> str:

@@ -26,15 +26,24 @@ class RingConfig(TrainConfig):
     """Every choice of a ring run (the shared training fields come from TrainConfig)."""
 
     model: str = config_field("ring-mlp", "which model", choices=("ring-mlp",), group="model")
-    dataset: str = config_field("ring", "ring: uniform points labeled by the circular ring; circles: the assignment's "
-                                "two circles of radius 1.1 and 3", choices=("ring", "circles"), group="data")
-    points: int | None = config_field(None, "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
-                                      check=whole(1), group="data")
+    dataset: str = config_field(
+        "ring",
+        "ring: uniform points labeled by the circular ring; circles: the assignment's two circles of radius 1.1 and 3",
+        choices=("ring", "circles"),
+        group="data",
+    )
+    points: int | None = config_field(
+        None,
+        "ring: points in the box (none: 2000); circles: points per circle (none: 100)",
+        check=whole(1),
+        group="data",
+    )
     a: float = config_field(1.0, "inner radius of the ring", group="data")
     b: float = config_field(2.0, "outer radius of the ring", group="data")
     box: float = config_field(2.5, "ring points lie in [-box, box]^2", check=number(0, low_open=True), group="data")
-    train_fraction: float = config_field(0.7, "share of the points to train on", check=number(0, 1, low_open=True),
-                                         group="data")
+    train_fraction: float = config_field(
+        0.7, "share of the points to train on", check=number(0, 1, low_open=True), group="data"
+    )
     hidden: int = config_field(16, "hidden units", check=whole(1), group="model")
 
     def validate(self) -> None:
@@ -47,8 +56,14 @@ RECIPES = {
     "seed": RingConfig(epochs=5000, lr=0.1, batch_size=None, weight_decay=1e-4, optimizer="sgd"),
 }
 
-TASK = register_task(Task(
-    name="ring", help=HELP, config_class=RingConfig, recipes=RECIPES, description=__doc__ or "",
-    models=("ring-mlp",),
-    package=__package__,
-))
+TASK = register_task(
+    Task(
+        name="ring",
+        help=HELP,
+        config_class=RingConfig,
+        recipes=RECIPES,
+        description=__doc__ or "",
+        models=("ring-mlp",),
+        package=__package__,
+    )
+)

@@ -23,11 +23,17 @@ def evaluate(model: nn.Module, meta: dict[str, Any], options: InferenceOptions) 
     _, _, x_test, y_test = make_points(data)
     logits = predict_outputs(model, x_test, options.batch_size)
     loss = nn.functional.binary_cross_entropy_with_logits(logits, y_test).item()
-    return {"accuracy": binary_accuracy(logits, y_test), "loss": loss,
-            "hand_set_accuracy": hand_set_accuracy(x_test, y_test, data["a"], data["b"]), "points": len(y_test)}
+    return {
+        "accuracy": binary_accuracy(logits, y_test),
+        "loss": loss,
+        "hand_set_accuracy": hand_set_accuracy(x_test, y_test, data["a"], data["b"]),
+        "points": len(y_test),
+    }
 
 
-def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions) -> list[dict[str, Any]]:
+def predict(
+    model: nn.Module, meta: dict[str, Any], inputs: list[str], options: InferenceOptions
+) -> list[dict[str, Any]]:
     """One record per point x1,x2 given or test point --index: in the ring or not, and the probability."""
     refuse_unused(options, "ring predict", "data", "submission", "boxes", "detect")
     rows: list[tuple[str, list[float], int | None]] = []
@@ -40,13 +46,16 @@ def predict(model: nn.Module, meta: dict[str, Any], inputs: list[str], options: 
             if not 0 <= index < len(x_test):
                 raise UsageError(f"--index must be in 0..{len(x_test) - 1} (the test points), got {index}")
             x1, x2 = x_test[index].tolist()
-            rows.append((f"test[{index}] ({x1:.3f}, {x2:.3f}), label {int(y_test[index])}", [x1, x2],
-                         int(y_test[index])))
+            rows.append(
+                (f"test[{index}] ({x1:.3f}, {x2:.3f}), label {int(y_test[index])}", [x1, x2], int(y_test[index]))
+            )
     if not rows:
         raise UsageError("give points x1,x2 (e.g. 1.5,0.2) or --index N")
     probs = predict_outputs(model, torch.tensor([p for _, p, _ in rows])).sigmoid().reshape(-1).tolist()
-    return [{"input": label, "x1": point[0], "x2": point[1], "in_ring": p >= 0.5, "probability": p, "true": true}
-            for (label, point, true), p in zip(rows, probs)]
+    return [
+        {"input": label, "x1": point[0], "x2": point[1], "in_ring": p >= 0.5, "probability": p, "true": true}
+        for (label, point, true), p in zip(rows, probs)
+    ]
 
 
 def format_prediction(record: dict[str, Any]) -> str:

@@ -24,9 +24,16 @@ from torchlab.reporting.plane import (
 )
 
 
-def plot_trained_ring_maps(trained: PointFn, hand: torch.nn.Module, x_test: torch.Tensor, y_test: torch.Tensor,
-                           extent: float, path: str | os.PathLike, rings: tuple[float, float] | None = None,
-                           names: tuple[str, str] = ("label 1 (in the ring)", "label 0 (outside)")) -> Path:
+def plot_trained_ring_maps(
+    trained: PointFn,
+    hand: torch.nn.Module,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    extent: float,
+    path: str | os.PathLike,
+    rings: tuple[float, float] | None = None,
+    names: tuple[str, str] = ("label 1 (in the ring)", "label 0 (outside)"),
+) -> Path:
     """Trained net's probability map | hand-set net's decision map, the test points on both."""
     x1, x2, logit = grid_values(trained, extent)
     _, _, score = grid_values(hand, extent)
@@ -54,8 +61,14 @@ def plot_trained_ring_maps(trained: PointFn, hand: torch.nn.Module, x_test: torc
     return save_figure(fig, path)
 
 
-def write_ring_figures(model: nn.Module, history: list[dict[str, float]], data: dict[str, Any], x_test: torch.Tensor,
-                       y_test: torch.Tensor, folder: Path) -> list[Path]:
+def write_ring_figures(
+    model: nn.Module,
+    history: list[dict[str, float]],
+    data: dict[str, Any],
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    folder: Path,
+) -> list[Path]:
     """Loss curve and the decision map of the trained net next to the hand-set one."""
     paths = [folder / "loss.png", folder / "decision_map.png"]
     plot_history(history, paths[0], title=f"ring-mlp on {data['dataset']}")
@@ -64,6 +77,7 @@ def write_ring_figures(model: nn.Module, history: list[dict[str, float]], data: 
     if data["dataset"] == "ring":
         plot_trained_ring_maps(trained, hand, x_test, y_test, data["box"], paths[1], rings=(data["a"], data["b"]))
     else:
-        plot_trained_ring_maps(trained, hand, x_test, y_test, 3.6, paths[1],
-                               names=("label 1 (radius 1.1)", "label 0 (radius 3)"))
+        plot_trained_ring_maps(
+            trained, hand, x_test, y_test, 3.6, paths[1], names=("label 1 (radius 1.1)", "label 0 (radius 3)")
+        )
     return paths

@@ -43,12 +43,18 @@ def hand_set_accuracy(x: torch.Tensor, y: torch.Tensor, a: float, b: float) -> f
         return binary_accuracy(net(x.cpu()), y.cpu())
 
 
-
 def data_spec(cfg: RingConfig, seed: int) -> dict[str, Any]:
     """The plain description of the points (kept in the checkpoint, so evaluate can rebuild them)."""
     points = DEFAULT_POINTS[cfg.dataset] if cfg.points is None else cfg.points
-    return {"dataset": cfg.dataset, "points": points, "a": cfg.a, "b": cfg.b, "box": cfg.box,
-            "train_fraction": cfg.train_fraction, "seed": seed}
+    return {
+        "dataset": cfg.dataset,
+        "points": points,
+        "a": cfg.a,
+        "b": cfg.b,
+        "box": cfg.box,
+        "train_fraction": cfg.train_fraction,
+        "seed": seed,
+    }
 
 
 def train(cfg: RingConfig, run: Run) -> RunResult:
@@ -56,21 +62,31 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
     data = data_spec(cfg, run.seed)
     n = data["points"] * (2 if data["dataset"] == "circles" else 1)
     # per point: coordinates, label and about four float32 activations (and gradients) per hidden unit
-    check_memory(n * (16 + 16 * cfg.hidden), f"--points {data['points']:,} with --hidden {cfg.hidden}",
-                 "lower --points or --hidden", run.device)
+    check_memory(
+        n * (16 + 16 * cfg.hidden),
+        f"--points {data['points']:,} with --hidden {cfg.hidden}",
+        "lower --points or --hidden",
+        run.device,
+    )
     x_train, y_train, x_test, y_test = make_points(data)
     if len(x_test) == 0:
         raise UsageError("no test points left; lower --train-fraction or raise --points")
     model_kwargs = {"hidden": cfg.hidden}
     model = build_model(cfg.model, **model_kwargs)
-    batches = TensorBatcher((x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None,
-                            device=run.device, seed=run.seed)
+    batches = TensorBatcher(
+        (x_train, y_train), cfg.batch_size, shuffle=cfg.batch_size is not None, device=run.device, seed=run.seed
+    )
     optimizer, scheduler, interval = make_optimizer(model, cfg, len(batches))
     trainer = run.trainer(
-        model, nn.BCEWithLogitsLoss(), optimizer, metrics={"accuracy": BinaryAccuracy()},
-        monitor="train_loss", restore_best=False, scheduler=scheduler, scheduler_interval=interval,
-        meta={"model_name": cfg.model, "model_kwargs": model_kwargs, "data": data,
-              "normalization": NORMALIZATION},
+        model,
+        nn.BCEWithLogitsLoss(),
+        optimizer,
+        metrics={"accuracy": BinaryAccuracy()},
+        monitor="train_loss",
+        restore_best=False,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        meta={"model_name": cfg.model, "model_kwargs": model_kwargs, "data": data, "normalization": NORMALIZATION},
     )
 
     def test_metrics() -> dict[str, float]:
@@ -79,10 +95,16 @@ def train(cfg: RingConfig, run: Run) -> RunResult:
     with one_cpu_thread(run.device):
         fit = fit_and_save(trainer, batches, run.out, resume=run.resume, evaluate=test_metrics)
     summary: dict[str, Any] = {
-        "task": run.task, "model": cfg.model, "recipe": run.recipe, "dataset": data["dataset"],
+        "task": run.task,
+        "model": cfg.model,
+        "recipe": run.recipe,
+        "dataset": data["dataset"],
         "device": str(run.device),
-        "train_points": len(x_train), "test_points": len(x_test), "epochs": fit.epochs_run,
-        "fit_seconds": round(fit.fit_seconds, 3), "train_loss": fit.last["train_loss"],
+        "train_points": len(x_train),
+        "test_points": len(x_test),
+        "epochs": fit.epochs_run,
+        "fit_seconds": round(fit.fit_seconds, 3),
+        "train_loss": fit.last["train_loss"],
         "test_accuracy": test_metrics()["test_accuracy"],
         "hand_set_net": f"ring-net a={data['a']:g}, b={data['b']:g} (L1 ring, not trained)",
         "hand_set_accuracy": hand_set_accuracy(x_test, y_test, data["a"], data["b"]),
