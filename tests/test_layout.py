@@ -129,7 +129,7 @@ def test_every_task_is_one_folder_with_its_config_train_infer_and_plots():
     for folder in folders:
         files = {p.name for p in (PACKAGE / "tasks" / folder).glob("*.py")}
         assert TASK_FILES <= files, (folder, TASK_FILES - files)
-    assert {p.name for p in (PACKAGE / "tasks").glob("*.py")} == {"__init__.py", "run.py"}
+    assert {p.name for p in (PACKAGE / "tasks").glob("*.py")} == {"__init__.py", "run.py", "guards.py"}
 
 
 def test_every_registered_task_names_functions_of_its_own_folder():

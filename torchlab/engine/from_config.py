@@ -63,3 +63,13 @@ def trainer_from_config(
         **fields,
         **options,
     )
+
+
+def check_arguments(scheduler_interval: str, accumulate: int, checkpoint_every: int) -> None:
+    """A ValueError for a Trainer argument no run can use."""
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError("scheduler_interval must be 'epoch' or 'batch'")
+    if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
+        raise ValueError(f"accumulate must be a whole number >= 1, got {accumulate!r}")
+    if checkpoint_every < 0:
+        raise ValueError("checkpoint_every must be >= 0 (0: write checkpoints only when asked)")

@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchlab.config import TrainConfig
 from torchlab.engine.batches import Batches, autocast, length, set_epoch, steps_per_epoch, to_device, with_last
 from torchlab.engine.budget import TimeBudget, checkpoint_the_stop
 from torchlab.engine.callbacks import Callback, Events
@@ -35,7 +34,7 @@ from torchlab.engine.dry_run import DryRunComplete, try_batches
 from torchlab.engine.early_stopping import EarlyStopping
 from torchlab.engine.ema import WeightAverage
 from torchlab.engine.finite_loss import check_finite
-from torchlab.engine.from_config import trainer_from_config
+from torchlab.engine.from_config import check_arguments, trainer_from_config
 from torchlab.engine.metrics import Metric
 from torchlab.engine.optim import step_epoch_scheduler
 from torchlab.engine.result import FitResult
@@ -90,12 +89,7 @@ class Trainer:
     ema: float | None = None  # e.g. 0.999; None: no average
 
     def __post_init__(self) -> None:
-        if self.scheduler_interval not in ("epoch", "batch"):
-            raise ValueError("scheduler_interval must be 'epoch' or 'batch'")
-        if not isinstance(self.accumulate, int) or isinstance(self.accumulate, bool) or self.accumulate < 1:
-            raise ValueError(f"accumulate must be a whole number >= 1, got {self.accumulate!r}")
-        if self.checkpoint_every < 0:
-            raise ValueError("checkpoint_every must be >= 0 (0: write checkpoints only when asked)")
+        check_arguments(self.scheduler_interval, self.accumulate, self.checkpoint_every)
         self.device = torch.device(self.device)
         self.budget = TimeBudget(self.max_time, self.clock, self.device)
         self.world = distributed.current()
@@ -120,12 +114,7 @@ class Trainer:
         if self.tensorboard_dir is not None:
             require_tensorboard()  # before any training: a missing package is a one-line error
 
-    @classmethod
-    def from_config(
-        cls, cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, **options: Any
-    ) -> Trainer:
-        """A Trainer whose settings and early stopping come from `cfg` (from_config.py has the options)."""
-        return trainer_from_config(cls, cfg, model, loss_fn, optimizer, **options)
+    from_config = classmethod(trainer_from_config)  # Trainer.from_config(cfg, model, loss_fn, optimizer, ...)
 
     # ---------------------------------------------------------------------- fit
     def fit(self, train: Batches, val: Batches | None = None, *, resume: bool | str | os.PathLike = False) -> FitResult:
