@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,7 @@ def train(
             write_config_file(config_path, entry.name, recipe, seed, cfg)
         trained = False
         try:
-            result = entry.function("train")(cfg, run)
+            result = train_function(entry)(cfg, run)
             trained = True
         except NonFiniteLoss as exc:
             if exc.checkpoint is not None and not exc.checked:  # name it as good only once it was checked
@@ -272,7 +273,7 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
         run = start_run(entry.name, recipe, cfg, options)
         if run.resume:
             check_resume(run.out / "last.pt", cfg, entry.name)
-        entry.function("train")(cfg, run)
+        train_function(entry)(cfg, run)
     except DryRunComplete as done:
         return done.report
     finally:
@@ -283,6 +284,14 @@ def _dry_run(entry: Task, recipe: str, cfg: TrainConfig, options: RunOptions) ->
         "stop after one batch (the run took place in a temporary folder, now removed); run it without "
         "--dry-run"
     )
+
+
+def train_function(entry: Task) -> Callable[..., Any]:
+    """The task's train(cfg, run), imported now."""
+    function = entry.function("train")
+    if function is None:
+        raise UsageError(f"task {entry.name} has no train function")
+    return function
 
 
 def choose_recipe(entry: Task, device: str) -> str:

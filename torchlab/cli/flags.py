@@ -193,3 +193,23 @@ def add_script_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     run.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches (default: 0)")
     run.add_argument("--out", default=f"checkpoints/script-{task.name}", help="folder for checkpoints and figures")
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
+
+
+def task_from_config_file(argv: list[str]) -> list[str]:
+    """`train --config FILE ...` without a task: the task the file names, put after `train` (torch-free)."""
+    words = list(argv)
+    at = words.index("train")
+    if at + 1 < len(words) and not words[at + 1].startswith("-"):
+        return words  # a task is named (or a word argparse will answer)
+    files = [w.split("=", 1)[1] for w in words if w.startswith("--config=")]
+    files += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--config"]
+    if not files:
+        return words
+    from torchlab.runtime.config_file import read_config_file
+
+    task = read_config_file(files[-1]).task
+    if task is None:
+        from torchlab.errors import UsageError
+
+        raise UsageError(f"{files[-1]} names no task; give one: torchlab train TASK --config {files[-1]}")
+    return words[: at + 1] + [task] + words[at + 1 :]

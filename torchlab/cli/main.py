@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         and argv[:1] == ["train"]
         and any(a == "--config" or a.startswith("--config=") for a in argv)
     ):
-        from torchlab.cli.train import task_from_config_file
+        from torchlab.cli.flags import task_from_config_file
 
         try:
             argv = task_from_config_file(argv)
@@ -132,7 +132,7 @@ def _notes_on_one_line(command: str) -> Iterator[None]:
 
     shown = warnings.showwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, Note):
             print(f"torchlab {command}: note: {' '.join(str(message).split())}", file=sys.stderr)
         else:

@@ -12,26 +12,6 @@ from pathlib import Path
 from torchlab.cli.output import print_summary
 
 
-def task_from_config_file(argv: list[str]) -> list[str]:
-    """`train --config FILE ...` without a task: the task the file names, put after `train` (torch-free)."""
-    words = list(argv)
-    at = words.index("train")
-    if at + 1 < len(words) and not words[at + 1].startswith("-"):
-        return words  # a task is named (or a word argparse will answer)
-    files = [w.split("=", 1)[1] for w in words if w.startswith("--config=")]
-    files += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--config"]
-    if not files:
-        return words
-    from torchlab.runtime.config_file import read_config_file
-
-    task = read_config_file(files[-1]).task
-    if task is None:
-        from torchlab.errors import UsageError
-
-        raise UsageError(f"{files[-1]} names no task; give one: torchlab train TASK --config {files[-1]}")
-    return words[: at + 1] + [task] + words[at + 1 :]
-
-
 def register(sub: argparse._SubParsersAction, with_tasks: bool = True) -> None:
     p = sub.add_parser(
         "train",
