@@ -24,7 +24,8 @@ def plot_misclassified(
     path: str | os.PathLike,
     limit: int = 24,
 ) -> Path:
-    """The `limit` most confident mistakes: each digit titled with its true and predicted class and their probabilities."""
+    """The `limit` most confident mistakes: each digit titled with its true and predicted class and their
+    probabilities."""
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != true)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:limit]
