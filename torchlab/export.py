@@ -240,6 +240,8 @@ def _onnx_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any
         except Exception as exc:  # the exporter raises many types; one line says which model failed
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ExportError(f"could not export {metadata['model']} to ONNX ({type(exc).__name__}: {first})") from None
+    if program is None:  # only the legacy exporter (dynamo=False) returns None
+        raise ExportError(f"could not export {metadata['model']} to ONNX (the exporter returned no program)")
     proto = program.model_proto
     del proto.metadata_props[:]
     for key, value in metadata.items():
