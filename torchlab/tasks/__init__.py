@@ -25,7 +25,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from torchlab.config import TrainConfig
 from torchlab.errors import UsageError
@@ -95,6 +95,12 @@ class Task:
         return dataclasses.replace(
             self, recipes=recipes, model_recipes={}, cpu_recipe=self.cpu_recipe if self.cpu_recipe in recipes else None
         )
+
+    @overload
+    def function(self, role: Literal["train"]) -> Callable[..., Any]: ...  # `train` is never None
+
+    @overload
+    def function(self, role: str) -> Callable[..., Any] | None: ...
 
     def function(self, role: str) -> Callable[..., Any] | None:
         """The function for `role` (one of FUNCTIONS), imported now; None when the task has none."""
