@@ -262,7 +262,10 @@ def blobs():
 
 @pytest.fixture(scope="session")
 def tiny_keypoint_checkpoint(tmp_path_factory):
-    """best.pt of a keypoint-net trained for one short epoch on 40 synthetic faces (for predict plumbing, not accuracy)."""
+    """best.pt of a keypoint-net trained for one short epoch on 40 synthetic faces.
+
+    For predict plumbing, not accuracy.
+    """
     import torchlab
 
     out = tmp_path_factory.mktemp("tiny-keypoint-net")

@@ -90,7 +90,10 @@ def test_every_model_exports_with_free_batch_size_metadata_and_parity(name, fmt,
 
 
 def _onnx_meta(path):
-    """The metadata as a plain onnxruntime user reads it (the recipe in docs/export.md), checked against read_metadata."""
+    """The metadata as a plain onnxruntime user reads it (the recipe in docs/export.md).
+
+    Checked against read_metadata.
+    """
     import json
 
     import onnxruntime as ort

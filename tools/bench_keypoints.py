@@ -163,7 +163,8 @@ def main() -> None:
         print("| model | recipe | val RMSE (px) | epochs | fit seconds |\n| --- | --- | ---: | ---: | ---: |")
         for row in results["rmse"]:
             print(
-                f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} | {row['fit_seconds']} |"
+                f"| {row['model']} | {row['recipe']} | {row['val_rmse_px']:.3f} | {row['epochs']} "
+                f"| {row['fit_seconds']} |"
             )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"results_{args.only or 'all'}.json").write_text(json.dumps(results, indent=2))

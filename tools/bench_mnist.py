@@ -175,7 +175,7 @@ def run_reference(cfg, args, device, root, mean, std, x_test, y_test, autocast):
         x_test = x_test.contiguous(memory_format=torch.channels_last)
     points: list[tuple[float, float]] = []
     elapsed = 0.0
-    for epoch in range(cfg.epochs):
+    for _epoch in range(cfg.epochs):
         net.train()
         start = time.perf_counter()
         for batch_idx, (data, target) in enumerate(loader):

@@ -105,7 +105,8 @@ MNIST_TESTS = [
 ]
 KEYPOINT_TESTS = ["tests/tasks/keypoints/test_keypoints_values.py", "tests/data/test_keypoints_data.py"]
 BATCHER_SHARDS = "tests/runtime/test_ddp.py::test_tensor_batcher_shards_cover_the_data"
-# the promises of docs/guarantees.md ("What torchlab guarantees", one file per topic (fast: tiny runs, API and CLI in-process)
+# the promises of docs/guarantees.md ("What torchlab guarantees"), one file per topic
+# (fast: tiny runs, API and CLI in-process)
 PROMISES_CHECKPOINT = "tests/engine/test_promises_checkpoint.py"
 PROMISES_RESUME = "tests/engine/test_promises_resume.py"
 PROMISES_FOLDER = "tests/runtime/test_promises_output_folder.py"

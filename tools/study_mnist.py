@@ -367,7 +367,7 @@ def epoch_cost(v: Variant, x: torch.Tensor, y: torch.Tensor, threads: int, windo
     best = math.inf
     for window in range(windows + 1):  # the first window warms up
         start = time.perf_counter()
-        for i in range(steps):
+        for _ in range(steps):
             idx = torch.randint(0, len(x), (v.batch_size,))
             loss = F.cross_entropy(model(x[idx]), y[idx], label_smoothing=v.label_smoothing)
             optimizer.zero_grad(set_to_none=True)

@@ -253,7 +253,8 @@ def with_overrides(cfg: C, **overrides: Any) -> C:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise UsageError(f"{type(cfg).__name__} has no field {key!r}; {hint}valid fields: {', '.join(names)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # frozen: no lists
+    # frozen: no lists
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     return dataclasses.replace(cfg, **values)
 
 

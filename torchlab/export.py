@@ -71,7 +71,9 @@ def export(
     data_dir: str = "data",
     data: str | None = None,
 ) -> Path:
-    """Write `checkpoint`'s model as an ONNX, pt2 (torch.export) or TorchScript file and return its path (see the module docstring).
+    """Write `checkpoint`'s model as an ONNX, pt2 (torch.export) or TorchScript file and return its path.
+
+    See the module docstring.
 
     out: the file to write (default: `<model name>.onnx` / `.pt2` / `.torchscript.pt` beside the checkpoint).
     inputs: the batch for the parity check (default: CHECK_BATCH of the task's own inputs, read from
@@ -122,7 +124,8 @@ def export_checked(
         allowed = TOLERANCE * max(1.0, float(abs(expected).max()) if expected.size else 1.0)
         if got.shape != expected.shape or not difference <= allowed:
             raise ExportError(
-                f"the exported {fmt} model does not reproduce {checkpoint}: outputs of shape {got.shape} differ by up to "
+                f"the exported {fmt} model does not reproduce {checkpoint}: outputs of shape {got.shape} "
+                f"differ by up to "
                 f"{difference:.3g} (allowed {allowed:.3g}); nothing was written"
             )
     atomic_write_bytes(out, exported)
@@ -237,6 +240,8 @@ def _onnx_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, Any
         except Exception as exc:  # the exporter raises many types; one line says which model failed
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ExportError(f"could not export {metadata['model']} to ONNX ({type(exc).__name__}: {first})") from None
+    if program is None:  # only the legacy exporter (dynamo=False) returns None
+        raise ExportError(f"could not export {metadata['model']} to ONNX (the exporter returned no program)")
     proto = program.model_proto
     del proto.metadata_props[:]
     for key, value in metadata.items():

@@ -9,7 +9,7 @@ from torchlab.cli.main import main
 
 def test_models_lists_digit_mlp_with_its_parameter_count(capsys):
     assert main(["models"]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == ["digit-mlp"])
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.split()[:1] == ["digit-mlp"])
     assert "DigitMLP" in line and "2,410" in line
 
 

@@ -1,7 +1,8 @@
 """Gradient accumulation (`accumulate=N`, `--accumulate N`): batch 16 x accumulate 4 trains exactly like
 batch 64 (float64, a net without batch norm), with the epoch's short last window weighted by its
 samples, the schedule and gradient clipping applied per optimizer step, and under DDP one gradient
-all-reduce per optimizer step (no_sync on the other batches), on one process (two Gloo ranks: tests/runtime/test_ddp_control.py)."""
+all-reduce per optimizer step (no_sync on the other batches), on one process (two Gloo ranks:
+tests/runtime/test_ddp_control.py)."""
 
 from __future__ import annotations
 

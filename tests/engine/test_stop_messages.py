@@ -36,12 +36,14 @@ def stopped(values: list[float], **rule) -> tuple[EarlyStopping, float]:
         (
             [0.5, 0.2],
             dict(monitor="val_loss", patience=5, stopping_threshold=0.25),
-            "early stopping at epoch 2: val_loss = 0.2 reached the stopping threshold (below 0.25; best 0.2 at epoch 2)",
+            "early stopping at epoch 2: val_loss = 0.2 reached the stopping threshold "
+            "(below 0.25; best 0.2 at epoch 2)",
         ),
         (
             [0.5, 0.95],
             dict(monitor="val_accuracy", mode="max", patience=5, stopping_threshold=0.9),
-            "early stopping at epoch 2: val_accuracy = 0.95 reached the stopping threshold (above 0.9; best 0.95 at epoch 2)",
+            "early stopping at epoch 2: val_accuracy = 0.95 reached the stopping threshold "
+            "(above 0.9; best 0.95 at epoch 2)",
         ),
         (
             [0.5, 0.4, 3.5],
@@ -51,7 +53,8 @@ def stopped(values: list[float], **rule) -> tuple[EarlyStopping, float]:
         (
             [0.5, 0.05],
             dict(monitor="val_accuracy", mode="max", patience=5, divergence_threshold=0.1),
-            "early stopping at epoch 2: val_accuracy = 0.05 passed the divergence threshold (below 0.1; best 0.5 at epoch 1)",
+            "early stopping at epoch 2: val_accuracy = 0.05 passed the divergence threshold "
+            "(below 0.1; best 0.5 at epoch 1)",
         ),
         (
             [0.5, 0.4, 0.35],

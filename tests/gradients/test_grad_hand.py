@@ -53,7 +53,7 @@ def test_draws_are_fresh_for_each_seed():
 
 
 def test_patch_gradient_without_two_over_n_fails():
-    dropped = lambda X, w, I: X.T @ (X @ w - I)  # noqa: E731 (the 2/N forgotten)
+    dropped = lambda X, w, y: X.T @ (X @ w - y)  # noqa: E731 (the 2/N forgotten)
     (row,) = checks.patch_linear(_gen(3), formula=dropped)
     assert row.passed is False and row.status == "FAIL"
     assert row.max_rel > 0.5

@@ -222,7 +222,7 @@ def test_a_history_only_run_and_a_run_without_a_stored_best(tmp_path):
         model_kwargs={},
         recipe="seed",
         epoch=3,
-        history=[{"epoch": e, "train_loss": l} for e, l in ((1, 3.0), (2, 1.0), (3, 2.0))],
+        history=[{"epoch": e, "train_loss": loss} for e, loss in ((1, 3.0), (2, 1.0), (3, 2.0))],
         config={"epochs": 3, "lr": 0.5},
     )
     save_checkpoint(plain, tmp_path / "plain" / "last.pt", tmp_path / "plain" / "best.pt")

@@ -139,7 +139,10 @@ def test_a_failure_leaves_a_folder_that_existed(tmp_path):
 
 
 def test_a_new_run_creates_the_folders_of_a_nested_out_and_writes_its_figures_there(tmp_path):
-    """torchlab.train's docstring: best.pt, last.pt, history.csv and figures under `out` (figures unless told not to)."""
+    """torchlab.train's docstring: best.pt, last.pt, history.csv and figures under `out`.
+
+    Figures unless told not to.
+    """
     out = tmp_path / "runs" / "digits" / "seed0"
     result = torchlab.train("digit-mlp", out=out, epochs=1, device="cpu", progress=False)
     assert result.best_checkpoint == out / "best.pt" and (out / "best.pt").exists()

@@ -1,5 +1,5 @@
-"""docs/guarantees.md, "One-line errors, exit status 2": a value no training can use (out of range, the wrong kind, NaN or
-infinity where a number belongs) is refused when the config is built, naming the flag and what it wants,
+"""docs/guarantees.md, "One-line errors, exit status 2": a value no training can use (out of range, the wrong kind,
+NaN or infinity where a number belongs) is refused when the config is built, naming the flag and what it wants,
 before anything runs; the edge of each rule is accepted. Recipes are frozen data, and a time budget reads
 as the units its help text gives."""
 

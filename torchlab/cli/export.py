@@ -9,7 +9,8 @@ HELP = "export a checkpoint to ONNX, torch.export (pt2) or TorchScript, checked 
 DESCRIPTION = (
     "Write the checkpoint's model as an ONNX file (run it with onnxruntime), a torch.export program "
     "(pt2: torch.export.load(FILE).module() in any process with torch) or a TorchScript file "
-    "(deprecated upstream: prefer pt2), with a free batch size. The input normalization, task, classes and input shape go into the "
+    "(deprecated upstream: prefer pt2), with a free batch size. The input normalization, task, classes and "
+    "input shape go into the "
     "file's metadata; the inputs are not normalized inside the file. Unless --no-check, the exported "
     "file is run on a batch of inputs and must give the checkpoint's outputs (to 1e-4 relative to the "
     "largest output), or nothing is written. ONNX needs `pip install torchlab[onnx]`."

@@ -158,11 +158,15 @@ def cmd_ring(args: argparse.Namespace) -> int:
     rows.update(
         {
             "circular_ring_area": ring_area,
-            "misclassified_area": f"{wrong:.4f} (exact; the net on a 1000x1000 grid: {lesson.grid_misclassified_area:.4f})",
+            "misclassified_area": (
+                f"{wrong:.4f} (exact; the net on a 1000x1000 grid: {lesson.grid_misclassified_area:.4f})"
+            ),
             "misclassified_fraction": f"{wrong / ring_area:.4f} of the circular ring's area",
             "best_diamond": f"a'={lesson.best_a:.4f}, b'={lesson.best_b:.4f}",
             "best_misclassified_area": f"{best:.4f} ({best / ring_area:.4f} of the ring's area)",
-            "improvement": f"{wrong - best:.4f} less misclassified area than a'=a, b'=b ({(wrong - best) / wrong:.1%} less)",
+            "improvement": (
+                f"{wrong - best:.4f} less misclassified area than a'=a, b'=b ({(wrong - best) / wrong:.1%} less)"
+            ),
         }
     )
     _print(rows, lesson.figures)
@@ -200,7 +204,9 @@ def cmd_landscape(args: argparse.Namespace) -> int:
     rows: dict[str, Any] = {
         "model": f"{lesson.name}, {lesson.parameters} parameters",
         "phi(1, -1)": lesson.value,
-        "linear_pieces_in_view": f"{lesson.regions} (distinct on/off patterns of the hidden units on [-{lim:g}, {lim:g}]^2)",
+        "linear_pieces_in_view": (
+            f"{lesson.regions} (distinct on/off patterns of the hidden units on [-{lim:g}, {lim:g}]^2)"
+        ),
         "line": f"x2 = {a:g}*x1 + {b:g}",
     }
     for c in lesson.compared:

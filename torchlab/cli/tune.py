@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from typing import TYPE_CHECKING, Any
 
 from torchlab.cli.output import print_summary
+
+if TYPE_CHECKING:
+    from torchlab.tasks import Task
 
 HELP = "search a task's recipe with Optuna: trials are ordinary runs, judged on the validation split"
 DESCRIPTION = """Search {task}'s recipe with Optuna (pip install 'torchlab[tune]').
@@ -72,7 +76,7 @@ def add_task_parsers(tasks: argparse._SubParsersAction) -> None:
         tp.set_defaults(func=cmd_tune, task_entry=get_task(name))
 
 
-def add_study_flags(parser: argparse.ArgumentParser, task) -> None:  # type: ignore[no-untyped-def]
+def add_study_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     s = parser.add_argument_group("study")
     s.add_argument("--trials", type=int, default=20, help="trials to run in all, over every worker (default: 20)")
     s.add_argument(
@@ -154,7 +158,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         device=args.device,
         **fixed,
     )
-    summary = {
+    summary: dict[str, Any] = {
         "task": result.task,
         "study": f"{result.study_name} in {result.storage}",
         "trials": ", ".join(f"{n} {WORDS[state]}" for state, n in result.states.items()),

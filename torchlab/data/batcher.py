@@ -15,7 +15,8 @@ shuffling (evaluation) the shards are exact, so metrics summed over ranks count 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from typing import cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -117,7 +118,7 @@ class TensorBatcher:
             else:
                 idx = perm[start:stop]
                 batch = tuple(t.index_select(0, idx) for t in self.tensors)
-            if self.transform is not None:
+            if self.transform is not None and generator is not None:  # both or neither
                 batch = self.transform(batch, generator)
             yield batch
 
@@ -139,10 +140,11 @@ def make_loader(
     `loader_kwargs` go to DataLoader (num_workers, pin_memory, collate_fn, ...).
     """
     world = distributed.current()
+    sampler: Iterable[int]
     if shuffle:
         sampler = DistributedSampler(
             dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True, seed=seed, drop_last=False
         )
     else:
-        sampler = range(world.rank, len(dataset), world.world_size)
+        sampler = range(world.rank, len(cast(Sized, dataset)), world.world_size)  # a map-style dataset
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **loader_kwargs)

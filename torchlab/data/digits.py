@@ -47,7 +47,8 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     the values equal `sklearn.datasets.load_digits(return_X_y=True)` (a test checks it).
     """
     spec = importlib.util.find_spec("sklearn")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    locations = spec.submodule_search_locations if spec else None
+    path = Path(locations[0]) / "datasets" / "data" / "digits.csv.gz" if locations else None
     if path is None or not path.is_file():  # another layout: ask scikit-learn itself
         from sklearn.datasets import load_digits
 

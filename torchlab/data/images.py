@@ -7,10 +7,14 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from torchlab.errors import DataError
+
+if TYPE_CHECKING:  # Pillow is imported lazily at run time (an optional, slow import)
+    from PIL import Image
 
 # Bytes a photo's pixel costs on the way through torchlab (decoded RGBA, the float gray copy, the face crops,
 # the overlay figure): measured 57 per pixel for keypoint predict --out on a 6000x6000 photo, so 64 with a margin.

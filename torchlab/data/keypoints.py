@@ -86,7 +86,7 @@ class KeypointTable:
     @property
     def complete(self) -> np.ndarray:
         """(n,) bool: rows with all 15 keypoints (the seed keeps only these)."""
-        return self.labeled.all(axis=1)
+        return np.asarray(self.labeled.all(axis=1))
 
 
 # ------------------------------------------------------------------------ reading

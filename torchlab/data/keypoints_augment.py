@@ -91,7 +91,7 @@ class KeypointAugment:
     brightness: float = 0.15
     contrast: float = 0.25
 
-    def __call__(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def __call__(self, batch: tuple[torch.Tensor, ...], generator: torch.Generator) -> Batch:
         images, keypoints, mask = batch
         n, device = len(images), images.device
 

@@ -185,19 +185,18 @@ def load_mnist(
     download: bool = False,
 ) -> MnistData:
     """Load MNIST from `root`; optionally a binary subset of two `digits` and at most `limit` training samples."""
-    if digits is not None:
-        digits = validate_digits(digits)
+    pair = validate_digits(digits) if digits is not None else None
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be >= 1, got {limit}")
     if download:
         download_mnist(root)
-    splits = {}
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor, np.ndarray]] = {}
     for split in ("train", "test"):
         images, labels = load_split(root, split, TRAIN_ADVICE)
-        if digits is not None:
-            keep, targets = binary_targets(labels, digits)
+        if pair is not None:
+            keep, binary = binary_targets(labels, pair)
             images, labels = images[keep], labels[keep]
-            targets = torch.from_numpy(targets)
+            targets = torch.from_numpy(binary)
         else:
             targets = torch.from_numpy(labels.copy())
         if split == "train" and limit is not None:
@@ -205,7 +204,7 @@ def load_mnist(
         x = torch.from_numpy(images.astype(np.float32) / PIXEL_SCALE).unsqueeze(1)
         splits[split] = (x, targets, labels)
     if len(splits["train"][0]) == 0:
-        raise DataError(f"no training samples left after --digits {digits}")
+        raise DataError(f"no training samples left after --digits {pair}")
     return MnistData(
         x_train=splits["train"][0],
         y_train=splits["train"][1],
@@ -213,7 +212,7 @@ def load_mnist(
         y_test=splits["test"][1],
         labels_train=splits["train"][2],
         labels_test=splits["test"][2],
-        digits=tuple(digits) if digits is not None else None,
+        digits=pair,
     )
 
 

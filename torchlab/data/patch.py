@@ -58,7 +58,8 @@ def photo_patch(
     height, width = gray.shape
     if row < 0 or col < 0 or row + size > height or col + size > width:
         raise DataError(
-            f"a {size}x{size} crop at row {row}, col {col} does not fit in {path.name} ({height} rows x {width} columns); "
+            f"a {size}x{size} crop at row {row}, col {col} does not fit in {path.name} "
+            f"({height} rows x {width} columns); "
             f"pick --row in 0..{max(height - size, 0)} and --col in 0..{max(width - size, 0)}"
         )
     return gray[row : row + size, col : col + size].astype(np.float64)

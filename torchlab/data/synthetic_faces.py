@@ -277,7 +277,7 @@ def drop_labels(
     always = [KEYPOINT_NAMES.index(name) for name in ALWAYS_PRESENT]
     others = [i for i in range(len(KEYPOINT_NAMES)) if i not in always]
     partial = rng.random(n) >= complete_fraction
-    keep[np.ix_(partial, others)] = False
+    keep[np.ix_(partial, np.array(others))] = False
     keep[:, others] &= rng.random((n, len(others))) >= 0.01  # a few gaps among the fully labeled rows
     nose = KEYPOINT_NAMES.index("nose_tip")
     keep[:, [i for i in always if i != nose]] &= rng.random((n, len(always) - 1)) >= 0.003

@@ -112,7 +112,7 @@ def make_checkpoint(
     task: str,
     model_name: str,
     model: nn.Module,
-    model_kwargs: dict[str, Any],
+    model_kwargs: Mapping[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
     """The checkpoint dict every torchlab file holds; `extra` adds epoch, history, normalization, ..."""

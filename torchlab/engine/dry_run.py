@@ -164,7 +164,8 @@ def reset_peak_memory(device: torch.device) -> None:
 
 
 def peak_memory(device: torch.device) -> tuple[int | None, str]:
-    """(bytes, what they are): CUDA's peak allocation since the reset, MPS's allocation now, else the process's peak RSS."""
+    """(bytes, what they are): CUDA's peak allocation since the reset, MPS's allocation now, else the process's
+    peak RSS."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device)), "peak CUDA memory allocated by tensors"
     if device.type == "mps":

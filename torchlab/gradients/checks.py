@@ -9,6 +9,7 @@ examples that are not registered models (the two-neuron net, f, B, the NumPy lay
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 from torchlab.gradients import hand, symbolic
 from torchlab.gradients import numpy_layers as npl
 from torchlab.gradients.result import FORWARD_RTOL, CheckResult, as_array, compare
+
+if TYPE_CHECKING:
+    from torchlab.models.patch import LinearPatchRegressor
 
 Check = Callable[[torch.Generator], list[CheckResult]]
 F64 = torch.float64
@@ -93,7 +97,7 @@ def patch_linear(
     gen: torch.Generator, formula: Callable = hand.patch_mse_grad, method: str = "hand"
 ) -> list[CheckResult]:
     """MSE gradient of the registered patch regressor at random weights: autograd vs `formula`."""
-    model = _build("patch-linear", gen)
+    model = cast("LinearPatchRegressor", _build("patch-linear", gen))
     X, I = _random_patch(gen)  # noqa: E741
     with torch.no_grad():
         model.weight.copy_(_normal(gen, 3))
@@ -195,6 +199,8 @@ def surface(name: str, gen: torch.Generator, method: str = "hand") -> list[Check
     x = _uniform(gen, (16,), -20.0, 20.0).requires_grad_()
     y = _uniform(gen, (16,), -20.0, 20.0).requires_grad_()
     fn(x, y).sum().backward()
+    gx: np.ndarray | torch.Tensor
+    gy: np.ndarray | torch.Tensor
     if method == "symbolic":
         gx, gy = sym_grad(as_array(x), as_array(y))
     else:
@@ -247,7 +253,10 @@ def numpy_layers(gen: torch.Generator) -> list[CheckResult]:
     rows: list[CheckResult] = []
 
     def check(
-        layer: str, np_out: np.ndarray, torch_out: torch.Tensor, pairs: list[tuple[str, np.ndarray, torch.Tensor]]
+        layer: str,
+        np_out: np.ndarray | float,
+        torch_out: torch.Tensor,
+        pairs: list[tuple[str, np.ndarray, torch.Tensor]],
     ) -> None:
         rows.append(compare("numpy-layers", f"{layer}: output", "forward", np_out, torch_out, rtol=FORWARD_RTOL))
         rows.extend(compare("numpy-layers", f"{layer}: {what}", "hand", mine, ref) for what, mine, ref in pairs)
@@ -318,7 +327,7 @@ def numpy_layers(gen: torch.Generator) -> list[CheckResult]:
         npl.conv_forward(*a[:3]),
         out,
         [
-            ("input", npl.conv_grad_input(*a[:1], a[3], *a[1:3]), gx),
+            ("input", npl.conv_grad_input(a[0], a[3], a[1], a[2]), gx),
             ("W", npl.conv_grad_W(a[0], a[3], a[1], a[2]), gW),
             ("b", npl.conv_grad_b(a[0], a[3], a[1], a[2]), gb),
         ],

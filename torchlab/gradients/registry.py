@@ -22,6 +22,8 @@ at fresh points, at most `GRADCHECK_DRAWS` times in all; a wrong gradient fails 
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -88,7 +90,7 @@ def _probes(tensors: list[torch.Tensor], count: int, gen: torch.Generator) -> tu
     probes = []
     for _ in range(count):
         u = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in tensors]
-        norm = torch.sqrt(sum((v**2).sum() for v in u))
+        norm = torch.sqrt(cast(torch.Tensor, sum((v**2).sum() for v in u)))  # u is never empty: a tensor
         probes.append([v / norm for v in u])
     return probes, f"{count} random direction{'s' if count > 1 else ''} over {total:,} entries"
 
@@ -138,7 +140,7 @@ def finite_difference_rows(name: str, seed: int, budget: float = BUDGET, max_pro
     x = _random_input(name, FD_BATCH, gen)
     if x is None:
         return [skipped(name, "all", "finite-difference", "the model registers no input_shape")]
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors["input"] = x.requires_grad_()
     out = model(x)
     if not isinstance(out, torch.Tensor):
@@ -221,7 +223,7 @@ def gradcheck_row(name: str, seed: int, budget: float = BUDGET) -> CheckResult |
         inputs = (x.requires_grad_(), *(p.detach().clone().requires_grad_() for p in params.values()))
         if torch.autograd.gradcheck(fn, inputs, eps=STEP, atol=1e-7, rtol=1e-5, fast_mode=fast, raise_exception=False):
             return CheckResult(name, "all", "gradcheck", passed=True, note=f"{what} (draw {draw})")
-        x = _random_input(name, GRADCHECK_BATCH, gen)
+        x = cast(torch.Tensor, _random_input(name, GRADCHECK_BATCH, gen))  # not None: the first draw was not
     return CheckResult(
         name,
         "all",

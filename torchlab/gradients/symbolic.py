@@ -39,12 +39,13 @@ def require_sympy() -> Any:
 def relu_functions() -> tuple[Any, Any]:
     """The SymPy functions (relu, step): d relu(z)/dz = step(z); step's own derivative is 0."""
     sp = require_sympy()
+    function: Any = sp.Function  # SymPy's base class (sympy has no type information)
 
-    class step(sp.Function):  # noqa: N801 (SymPy functions print by their class name)
+    class step(function):  # noqa: N801 (SymPy functions print by their class name)
         def fdiff(self, argindex: int = 1) -> Any:
             return sp.S.Zero
 
-    class relu(sp.Function):  # noqa: N801
+    class relu(function):  # noqa: N801
         def fdiff(self, argindex: int = 1) -> Any:
             return step(self.args[0])
 
@@ -54,7 +55,7 @@ def relu_functions() -> tuple[Any, Any]:
 _NUMPY_RELU = {"relu": lambda z: np.maximum(z, 0.0), "step": lambda z: (np.asarray(z) > 0).astype(float)}
 
 
-def _gradient(expr: Any, wrt: Sequence[Any], args: Sequence[Any]) -> Callable[..., list[np.ndarray]]:
+def _gradient(expr: Any, wrt: Sequence[Any], args: Sequence[Any]) -> Callable[..., list[Any]]:
     """A NumPy function of `args` returning [d expr / d w for w in wrt]."""
     sp = require_sympy()
     derivatives = [sp.diff(expr, w) for w in wrt]

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -119,14 +120,14 @@ def landscape_lesson(
         raise ValueError(f"the line needs finite a and b, got {a}, {b}")
     if not (math.isfinite(limit) and limit > 0):
         raise ValueError(f"limit must be a finite number > 0, got {limit}")
-    net = build_model("landscape-net", hidden=hidden, weights=weights, seed=seed)
+    net = cast(LandscapeNet, build_model("landscape-net", hidden=hidden, weights=weights, seed=seed))
     with torch.no_grad():
         value = float(net(torch.tensor([[1.0, -1.0]])))
     regions = activation_regions(net, limit)
     name = f"2->{hidden}->1 net, {'the notebook' if weights == 'seed' else f'random (seed {seed})'} weights"
     nets, compared = [], []
     for n in compare:
-        other = build_model("landscape-net", hidden=n, weights="random", seed=seed)
+        other = cast(LandscapeNet, build_model("landscape-net", hidden=n, weights="random", seed=seed))
         kinks = kinks_on_line(other, a, b, -limit, limit)
         nets.append((n, other, kinks, len(kinks) + 1))
         compared.append(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap, TwoSlopeNorm
+from matplotlib.colors import TABLEAU_COLORS, ListedColormap, TwoSlopeNorm
 from matplotlib.ticker import MaxNLocator
 
 from torchlab.reporting.figures import save_figure
@@ -124,8 +125,9 @@ def plot_landscape_surface(net: torch.nn.Module, limit: float, path: str | os.Pa
 
 def _kink_lines(ax, net: torch.nn.Module, limit: float) -> None:
     """Dashed lines where a hidden unit switches (w . x + c = 0): the creases of the landscape."""
-    w = net.hidden.weight.detach().numpy()
-    c = net.hidden.bias.detach().numpy()
+    hidden = cast(torch.nn.Linear, net.hidden)
+    w = hidden.weight.detach().numpy()
+    c = hidden.bias.detach().numpy()
     t = np.linspace(-limit, limit, 2)
     for (w1, w2), ci in zip(w, c):
         if abs(w2) > abs(w1):
@@ -210,7 +212,7 @@ def plot_descent(problem, paths: dict[float, torch.Tensor], path: str | os.PathL
     (grad,) = torch.autograd.grad(problem.fn(q[:, 0], q[:, 1]).sum(), q)  # the gradient at every arrow's foot
     g = grad.numpy() / (np.linalg.norm(grad.numpy(), axis=1, keepdims=True) + 1e-12)
     ax.quiver(qx.ravel(), qy.ravel(), g[:, 0], g[:, 1], color="0.35", alpha=0.7, width=0.003, scale=30)
-    for (eta, points), color in zip(paths.items(), plt.cm.tab10.colors):
+    for (eta, points), color in zip(paths.items(), TABLEAU_COLORS):
         pts = points.numpy()
         kept, exit_point, step = clip_to_view(pts, extent)
         label = f"η = {eta:g}" + (f" (leaves the view at step {step})" if step is not None else "")
@@ -271,5 +273,5 @@ def clip_to_view(
     with np.errstate(divide="ignore", invalid="ignore"):  # how far along a -> b each edge lies
         tx = np.where(d[0] > 0, (x_hi - a[0]) / d[0], np.where(d[0] < 0, (x_lo - a[0]) / d[0], np.inf))
         ty = np.where(d[1] > 0, (y_hi - a[1]) / d[1], np.where(d[1] < 0, (y_lo - a[1]) / d[1], np.inf))
-    t = float(min(tx, ty, 1.0))
+    t = min(float(tx), float(ty), 1.0)
     return points[:step], a + t * d, step

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -26,6 +27,7 @@ from torchlab.data.ring import (
     misclassified_area,
 )
 from torchlab.models import build_model, count_parameters
+from torchlab.models.ring import RingNet
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def ring_lesson(
         raise ValueError(f"box must be a finite number > 0, got {box}")
     seed_points = points is None
     points = list(SEED_TEST_POINTS if points is None else points)
-    net = build_model("ring-net", a=a, b=b)
+    net = cast(RingNet, build_model("ring-net", a=a, b=b))
     x = torch.tensor(points, dtype=torch.float32)
     with torch.no_grad():
         scores = net.score(x).tolist()

@@ -21,6 +21,9 @@ class DigitMLP(nn.Module):
     regularizer, like dropout: off in eval mode).
     """
 
+    input_mean: torch.Tensor  # buffers, registered only when standardize
+    input_scale: torch.Tensor
+
     def __init__(
         self,
         in_features: int = 64,

@@ -155,7 +155,7 @@ def _best_epoch(history: list[dict[str, float]], best: dict[str, Any]) -> tuple[
     """The monitored quantity, its mode and its best epoch: as the checkpoint stored them when they fit the
     history, else the lowest val_loss (or train_loss, or first metric) of the history."""
     monitor, mode = best.get("monitor"), best.get("mode")
-    if not any(monitor in row for row in history):
+    if not isinstance(monitor, str) or not any(monitor in row for row in history):
         names = [k for row in history for k in _metrics(row)]
         monitor = next((k for k in ("val_loss", "train_loss") if k in names), names[0])
         mode = "min"
@@ -302,6 +302,7 @@ def plot_comparison(runs: Sequence[RunRecord], path: str | os.PathLike) -> Path:
     """Train (solid) and validation (dashed) curves of every run, one color per run, one panel per quantity;
     a star on each run's monitored curve at its best epoch, a dotted line at that epoch in every panel."""
     import numpy as np
+    from matplotlib.colors import TABLEAU_COLORS
     from matplotlib.lines import Line2D
 
     from torchlab.reporting.figures import (  # pyplot from there: figures.py picks the backend first
@@ -314,7 +315,7 @@ def plot_comparison(runs: Sequence[RunRecord], path: str | os.PathLike) -> Path:
 
     panels = panel_names(runs)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    colors = plt.get_cmap("tab10").colors
+    colors = list(TABLEAU_COLORS)  # the tab10 colors by name: "tab:blue", "tab:orange", ...
     handles = []
     for i, run in enumerate(runs):
         color = colors[i % len(colors)]

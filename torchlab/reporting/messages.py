@@ -27,5 +27,7 @@ _ADVICE = {
 def os_error_message(exc: OSError) -> str:
     """'No space left on device: runs/x/best.pt; the disk is full; ...' for a failed read or write."""
     where = f": {exc.filename}" if exc.filename else ""
-    advice = _ADVICE.get(exc.errno, "check the path and its permissions")
+    advice = "check the path and its permissions"
+    if exc.errno is not None:
+        advice = _ADVICE.get(exc.errno, advice)
     return f"{exc.strerror or exc}{where}; {advice}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -14,7 +15,11 @@ def grid_values(
     fn: PointFn, extent: float | tuple[float, float, float, float], resolution: int = 400
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluate fn((N, 2) points) -> (N,) on a square grid; returns X1, X2, values as (res, res) arrays."""
-    x_lo, x_hi, y_lo, y_hi = (-extent, extent, -extent, extent) if np.isscalar(extent) else extent
+    if np.isscalar(extent):
+        half = cast(float, extent)
+        x_lo, x_hi, y_lo, y_hi = -half, half, -half, half
+    else:
+        x_lo, x_hi, y_lo, y_hi = cast(tuple[float, float, float, float], extent)
     x1, x2 = torch.meshgrid(
         torch.linspace(x_lo, x_hi, resolution), torch.linspace(y_lo, y_hi, resolution), indexing="xy"
     )

@@ -81,9 +81,9 @@ def log_figures(log_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], 
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    paths = [Path(p) for p in paths]
+    files = [Path(p) for p in paths]
     images = []
-    for path in paths:  # read every figure before writing anything
+    for path in files:  # read every figure before writing anything
         try:
             with Image.open(path) as image:
                 images.append((f"figures/{path.stem}", np.asarray(image.convert("RGB"))))

@@ -6,6 +6,7 @@ import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import numpy as np
 import torch
@@ -78,7 +79,8 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict:
     """Every RNG state as plain tensors and lists, loadable with weights_only=True."""
-    np_state = np.random.get_state()
+    # legacy=True (the default) gives the MT19937 tuple; numpy's stubs type the no-argument call as the dict form
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     version, internal, gauss = random.getstate()
     # The two 624-word Mersenne Twister states go in as int64 tensors, not lists of ints: a tensor
     # pickles as one blob, and this state is written with every epoch's checkpoint.

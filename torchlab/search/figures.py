@@ -33,7 +33,8 @@ def plot_optimization_history(trials: list[Any], path: Path, metric: str, minimi
     ):
         points = [(t.number, _value(t)) for t in done if t.state.name == state]
         if points:
-            ax.scatter(*zip(*points), s=18, color=color, label=label, zorder=3)
+            numbers, values = zip(*points)
+            ax.scatter(numbers, values, s=18, color=color, label=label, zorder=3)
     complete = sorted((t.number, t.value) for t in done if t.state.name == "COMPLETE")
     if complete:
         best, steps = None, []

@@ -62,6 +62,7 @@ def parse_dimension(name: str, spec: str, base: Any) -> Dimension:
             f"{where}: {type(base).__name__} has no field {name!r}; {hint}valid fields: {', '.join(names)}"
         )
     kinds, optional = _kinds(field_types(type(base))[name])
+    dim: Range | Choice
     if ":" in spec:
         dim = _range(where, spec, kinds)
         ends = [int(dim.low), int(dim.high)] if dim.integer else [dim.low, dim.high]

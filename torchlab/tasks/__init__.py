@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from torchlab.config import TrainConfig
 from torchlab.errors import UsageError
@@ -56,7 +56,7 @@ class Task:
     name: str
     help: str
     config_class: type  # its `model` field picks one of `models`
-    recipes: dict[str, TrainConfig]  # the default model's (the one recipes["default"].model names)
+    recipes: Mapping[str, TrainConfig]  # the default model's (the one recipes["default"].model names)
     package: str  # the task's folder as a module name: "torchlab.tasks.mnist"
     train: str = "train:train"
     evaluate: str | None = "infer:evaluate"
@@ -64,7 +64,7 @@ class Task:
     format_prediction: str | None = "infer:format_prediction"
     example_inputs: str | None = "infer:example_inputs"
     models: tuple[str, ...] = ()  # the models of this task: its config's `model` choices, what its checkpoints hold
-    model_recipes: dict[str, dict[str, TrainConfig]] = field(default_factory=dict)  # models whose recipes differ
+    model_recipes: Mapping[str, Mapping[str, TrainConfig]] = field(default_factory=dict)  # models whose recipes differ
     description: str = ""  # longer text for `torchlab train TASK --help`
     flag_aliases: dict[str, tuple[str, Any, str]] = field(default_factory=dict)  # "--fp32": ("amp", False, help)
     cpu_recipe: str | None = None  # the recipe a run on the CPU gets when none is named ("default" elsewhere)
@@ -95,6 +95,12 @@ class Task:
         return dataclasses.replace(
             self, recipes=recipes, model_recipes={}, cpu_recipe=self.cpu_recipe if self.cpu_recipe in recipes else None
         )
+
+    @overload
+    def function(self, role: Literal["train"]) -> Callable[..., Any]: ...  # `train` is never None
+
+    @overload
+    def function(self, role: str) -> Callable[..., Any] | None: ...
 
     def function(self, role: str) -> Callable[..., Any] | None:
         """The function for `role` (one of FUNCTIONS), imported now; None when the task has none."""

@@ -123,7 +123,7 @@ def test_two_faces_give_two_records_and_one_overlay(two_faces, checkpoint, tmp_p
     assert (out / "two_faces_keypoints.png").stat().st_size > 20_000
     # each face's keypoints are the model's prediction on that face's own square, mapped back
     model, _ = torchlab.load(checkpoint, device="cpu")
-    for record, eye in zip(records, eyes):
+    for record, _eye in zip(records, eyes):
         square = (record["crop"]["x"], record["crop"]["y"], record["crop"]["size"])
         assert square == face_square(Box(**record["box"]))
         small, _ = photo_to_face(gray.astype(np.float32), square)

@@ -7,7 +7,7 @@ evaluate/predict are in infer.py, the figures in plots.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -20,6 +20,7 @@ from torchlab.engine.inference import predict_outputs
 from torchlab.engine.metrics import Accuracy, accuracy
 from torchlab.engine.optim import make_optimizer
 from torchlab.models import build_model
+from torchlab.models.digits import DigitMLP
 from torchlab.runtime.device import one_cpu_thread
 from torchlab.runtime.guards import check_memory
 from torchlab.tasks.digits.config import DigitsConfig
@@ -34,7 +35,7 @@ def make_model(cfg: DigitsConfig, x_train: torch.Tensor) -> tuple[nn.Module, dic
     model_kwargs: dict[str, Any] = {"hidden": cfg.hidden}
     if cfg.standardize or cfg.input_noise:  # older checkpoints have neither key: they load as before
         model_kwargs.update(standardize=cfg.standardize, input_noise=cfg.input_noise)
-    model = build_model(cfg.model, **model_kwargs)
+    model = cast(DigitMLP, build_model(cfg.model, **model_kwargs))
     if cfg.standardize:
         model.fit_standardization(x_train)
     if cfg.init_std:

@@ -89,6 +89,7 @@ def detect_faces(gray: np.ndarray) -> list[Box]:
     """Frontal faces in a gray photo (H, W) in [0, 1], left to right; a UsageError when OpenCV is missing."""
     try:
         import cv2
+        import cv2.data  # the folder of the bundled cascades (cv2 imports it too; its stubs do not say so)
     except ImportError:
         raise UsageError(f"face detection needs OpenCV: {INSTALL_HINT} (or give the face with --box X,Y,W,H)") from None
     path = cv2.data.haarcascades + CASCADE
@@ -97,7 +98,7 @@ def detect_faces(gray: np.ndarray) -> list[Box]:
         raise UsageError(
             f'this OpenCV has no {CASCADE} (the 5.x wheels ship none): pip install "opencv-python-headless<5"'
         )
-    image = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
+    image: np.ndarray = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
     shrink = max(1.0, max(image.shape) / DETECT_SIDE)
     if shrink > 1.0:
         size = (round(image.shape[1] / shrink), round(image.shape[0] / shrink))

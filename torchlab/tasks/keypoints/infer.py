@@ -161,18 +161,18 @@ def predict_validation_rows(
 
 def format_prediction(record: dict[str, Any]) -> str:
     """The lines `torchlab predict` prints for one record."""
-    kind, points = record["kind"], record.get("keypoints")
+    kind = record["kind"]
     if kind == "validation":
         lines = [f"validation face {record['index']}: RMSE {record['rmse_px']:.3f} px"]
         lines += [
             f"  {name}: predicted ({p['x']:.1f}, {p['y']:.1f}) true ({t['x']:.1f}, {t['y']:.1f})"
-            for (name, p), t in zip(points.items(), record["true"].values())
+            for (name, p), t in zip(record["keypoints"].items(), record["true"].values())
         ]
     elif kind == "photo":
         lines = [_photo_line(record)]
         if record.get("note"):
             lines.append(f"  note: {record['note']}")
-        lines += [f"  {name}: ({p['x']:.1f}, {p['y']:.1f})" for name, p in points.items()]
+        lines += [f"  {name}: ({p['x']:.1f}, {p['y']:.1f})" for name, p in record["keypoints"].items()]
     elif kind == "submission":
         lines = [
             f"{record['input']}: {record['faces']} faces, {record['requested']} requested values "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,13 +43,14 @@ def mirror_sums(model: nn.Module, images: torch.Tensor, keypoints: torch.Tensor,
     images (n, 1, 96, 96) in [0, 1], keypoints and mask (n, 30) as data.keypoints.to_tensors gives them.
     """
     averaging = getattr(model, "flip_average", False)
+    switchable: Any = model  # a model with a flip_average switch (KeypointNet); nn.Module does not declare it
     if averaging:
-        model.flip_average = False  # the mirror pass alone: the average would assume a constant already
+        switchable.flip_average = False  # the mirror pass alone: the average would assume a constant already
     try:
         mirrored = predict_outputs(model, images.flip(-1), 256).double().numpy()
     finally:
         if averaging:
-            model.flip_average = True
+            switchable.flip_average = True
     mirrored_x = mirrored[:, 0::2][:, flip_permutation()]  # column k: where the net puts keypoint k's mirror
     labeled = mask[:, 0::2].cpu().numpy() > 0
     return np.where(labeled, keypoints[:, 0::2].cpu().double().numpy() + mirrored_x, np.nan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -118,7 +119,10 @@ def plot_photo_keypoints(
     from torchlab.data.keypoints import IMAGE_SIZE, KEYPOINT_NAMES
 
     faces = np.asarray(points, dtype=np.float64).reshape(-1, len(KEYPOINT_NAMES), 2)
-    crops = [tuple(crop)] if np.ndim(crop) == 1 else [tuple(c) for c in crop]
+    if np.ndim(crop) == 1:
+        crops = [tuple(cast(tuple[int, int, int], crop))]
+    else:
+        crops = [tuple(c) for c in cast(Sequence[tuple[int, int, int]], crop)]
     labels = list(labels) if labels is not None else [f"face {k + 1}" for k in range(len(faces))]
     height, width = photo.shape[:2]
     fig, ax = plt.subplots(figsize=(6, 6 * height / max(width, 1) + 0.9))

@@ -9,7 +9,7 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ def make_model(model_name: str, cfg: KeypointConfig, mean: list[float]) -> tuple
     model = build_model(model_name, **model_kwargs)
     if cfg.mean_init and hasattr(model, "fc3"):
         with torch.no_grad():  # start the seed architectures at the mean face, too
-            model.fc3.bias.copy_(torch.tensor(mean))
+            cast(torch.nn.Linear, model.fc3).bias.copy_(torch.tensor(mean))
     return model, model_kwargs
 
 
@@ -115,8 +115,10 @@ def find_mirror(
     if not measure:
         return Mirror(FLIP_SUM, "geometric: not measured in a dry run")
     epochs = min(MIRROR_EPOCHS, cfg.epochs)
-    fixed = {"flip": 0.0, "flip_sum": FLIP_SUM, "epochs": epochs}
-    no_flips = dataclasses.replace(cfg, **fixed, **({"flip_average": False} if hasattr(cfg, "flip_average") else {}))
+    fixed: dict[str, Any] = {"flip": 0.0, "flip_sum": FLIP_SUM, "epochs": epochs}
+    if hasattr(cfg, "flip_average"):
+        fixed["flip_average"] = False
+    no_flips = dataclasses.replace(cfg, **fixed)
     with torch.random.fork_rng(devices=[]):  # the run itself draws what it would have drawn without this
         torch.manual_seed(seed)
         model, _ = make_model(model_name, no_flips, mean)

@@ -24,7 +24,8 @@ def plot_misclassified(
     path: str | os.PathLike,
     limit: int = 24,
 ) -> Path:
-    """The `limit` most confident mistakes: each digit titled with its true and predicted class and their probabilities."""
+    """The `limit` most confident mistakes: each digit titled with its true and predicted class and their
+    probabilities."""
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != true)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:limit]
@@ -120,8 +121,8 @@ def plot_feature_maps(
     axes[0].imshow(image, cmap="gray_r")
     axes[0].set_anchor("W")
     axes[0].set_ylabel("input", rotation=0, ha="right", va="center", fontsize=8)
-    for ax, (name, fmap) in zip(axes[1:], maps):
-        fmap = fmap[0].float().numpy()
+    for ax, (name, output) in zip(axes[1:], maps):
+        fmap = output[0].float().numpy()
         shown = fmap[: min(cols, fmap.shape[0])]
         ax.set_ylabel(
             f"{name}\n{fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", rotation=0, ha="right", va="center", fontsize=8

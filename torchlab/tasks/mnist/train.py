@@ -109,7 +109,7 @@ def train(cfg: MnistConfig, run: Run) -> RunResult:
         transform=augment_batch if cfg.augment else None,
     )
     val = None
-    if x_val is not None:
+    if x_val is not None and y_val is not None:  # both or neither
         val = TensorBatcher((normalize(x_val, normalization), y_val), EVAL_BATCH, device=run.device)
     optimizer, scheduler, interval = make_mnist_optimizer(model, cfg, len(batches))
     trainer = run.trainer(

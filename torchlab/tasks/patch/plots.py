@@ -16,9 +16,9 @@ from torchlab.reporting.figures import save_figure
 def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLike, title: str = "") -> Path:
     """MSE per epoch on a log scale, with the least-squares MSE (the lowest reachable) dashed."""
     epochs = np.arange(1, len(losses) + 1)
-    losses = np.asarray(losses, dtype=float)
+    values = np.asarray(losses, dtype=float)
     fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 4))
-    ax.plot(epochs, losses, label="gradient descent")
+    ax.plot(epochs, values, label="gradient descent")
     ax.axhline(floor, color="k", ls="--", lw=1, label=f"least squares ({floor:.3g})")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -26,7 +26,7 @@ def plot_patch_loss(losses: Sequence[float], floor: float, path: str | os.PathLi
     ax.set_title("training error")
     ax.grid(alpha=0.3)
     ax.legend()
-    gap = losses - floor
+    gap = values - floor
     resolution = 1e-6 * max(floor, 1e-12)  # below this the float32 training loss is round-off
     shown = gap > resolution
     ax_gap.plot(epochs[shown], gap[shown], color="C1")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from torchlab.engine.full_batch import fit_and_save, save_plain
 from torchlab.engine.optim import make_optimizer
 from torchlab.errors import TrainingError, UsageError
 from torchlab.models import build_model
+from torchlab.models.patch import LinearPatchRegressor
 from torchlab.runtime.device import one_cpu_thread
 from torchlab.runtime.guards import check_memory
 from torchlab.tasks.patch.config import PatchConfig
@@ -119,8 +120,15 @@ class PatchFit:
     exact: torch.Tensor | None = None  # least squares, original units
 
     @property
+    def exact_weights(self) -> torch.Tensor:
+        """`exact`, which the run sets once the fit is done."""
+        if self.exact is None:
+            raise RuntimeError("the least-squares weights of this fit are not computed yet")
+        return self.exact
+
+    @property
     def relative_difference(self) -> float:
-        return float(torch.linalg.norm(self.weights - self.exact) / torch.linalg.norm(self.exact))
+        return float(torch.linalg.norm(self.weights - self.exact_weights) / torch.linalg.norm(self.exact_weights))
 
 
 def describe_source(source: dict[str, Any]) -> str:
@@ -199,7 +207,7 @@ def fit_patch(
     model_meta: dict[str, Any],
 ) -> PatchFit:
     """Train in the chosen mode and write the checkpoint; weights and losses in original units."""
-    model = build_model(cfg.model).to(run.device)
+    model = cast(LinearPatchRegressor, build_model(cfg.model).to(run.device))
     if cfg.mode == "manual":
         weights, losses = manual_descent(rows, targets, cfg.lr, cfg.epochs)
         with torch.no_grad():
@@ -246,7 +254,7 @@ def report(cfg: PatchConfig, run: Run, patch: np.ndarray, source: dict[str, Any]
     """The summary (one MSE, of the final weights, used everywhere) and the figures."""
     rows, _ = design_matrix(patch)
     prediction = (rows @ fit.weights).numpy().reshape(patch.shape)
-    exact_mse = float(np.mean((patch - (rows @ fit.exact).numpy().reshape(patch.shape)) ** 2))
+    exact_mse = float(np.mean((patch - (rows @ fit.exact_weights).numpy().reshape(patch.shape)) ** 2))
     residuals = describe_residuals(patch, prediction, exact_mse, source.get("noise"), scaled=cfg.scale)
     data = describe_source(source)
     summary: dict[str, Any] = {
@@ -260,8 +268,8 @@ def report(cfg: PatchConfig, run: Run, patch: np.ndarray, source: dict[str, Any]
         "epochs": fit.epochs,
         "lr": cfg.lr,
         "gd_weights": _vector(fit.weights),
-        "lstsq_weights": _vector(fit.exact),
-        "difference": _vector(fit.weights - fit.exact),
+        "lstsq_weights": _vector(fit.exact_weights),
+        "difference": _vector(fit.weights - fit.exact_weights),
         "relative_difference": f"{fit.relative_difference:.2e}",
         "final_mse": residuals["mse"],
         "lstsq_mse": exact_mse,
