@@ -121,6 +121,7 @@ def add_study_flags(parser: argparse.ArgumentParser, task: Task) -> None:
     )
     s.add_argument("--seed", type=int, default=0, help="the seed of every trial's run, and of the sampler (default: 0)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    s.add_argument("--no-figures", action="store_true", help="skip the study's figures (the table and best.toml stay)")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -156,6 +157,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         seed=args.seed,
         device=args.device,
+        figures=not args.no_figures,
         **fixed,
     )
     summary: dict[str, Any] = {

@@ -40,7 +40,7 @@ class TuneResult:
     failed_orphans: list[int] = field(default_factory=list)  # RUNNING trials of a dead process, now FAILED
 
 
-def write_results(study: Any, plan: Any) -> Any:
+def write_results(study: Any, plan: Any, figures: bool = True) -> Any:
     """Write best.toml, trials.csv and the figures into the study folder; return the TuneResult."""
     from torchlab.api import get_recipe
     from torchlab.search.figures import write_tune_figures
@@ -59,7 +59,7 @@ def write_results(study: Any, plan: Any) -> Any:
         best_config = out / BEST
         atomic_write_text(best_config, config_toml(plan.task, plan.recipe, plan.seed, cfg), durable=False)
         command = train_command(plan.task, best_config)
-    figures = write_tune_figures(study, trials, out / "figures", plan.metric)
+    drawn = write_tune_figures(study, trials, out / "figures", plan.metric) if figures else []
     return TuneResult(
         task=plan.task,
         out=out,
@@ -73,7 +73,7 @@ def write_results(study: Any, plan: Any) -> Any:
         best_config=best_config,
         command=command,
         table=table,
-        figures=figures,
+        figures=drawn,
     )
 
 

@@ -92,6 +92,7 @@ def tune(
     device: str = "auto",
     enqueue: Sequence[dict] = (),
     callbacks: Sequence[Any] = (),
+    figures: bool = True,
     **fixed: Any,
 ) -> TuneResult:
     """Run (or continue) a study of `trials` trials of `task`; see the module docstring.
@@ -102,7 +103,7 @@ def tune(
     resume: continue the study in `out` (trials a killed process left RUNNING are marked FAILED).
     pruner: "median" (with a warm-up), "hyperband", "none", or an optuna pruner.
     timeout: no trial starts after it (90s, 10m, 2h or seconds). enqueue: params of the first trials.
-    callbacks: torchlab.Callback objects handed to every trial's run.
+    callbacks: torchlab.Callback objects handed to every trial's run. figures: draw the study's figures at the end.
     """
     plan = make_plan(
         task,
@@ -136,7 +137,7 @@ def tune(
         run_workers(plan, workers)
     from torchlab.search.results import write_results
 
-    result = write_results(open_study(plan), plan)
+    result = write_results(open_study(plan), plan, figures=figures)
     result.failed_orphans = orphans
     return result
 
