@@ -158,6 +158,7 @@ MODULES: dict[str, list[str]] = {
     "torchlab/engine/checkpoint.py": [
         *TRAINER_TESTS,
         "tests/engine/test_checkpoint.py",
+        "tests/engine/test_checkpoint_pinned_digest.py",
         PROMISES_CHECKPOINT,
         "tests/engine/test_time_budget.py",
         # not test_no_code_path_loads_unsafely: it greps the source, which holds every mutant
