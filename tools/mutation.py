@@ -125,6 +125,7 @@ MODULES: dict[str, list[str]] = {
         "tests/engine/test_train_options.py",
         "tests/engine/test_callbacks.py",
         "tests/engine/test_from_config.py",
+        "tests/engine/test_trainer_pinned_loop.py",
         "--deselect",
         "tests/engine/test_accumulate.py::test_torchrun_needs_batches_with_a_length_to_accumulate",
         "tests/reporting/test_tensorboard.py",
