@@ -40,3 +40,12 @@ def stopped(values: list[float], **rule) -> tuple[EarlyStopping, float]:
 def test_the_baseline_message_at_its_edges(values, rule, message):
     tracker, value = stopped(values, **rule)
     assert tracker.stop_message(value) == message
+
+
+def test_a_rank_that_follows_rank_0s_stop_knows_the_epoch_but_not_the_rule():
+    """Under torchrun every rank adopts rank 0's decision; the rule that made it is rank 0's to say (None here)."""
+    es = EarlyStopping("val_loss", patience=3)
+    es.follow(True, 4)
+    assert (es.should_stop, es.stopped_epoch, es.stop_reason) == (True, 4, None)
+    es.follow(False, 5)  # rank 0 goes on: so does this rank, whatever it thought
+    assert (es.should_stop, es.stopped_epoch, es.stop_reason) == (False, None, None)
